@@ -1,0 +1,85 @@
+"""The `flowforge` command."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from flowforge.errors import Unavailable
+from flowforge.logs import configure_logging
+from flowforge.runtime import serve as serve_forever
+from flowforge.services_registry import LAYER_SERVICES
+from flowforge.settings import Settings, get_settings
+from flowforge.storage import ObjectStore
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="FlowForge: a medallion pipeline for CSV data.",
+    pretty_exceptions_show_locals=False,
+)
+serve_app = typer.Typer(no_args_is_help=True, help="Run one FlowForge server in the foreground.")
+app.add_typer(serve_app, name="serve")
+
+log = logging.getLogger("flowforge.cli")
+
+Host = Annotated[str | None, typer.Option(help="Interface to bind (default: FLOWFORGE_GRPC_HOST).")]
+
+
+def prepare_store(settings: Settings) -> ObjectStore:
+    """Creates the bucket when missing and probes conditional writes; tolerates a store
+    that is not up yet (requests then fail with UNAVAILABLE until it is)."""
+    store = ObjectStore(settings)
+    try:
+        if settings.s3_create_bucket:
+            store.ensure_bucket()
+        store.supports_conditional_writes()
+    except Unavailable as exc:
+        log.warning("object store not reachable at start-up", extra={"error": exc.message})
+    return store
+
+
+def _serve_layer(layer: str, host: str | None, port: int | None) -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    service = LAYER_SERVICES[layer]
+    address = f"{host or settings.grpc_host}:{port if port is not None else service.default_port}"
+    server = service.factory()(settings, address, prepare_store(settings))
+    log.info("serving", extra={"service": layer, "address": address, "port": server.port})
+    serve_forever(server, settings)
+
+
+def _add_layer_command(layer: str) -> None:
+    service = LAYER_SERVICES[layer]
+
+    def command(
+        host: Host = None,
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = service.default_port,
+    ) -> None:
+        _serve_layer(layer, host, port)
+
+    command.__doc__ = f"The {layer} layer service (gRPC, default port {service.default_port})."
+    serve_app.command(layer)(command)
+
+
+for _layer in LAYER_SERVICES:
+    _add_layer_command(_layer)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the demo's state folder afterwards.")] = False,
+) -> None:
+    """Run the sample data through the pipeline on the embedded stack, print what happened."""
+    from flowforge.demo import run_demo
+
+    raise typer.Exit(run_demo(get_settings(), keep=keep))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

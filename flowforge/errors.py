@@ -1,0 +1,58 @@
+"""Domain errors, each tagged with the gRPC status (and HTTP status) a caller should see.
+
+Terminal errors (bad input, missing upstream commit) fail at once; transient ones
+(object store, network) are worth retrying. Services raise these; the gRPC runtime
+and the HTTP API turn them into statuses, so no layer maps errors by hand.
+"""
+
+from __future__ import annotations
+
+
+class FlowForgeError(Exception):
+    """Base class. `status` is a grpc.StatusCode name; `http_status` the API's answer."""
+
+    status = "INTERNAL"
+    http_status = 500
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(FlowForgeError):
+    status, http_status = "INVALID_ARGUMENT", 400
+
+
+class NotFound(FlowForgeError):
+    status, http_status = "NOT_FOUND", 404
+
+
+class FailedPrecondition(FlowForgeError):
+    status, http_status = "FAILED_PRECONDITION", 409
+
+
+class Conflict(FlowForgeError):
+    """Someone else committed first (a lost manifest race) or a run is already going."""
+
+    status, http_status = "ABORTED", 409
+
+
+class Unavailable(FlowForgeError):
+    status, http_status, retryable = "UNAVAILABLE", 503, True
+
+
+class DeadlineExceeded(FlowForgeError):
+    status, http_status, retryable = "DEADLINE_EXCEEDED", 504, True
+
+
+class ResourceExhausted(FlowForgeError):
+    status, http_status, retryable = "RESOURCE_EXHAUSTED", 507, True
+
+
+class Cancelled(FlowForgeError):
+    status, http_status = "CANCELLED", 499
+
+
+class Unauthenticated(FlowForgeError):
+    status, http_status = "UNAUTHENTICATED", 401

@@ -1,0 +1,94 @@
+"""Structured logging: one JSON object per line, with known secrets masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from flowforge.settings import Settings
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# Libraries that log request headers or credentials at DEBUG never go below INFO.
+_CHATTY = ("botocore", "boto3", "urllib3", "s3transfer", "aiobotocore", "hpack", "httpcore")
+MASK = "***"
+
+
+class SecretMasker(logging.Filter):
+    """Replaces every configured secret value anywhere in a record with ***."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            record.msg = self.mask(record.getMessage())
+            record.args = None
+            for key, value in list(record.__dict__.items()):
+                if key not in _RESERVED and isinstance(value, str):
+                    setattr(record, key, self.mask(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _RESERVED and not k.startswith("_")
+        )
+        line = f"{record.levelname.lower():7} {record.name}: {record.getMessage()}"
+        line = f"{line} {extras}" if extras else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, as plain text, for masking."""
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if hasattr(value, "get_secret_value"):
+            values.append(value.get_secret_value())
+    return [v for v in values if v]
+
+
+def configure_logging(settings: Settings, stream: Any = None) -> None:
+    """Sets up the root logger once per process; safe to call again."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(SecretMasker(secret_values(settings)))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_flowforge", False)]:
+        root.removeHandler(old)
+    handler._flowforge = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))

@@ -1,0 +1,81 @@
+"""FlowForge settings: one object, read from FLOWFORGE_* environment variables and .env."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting FlowForge reads. `.env.example` lists each key with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWFORGE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    # Object store. These names are relied on by the compose file, the docs and operators.
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint URL, e.g. http://127.0.0.1:8333. Empty: AWS S3.",
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+    s3_bucket: str = Field(default="flowforge-data", description="The bucket holding every layer.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    s3_create_bucket: bool = Field(
+        default=True, description="Create the bucket on start when it is missing."
+    )
+    s3_connect_timeout_seconds: float = Field(default=5.0, description="S3 connect timeout.")
+    s3_read_timeout_seconds: float = Field(default=60.0, description="S3 read timeout.")
+    s3_max_attempts: int = Field(
+        default=3, description="S3 attempts per request before the layer reports UNAVAILABLE."
+    )
+
+    # Local state (embedded S3 data, SQLite files, logs).
+    state_dir: Path = Field(
+        default=Path(".flowforge"), description="Folder for local state (embedded stack)."
+    )
+
+    # gRPC servers.
+    grpc_host: str = Field(default="127.0.0.1", description="Default bind host for services.")
+    grpc_max_workers: int = Field(default=8, description="Concurrent RPCs per service.")
+    grpc_grace_seconds: float = Field(
+        default=30.0, description="How long SIGTERM waits for in-flight requests."
+    )
+    grpc_token: SecretStr | None = Field(
+        default=None, description="When set, every RPC but health needs 'authorization: Bearer'."
+    )
+    grpc_tls_cert_file: Path | None = Field(default=None, description="Server certificate (PEM).")
+    grpc_tls_key_file: Path | None = Field(default=None, description="Server private key (PEM).")
+    grpc_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle: servers require client certificates signed by it (mutual TLS); "
+        "clients verify servers with it.",
+    )
+    grpc_tls_client_cert_file: Path | None = Field(
+        default=None, description="Client certificate for mutual TLS (orchestrator side)."
+    )
+    grpc_tls_client_key_file: Path | None = Field(
+        default=None, description="Client private key for mutual TLS (orchestrator side)."
+    )
+
+    # Bronze.
+    bronze_part_target_mb: int = Field(
+        default=128, description="CSV megabytes per bronze Parquet part (bounds memory)."
+    )
+    bronze_block_size_mb: int = Field(default=16, description="CSV parser block size.")
+
+    log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")
+    log_format: str = Field(default="json", description="json (one object per line) or text.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,312 @@
+"""The object store: one boto3 client behind a small API that speaks FlowForge's errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+import boto3
+import botocore.exceptions as bexc
+from botocore.config import Config
+
+from flowforge.errors import Conflict, FailedPrecondition, NotFound, Unavailable
+from flowforge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
+_TRANSIENT_NETWORK = (
+    bexc.EndpointConnectionError,
+    bexc.ConnectionClosedError,
+    bexc.ReadTimeoutError,
+    bexc.ConnectTimeoutError,
+    bexc.ResponseStreamingError,
+    bexc.IncompleteReadError,
+    bexc.ProxyConnectionError,
+    bexc.HTTPClientError,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None = None
+
+
+class ObjectStore:
+    """Reads and writes objects of one bucket; every failure is a FlowForgeError."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.bucket = settings.s3_bucket
+        self.endpoint = settings.s3_endpoint_url or "AWS S3"
+        self._settings = settings
+        self._client = client or make_client(settings)
+        self._conditional_writes: bool | None = None
+
+    # -- reading ---------------------------------------------------------------
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            with self._errors(key):
+                meta = self._client.head_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        return ObjectInfo(key, meta["ContentLength"], meta["ETag"].strip('"'), meta["LastModified"])
+
+    def get_bytes(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        """Whole object, or bytes [start, end] inclusive."""
+        extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
+        with self._errors(key):
+            body = self._client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
+            return body.read()
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        with self._errors(key):
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read(), response["ETag"].strip('"')
+
+    def open_stream(self, key: str, chunk_bytes: int = 8 << 20) -> PrefetchReader:
+        """A file-like reader that fetches the next chunks in the background."""
+        with self._errors(key):
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return PrefetchReader(body, chunk_bytes, on_error=lambda e: self._translate(e, key))
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._errors(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        item["Key"], item["Size"], item["ETag"].strip('"'), item["LastModified"]
+                    )
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The 'folders' directly under prefix (which ends with '/')."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        found: list[str] = []
+        with self._errors(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                found.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        return found
+
+    # -- writing ---------------------------------------------------------------
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """Writes one object; with if_match/if_none_match it is a conditional write."""
+        extra: dict[str, str] = {}
+        if if_match is not None:
+            extra["IfMatch"] = f'"{if_match}"'
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        with self._errors(key):
+            response = self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra
+            )
+        return str(response.get("ETag", "")).strip('"')
+
+    def upload(self, key: str, stream: IO[bytes]) -> None:
+        """Streams a file-like object up, in parts when it is large."""
+        with self._errors(key):
+            self._client.upload_fileobj(stream, self.bucket, key)
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == 1000:
+                self._delete_batch(batch)
+                batch = []
+        if batch:
+            self._delete_batch(batch)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Deletes every object under prefix; returns how many there were.
+
+        Stores with real directories (SeaweedFS's filer) keep empty folders after their
+        objects go, and list them as prefixes; deleting the folder keys, deepest first,
+        removes them too. On S3 those deletes are no-ops.
+        """
+        keys = [info.key for info in self.list(prefix)]
+        self.delete_keys(keys)
+        folders = {prefix} | {
+            key[: i + 1] for key in keys for i in range(len(prefix), len(key)) if key[i] == "/"
+        }
+        for depth in sorted({f.count("/") for f in folders}, reverse=True):
+            self.delete_keys(f for f in folders if f.count("/") == depth)
+        return len(keys)
+
+    def _delete_batch(self, keys: list[str]) -> None:
+        with self._errors(keys[0]):
+            self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
+
+    # -- bucket and capabilities ----------------------------------------------
+    def ensure_bucket(self) -> None:
+        """Creates the bucket when it is missing."""
+        try:
+            with self._errors(self.bucket):
+                self._client.head_bucket(Bucket=self.bucket)
+            return
+        except (NotFound, FailedPrecondition):
+            pass
+        with (
+            self._errors(self.bucket),
+            contextlib.suppress(self._client.exceptions.BucketAlreadyOwnedByYou),
+        ):
+            self._client.create_bucket(Bucket=self.bucket)
+        log.info("created bucket", extra={"bucket": self.bucket})
+
+    def supports_conditional_writes(self) -> bool:
+        """Probes once whether the store honours If-None-Match on PUT."""
+        if self._conditional_writes is None:
+            key = f"_flowforge/probe/{uuid.uuid4().hex}"
+            self.put_bytes(key, b"1", if_none_match=True)
+            try:
+                self.put_bytes(key, b"2", if_none_match=True)
+                self._conditional_writes = False
+            except Conflict:
+                self._conditional_writes = True
+            finally:
+                self.delete_keys([key])
+            log.info(
+                "object store conditional writes probed",
+                extra={"conditional_writes": self._conditional_writes},
+            )
+        return self._conditional_writes
+
+    # -- error translation -----------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        try:
+            yield
+        except (bexc.BotoCoreError, bexc.ClientError, ConnectionError) as exc:
+            raise self._translate(exc, key) from None
+
+    def _translate(self, exc: BaseException, key: str) -> Exception:
+        where = f"s3://{self.bucket}/{key}"
+        if isinstance(exc, bexc.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _NOT_FOUND or (not code and status == "404"):
+                return NotFound(f"{where} does not exist")
+            if code == "NoSuchBucket":
+                return FailedPrecondition(f"bucket {self.bucket!r} does not exist")
+            if code in _CONFLICT or status == "412":
+                return Conflict(f"{where} was changed by another writer")
+            if code in _DENIED or status == "403":
+                return FailedPrecondition(
+                    f"the object store at {self.endpoint} refused the configured credentials "
+                    f"for {where} ({code or status})"
+                )
+            return Unavailable(f"the object store failed on {where}: {code or status}")
+        if isinstance(exc, _TRANSIENT_NETWORK):
+            return Unavailable(f"the object store at {self.endpoint} is unreachable ({where})")
+        return Unavailable(f"the object store failed on {where}: {type(exc).__name__}")
+
+
+def make_client(settings: Settings) -> Any:
+    secret = settings.s3_secret_access_key
+    config = Config(
+        region_name=settings.s3_region,
+        connect_timeout=settings.s3_connect_timeout_seconds,
+        read_timeout=settings.s3_read_timeout_seconds,
+        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url else {},
+        max_pool_connections=32,
+        # S3-compatible stores do not all accept the newer default CRC checksums.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        config=config,
+    )
+
+
+class PrefetchReader(io.RawIOBase):
+    """Reads a streaming body in a background thread so parsing and network overlap."""
+
+    def __init__(self, body: Any, chunk_bytes: int, on_error: Any, depth: int = 4) -> None:
+        super().__init__()
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._buffer = memoryview(b"")
+        self._eof = False
+        self._stop = threading.Event()
+        self._body = body
+        self._on_error = on_error
+        self._thread = threading.Thread(
+            target=self._fetch, args=(chunk_bytes,), name="s3-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _fetch(self, chunk_bytes: int) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = self._body.read(chunk_bytes)
+                self._put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the reading thread
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        """Fills target completely unless the object ends first (no short reads)."""
+        view = memoryview(target).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._buffer:
+                if self._eof:
+                    break
+                item = self._chunks.get()
+                if isinstance(item, BaseException):
+                    raise self._on_error(item) from None
+                if not item:
+                    self._eof = True
+                    continue
+                self._buffer = memoryview(item)
+            n = min(len(view) - filled, len(self._buffer))
+            view[filled : filled + n] = self._buffer[:n]
+            self._buffer = self._buffer[n:]
+            filled += n
+        return filled
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self._body.close()
+        super().close()

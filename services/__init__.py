@@ -1,0 +1,1 @@
+"""FlowForge's layer services: bronze, silver and gold, one gRPC server each."""

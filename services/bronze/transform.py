@@ -1,0 +1,189 @@
+"""Pure transforms of parsed CSV batches into bronze rows: decoding, audit columns, hash.
+
+No I/O and no gRPC here: every function takes Arrow or polars data and returns new data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import polars_hash  # noqa: F401  (registers the stable `nchash` namespace on expressions)
+import pyarrow as pa
+
+from services.bronze.parse import INVALID_ENCODING, Reject
+
+AUDIT_COLUMNS = (
+    "_ingested_at",
+    "_source_key",
+    "_source_etag",
+    "_row_number",
+    "_row_hash",
+    "_run_id",
+    "_workflow_id",
+    "_job_id",
+)
+# The hash folds one xxh3-64 per field: h = h * K xor xxh3_64(field), starting from K.
+_HASH_K = 0x9E3779B97F4A7C15
+_NULL_FIELD_HASH = 0x5851F42D4C957F2D
+
+
+@dataclass(frozen=True)
+class Audit:
+    ingested_at: datetime
+    source_key: str
+    source_etag: str
+    run_id: str
+    workflow_id: str
+    job_id: str
+
+
+def unique_column_names(raw: list[str]) -> tuple[list[str], list[str]]:
+    """Header names made usable: empty ones named, duplicates and audit names suffixed."""
+    names: list[str] = []
+    warnings: list[str] = []
+    taken = set(AUDIT_COLUMNS)
+    for index, name in enumerate(raw, start=1):
+        candidate = name if name.strip() else f"column_{index}"
+        if candidate != name:
+            warnings.append(f"column {index} has an empty header; named it {candidate!r}")
+        base, suffix = candidate, 2
+        while candidate in taken:
+            candidate = f"{base}_{suffix}"
+            suffix += 1
+        if candidate != base:
+            reason = "an audit column" if base in AUDIT_COLUMNS else "a duplicate header"
+            warnings.append(f"column {index} {base!r} is {reason}; renamed it {candidate!r}")
+        taken.add(candidate)
+        names.append(candidate)
+    return names, warnings
+
+
+def generated_column_names(count: int) -> list[str]:
+    return [f"column_{i}" for i in range(1, count + 1)]
+
+
+def decode_fields(
+    fields: pa.RecordBatch, row_numbers: np.ndarray, delimiter: str, encoding: str
+) -> tuple[pl.DataFrame, np.ndarray, list[Reject]]:
+    """Decodes raw field bytes as UTF-8 text; rows with undecodable bytes become rejects."""
+    decoded, invalid = [], np.zeros(fields.num_rows, dtype=bool)
+    first_bad_column = np.full(fields.num_rows, -1)
+    for index, column in enumerate(fields.columns):
+        try:
+            decoded.append(column.cast(pa.string_view()))
+        except pa.ArrowInvalid:
+            bad = np.array([_undecodable(v) for v in column.to_pylist()], dtype=bool)
+            first_bad_column[bad & ~invalid] = index
+            invalid |= bad
+            decoded.append(None)
+    if not invalid.any():
+        table = pa.Table.from_arrays(decoded, names=fields.schema.names)
+        return pl.from_arrow(table), row_numbers, []  # type: ignore[return-value]
+    rejects = [
+        Reject(
+            int(row_numbers[i]),
+            INVALID_ENCODING,
+            f"bytes not valid in {encoding} in column {fields.schema.names[first_bad_column[i]]!r}",
+            _raw_line(fields, i, delimiter),
+        )
+        for i in np.flatnonzero(invalid)
+    ]
+    keep = pa.array(~invalid)
+    good = fields.filter(keep)
+    table = pa.Table.from_arrays(
+        [c.cast(pa.string_view()) for c in good.columns], names=fields.schema.names
+    )
+    return pl.from_arrow(table), row_numbers[~invalid], rejects  # type: ignore[return-value]
+
+
+def _undecodable(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _raw_line(fields: pa.RecordBatch, row: int, delimiter: str) -> str:
+    values = [column[row].as_py() or b"" for column in fields.columns]
+    return delimiter.encode().join(values).decode("utf-8", errors="backslashreplace")
+
+
+def row_hash(columns: list[str]) -> pl.Expr:
+    """A stable 64-bit hash of a record's raw field values, in column order."""
+    k = pl.lit(_HASH_K, dtype=pl.UInt64)
+    acc = k
+    for name in columns:
+        field = pl.col(name).nchash.xxh3_64().fill_null(pl.lit(_NULL_FIELD_HASH, dtype=pl.UInt64))
+        acc = (acc * k).xor(field)
+    return acc
+
+
+def to_bronze(
+    text: pl.DataFrame, row_numbers: np.ndarray, audit: Audit, null_markers: tuple[str, ...]
+) -> pl.DataFrame:
+    """Adds the audit columns (hash over the raw text) and applies the null markers."""
+    columns = text.columns
+    frame = text.with_columns(
+        pl.lit(audit.ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
+        pl.lit(audit.source_key).alias("_source_key"),
+        pl.lit(audit.source_etag).alias("_source_etag"),
+        pl.Series("_row_number", row_numbers, dtype=pl.Int64),
+        row_hash(columns).alias("_row_hash"),
+        pl.lit(audit.run_id).alias("_run_id"),
+        pl.lit(audit.workflow_id).alias("_workflow_id"),
+        pl.lit(audit.job_id).alias("_job_id"),
+    )
+    if null_markers:
+        markers = list(null_markers)
+        frame = frame.with_columns(
+            pl.when(pl.col(c).is_in(markers)).then(None).otherwise(pl.col(c)).alias(c)
+            for c in columns
+        )
+    return frame
+
+
+def bronze_schema(columns: list[str]) -> dict[str, pl.DataType]:
+    """The schema of a bronze frame with these source columns (for empty outputs)."""
+    schema: dict[str, pl.DataType] = {name: pl.String() for name in columns}
+    schema.update(
+        {
+            "_ingested_at": pl.Datetime("us", "UTC"),
+            "_source_key": pl.String(),
+            "_source_etag": pl.String(),
+            "_row_number": pl.Int64(),
+            "_row_hash": pl.UInt64(),
+            "_run_id": pl.String(),
+            "_workflow_id": pl.String(),
+            "_job_id": pl.String(),
+        }
+    )
+    return schema
+
+
+def rejects_frame(rejects: list[Reject], audit: Audit) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source_key": [audit.source_key] * len(rejects),
+            "source_etag": [audit.source_etag] * len(rejects),
+            "row_number": [r.row_number for r in rejects],
+            "kind": [r.kind for r in rejects],
+            "reason": [r.reason for r in rejects],
+            "raw_line": [r.raw_line for r in rejects],
+            "run_id": [audit.run_id] * len(rejects),
+        },
+        schema={
+            "source_key": pl.String,
+            "source_etag": pl.String,
+            "row_number": pl.Int64,
+            "kind": pl.String,
+            "reason": pl.String,
+            "raw_line": pl.String,
+            "run_id": pl.String,
+        },
+    )

@@ -1,0 +1,66 @@
+"""Fixtures for bronze: a real server on loopback, a stub, and helpers to read its output."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import grpc
+import polars as pl
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from flowforge.layout import JobKey, landing_prefix
+from flowforge.runtime import LayerServer
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
+from services.bronze.server import create_server
+
+
+@pytest.fixture(scope="module")
+def bronze_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
+    server = create_server(settings, "127.0.0.1:0", store)
+    yield server
+    server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def channel(bronze_server: LayerServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{bronze_server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def bronze(channel: grpc.Channel) -> bronze_pb2_grpc.BronzeServiceStub:
+    return bronze_pb2_grpc.BronzeServiceStub(channel)
+
+
+def upload(store: ObjectStore, job: JobKey, name: str, data: bytes) -> str:
+    key = landing_prefix(job) + name
+    store.put_bytes(key, data, content_type="text/csv")
+    return key
+
+
+def ingest(
+    stub: bronze_pb2_grpc.BronzeServiceStub, job: JobKey, timeout: float = 60, **fields: object
+) -> common_pb2.LayerResult:
+    csv = fields.pop("csv", None)
+    request = bronze_pb2.IngestRequest(
+        job=common_pb2.JobRef(workflow_id=job.workflow_id, job_id=job.job_id),
+        csv=csv,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
+    )
+    return stub.Ingest(request, timeout=timeout)
+
+
+def read_objects(store: ObjectStore, objects: object) -> pl.DataFrame:
+    frames = [pl.read_parquet(io.BytesIO(store.get_bytes(o.key))) for o in objects]  # type: ignore[attr-defined]
+    return pl.concat(frames, how="diagonal") if frames else pl.DataFrame()
+
+
+def serving(channel: grpc.Channel) -> bool:
+    response = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="flowforge.v1.BronzeService"), timeout=5
+    )
+    return response.status == health_pb2.HealthCheckResponse.SERVING

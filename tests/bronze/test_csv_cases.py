@@ -1,0 +1,126 @@
+"""Each CSV case through the running bronze service, checked against an independent reading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowforge.layout import JobKey
+from flowforge.storage import ObjectStore
+from flowforge.v1 import bronze_pb2
+from services.bronze.transform import AUDIT_COLUMNS
+from tests.bronze.conftest import ingest, read_objects, upload
+from tests.bronze.oracle import read_expected
+
+CASES = Path(__file__).parent / "cases"
+
+# case file -> (delimiter the oracle uses, header, encoding, csv options sent, sniff expectations)
+CASE_TABLE = {
+    "rfc4180_crlf.csv": (",", True, "utf-8", None, {"line_terminator": "CRLF"}),
+    "bom_lf.csv": (",", True, "utf-8", None, {"bom": True, "line_terminator": "LF"}),
+    "empty_values.csv": (",", True, "utf-8", None, {}),
+    "semicolon.csv": (";", True, "utf-8", None, {"delimiter": ";", "sniffed": True}),
+    "tab.csv": ("\t", True, "utf-8", None, {"delimiter": "\t"}),
+    "no_header.csv": (",", False, "utf-8", None, {"header": False}),
+    "cr_only.csv": (",", True, "utf-8", None, {"line_terminator": "CR"}),
+    "latin1.csv": (",", True, "latin-1", bronze_pb2.CsvOptions(encoding="latin-1"), {}),
+    "ragged.csv": (",", True, "utf-8", None, {}),
+    "invalid_utf8.csv": (",", True, "utf-8", None, {}),
+    "invalid_utf8_ragged.csv": (",", True, "utf-8", None, {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASE_TABLE))
+def test_case_matches_independent_reading(
+    case: str, bronze, store: ObjectStore, job: JobKey
+) -> None:
+    delimiter, header, encoding, options, sniffed = CASE_TABLE[case]
+    data = (CASES / case).read_bytes()
+    key = upload(store, job, case, data)
+    result = ingest(bronze, job, csv=options)
+    expected = read_expected(data, delimiter, header, encoding)
+
+    # Every data row is accounted for: in bronze or in the rejects.
+    assert result.rows_in == expected.data_rows
+    assert result.rows_out == len(expected.rows)
+    assert result.rows_rejected == len(expected.wrong_field_count) + len(expected.invalid_encoding)
+    assert result.rows_in == result.rows_out + result.rows_rejected
+
+    frame = read_objects(store, result.data_objects)
+    source_columns = [c for c in frame.columns if c not in AUDIT_COLUMNS]
+    if header:
+        assert source_columns == expected.header
+    got = {
+        row["_row_number"]: [row[c] for c in source_columns] for row in frame.iter_rows(named=True)
+    }
+    assert got == expected.rows  # values kept byte for byte as text, at their row numbers
+    assert set(frame["_source_key"]) <= {key}
+    assert frame["_row_hash"].n_unique() == frame.height or frame.height == 0
+
+    rejects = read_objects(store, result.reject_objects)
+    by_kind = {}
+    for row in rejects.iter_rows(named=True) if rejects.height else []:
+        by_kind.setdefault(row["kind"], []).append(row["row_number"])
+    assert sorted(by_kind.get("wrong_field_count", [])) == expected.wrong_field_count
+    assert sorted(by_kind.get("invalid_encoding", [])) == expected.invalid_encoding
+    if rejects.height:
+        assert all(rejects["raw_line"].str.len_chars() > 0)
+        assert set(rejects["source_key"]) == {key}
+
+    report = result.files[0]
+    for field, value in sniffed.items():
+        assert getattr(report, field) == value, field
+
+
+def test_rfc4180_values_survive_exactly(bronze, store: ObjectStore, job: JobKey) -> None:
+    upload(store, job, "a.csv", (CASES / "rfc4180_crlf.csv").read_bytes())
+    result = ingest(bronze, job)
+    frame = read_objects(store, result.data_objects).sort("_row_number")
+    assert frame["name"].to_list() == ["Smith, John", "Jane", ""]
+    assert frame["comment"].to_list() == ['said "hi"', "line one\r\nline two", ""]
+
+
+def test_header_only_and_empty_files(bronze, store: ObjectStore, job: JobKey) -> None:
+    upload(store, job, "a_header_only.csv", (CASES / "header_only.csv").read_bytes())
+    upload(store, job, "b_empty.csv", b"")
+    result = ingest(bronze, job)
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (0, 0, 0)
+    statuses = {f.key.rsplit("/", 1)[1]: f.status for f in result.files}
+    assert statuses == {"a_header_only.csv": "INGESTED", "b_empty.csv": "EMPTY"}
+    assert [c.name for c in result.schema][:3] == ["id", "name", "email"]
+    assert any("b_empty.csv" in w and "no rows" in w for w in result.warnings)
+
+
+def test_messy_headers_are_made_unique_and_reported(
+    bronze, store: ObjectStore, job: JobKey
+) -> None:
+    upload(store, job, "h.csv", (CASES / "messy_headers.csv").read_bytes())
+    result = ingest(bronze, job)
+    assert list(result.files[0].columns) == ["id", "column_2", "name", "name_2", "_row_hash_2"]
+    assert len([w for w in result.warnings if "h.csv" in w]) == 3
+    frame = read_objects(store, result.data_objects)
+    assert frame.select("column_2", "name", "name_2", "_row_hash_2").row(0) == ("a", "b", "c", "d")
+
+
+def test_null_markers_option(bronze, store: ObjectStore, job: JobKey) -> None:
+    upload(store, job, "n.csv", b"a,b\nNULL,x\n,y\n")
+    result = ingest(bronze, job, csv=bronze_pb2.CsvOptions(null_markers=["NULL", ""]))
+    frame = read_objects(store, result.data_objects).sort("_row_number")
+    assert frame["a"].to_list() == [None, None]
+    # Without markers every value stays text, exactly as in the file.
+    other = JobKey(job.workflow_id, "plain")
+    upload(store, other, "n.csv", b"a,b\nNULL,x\n,y\n")
+    plain = read_objects(store, ingest(bronze, other).data_objects).sort("_row_number")
+    assert plain["a"].to_list() == ["NULL", ""]
+
+
+def test_explicit_options_override_sniffing(bronze, store: ObjectStore, job: JobKey) -> None:
+    upload(store, job, "p.csv", b"1|2|3\n4|5|6\n")
+    result = ingest(bronze, job, csv=bronze_pb2.CsvOptions(delimiter="|", header=False))
+    assert result.files[0].sniffed is False
+    frame = read_objects(store, result.data_objects).sort("_row_number")
+    assert frame.select("column_1", "column_2", "column_3").rows() == [
+        ("1", "2", "3"),
+        ("4", "5", "6"),
+    ]

@@ -1,0 +1,101 @@
+"""Bronze's pure functions, without any I/O."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from flowforge.errors import InvalidArgument
+from services.bronze.options import CsvOptions
+from services.bronze.parse import ParseFallback, parse_compat, parse_fast
+from services.bronze.sniff import looks_like_header, sniff
+from services.bronze.transform import Audit, decode_fields, to_bronze, unique_column_names
+
+AUDIT = Audit(datetime(2026, 1, 1, tzinfo=UTC), "landing/w/j/a.csv", "etag", "r1", "w", "j")
+
+
+def test_sniff_finds_delimiter_header_bom_and_line_ending() -> None:
+    dialect, records = sniff(b"\xef\xbb\xbfid;name\r\n1;Ann\r\n", CsvOptions.validated(), True)
+    assert (dialect.delimiter, dialect.header, dialect.bom_bytes) == (";", True, 3)
+    assert (dialect.line_terminator, dialect.sniffed) == ("CRLF", True)
+    assert records[0] == ["id", "name"]
+
+
+@pytest.mark.parametrize(
+    ("first", "header"),
+    [
+        (["id", "name", "email"], True),
+        (["", "name"], True),
+        (["1", "Ann"], False),
+        (["2024-01-01", "x"], False),
+        (["ann@example.com", "Ann"], False),
+        (["-1.5e3", "x"], False),
+        ([], False),
+    ],
+)
+def test_header_heuristic(first: list[str], header: bool) -> None:
+    assert looks_like_header(first) is header
+
+
+def test_unique_column_names() -> None:
+    names, warnings = unique_column_names(["a", "", "a", "a_2", "_row_number"])
+    assert names == ["a", "column_2", "a_2", "a_2_2", "_row_number_2"]
+    assert len(warnings) == 4
+
+
+def test_options_are_validated_with_field_names() -> None:
+    assert CsvOptions.validated(delimiter="\\t").delimiter == "\t"
+    assert CsvOptions.validated(encoding="LATIN-1").encoding == "iso8859-1"
+    with pytest.raises(InvalidArgument, match="csv.escape"):
+        CsvOptions.validated(escape="ab")
+
+
+def _dialect(data: bytes):  # type: ignore[no-untyped-def]
+    return sniff(data, CsvOptions.validated(), True)[0]
+
+
+@pytest.mark.parametrize("block", [1 << 20, 64])  # tiny blocks: rejects in many blocks
+def test_fast_parser_numbers_rows_around_rejects(block: int) -> None:
+    rows = [b"%d,x" % i if i % 7 else b"%d" % i for i in range(1, 200)]
+    data = b"id,v\n" + b"\n".join(rows) + b"\n"
+    batches = list(parse_fast(io.BytesIO(data), _dialect(data), ["id", "v"], block))
+    numbers = np.concatenate([b.row_numbers for b in batches])
+    ids = [int(v) for b in batches for v in b.fields.column("id").to_pylist()]
+    assert ids == [int(n) for n in numbers]  # row i holds id i
+    rejected = [r.row_number for b in batches for r in b.rejects]
+    assert sorted(rejected) == [i for i in range(1, 200) if i % 7 == 0]
+
+
+def test_fast_parser_hands_over_when_it_cannot_decode_a_ragged_row() -> None:
+    data = b"a,b\n1,2\n\xff\n"
+    with pytest.raises(ParseFallback):
+        list(parse_fast(io.BytesIO(data), _dialect(data), ["a", "b"], 1 << 20))
+    batches = list(parse_compat(io.BytesIO(data), _dialect(data), ["a", "b"]))
+    assert [r.row_number for r in batches[0].rejects] == [2]
+    assert batches[0].rejects[0].raw_line == "\\xff"
+
+
+def test_decode_splits_rows_with_undecodable_bytes() -> None:
+    fields = pa.RecordBatch.from_arrays(
+        [pa.array([b"1", b"2", b"3"]), pa.array([b"ok", b"\xc3", b"fine"])], names=["id", "v"]
+    )
+    text, numbers, rejects = decode_fields(fields, np.array([1, 2, 4]), ",", "utf-8")
+    assert text["id"].to_list() == ["1", "3"]
+    assert numbers.tolist() == [1, 4]
+    assert [(r.row_number, r.kind) for r in rejects] == [(2, "invalid_encoding")]
+    assert "column 'v'" in rejects[0].reason
+    assert rejects[0].raw_line == "2,\\xc3"
+
+
+def test_to_bronze_hashes_raw_text_before_null_markers() -> None:
+    text = pl.DataFrame({"a": ["NULL", "x"]})
+    plain = to_bronze(text, np.array([1, 2]), AUDIT, ())
+    marked = to_bronze(text, np.array([1, 2]), AUDIT, ("NULL",))
+    assert marked["a"].to_list() == [None, "x"]
+    assert marked["_row_hash"].to_list() == plain["_row_hash"].to_list()
+    assert marked["_row_number"].to_list() == [1, 2]
