@@ -310,3 +310,21 @@ class PrefetchReader(io.RawIOBase):
         with contextlib.suppress(Exception):
             self._body.close()
         super().close()
+
+
+def s3_url(settings: Settings, key: str) -> str:
+    return f"s3://{settings.s3_bucket}/{key}"
+
+
+def polars_storage_options(settings: Settings) -> dict[str, str]:
+    """Credentials and endpoint for polars' native S3 reader/writer (object_store)."""
+    options = {"aws_region": settings.s3_region}
+    if settings.s3_endpoint_url:
+        options["aws_endpoint_url"] = settings.s3_endpoint_url
+        options["aws_allow_http"] = str(settings.s3_endpoint_url.startswith("http:")).lower()
+        options["aws_virtual_hosted_style_request"] = "false"
+    if settings.s3_access_key_id:
+        options["aws_access_key_id"] = settings.s3_access_key_id
+    if settings.s3_secret_access_key is not None:
+        options["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+    return options
