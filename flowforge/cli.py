@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flowforge.errors import Unavailable
+from flowforge.errors import FlowForgeError, Unavailable
 from flowforge.logs import configure_logging
 from flowforge.runtime import serve as serve_forever
 from flowforge.services_registry import LAYER_SERVICES
@@ -21,6 +23,10 @@ app = typer.Typer(
 )
 serve_app = typer.Typer(no_args_is_help=True, help="Run one FlowForge server in the foreground.")
 app.add_typer(serve_app, name="serve")
+dimensions_app = typer.Typer(
+    no_args_is_help=True, help="Reference tables that gold models read as views dim_{name}."
+)
+app.add_typer(dimensions_app, name="dimensions")
 
 log = logging.getLogger("flowforge.cli")
 
@@ -65,6 +71,43 @@ def _add_layer_command(layer: str) -> None:
 
 for _layer in LAYER_SERVICES:
     _add_layer_command(_layer)
+
+
+@dimensions_app.command("upload")
+def dimensions_upload(
+    name: Annotated[str, typer.Argument(help="Dimension name; models read it as dim_{name}.")],
+    file: Annotated[Path, typer.Argument(help="A .csv or .parquet file.", exists=True)],
+) -> None:
+    """Store FILE as dimension NAME (replacing the previous version atomically)."""
+    from flowforge.dimensions import upload_dimension_file
+
+    settings = get_settings()
+    configure_logging(settings)
+    try:
+        info = upload_dimension_file(prepare_store(settings), name, file)
+    except FlowForgeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"dimension {info.name}: {info.rows} rows, run {info.run_id}")
+    for column, type_ in info.columns:
+        print(f"  {column}: {type_}")
+
+
+@dimensions_app.command("list")
+def dimensions_list() -> None:
+    """List the committed dimensions."""
+    from flowforge.dimensions import list_dimensions
+
+    settings = get_settings()
+    configure_logging(settings)
+    try:
+        found = list_dimensions(prepare_store(settings))
+    except FlowForgeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    for info in found:
+        columns = ", ".join(name for name, _ in info.columns)
+        print(f"{info.name}\t{info.rows} rows\t{info.created_at:%Y-%m-%d %H:%M:%S}Z\t{columns}")
 
 
 @app.command()

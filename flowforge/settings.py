@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A size as DuckDB reads it: 512MB, 2GB, 1.5GiB.
+_BYTES = r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$"
+
 
 class Settings(BaseSettings):
     """Every setting FlowForge reads. `.env.example` lists each key with its default."""
@@ -71,6 +74,28 @@ class Settings(BaseSettings):
         default=128, description="CSV megabytes per bronze Parquet part (bounds memory)."
     )
     bronze_block_size_mb: int = Field(default=16, description="CSV parser block size.")
+
+    # Gold.
+    gold_memory_limit: str = Field(
+        default="2GB",
+        pattern=_BYTES,
+        description="DuckDB memory limit of one gold build (each request has its own).",
+    )
+    gold_threads: int = Field(default=4, ge=1, description="DuckDB threads of one gold build.")
+    gold_temp_directory: Path | None = Field(
+        default=None,
+        description="Where gold builds spill beyond their memory limit. "
+        "Empty: {state_dir}/gold-spill.",
+    )
+    gold_max_temp_size: str | None = Field(
+        default=None,
+        pattern=_BYTES,
+        description="How much one gold build may spill before it fails with RESOURCE_EXHAUSTED. "
+        "Empty: DuckDB's default (90% of the free space).",
+    )
+    gold_model_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Time limit per gold model (then DEADLINE_EXCEEDED)."
+    )
 
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")
     log_format: str = Field(default="json", description="json (one object per line) or text.")

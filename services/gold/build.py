@@ -1,0 +1,169 @@
+"""Gold build: committed silver and dimensions in, one Parquet object per model out, one commit."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from flowforge.errors import FailedPrecondition
+from flowforge.layout import Dataset, JobKey
+from flowforge.manifest import (
+    Committed,
+    Manifest,
+    ManifestObject,
+    commit,
+    read_committed,
+    require_committed,
+    start_run,
+)
+from flowforge.results import finish, job_ref, object_to_proto, replay
+from flowforge.runtime import Deadline
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from flowforge.v1 import common_pb2
+from services.gold.engine import GoldSession, Inputs, ModelRun
+from services.gold.guard import check_model_sql
+from services.gold.profile import PROFILE_MODEL, profile_sql
+
+DEFAULT_PREVIEW_ROWS = 20
+MAX_PREVIEW_ROWS = 100
+# A preview is for a glance in a UI or a log, not for moving data.
+MAX_PREVIEW_BYTES = 256 << 10
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    job: JobKey
+    run_id: str
+    models: list[Model] = field(default_factory=list)
+    dimensions: list[str] = field(default_factory=list)
+    profile: bool = True
+    preview_rows: int = DEFAULT_PREVIEW_ROWS
+
+
+def build(
+    store: ObjectStore, settings: Settings, plan: BuildPlan, deadline: Deadline
+) -> common_pb2.LayerResult:
+    started = time.monotonic()
+    dataset = Dataset.for_layer("gold", plan.job)
+    previous = read_committed(store, dataset)
+    if previous is not None and previous.manifest.run_id == plan.run_id:
+        return replay(previous)
+    readable = {"silver"} | {f"dim_{name}".lower() for name in plan.dimensions}
+    models = [Model(m.name, check_model_sql(m.name, m.sql, readable)) for m in plan.models]
+    silver = read_silver(store, plan.job)
+    dimensions = {
+        name: require_committed(store, Dataset.for_dimension(name), f"dimension {name!r}")
+        for name in plan.dimensions
+    }
+    inputs = Inputs(
+        silver=[o.key for o in silver.manifest.data_objects],
+        dimensions={n: [o.key for o in c.manifest.data_objects] for n, c in dimensions.items()},
+    )
+    run_prefix = start_run(store, dataset, plan.run_id)
+    try:
+        runs = run_models(settings, inputs, run_prefix, models, plan, deadline)
+        deadline.check("committing")  # a caller that gave up must not see a late commit
+    except BaseException:
+        # Nothing of a failed run stays behind; the committed output was never touched.
+        with contextlib.suppress(Exception):
+            store.delete_prefix(run_prefix)
+        raise
+    objects = [ManifestObject(key=r.key, size_bytes=r.size_bytes, rows=r.rows) for r in runs]
+    manifest = Manifest(
+        dataset=dataset.prefix,
+        run_id=plan.run_id,
+        data_objects=objects,
+        inputs={
+            "silver": {"run_id": silver.manifest.run_id, "etag": silver.etag},
+            "dimensions": {
+                n: {"run_id": c.manifest.run_id, "etag": c.etag} for n, c in dimensions.items()
+            },
+            "models": {m.name: hashlib.sha256(m.sql.encode()).hexdigest() for m in models},
+        },
+    )
+    result = common_pb2.LayerResult(
+        layer="gold",
+        job=job_ref(plan.job),
+        run_id=plan.run_id,
+        manifest_key=dataset.manifest_key,
+        output_prefix=run_prefix,
+        data_objects=[object_to_proto(o) for o in objects],
+        rows_in=silver.manifest.total_rows,
+        rows_out=sum(r.rows for r in runs),
+        total_rows=sum(r.rows for r in runs),
+        models=[model_output(r) for r in runs],
+        input_run_id=silver.manifest.run_id,
+        warnings=[f"model {r.name!r} returned no rows" for r in runs if r.rows == 0],
+    )
+    finish(result, manifest, started)
+    commit(store, dataset, manifest, previous)
+    return result
+
+
+def read_silver(store: ObjectStore, job: JobKey) -> Committed:
+    dataset = Dataset.for_layer("silver", job)
+    silver = read_committed(store, dataset)
+    if silver is None:
+        raise FailedPrecondition(
+            f"silver has not been committed for job {job} "
+            f"(no s3://{store.bucket}/{dataset.manifest_key}): run silver first"
+        )
+    if not silver.manifest.data_objects:
+        raise FailedPrecondition(
+            f"the committed silver output of job {job} (run {silver.manifest.run_id}) "
+            "lists no data files"
+        )
+    return silver
+
+
+def run_models(
+    settings: Settings,
+    inputs: Inputs,
+    run_prefix: str,
+    models: list[Model],
+    plan: BuildPlan,
+    deadline: Deadline,
+) -> list[ModelRun]:
+    runs = []
+    with GoldSession(settings, inputs, run_prefix) as session:
+        if plan.profile:
+            profile = profile_sql(session.columns("silver"))
+            models = [
+                *models,
+                Model(PROFILE_MODEL, check_model_sql(PROFILE_MODEL, profile, {"silver"})),
+            ]
+        for model in models:
+            deadline.check(f"building model {model.name!r}")
+            runs.append(session.run_model(model.name, model.sql, deadline, plan.preview_rows))
+    return runs
+
+
+def model_output(run: ModelRun) -> common_pb2.ModelOutput:
+    return common_pb2.ModelOutput(
+        name=run.name,
+        key=run.key,
+        rows=run.rows,
+        size_bytes=run.size_bytes,
+        schema=[common_pb2.Column(name=n, type=t) for n, t in run.columns],
+        preview_json=bounded_preview(run.preview_rows),
+    )
+
+
+def bounded_preview(rows: list[str]) -> str:
+    """The rows as a JSON array, leaving out trailing rows beyond MAX_PREVIEW_BYTES."""
+    kept, size = [], 2
+    for row in rows:
+        size += len(row.encode()) + 1
+        if size > MAX_PREVIEW_BYTES:
+            break
+        kept.append(row)
+    return "[" + ",".join(kept) + "]"
