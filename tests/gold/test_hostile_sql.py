@@ -1,0 +1,170 @@
+"""Model SQL is untrusted: hostile queries are refused, and nothing else is read or written.
+
+Each query goes through the real service and must come back INVALID_ARGUMENT naming the
+model. Then the second line of defence is tested on its own: with the SQL guard bypassed,
+the locked-down DuckDB session itself refuses to touch files, URLs or other prefixes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import grpc
+import polars as pl
+import pytest
+
+from flowforge.dimensions import upload_dimension
+from flowforge.errors import InvalidArgument
+from flowforge.layout import Dataset, JobKey
+from flowforge.runtime import Deadline
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from services.gold.engine import GoldSession, Inputs
+from tests.gold.conftest import build, commit_silver, serving
+
+CANARY = "canary-7f3a"
+
+HOSTILE = {
+    "copy_to_local_file": "COPY (SELECT * FROM silver) TO '{out}'",
+    "copy_to_other_prefix": "COPY silver TO 's3://{bucket}/gold/{other}/job/run=x/stolen.parquet'",
+    "attach": "ATTACH '{db}' AS stolen",
+    "install": "INSTALL httpfs",
+    "load": "LOAD '{canary}'",
+    "set": "SET enable_external_access = true",
+    "pragma": "PRAGMA threads = 64",
+    "create_table": "CREATE TABLE copied AS SELECT * FROM silver",
+    "export": "EXPORT DATABASE '{folder}'",
+    "explain_analyze": "EXPLAIN ANALYZE SELECT * FROM silver",
+    "call": "CALL pragma_database_list()",
+    "second_statement": "SELECT * FROM silver; DROP VIEW silver",
+    "comment_smuggling": "SELECT 1 AS one -- harmless\n; COPY silver TO '{out}'",
+    "read_csv_local": "SELECT * FROM read_csv('{canary}')",
+    "replacement_scan_local": "SELECT * FROM '{canary}'",
+    "read_parquet_other_workflow": "SELECT * FROM read_parquet('s3://{bucket}/{other_key}')",
+    "http_url": "SELECT * FROM '{http}/{bucket}/{other_key}'",
+    "table_function_in_subquery": (
+        "SELECT * FROM silver WHERE name IN (SELECT content FROM read_text('{canary}'))"
+    ),
+    "table_function_in_cte": "WITH f AS (SELECT * FROM glob('/etc/*')) SELECT * FROM f",
+    "lateral_table_function": "SELECT * FROM silver, LATERAL read_blob(silver.name)",
+    "dynamic_sql": "SELECT * FROM query('SELECT * FROM read_csv(''{canary}'')')",
+    "secrets": "SELECT * FROM duckdb_secrets()",
+    "settings": "SELECT current_setting('allowed_paths') AS paths",
+    "catalog": "SELECT * FROM information_schema.tables",
+    "qualified_silver": "SELECT * FROM memory.main.silver",
+    "show": "SHOW TABLES",
+    "unlisted_dimension": "SELECT * FROM dim_{hidden}",
+    "cte_out_of_scope": (
+        "WITH a AS (SELECT * FROM duckdb_settings), duckdb_settings AS (SELECT 1 AS x) "
+        "SELECT * FROM a"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def scene(
+    settings: Settings, store: ObjectStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """A job with silver, a canary file, another workflow's silver and a hidden dimension."""
+    job = JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
+    other = JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
+    commit_silver(store, job, pl.DataFrame({"name": ["a", "b"], "n": [1, 2]}))
+    stolen = commit_silver(store, other, pl.DataFrame({"name": [CANARY]}))
+    hidden = f"hidden_{uuid.uuid4().hex[:8]}"
+    upload_dimension(store, hidden, f"secret\n{CANARY}\n".encode(), "hidden.csv")
+    folder = tmp_path_factory.mktemp("hostile")
+    (folder / "canary.csv").write_text(f"secret\n{CANARY}\n")
+    endpoint = urlsplit(settings.s3_endpoint_url or "")
+    yield {
+        "workflow_id": job.workflow_id,
+        "bucket": settings.s3_bucket,
+        "other": other.workflow_id,
+        "other_key": stolen.data_objects[0].key,
+        "canary": str(folder / "canary.csv"),
+        "out": str(folder / "out.csv"),
+        "db": str(folder / "stolen.duckdb"),
+        "folder": str(folder / "export"),
+        "http": f"{endpoint.scheme}://{endpoint.netloc}",
+        "hidden": hidden,
+    }
+
+
+def everything(store: ObjectStore) -> set[tuple[str, str]]:
+    return {(o.key, o.etag) for o in store.list("")}
+
+
+def test_hostile_queries_are_refused_and_touch_nothing(
+    gold, channel, store: ObjectStore, scene: dict[str, str]
+) -> None:
+    job = JobKey(scene["workflow_id"], "job")
+    before = everything(store)
+    for label, template in HOSTILE.items():
+        sql = template.format(**scene)
+        with pytest.raises(grpc.RpcError) as caught:
+            build(gold, job, {"hostile": sql}, dimensions=["listed_only"], skip_profile=True)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (label, caught.value)
+        assert caught.value.details().startswith("model 'hostile'"), label
+        assert CANARY not in caught.value.details(), label
+    assert everything(store) == before
+    for written in ("out", "db", "folder"):
+        assert not Path(scene[written]).exists()
+    assert serving(channel)
+
+
+def test_refusals_explain_themselves(gold, scene: dict[str, str]) -> None:
+    job = JobKey(scene["workflow_id"], "job")
+    expected = {
+        "copy_to_local_file": "must be a SELECT (WITH ... SELECT is fine), not COPY",
+        "second_statement": "must be one SELECT statement; it holds 2 (SELECT, DROP)",
+        "read_csv_local": "(line 1, column 15): calls the table function read_csv()",
+        "unlisted_dimension": f"the spec's dimensions do not list '{scene['hidden']}'",
+        "qualified_silver": "reads 'memory.main.silver'",
+        "settings": "calls current_setting(), which models may not use",
+    }
+    for label, message in expected.items():
+        sql = HOSTILE[label].format(**scene)
+        with pytest.raises(grpc.RpcError) as caught:
+            build(gold, job, {"hostile": sql}, skip_profile=True)
+        assert message in caught.value.details(), label
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "copy_to_local_file",
+        "copy_to_other_prefix",
+        "attach",
+        "export",
+        "set",
+        "read_csv_local",
+        "replacement_scan_local",
+        "read_parquet_other_workflow",
+        "http_url",
+        "table_function_in_cte",
+        "unlisted_dimension",
+    ],
+)
+def test_the_locked_session_refuses_even_without_the_guard(
+    settings: Settings, store: ObjectStore, scene: dict[str, str], label: str
+) -> None:
+    job = JobKey(scene["workflow_id"], "job")
+    silver = Dataset.for_layer("silver", job).run_prefix("silver-1") + "part-00000.parquet"
+    output = Dataset.for_layer("gold", job).run_prefix("locked")
+    sql = HOSTILE[label].format(**scene)
+    with GoldSession(settings, Inputs([silver], {}), output) as session:
+        with pytest.raises(InvalidArgument) as caught:
+            session.run_model("hostile", sql, Deadline(), 5)
+        assert CANARY not in caught.value.message
+        # The same session still reads its silver and writes under its own prefix.
+        run = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", Deadline(), 5)
+    assert any(
+        phrase in caught.value.message
+        for phrase in ("disabled by configuration", "configuration has been locked", "not exist")
+    ), caught.value.message
+    assert (run.rows, run.key) == (2, f"{output}allowed.parquet")
+    store.delete_prefix(output)
+    for written in ("out", "db", "folder"):
+        assert not Path(scene[written]).exists()

@@ -1,0 +1,108 @@
+"""Dimension tables: upload (CSV or Parquet), commit, list, and the CLI commands."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from flowforge.cli import app
+from flowforge.dimensions import list_dimensions, upload_dimension
+from flowforge.errors import InvalidArgument
+from flowforge.layout import Dataset
+from flowforge.manifest import read_committed
+from flowforge.settings import Settings, get_settings
+from flowforge.storage import ObjectStore
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def stored(store: ObjectStore, name: str) -> pl.DataFrame:
+    committed = read_committed(store, Dataset.for_dimension(name))
+    assert committed is not None
+    (part,) = committed.manifest.data_objects
+    return pl.read_parquet(io.BytesIO(store.get_bytes(part.key)))
+
+
+def test_csv_is_typed_but_codes_keep_their_text(store: ObjectStore) -> None:
+    name = unique("zones")
+    csv = "code,zip,name,rate,since\n01,02139,Zoë,1.5,2024-01-02\n10,10115,Łódź,2,2023-05-06\n"
+    info = upload_dimension(store, name, csv.encode(), "zones.csv")
+    frame = stored(store, name)
+    assert frame.to_dicts()[0] == {
+        "code": "01",
+        "zip": "02139",
+        "name": "Zoë",
+        "rate": 1.5,
+        "since": pl.Series(["2024-01-02"]).str.to_date()[0],
+    }
+    assert info.rows == 2 and info.columns[0] == ("code", "String")
+    assert dict(info.columns)["rate"] == "Float64"
+
+
+def test_a_new_upload_replaces_the_old_version_atomically(store: ObjectStore) -> None:
+    name = unique("rates")
+    buffer = io.BytesIO()
+    pl.DataFrame({"currency": ["EUR"], "rate": [1.0]}).write_parquet(buffer)
+    first = upload_dimension(store, name, buffer.getvalue(), "rates.parquet")
+    second = upload_dimension(store, name, b"currency,rate\nEUR,1.0\nUSD,1.1\n", "rates.csv")
+    assert stored(store, name)["currency"].to_list() == ["EUR", "USD"]
+    prefixes = store.list_prefixes(Dataset.for_dimension(name).prefix)
+    assert prefixes == [Dataset.for_dimension(name).run_prefix(second.run_id)]
+    assert first.run_id != second.run_id
+    listed = {d.name: d for d in list_dimensions(store)}
+    assert listed[name].rows == 2 and listed[name].source == "rates.csv"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "filename", "message"),
+    [
+        ("../etc", b"a\n1\n", "x.csv", "dimension '../etc' is not a valid ID"),
+        ("ok", b"a\n1\n", "x.xlsx", "must end with .csv or .parquet"),
+        ("ok", b"not parquet", "x.parquet", "is not readable parquet"),
+        ("ok", b"", "x.csv", "x.csv"),
+    ],
+)
+def test_bad_uploads_are_refused(
+    store: ObjectStore, name: str, data: bytes, filename: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        upload_dimension(store, name, data, filename)
+    assert message in caught.value.message
+
+
+def test_cli_uploads_and_lists(
+    settings: Settings, store: ObjectStore, tmp_path: Path, monkeypatch
+) -> None:
+    env = {
+        "FLOWFORGE_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+        "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
+        "FLOWFORGE_S3_ACCESS_KEY_ID": settings.s3_access_key_id,
+        "FLOWFORGE_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
+        "FLOWFORGE_LOG_FORMAT": "text",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    name = unique("countries")
+    source = tmp_path / "countries.csv"
+    source.write_text("code,name\nFI,Finland\nJP,Japan\n")
+    runner = CliRunner()
+    try:
+        uploaded = runner.invoke(app, ["dimensions", "upload", name, str(source)])
+        listed = runner.invoke(app, ["dimensions", "list"])
+        refused = runner.invoke(app, ["dimensions", "upload", "bad/name", str(source)])
+    finally:
+        get_settings.cache_clear()
+    assert uploaded.exit_code == 0, uploaded.output
+    assert f"dimension {name}: 2 rows" in uploaded.output
+    assert any(line.startswith(f"{name}\t2 rows") for line in listed.output.splitlines())
+    assert refused.exit_code == 1
+    assert "not a valid ID" in refused.output
+    assert stored(store, name)["name"].to_list() == ["Finland", "Japan"]
