@@ -19,7 +19,7 @@ def write_parquet(
     frame.write_parquet(buffer, compression="zstd", statistics=True)
     size = buffer.tell()
     buffer.seek(0)
-    store.upload(key, buffer)
+    store.put_bytes(key, buffer)
     return ManifestObject(
         key=key, size_bytes=size, rows=frame.height, source_key=source_key, source_etag=source_etag
     )

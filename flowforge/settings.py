@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     # Bronze.
     bronze_part_target_mb: int = Field(
-        default=128, description="CSV megabytes per bronze Parquet part (bounds memory)."
+        default=64, description="CSV megabytes per bronze Parquet part (bounds memory)."
     )
     bronze_block_size_mb: int = Field(default=16, description="CSV parser block size.")
 

@@ -105,7 +105,7 @@ class ObjectStore:
     def put_bytes(
         self,
         key: str,
-        data: bytes,
+        data: bytes | IO[bytes],
         *,
         content_type: str = "application/octet-stream",
         if_match: str | None = None,

@@ -1,0 +1,134 @@
+"""Shared benchmark plumbing: cached input files, an embedded S3, a service subprocess, RSS."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import psutil
+from pydantic import SecretStr
+
+from flowforge.embedded import EmbeddedS3, pick_ports
+from flowforge.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "bench" / "output"
+
+
+def generated_csv(job: str, size_mb: float) -> Path:
+    """A deterministic CSV of about size_mb, generated once and cached under bench/output."""
+    path = OUTPUT / f"{job}-{size_mb:g}mb.csv"
+    if not path.exists():
+        sys.path.insert(0, str(ROOT / "examples"))
+        from generate import write  # type: ignore[import-not-found]
+
+        print(f"generating {path.name} (once; cached) ...", flush=True)
+        write(job, path.with_suffix(".tmp"), size_mb=size_mb)
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def start_s3(workdir: Path) -> tuple[EmbeddedS3, Settings]:
+    s3 = EmbeddedS3(workdir / "s3", "bench", secrets.token_urlsafe(16), "flowforge-bench").start()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        s3_endpoint_url=s3.endpoint_url,
+        s3_access_key_id=s3.access_key,
+        s3_secret_access_key=SecretStr(s3.secret_key),
+        s3_bucket=s3.bucket,
+        s3_read_timeout_seconds=600,
+        grpc_max_workers=4,
+    )
+    return s3, settings
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    secret = settings.s3_secret_access_key
+    return {
+        **os.environ,
+        "FLOWFORGE_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "FLOWFORGE_S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "FLOWFORGE_S3_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else "",
+        "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
+        "FLOWFORGE_S3_READ_TIMEOUT_SECONDS": "600",
+        "FLOWFORGE_LOG_LEVEL": "WARNING",
+    }
+
+
+class ServiceProcess:
+    """`flowforge serve <layer>` as a child process, with its peak RSS sampled."""
+
+    def __init__(self, layer: str, settings: Settings, workdir: Path) -> None:
+        self.port = pick_ports()["s3.port"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flowforge.cli", "serve", layer, "--port", str(self.port)],
+            env=env_for(settings),
+            cwd=workdir,
+        )
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        with grpc.insecure_channel(self.address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _sample(self) -> None:
+        proc = psutil.Process(self.process.pid)
+        while not self._stop.is_set():
+            try:
+                self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    def reset_peak(self) -> None:
+        self.peak_rss = psutil.Process(self.process.pid).memory_info().rss
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def httpfs_connection(settings: Settings):  # type: ignore[no-untyped-def]
+    """A DuckDB connection with httpfs loaded from its PyPI package and an S3 secret."""
+    import duckdb
+    import duckdb_extension_httpfs
+
+    con = duckdb.connect()
+    package = Path(duckdb_extension_httpfs.__file__).parent
+    extension = next(package.glob(f"extensions/v{duckdb.__version__}/httpfs.duckdb_extension"))
+    con.execute(f"LOAD '{extension}'")
+    endpoint = (settings.s3_endpoint_url or "").split("://", 1)
+    secret = (
+        settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else ""
+    )
+    con.execute(
+        "CREATE SECRET bench (TYPE s3, KEY_ID $key, SECRET $secret, REGION $region, "
+        "ENDPOINT $endpoint, URL_STYLE 'path', USE_SSL $ssl)",
+        {
+            "key": settings.s3_access_key_id,
+            "secret": secret,
+            "region": settings.s3_region,
+            "endpoint": endpoint[-1],
+            "ssl": endpoint[0] == "https",
+        },
+    )
+    return con
+
+
+def timed(label: str, fn):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<38} {seconds:8.2f} s", flush=True)
+    return seconds, result
