@@ -69,23 +69,23 @@ def connect(settings: Settings, config: dict[str, Any] | None = None) -> duckdb.
 
 
 def add_s3_secret(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
-    """Registers the object store's endpoint and keys as a DuckDB secret (never as a setting)."""
-    options = ["TYPE s3", f"REGION {sql_literal(settings.s3_region)}"]
+    """Registers the store's endpoint and keys as a DuckDB secret, passed as bound
+    parameters: the key never appears in SQL text, settings or DuckDB's messages."""
+    options = ["TYPE s3", "REGION $region"]
+    values: dict[str, Any] = {"region": settings.s3_region}
     if settings.s3_access_key_id:
-        options.append(f"KEY_ID {sql_literal(settings.s3_access_key_id)}")
+        options.append("KEY_ID $key_id")
+        values["key_id"] = settings.s3_access_key_id
     if settings.s3_secret_access_key is not None:
-        options.append(f"SECRET {sql_literal(settings.s3_secret_access_key.get_secret_value())}")
+        options.append("SECRET $secret")
+        values["secret"] = settings.s3_secret_access_key.get_secret_value()
     if settings.s3_endpoint_url:
         endpoint = urlsplit(settings.s3_endpoint_url)
-        options += [
-            f"ENDPOINT {sql_literal(endpoint.netloc)}",
-            "URL_STYLE 'path'",
-            f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}",
-        ]
+        options += ["ENDPOINT $endpoint", "URL_STYLE 'path'", "USE_SSL $ssl"]
+        values |= {"endpoint": endpoint.netloc, "ssl": endpoint.scheme == "https"}
     try:
-        con.execute(f"CREATE SECRET {SECRET_NAME} ({', '.join(options)})")
+        con.execute(f"CREATE SECRET {SECRET_NAME} ({', '.join(options)})", values)
     except duckdb.Error:
-        # The statement holds the secret key: neither it nor DuckDB's echo of it goes anywhere.
         raise FailedPrecondition(
             "DuckDB refused the object store settings (endpoint, region or keys)"
         ) from None

@@ -17,7 +17,7 @@ NULLS = ["", "N/A", "NULL", "null"]
 
 def _text(name: str) -> pl.Expr:
     value = pl.col(name).str.strip_chars()
-    return pl.when(value.is_in(NULLS)).then(None).otherwise(value)
+    return pl.when(value.is_in(NULLS)).then(None).otherwise(value).alias(name)
 
 
 def _decimal(name: str) -> pl.Expr:

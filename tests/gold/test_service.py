@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 
@@ -271,3 +272,15 @@ def test_profile_only_build_on_an_empty_part(gold, store: ObjectStore, job: JobK
     profile = read_model(store, result, "profile")
     assert profile["row_count"].to_list() == [0, 0, 0, 0]
     assert json.loads(result.models[0].preview_json)[0]["column_name"] == "order_id"
+
+
+def test_concurrent_builds_each_get_their_own_database(gold, store: ObjectStore) -> None:
+    jobs = [JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job") for _ in range(3)]
+    for n, job in enumerate(jobs, start=1):
+        commit_silver(store, job, sales(1, 10 * n))
+    sql = {"totals": "SELECT count(*) AS orders, sum(amount) AS amount FROM silver"}
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda j: build(gold, j, sql, skip_profile=True), jobs))
+    for n, result in enumerate(results, start=1):
+        expected = sales(1, 10 * n).select(pl.len().alias("orders"), pl.col("amount").sum())
+        assert read_model(store, result, "totals").to_dicts() == expected.to_dicts()
