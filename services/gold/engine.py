@@ -165,6 +165,7 @@ class GoldSession:
                 columns = [
                     (n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
                 ]
+                refuse_duplicate_columns(name, [n for n, _ in columns])
                 relation.create_view("__gold_model", replace=True)
                 stats = self.con.execute(
                     f"COPY __gold_model TO {sql_literal(url)} "
@@ -224,8 +225,20 @@ class GoldSession:
         if isinstance(exc, duckdb.IOException):
             return Unavailable(f"{what}: reading or writing the object store failed: {message}")
         if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
-            raise exc
+            raise exc  # a DuckDB bug: logged with its traceback, answered INTERNAL
         return InvalidArgument(f"{what}: {message}")
+
+
+def refuse_duplicate_columns(model: str, names: list[str]) -> None:
+    """Parquet needs distinct names (DuckDB would rename the second `a` to `a_1`)."""
+    seen: set[str] = set()
+    for column in names:
+        if column.lower() in seen:
+            raise InvalidArgument(
+                f"model {model!r} returns more than one column named {column!r}: "
+                "give each column its own name (AS ...)"
+            )
+        seen.add(column.lower())
 
 
 class Watchdog:

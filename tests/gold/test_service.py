@@ -250,6 +250,10 @@ def test_engine_errors_name_the_model_and_never_show_the_secret(
     assert caught.value.details().startswith("model 'typo': Binder Error")
     assert "region_code" in caught.value.details()  # DuckDB's own suggestion
     assert "LINE 2:   regoin_code FROM silver" in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        build(gold, job, {"twice": "SELECT order_id AS n, amount AS N FROM silver"})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "model 'twice' returns more than one column named 'N'" in caught.value.details()
 
     store.delete_keys([manifest.data_objects[1].key])  # silver now lists a missing file
     with pytest.raises(grpc.RpcError) as caught:
