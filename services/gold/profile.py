@@ -1,8 +1,10 @@
 """The built-in `profile` model: one row per silver column, written as SQL over `silver`.
 
-One pass over the data: GROUPING SETS count every value of every column at once, and
-each column's statistics come from its own grouping set (row, null and distinct counts,
-typed min and max, the most frequent values). Audit columns (`_row_hash`, ...) are left
+Per column, one GROUP BY of that column alone (Parquet reads just that column) is
+materialized, and every statistic comes from those groups: row, null and distinct
+counts, typed min and max, and the most frequent values through a top-N. One
+GROUPING SETS pass over all columns was tried first and was 13 times slower on ten
+million rows: its rows carry every column. Audit columns (`_row_hash`, ...) are left
 out: they describe the pipeline, not the data.
 """
 
@@ -35,36 +37,34 @@ def profile_sql(columns: list[tuple[str, str]]) -> str:
     profiled = profiled_columns(columns)
     if not profiled:
         return _EMPTY
-    names = [sql_identifier(name) for name, _ in profiled]
-    counted = ", ".join(f"{q}, GROUPING({q}) AS __g{i}" for i, q in enumerate(names))
-    sets = ", ".join(f"({q})" for q in names)
-    per_column = [
-        column_stats(i, q, name, type_)
-        for i, (q, (name, type_)) in enumerate(zip(names, profiled, strict=True))
-    ]
+    groups = ",\n".join(
+        f"__g{i} AS MATERIALIZED (SELECT {sql_identifier(name)} AS __v, count(*) AS __n "
+        "FROM silver GROUP BY ALL)"
+        for i, (name, _) in enumerate(profiled)
+    )
+    per_column = [column_stats(i, name, type_) for i, (name, type_) in enumerate(profiled)]
     return (
-        f"WITH __counts AS MATERIALIZED (\n"
-        f"  SELECT {counted}, count(*) AS __n FROM silver GROUP BY GROUPING SETS ({sets})\n)\n"
+        f"WITH {groups}\n"
         "SELECT column_name, column_type, row_count, null_count, distinct_count, "
         "min_value, max_value, top_values\n"
         "FROM (\n" + "\nUNION ALL\n".join(per_column) + "\n) ORDER BY __position"
     )
 
 
-def column_stats(position: int, column: str, name: str, type_: str) -> str:
-    mine = f"__g{position} = 0"
+def column_stats(position: int, name: str, type_: str) -> str:
+    groups = f"__g{position}"
     top = (
         f"(SELECT coalesce(list({{'value': __v::VARCHAR, 'count': __n}} ORDER BY __n DESC, __v), "
-        f"[]) FROM (SELECT {column} AS __v, __n FROM __counts "
-        f"WHERE {mine} AND {column} IS NOT NULL ORDER BY __n DESC, __v LIMIT {TOP_VALUES}))"
+        f"[]) FROM (SELECT __v, __n FROM {groups} WHERE __v IS NOT NULL "
+        f"ORDER BY __n DESC, __v LIMIT {TOP_VALUES}))"
     )
     return (
         f"SELECT {position} AS __position, {sql_literal(name)} AS column_name, "
         f"{sql_literal(type_)} AS column_type, "
-        f"coalesce(sum(__n), 0)::BIGINT AS row_count, "
-        f"coalesce(sum(__n) FILTER (WHERE {column} IS NULL), 0)::BIGINT AS null_count, "
-        f"count({column})::BIGINT AS distinct_count, "
-        f"min({column})::VARCHAR AS min_value, max({column})::VARCHAR AS max_value, "
+        "coalesce(sum(__n), 0)::BIGINT AS row_count, "
+        "coalesce(sum(__n) FILTER (WHERE __v IS NULL), 0)::BIGINT AS null_count, "
+        "count(__v)::BIGINT AS distinct_count, "
+        "min(__v)::VARCHAR AS min_value, max(__v)::VARCHAR AS max_value, "
         f"CAST({top} AS STRUCT(value VARCHAR, count BIGINT)[]) AS top_values "
-        f"FROM __counts WHERE {mine}"
+        f"FROM {groups}"
     )
