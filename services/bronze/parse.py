@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO
 
@@ -42,8 +43,34 @@ class ParsedBatch:
     rejects: list[Reject]
 
 
+@dataclass(frozen=True)
+class Restart:
+    """Discard every batch yielded so far: the file is being read again from the start."""
+
+    reason: str
+
+
 class ParseFallback(Exception):
     """The fast parser cannot read this file; use parse_compat."""
+
+
+def parse_file(
+    open_stream: Callable[[], AbstractContextManager[IO[bytes]]],
+    dialect: Dialect,
+    names: list[str],
+    block_bytes: int,
+) -> Iterator[ParsedBatch | Restart]:
+    """Parses a whole file: the fast path, or after a Restart the compatibility path."""
+    try:
+        with open_stream() as stream:
+            stream.read(dialect.bom_bytes)
+            yield from parse_fast(stream, dialect, names, block_bytes)
+        return
+    except ParseFallback as why:
+        yield Restart(str(why))
+    with open_stream() as stream:
+        stream.read(dialect.bom_bytes)
+        yield from parse_compat(stream, dialect, names)
 
 
 def wrong_field_count(row_number: int, expected: int, found: int, raw_line: str) -> Reject:

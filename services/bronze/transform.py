@@ -114,14 +114,21 @@ def _raw_line(fields: pa.RecordBatch, row: int, delimiter: str) -> str:
     return delimiter.encode().join(values).decode("utf-8", errors="backslashreplace")
 
 
-def row_hash(columns: list[str]) -> pl.Expr:
-    """A stable 64-bit hash of a record's raw field values, in column order."""
-    k = pl.lit(_HASH_K, dtype=pl.UInt64)
-    acc = k
-    for name in columns:
-        field = pl.col(name).nchash.xxh3_64().fill_null(pl.lit(_NULL_FIELD_HASH, dtype=pl.UInt64))
-        acc = (acc * k).xor(field)
-    return acc
+def row_hash(text: pl.DataFrame) -> pl.Series:
+    """A stable 64-bit hash of each record's raw field values, in column order.
+
+    Folded in numpy rather than as one polars expression: a fold over thousands of
+    columns would be an expression thousands of levels deep.
+    """
+    fields = text.select(
+        pl.col(name).nchash.xxh3_64().fill_null(pl.lit(_NULL_FIELD_HASH, dtype=pl.UInt64))
+        for name in text.columns
+    )
+    k = np.uint64(_HASH_K)
+    acc = np.full(text.height, k, dtype=np.uint64)
+    for column in fields.iter_columns():
+        acc = (acc * k) ^ column.to_numpy()
+    return pl.Series("_row_hash", acc, dtype=pl.UInt64)
 
 
 def to_bronze(
@@ -134,7 +141,7 @@ def to_bronze(
         pl.lit(audit.source_key).alias("_source_key"),
         pl.lit(audit.source_etag).alias("_source_etag"),
         pl.Series("_row_number", row_numbers, dtype=pl.Int64),
-        row_hash(columns).alias("_row_hash"),
+        row_hash(text),
         pl.lit(audit.run_id).alias("_run_id"),
         pl.lit(audit.workflow_id).alias("_workflow_id"),
         pl.lit(audit.job_id).alias("_job_id"),
