@@ -5,6 +5,7 @@ No I/O and no gRPC here: every function takes Arrow or polars data and returns n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,8 @@ AUDIT_COLUMNS = (
 # The hash folds one xxh3-64 per field: h = h * K xor xxh3_64(field), starting from K.
 _HASH_K = 0x9E3779B97F4A7C15
 _NULL_FIELD_HASH = 0x5851F42D4C957F2D
+# Column names with control characters (NUL above all) break Arrow and Parquet tools.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,11 @@ def unique_column_names(raw: list[str]) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
     taken = set(AUDIT_COLUMNS)
     for index, name in enumerate(raw, start=1):
-        candidate = name if name.strip() else f"column_{index}"
-        if candidate != name:
+        cleaned = _CONTROL.sub("_", name)
+        if cleaned != name:
+            warnings.append(f"column {index} header has control characters; named it {cleaned!r}")
+        candidate = cleaned if cleaned.strip() else f"column_{index}"
+        if candidate != cleaned:
             warnings.append(f"column {index} has an empty header; named it {candidate!r}")
         base, suffix = candidate, 2
         while candidate in taken:
