@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from flowforge.errors import NotFound
+from flowforge.errors import InvalidArgument, NotFound
 from flowforge.layout import Dataset, JobKey, landing_prefix
 from flowforge.manifest import (
     Manifest,
@@ -180,7 +180,10 @@ def ingest_file(
 ) -> FileOutcome:
     report = common_pb2.FileReport(key=info.key, etag=info.etag, size_bytes=info.size)
     sample = store.get_bytes(info.key, (0, SAMPLE_BYTES - 1)) if info.size else b""
-    dialect, records = sniff(sample, plan.options, complete=len(sample) >= info.size)
+    try:
+        dialect, records = sniff(sample, plan.options, complete=len(sample) >= info.size)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{info.key}: {exc.message}") from None
     report.MergeFrom(
         common_pb2.FileReport(
             delimiter=dialect.delimiter,

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from flowforge.errors import InvalidArgument
 from services.bronze.sniff import Dialect
 
 WRONG_FIELD_COUNT = "wrong_field_count"
@@ -171,7 +172,7 @@ def parse_compat(
     rejects: list[Reject] = []
     row_number = 0
     header_pending = dialect.header
-    for record in reader:
+    for record in _records(reader, dialect.encoding):
         if not record:
             continue
         if header_pending:
@@ -202,6 +203,15 @@ def parse_compat(
             columns, numbers, rejects = [[] for _ in names], [], []
     if numbers or rejects:
         yield _batch(names, columns, numbers, rejects)
+
+
+def _records(reader: Iterator[list[str]], encoding: str) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except UnicodeError as exc:  # the codec gave up on the stream as a whole
+        raise InvalidArgument(f"the file cannot be read as {encoding}: {exc}") from None
+    except csv.Error as exc:
+        raise InvalidArgument(f"the file is not readable as CSV: {exc}") from None
 
 
 def _encode_fields(record: list[str]) -> list[bytes] | int:

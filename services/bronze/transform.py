@@ -126,9 +126,10 @@ def row_hash(text: pl.DataFrame) -> pl.Series:
     Folded in numpy rather than as one polars expression: a fold over thousands of
     columns would be an expression thousands of levels deep.
     """
+    # Columns by position: a header such as "^a.*$" would be a regex to pl.col().
     fields = text.select(
-        pl.col(name).nchash.xxh3_64().fill_null(pl.lit(_NULL_FIELD_HASH, dtype=pl.UInt64))
-        for name in text.columns
+        pl.nth(i).nchash.xxh3_64().fill_null(_NULL_FIELD_HASH).alias(f"h{i}")
+        for i in range(text.width)
     )
     k = np.uint64(_HASH_K)
     acc = np.full(text.height, k, dtype=np.uint64)
@@ -155,8 +156,8 @@ def to_bronze(
     if null_markers:
         markers = list(null_markers)
         frame = frame.with_columns(
-            pl.when(pl.col(c).is_in(markers)).then(None).otherwise(pl.col(c)).alias(c)
-            for c in columns
+            pl.when(pl.nth(i).is_in(markers)).then(None).otherwise(pl.nth(i)).alias(c)
+            for i, c in enumerate(columns)
         )
     return frame
 

@@ -105,3 +105,9 @@ def test_control_characters_in_headers_are_replaced() -> None:
     names, warnings = unique_column_names(["a\x00b", "c\nd", "tab\tok"])
     assert names == ["a_b", "c_d", "tab\tok"]
     assert len(warnings) == 2
+
+
+def test_headers_that_look_like_regexes_are_plain_names() -> None:
+    text = pl.DataFrame({"^a.*$": ["x"], "ab": ["y"]})
+    frame = to_bronze(text, np.array([1]), AUDIT, ("y",))
+    assert (frame.get_column("^a.*$")[0], frame.get_column("ab")[0]) == ("x", None)
