@@ -80,7 +80,9 @@ def rpc(summary: Callable[[Any, Any], dict[str, Any]]) -> Callable[..., Any]:
             except MemoryError:
                 code = grpc.StatusCode.RESOURCE_EXHAUSTED
                 message = "the service ran out of memory for this request"
-            except Exception:
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except BaseException:  # includes Rust panics surfacing from native engines
                 incident = uuid.uuid4().hex[:12]
                 log.exception(
                     "unexpected error", extra={"method": method.__name__, "incident": incident}

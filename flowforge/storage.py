@@ -231,7 +231,7 @@ def make_client(settings: Settings) -> Any:
         region_name=settings.s3_region,
         connect_timeout=settings.s3_connect_timeout_seconds,
         read_timeout=settings.s3_read_timeout_seconds,
-        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else {},
         max_pool_connections=32,
         # S3-compatible stores do not all accept the newer default CRC checksums.

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from flowforge.errors import NotFound
+from flowforge.errors import InvalidArgument, NotFound
 from flowforge.layout import Dataset, JobKey, landing_prefix
 from flowforge.manifest import (
     Manifest,
@@ -23,18 +23,17 @@ from flowforge.parts import PartWriter, write_parquet
 from flowforge.results import finish, job_ref, object_to_proto, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
-from flowforge.storage import ObjectInfo, ObjectStore
+from flowforge.storage import ObjectInfo, ObjectStore, PrefetchReader
 from flowforge.v1 import common_pb2
+from services.bronze.convert import bronze_batches
 from services.bronze.options import CsvOptions
-from services.bronze.parse import ParseFallback, Reject, parse_compat, parse_fast
+from services.bronze.parse import Reject, Restart
 from services.bronze.sniff import SAMPLE_BYTES, sniff
 from services.bronze.transform import (
     Audit,
     bronze_schema,
-    decode_fields,
     generated_column_names,
     rejects_frame,
-    to_bronze,
     unique_column_names,
 )
 
@@ -181,7 +180,10 @@ def ingest_file(
 ) -> FileOutcome:
     report = common_pb2.FileReport(key=info.key, etag=info.etag, size_bytes=info.size)
     sample = store.get_bytes(info.key, (0, SAMPLE_BYTES - 1)) if info.size else b""
-    dialect, records = sniff(sample, plan.options, complete=len(sample) >= info.size)
+    try:
+        dialect, records = sniff(sample, plan.options, complete=len(sample) >= info.size)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{info.key}: {exc.message}") from None
     report.MergeFrom(
         common_pb2.FileReport(
             delimiter=dialect.delimiter,
@@ -205,35 +207,26 @@ def ingest_file(
     writer.start_source(f"part-{index:05d}", info.key, info.etag)
     rejects = RejectWriter(store, f"{run_prefix}_rejects/part-{index:05d}", audit)
 
-    def convert(batches: object) -> None:
-        for parsed in batches:  # type: ignore[attr-defined]
-            deadline.check(f"ingesting {info.key}")
-            text, numbers, undecodable = decode_fields(
-                parsed.fields, parsed.row_numbers, dialect.delimiter, dialect.encoding
-            )
-            rejects.add(parsed.rejects + undecodable)
-            if text.height:
-                report.rows += text.height
-                writer.add(
-                    to_bronze(text, numbers, audit, plan.options.null_markers), parsed.fields.nbytes
-                )
+    def open_stream() -> contextlib.closing[PrefetchReader]:
+        return contextlib.closing(store.open_stream(info.key))
 
     block = settings.bronze_block_size_mb << 20
-    try:
-        with contextlib.closing(store.open_stream(info.key)) as stream:
-            stream.read(dialect.bom_bytes)
-            convert(parse_fast(stream, dialect, names, block))
-    except ParseFallback as why:
-        log.info("compatibility mode", extra={"key": info.key, "why": str(why)[:200]})
-        writer.discard_source(info.key)
-        rejects.discard()
-        report.rows = 0
-        outcome.warnings.append(
-            f"{info.key}: read with the compatibility parser ({str(why)[:160]})"
-        )
-        with contextlib.closing(store.open_stream(info.key)) as stream:
-            stream.read(dialect.bom_bytes)
-            convert(parse_compat(stream, dialect, names))
+    null_markers = plan.options.null_markers
+    for batch in bronze_batches(open_stream, dialect, names, block, audit, null_markers):
+        deadline.check(f"ingesting {info.key}")
+        if isinstance(batch, Restart):
+            log.info("compatibility mode", extra={"key": info.key, "why": batch.reason[:200]})
+            writer.discard_source(info.key)
+            rejects.discard()
+            report.rows = 0
+            outcome.warnings.append(
+                f"{info.key}: read with the compatibility parser ({batch.reason[:160]})"
+            )
+            continue
+        rejects.add(batch.rejects)
+        if batch.frame.height:
+            report.rows += batch.frame.height
+            writer.add(batch.frame, batch.raw_bytes)
     outcome.rejects = rejects.close()
     outcome.rejected_by_kind = rejects.kinds
     report.rows_rejected = sum(rejects.kinds.values())

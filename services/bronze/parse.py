@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO
 
@@ -21,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from flowforge.errors import InvalidArgument
 from services.bronze.sniff import Dialect
 
 WRONG_FIELD_COUNT = "wrong_field_count"
@@ -42,8 +44,34 @@ class ParsedBatch:
     rejects: list[Reject]
 
 
+@dataclass(frozen=True)
+class Restart:
+    """Discard every batch yielded so far: the file is being read again from the start."""
+
+    reason: str
+
+
 class ParseFallback(Exception):
     """The fast parser cannot read this file; use parse_compat."""
+
+
+def parse_file(
+    open_stream: Callable[[], AbstractContextManager[IO[bytes]]],
+    dialect: Dialect,
+    names: list[str],
+    block_bytes: int,
+) -> Iterator[ParsedBatch | Restart]:
+    """Parses a whole file: the fast path, or after a Restart the compatibility path."""
+    try:
+        with open_stream() as stream:
+            stream.read(dialect.bom_bytes)
+            yield from parse_fast(stream, dialect, names, block_bytes)
+        return
+    except ParseFallback as why:
+        yield Restart(str(why))
+    with open_stream() as stream:
+        stream.read(dialect.bom_bytes)
+        yield from parse_compat(stream, dialect, names)
 
 
 def wrong_field_count(row_number: int, expected: int, found: int, raw_line: str) -> Reject:
@@ -144,7 +172,7 @@ def parse_compat(
     rejects: list[Reject] = []
     row_number = 0
     header_pending = dialect.header
-    for record in reader:
+    for record in _records(reader, dialect.encoding):
         if not record:
             continue
         if header_pending:
@@ -175,6 +203,15 @@ def parse_compat(
             columns, numbers, rejects = [[] for _ in names], [], []
     if numbers or rejects:
         yield _batch(names, columns, numbers, rejects)
+
+
+def _records(reader: Iterator[list[str]], encoding: str) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except UnicodeError as exc:  # the codec gave up on the stream as a whole
+        raise InvalidArgument(f"the file cannot be read as {encoding}: {exc}") from None
+    except csv.Error as exc:
+        raise InvalidArgument(f"the file is not readable as CSV: {exc}") from None
 
 
 def _encode_fields(record: list[str]) -> list[bytes] | int:

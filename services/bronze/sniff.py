@@ -8,6 +8,7 @@ import io
 import re
 from dataclasses import dataclass
 
+from flowforge.errors import InvalidArgument
 from services.bronze.options import CsvOptions
 
 SAMPLE_BYTES = 256 * 1024
@@ -61,7 +62,10 @@ def detect_line_terminator(text: str) -> str:
 def decode_sample(sample: bytes, encoding: str, complete: bool) -> str:
     """Decodes a sample that may end mid-character; undecodable bytes become U+FFFD."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    return decoder.decode(sample, final=complete)
+    try:
+        return decoder.decode(sample, final=complete)
+    except UnicodeError as exc:  # e.g. "UTF-16 stream does not start with BOM"
+        raise InvalidArgument(f"the file cannot be read as {encoding}: {exc}") from None
 
 
 def sniff_delimiter(text: str, quote: str) -> str:

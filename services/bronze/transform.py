@@ -5,6 +5,7 @@ No I/O and no gRPC here: every function takes Arrow or polars data and returns n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,8 @@ AUDIT_COLUMNS = (
 # The hash folds one xxh3-64 per field: h = h * K xor xxh3_64(field), starting from K.
 _HASH_K = 0x9E3779B97F4A7C15
 _NULL_FIELD_HASH = 0x5851F42D4C957F2D
+# Column names with control characters (NUL above all) break Arrow and Parquet tools.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,11 @@ def unique_column_names(raw: list[str]) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
     taken = set(AUDIT_COLUMNS)
     for index, name in enumerate(raw, start=1):
-        candidate = name if name.strip() else f"column_{index}"
-        if candidate != name:
+        cleaned = _CONTROL.sub("_", name)
+        if cleaned != name:
+            warnings.append(f"column {index} header has control characters; named it {cleaned!r}")
+        candidate = cleaned if cleaned.strip() else f"column_{index}"
+        if candidate != cleaned:
             warnings.append(f"column {index} has an empty header; named it {candidate!r}")
         base, suffix = candidate, 2
         while candidate in taken:
@@ -114,14 +120,22 @@ def _raw_line(fields: pa.RecordBatch, row: int, delimiter: str) -> str:
     return delimiter.encode().join(values).decode("utf-8", errors="backslashreplace")
 
 
-def row_hash(columns: list[str]) -> pl.Expr:
-    """A stable 64-bit hash of a record's raw field values, in column order."""
-    k = pl.lit(_HASH_K, dtype=pl.UInt64)
-    acc = k
-    for name in columns:
-        field = pl.col(name).nchash.xxh3_64().fill_null(pl.lit(_NULL_FIELD_HASH, dtype=pl.UInt64))
-        acc = (acc * k).xor(field)
-    return acc
+def row_hash(text: pl.DataFrame) -> pl.Series:
+    """A stable 64-bit hash of each record's raw field values, in column order.
+
+    Folded in numpy rather than as one polars expression: a fold over thousands of
+    columns would be an expression thousands of levels deep.
+    """
+    # Columns by position: a header such as "^a.*$" would be a regex to pl.col().
+    fields = text.select(
+        pl.nth(i).nchash.xxh3_64().fill_null(_NULL_FIELD_HASH).alias(f"h{i}")
+        for i in range(text.width)
+    )
+    k = np.uint64(_HASH_K)
+    acc = np.full(text.height, k, dtype=np.uint64)
+    for column in fields.iter_columns():
+        acc = (acc * k) ^ column.to_numpy()
+    return pl.Series("_row_hash", acc, dtype=pl.UInt64)
 
 
 def to_bronze(
@@ -134,7 +148,7 @@ def to_bronze(
         pl.lit(audit.source_key).alias("_source_key"),
         pl.lit(audit.source_etag).alias("_source_etag"),
         pl.Series("_row_number", row_numbers, dtype=pl.Int64),
-        row_hash(columns).alias("_row_hash"),
+        row_hash(text),
         pl.lit(audit.run_id).alias("_run_id"),
         pl.lit(audit.workflow_id).alias("_workflow_id"),
         pl.lit(audit.job_id).alias("_job_id"),
@@ -142,8 +156,8 @@ def to_bronze(
     if null_markers:
         markers = list(null_markers)
         frame = frame.with_columns(
-            pl.when(pl.col(c).is_in(markers)).then(None).otherwise(pl.col(c)).alias(c)
-            for c in columns
+            pl.when(pl.nth(i).is_in(markers)).then(None).otherwise(pl.nth(i)).alias(c)
+            for i, c in enumerate(columns)
         )
     return frame
 

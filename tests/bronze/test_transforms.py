@@ -99,3 +99,15 @@ def test_to_bronze_hashes_raw_text_before_null_markers() -> None:
     assert marked["a"].to_list() == [None, "x"]
     assert marked["_row_hash"].to_list() == plain["_row_hash"].to_list()
     assert marked["_row_number"].to_list() == [1, 2]
+
+
+def test_control_characters_in_headers_are_replaced() -> None:
+    names, warnings = unique_column_names(["a\x00b", "c\nd", "tab\tok"])
+    assert names == ["a_b", "c_d", "tab\tok"]
+    assert len(warnings) == 2
+
+
+def test_headers_that_look_like_regexes_are_plain_names() -> None:
+    text = pl.DataFrame({"^a.*$": ["x"], "ab": ["y"]})
+    frame = to_bronze(text, np.array([1]), AUDIT, ("y",))
+    assert (frame.get_column("^a.*$")[0], frame.get_column("ab")[0]) == ("x", None)

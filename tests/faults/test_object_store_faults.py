@@ -1,0 +1,131 @@
+"""A layer against a misbehaving object store (through the fault proxy, real sockets)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import grpc
+import pytest
+
+from flowforge.embedded import EmbeddedS3
+from flowforge.layout import Dataset, JobKey
+from flowforge.manifest import read_committed
+from flowforge.runtime import LayerServer
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from flowforge.v1 import bronze_pb2_grpc
+from services.bronze.server import create_server
+from tests.bronze.conftest import ingest, serving, upload
+from tests.faults.proxy import FaultProxy
+
+
+@pytest.fixture
+def proxy(s3: EmbeddedS3) -> Iterator[FaultProxy]:
+    endpoint = urlparse(s3.endpoint_url)
+    fault_proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+    yield fault_proxy
+    fault_proxy.close()
+
+
+@pytest.fixture
+def bronze_via_proxy(settings: Settings, proxy: FaultProxy) -> Iterator[LayerServer]:
+    proxied = settings.model_copy(
+        update={
+            "s3_endpoint_url": f"http://{proxy.address}",
+            "s3_max_attempts": 1,
+            "s3_connect_timeout_seconds": 1,
+            "s3_read_timeout_seconds": 5,
+        }
+    )
+    server = create_server(proxied, "127.0.0.1:0", ObjectStore(proxied))
+    yield server
+    server.stop(0)
+
+
+def _stub(server: LayerServer) -> tuple[grpc.Channel, bronze_pb2_grpc.BronzeServiceStub]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    return channel, bronze_pb2_grpc.BronzeServiceStub(channel)
+
+
+def test_refused_connections_are_unavailable_then_recover(
+    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+) -> None:
+    upload(store, job, "a.csv", b"id\n1\n2\n")
+    channel, stub = _stub(bronze_via_proxy)
+    with channel:
+        proxy.set("refuse")
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            ingest(stub, job, run_id="r1")
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "unreachable" in info.value.details()
+        assert time.monotonic() - started < 10  # fails fast, so the caller can back off
+        assert serving(channel)
+        proxy.set("pass")
+        result = ingest(stub, job, run_id="r1")
+        assert result.rows_out == 2
+
+
+def test_upload_cut_half_way_leaves_nothing_visible_and_retry_commits_whole(
+    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+) -> None:
+    dataset = Dataset.for_layer("bronze", job)
+    upload(store, job, "a.csv", b"id\n1\n")
+    channel, stub = _stub(bronze_via_proxy)
+    with channel:
+        first = ingest(stub, job, run_id="r1")
+        noise = os.urandom(300_000 * 20).hex().encode()  # incompressible: a large part
+        big = b"id,payload\n" + b"".join(
+            b"%d,%s\n" % (i, noise[i * 40 : i * 40 + 40]) for i in range(300_000)
+        )
+        upload(store, job, "b.csv", big)
+        # Cut the first connection that sends more than 2 MB: the Parquet part upload.
+        proxy.set("cut", cut_after_bytes=2 << 20, times=1)
+        with pytest.raises(grpc.RpcError) as info:
+            ingest(stub, job, run_id="r2")
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert proxy.hurt == 1
+        committed = read_committed(store, dataset)
+        assert committed is not None and committed.manifest.run_id == "r1"  # untouched
+        assert [o.key for o in committed.manifest.data_objects] == [
+            o.key for o in first.data_objects
+        ]
+        retried = ingest(stub, job, run_id="r2")
+        assert retried.total_rows == 300_001
+        assert {f.status for f in retried.files} == {"SKIPPED", "INGESTED"}
+        for obj in retried.data_objects:
+            head = store.head(obj.key)
+            assert head is not None and head.size == obj.size_bytes
+
+
+def test_store_that_stops_answering_hits_the_deadline(
+    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+) -> None:
+    upload(store, job, "a.csv", b"id\n1\n")
+    channel, stub = _stub(bronze_via_proxy)
+    with channel:
+        proxy.set("drop")
+        with pytest.raises(grpc.RpcError) as info:
+            ingest(stub, job, timeout=3)
+        assert info.value.code() in (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.UNAVAILABLE,
+        )
+        proxy.set("pass")
+        assert serving(channel)
+
+
+def test_proxy_delay_only_slows_down(
+    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+) -> None:
+    upload(store, job, "a.csv", b"id\n1\n")
+    channel, stub = _stub(bronze_via_proxy)
+    with channel:
+        proxy.set("delay", delay_seconds=0.05)
+        started = time.monotonic()
+        result = ingest(stub, job)
+        assert result.rows_out == 1
+        assert time.monotonic() - started >= 0.05
