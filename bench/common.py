@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -99,31 +100,12 @@ class ServiceProcess:
         self.process.wait(30)
 
 
-def httpfs_connection(settings: Settings):  # type: ignore[no-untyped-def]
-    """A DuckDB connection with httpfs loaded from its PyPI package and an S3 secret."""
-    import duckdb
-    import duckdb_extension_httpfs
+def httpfs_connection(settings: Settings, spill_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    """A bare DuckDB connection on the same S3 (httpfs from its PyPI package, keys as a secret)."""
+    from flowforge.duckdb_s3 import connect
 
-    con = duckdb.connect()
-    package = Path(duckdb_extension_httpfs.__file__).parent
-    extension = next(package.glob(f"extensions/v{duckdb.__version__}/httpfs.duckdb_extension"))
-    con.execute(f"LOAD '{extension}'")
-    endpoint = (settings.s3_endpoint_url or "").split("://", 1)
-    secret = (
-        settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else ""
-    )
-    con.execute(
-        "CREATE SECRET bench (TYPE s3, KEY_ID $key, SECRET $secret, REGION $region, "
-        "ENDPOINT $endpoint, URL_STYLE 'path', USE_SSL $ssl)",
-        {
-            "key": settings.s3_access_key_id,
-            "secret": secret,
-            "region": settings.s3_region,
-            "endpoint": endpoint[-1],
-            "ssl": endpoint[0] == "https",
-        },
-    )
-    return con
+    spill = spill_dir or Path(tempfile.mkdtemp(prefix="ff-bench-duckdb-"))
+    return connect(settings, {"temp_directory": str(spill)})
 
 
 def timed(label: str, fn):  # type: ignore[no-untyped-def]
