@@ -48,10 +48,12 @@ from services.silver.model import ColumnRule, Spec
 from services.silver.spec import check_types, resolve_columns, with_types
 
 # In-memory size of bronze rows relative to their Parquet bytes, and how many copies of a
-# bucket a dedupe holds at its peak (rows, sorted rows, kept rows): measured, rounded up.
+# bucket a dedupe holds at its peak (rows, sorted keys, kept rows): measured, rounded up.
 MEMORY_PER_PARQUET_BYTE = 8
 DEDUPE_COPIES = 3
+# The first pass keeps one open file per bucket, each buffering up to one row group.
 MAX_BUCKETS = 256
+BUCKET_ROW_GROUP = 8192
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,12 @@ class Refinery:
                 warnings.simplefilter("ignore")  # PartitionBy is marked unstable
                 target = pl.PartitionBy(self.work.path("kept"), key="__bucket", include_key=False)
             kept_rows = rows.with_columns(__bucket=transform.bucket(keys, count)).sink_parquet(
-                target, compression="lz4", lazy=True, mkdir=True, sinked_paths_callback=note_bucket
+                target,
+                compression="lz4",
+                row_group_size=BUCKET_ROW_GROUP,
+                lazy=True,
+                mkdir=True,
+                sinked_paths_callback=note_bucket,
             )
         with polars_errors("casting and checking bronze rows"):
             results = pl.collect_all(
@@ -277,9 +284,9 @@ class Refinery:
                 f"{self.out.rows_in}: bronze changed while silver read it; retry"
             )
         cast_failed = int(totals.get("__cast_failed") or 0)
-        self.out.quality = [report.Counted(c, rows, int(totals[c.flag] or 0)) for c in implicit]
+        self.out.quality = [report.Counted(c, rows, int(totals.get(c.flag) or 0)) for c in implicit]
         self.out.quality += [
-            report.Counted(r, rows - cast_failed, int(totals[r.flag] or 0)) for r in rules
+            report.Counted(r, rows - cast_failed, int(totals.get(r.flag) or 0)) for r in rules
         ]
         report.fail_if_breached(self.out.quality)
         self.out.warnings += report.warn_messages(self.out.quality)

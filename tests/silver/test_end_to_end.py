@@ -1,7 +1,7 @@
 """Bronze then silver over real channels, on a hand-written dirty customers CSV.
 
 Every expected row, quarantine reason and count below was worked out by hand from
-cases/customers_dirty.csv and cases/customers_spec.yaml (see the comments per row).
+cases/customers_dirty.csv and examples/silver/customers.yaml (see the comments per row).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
 from services.bronze.server import create_server as create_bronze_server
 from tests.silver.conftest import read_objects, refine, serving
 
-CASES = Path(__file__).parent / "cases"
-SPEC = yaml.safe_load((CASES / "customers_spec.yaml").read_text())
+CASES = Path(__file__).resolve().parent / "cases"
+SPEC = yaml.safe_load((CASES.parents[2] / "examples" / "silver" / "customers.yaml").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,17 @@ def test_hostile_data_is_counted_and_quarantined_never_crashes(
     assert serving(channel)
 
 
+def test_empty_bronze_commits_an_empty_typed_silver(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, b"id,name,joined,score\n")
+    result = refine(silver, job, TYPED)
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (0, 0, 0)
+    assert not result.reject_objects
+    frame = read_objects(store, result.data_objects)
+    assert frame.height == 0 and frame.schema["joined"] == pl.Date
+
+
 @pytest.mark.parametrize("memory_mb", [2048, 1])
 def test_dedupe_and_unique_rules_agree_in_memory_and_in_buckets(
     store: ObjectStore, settings: Settings, job: JobKey, memory_mb: int

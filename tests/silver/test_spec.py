@@ -14,15 +14,15 @@ from flowforge.v1 import silver_pb2
 from services.silver.model import SilverType
 from services.silver.spec import parse_spec, resolve_columns
 
-CASES = Path(__file__).parent / "cases"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "silver" / "customers.yaml"
 
 
 def spec_of(data: dict[str, Any]) -> silver_pb2.SilverSpec:
     return json_format.ParseDict(data, silver_pb2.SilverSpec())
 
 
-def test_customers_yaml_parses_into_a_spec() -> None:
-    spec = parse_spec(spec_of(yaml.safe_load((CASES / "customers_spec.yaml").read_text())))
+def test_example_customers_yaml_parses_into_a_spec() -> None:
+    spec = parse_spec(spec_of(yaml.safe_load(EXAMPLE.read_text())))
     by_target = {c.target: c for c in spec.columns}
     assert by_target["lifetime_value"].type == SilverType("decimal", 12, 2)
     assert by_target["signup_date"].formats == ("%Y-%m-%d", "%d/%m/%Y")
