@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flowforge.errors import FailedPrecondition
 from flowforge.v1 import common_pb2
-from services.silver.transform import Check
+from services.silver.transform import Check, drift
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,15 @@ def drift_summary(drift: common_pb2.SchemaDrift) -> str:
             + ", ".join(f"{c.name} ({c.old_type} -> {c.new_type})" for c in drift.retyped)
         )
     return "; ".join(parts)
+
+
+def fail_on_drift(
+    previous_run_id: str, old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]
+) -> None:
+    """For fail_on_schema_drift: any difference from the committed schema fails the layer."""
+    summary = drift_summary(schema_drift(*drift(old, new)))
+    if summary:
+        raise FailedPrecondition(
+            f"the silver schema differs from run {previous_run_id}: {summary}; "
+            "nothing was committed (fail_on_schema_drift)"
+        )

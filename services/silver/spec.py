@@ -17,6 +17,7 @@ from google.protobuf import struct_pb2
 
 from flowforge.errors import InvalidArgument
 from flowforge.v1 import silver_pb2
+from services.silver.casting import parse_literal
 from services.silver.model import (
     DEFAULT_NULL_MARKERS,
     ColumnRule,
@@ -25,7 +26,7 @@ from services.silver.model import (
     SilverType,
     Spec,
 )
-from services.silver.transform import parse_literal, snake_case
+from services.silver.transform import snake_case
 
 TYPES = ("string", "integer", "decimal(p,s)", "float", "boolean", "date", "timestamp")
 RULES = ("not_null", "unique", "accepted_values", "range", "regex", "length")

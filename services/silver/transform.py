@@ -1,21 +1,20 @@
-"""Pure polars transforms for silver: names, cleaning, casting, rule checks and dedupe.
+"""Pure polars transforms for silver: names, typed rows with rule flags, dedupe, drift.
 
 No I/O and no gRPC: every function takes LazyFrames, DataFrames or expressions and returns
-new ones. Casting is strict: polars' own casts already refuse `1.5`, `1e3`, `1_000` and
-`0x10` as integers; floats must be finite; dates and timestamps must match a format.
-A value that fails is never silently null: its row goes to quarantine.
+new ones. Cleaning and casting live in casting.py, the quarantine rows in quarantine.py.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
+from services.silver.casting import clean_text, dtype, parse_in_order, parse_literal, parsers
 from services.silver.model import ColumnRule, Expectation, SilverType
 
 # Bronze audit columns silver carries, as (bronze name, silver name).
@@ -34,7 +33,6 @@ BRONZE_ORDER = ("_ingested_at", "_source_key", "_row_number")
 WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u3000"
 # Inference tries these in order; decimal is never inferred (there is no scale to pick).
 INFERENCE_ORDER = ("integer", "float", "boolean", "date", "timestamp")
-REASON_VALUE_CHARS = 80
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 # ISO 8601 as silver reads it when a timestamp column names no formats ("T" is made " ").
@@ -75,116 +73,6 @@ def default_targets(sources: Sequence[str]) -> tuple[list[str], list[str]]:
         taken.add(name)
         names.append(name)
     return names, warnings
-
-
-# -- cleaning and casting -----------------------------------------------------------------
-def dtype(kind: SilverType) -> pl.DataType:
-    if kind.name == "decimal":
-        return pl.Decimal(kind.precision, kind.scale)
-    return {
-        "string": pl.String(),
-        "integer": pl.Int64(),
-        "float": pl.Float64(),
-        "boolean": pl.Boolean(),
-        "date": pl.Date(),
-        "timestamp": pl.Datetime("us"),
-    }[kind.name]
-
-
-def clean_text(text: pl.Expr, column: ColumnRule) -> pl.Expr:
-    """Trim, then null markers (compared after trimming), then case."""
-    if column.trim:
-        text = text.str.strip_chars(WHITESPACE)
-    if column.null_markers:
-        text = pl.when(~text.is_in(list(column.null_markers))).then(text)
-    if column.case == "lower":
-        text = text.str.to_lowercase()
-    elif column.case == "upper":
-        text = text.str.to_uppercase()
-    return text
-
-
-Parser = Callable[[pl.Expr], pl.Expr]
-
-
-def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
-    """Attempts, in order, that turn text into a value of the type (null: not a value).
-
-    Silver tries an attempt only on the values every earlier attempt refused, so a column
-    whose values all match the first format costs one parse per value.
-    """
-    if kind.name == "string":
-        return [lambda text: text]
-    if kind.name in ("integer", "decimal"):
-        return [lambda text: text.cast(dtype(kind), strict=False)]
-    if kind.name == "float":
-
-        def finite(text: pl.Expr) -> pl.Expr:
-            number = text.cast(pl.Float64, strict=False)
-            return pl.when(number.is_finite()).then(number)
-
-        return [finite]
-    if kind.name == "boolean":
-        mapping = {v: True for v in _TRUE} | {v: False for v in _FALSE}
-        return [
-            lambda text: text.str.to_lowercase().replace_strict(
-                mapping, default=None, return_dtype=pl.Boolean
-            )
-        ]
-    if kind.name == "date":
-        return [_strptime(f, as_date=True) for f in formats or ("%Y-%m-%d",)]
-    if kind.name == "timestamp":
-        if formats:
-            return [_strptime(f, as_date=False) for f in formats]
-        return [_iso(_strptime(f, as_date=False)) for f in _ISO_TIMESTAMP]
-    raise ValueError(f"unknown type {kind}")
-
-
-def _iso(parse: Parser) -> Parser:
-    return lambda text: parse(text.str.replace("T", " ", literal=True))
-
-
-def _strptime(fmt: str, as_date: bool) -> Parser:
-    def parse(text: pl.Expr) -> pl.Expr:
-        if as_date and not _TIME_DIRECTIVE.search(fmt):
-            return text.str.strptime(pl.Date, fmt, strict=False)
-        value = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
-        if _OFFSET_DIRECTIVE.search(fmt):
-            value = value.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return value.dt.date() if as_date else value
-
-    return parse
-
-
-def parse_literal(text: str, kind: SilverType) -> Any:
-    """A spec value (bound, accepted value) as a value of the type; None if it is not one.
-
-    Literals use the type's canonical form (ISO 8601 for dates and timestamps)."""
-    value = pl.lit(text, dtype=pl.String)
-    for parse in parsers(kind):
-        found = pl.select(parse(value)).item()
-        if found is not None:
-            return found
-    return None
-
-
-def parse_in_order(
-    frame: pl.LazyFrame, steps: Sequence[tuple[str, str, list[Parser]]]
-) -> pl.LazyFrame:
-    """For each (text column, output column, attempts): the first attempt that parses."""
-    depth = max((len(attempts) for _, _, attempts in steps), default=0)
-    for step in range(depth):
-        exprs = []
-        for text, out, attempts in steps:
-            if step >= len(attempts):
-                continue
-            if step == 0:
-                exprs.append(attempts[0](pl.col(text)).alias(out))
-            else:
-                left = pl.when(pl.col(out).is_null()).then(pl.col(text))
-                exprs.append(pl.coalesce(pl.col(out), attempts[step](left)).alias(out))
-        frame = frame.with_columns(exprs)
-    return frame
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -359,88 +247,6 @@ def quality_counts(
     )
 
 
-def quarantine_frame(
-    frame: pl.LazyFrame,
-    reject: str,
-    checks: Sequence[Check],
-    bronze_columns: Sequence[str],
-    columns: Sequence[ColumnRule],
-    silver_run_id: str,
-) -> pl.LazyFrame:
-    """Rejected rows once each: the first rule failed (id, rule, column, a reason showing
-    the value), the original text of every bronze column, and the audit columns."""
-    by_target = {c.target: c for c in columns}
-    position = {name: i for i, name in enumerate(bronze_columns)}
-    rules, names, reasons = [], [], []
-    for c in checks:
-        hit = pl.col(reject) == c.rule_id
-        spec = by_target[c.column]
-        if c.rule == "cast":
-            why = cast_reason(pl.col(f"__raw{position[spec.source]}"), spec)
-        elif c.rule == "required":
-            why = pl.lit("the value is missing (empty or a null marker)")
-        else:
-            why = failure_reason(c.expectation, pl.col(c.column))  # type: ignore[arg-type]
-        rules.append((hit, pl.lit(c.rule)))
-        names.append((hit, pl.lit(c.column)))
-        reasons.append((hit, why))
-    taken = set(QUARANTINE_COLUMNS) | set(AUDIT_COLUMNS)
-    originals = [
-        pl.col(f"__raw{i}").alias(f"{name}_original" if name in taken else name)
-        for i, name in enumerate(bronze_columns)
-    ]
-    return frame.filter(pl.col(reject).is_not_null()).select(
-        pl.col(reject).alias("_rule_id"),
-        cases(rules).alias("_rule"),
-        cases(names).alias("_column"),
-        cases(reasons).alias("_reason"),
-        *originals,
-        *(s for _, s in CARRIED_AUDIT),
-        pl.lit(silver_run_id).alias("_silver_run_id"),
-    )
-
-
-def shown(value: pl.Expr) -> pl.Expr:
-    """A value quoted for a message, cut to REASON_VALUE_CHARS characters."""
-    text = value.cast(pl.String)
-    cut = (
-        pl.when(text.str.len_chars() > REASON_VALUE_CHARS)
-        .then(pl.concat_str([text.str.slice(0, REASON_VALUE_CHARS), pl.lit("...")]))
-        .otherwise(text)
-    )
-    return pl.concat_str([pl.lit("'"), cut, pl.lit("'")])
-
-
-def cast_reason(raw: pl.Expr, column: ColumnRule) -> pl.Expr:
-    kind = column.type or SilverType("string")
-    text = f" is not a valid {kind}"
-    if column.formats:
-        text += f" (formats: {', '.join(column.formats)})"
-    return pl.concat_str([shown(raw), pl.lit(text[:300])])
-
-
-def failure_reason(rule: Expectation, value: pl.Expr) -> pl.Expr:
-    if rule.type == "not_null":
-        return pl.lit("the value is null")
-    if rule.type == "accepted_values":
-        return pl.concat_str(
-            [shown(value), pl.lit(" is not one of: " + ", ".join(rule.values)[:200])]
-        )
-    if rule.type == "range":
-        bounds = f"[{'' if rule.min is None else rule.min}, {'' if rule.max is None else rule.max}]"
-        return pl.concat_str([shown(value), pl.lit(" is outside " + bounds)])
-    if rule.type == "regex":
-        return pl.concat_str([shown(value), pl.lit(" does not match " + rule.pattern[:200])])
-    if rule.type == "length":
-        low = "" if rule.min_length is None else str(rule.min_length)
-        high = "" if rule.max_length is None else str(rule.max_length)
-        length = value.str.len_chars().cast(pl.String)
-        return pl.concat_str([pl.lit("length "), length, pl.lit(f" is outside [{low}, {high}]")])
-    if rule.type == "unique":
-        return pl.concat_str([shown(value), pl.lit(" is not unique")])
-    raise ValueError(rule.type)
-
-
 # -- dedupe --------------------------------------------------------------------------------------
 def bucket(keys: Sequence[str], buckets: int) -> pl.Expr:
     """Which dedupe bucket a row belongs to: rows with equal keys share one."""
@@ -482,32 +288,6 @@ def dedupe(rows: pl.DataFrame, keys: Sequence[str], sequence_by: str, tie_breake
 def duplicated_values(kept: pl.DataFrame, column: str) -> pl.DataFrame:
     """Non-null values of a column and how many kept rows hold each (for unique rules)."""
     return kept.filter(pl.col(column).is_not_null()).group_by(column).len("n")
-
-
-# -- inference and drift ------------------------------------------------------------------------
-def inference_frame(bronze: pl.LazyFrame, columns: Sequence[ColumnRule]) -> pl.LazyFrame:
-    """One row: for each column and candidate type, whether every non-null value parses
-    (`{i}:{type}`), and whether the column has any value at all (`{i}:any`)."""
-    exprs = []
-    for i, column in enumerate(columns):
-        text = clean_text(pl.col(column.source), column)
-        exprs.append(text.is_not_null().any().alias(f"{i}:any"))
-        for name in INFERENCE_ORDER:
-            attempts = parsers(SilverType(name))
-            parsed = attempts[0](text)
-            for attempt in attempts[1:]:
-                parsed = pl.coalesce(parsed, attempt(text))
-            exprs.append((text.is_null() | parsed.is_not_null()).all().alias(f"{i}:{name}"))
-    return bronze.select(exprs)
-
-
-def inferred_type(has_values: bool, parses: dict[str, bool]) -> SilverType:
-    """The first candidate every value parses as; string for all-null or mixed columns."""
-    if has_values:
-        for name in INFERENCE_ORDER:
-            if parses.get(name):
-                return SilverType(name)
-    return SilverType("string")
 
 
 def drift(

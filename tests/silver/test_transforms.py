@@ -8,7 +8,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from services.silver import transform
+from services.silver import casting, transform
 from services.silver.model import ColumnRule, Expectation, SilverType
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -41,9 +41,9 @@ def test_default_targets_are_unique_and_never_empty() -> None:
 def parse(values: list[str | None], kind: str, formats: tuple[str, ...] = ()) -> list[object]:
     """Runs a type's attempts the way typed_frame does, on one text column."""
     rules = ColumnRule("v", "out", parse_type(kind), formats=formats, null_markers=())
-    frame = transform.parse_in_order(
+    frame = casting.parse_in_order(
         pl.LazyFrame({"v": values}, schema={"v": pl.String}),
-        [("v", "out", transform.parsers(rules.type, formats))],  # type: ignore[arg-type]
+        [("v", "out", casting.parsers(rules.type, formats))],  # type: ignore[arg-type]
     )
     return frame.collect().get_column("out").to_list()
 
@@ -122,10 +122,10 @@ def test_timestamp_reads_iso_8601_and_converts_offsets_to_utc() -> None:
 def test_clean_text_trims_maps_null_markers_then_cases() -> None:
     column = ColumnRule("v", "v", SilverType("string"), case="lower")
     frame = pl.DataFrame({"v": ["  A@B.COM\u00a0", " N/A ", "", "null", "NULL", None, "x\ty"]})
-    cleaned = frame.select(transform.clean_text(pl.col("v"), column)).get_column("v").to_list()
+    cleaned = frame.select(casting.clean_text(pl.col("v"), column)).get_column("v").to_list()
     assert cleaned == ["a@b.com", None, None, None, None, None, "x\ty"]
     untouched = ColumnRule("v", "v", SilverType("string"), trim=False, null_markers=("-",))
-    kept = frame.select(transform.clean_text(pl.col("v"), untouched)).get_column("v").to_list()
+    kept = frame.select(casting.clean_text(pl.col("v"), untouched)).get_column("v").to_list()
     assert kept == ["  A@B.COM\u00a0", " N/A ", "", "null", "NULL", None, "x\ty"]
 
 
@@ -290,11 +290,11 @@ def test_inference_uses_every_value() -> None:
         "empty": [None, "", "NULL"],
         "late": ["1", "2", "3.5e2"],
     }
-    row = transform.inference_frame(bronze(values), columns).collect().row(0, named=True)
+    row = casting.inference_frame(bronze(values), columns).collect().row(0, named=True)
     inferred = [
         str(
-            transform.inferred_type(
-                row[f"{i}:any"], {n: row[f"{i}:{n}"] for n in transform.INFERENCE_ORDER}
+            casting.inferred_type(
+                row[f"{i}:any"], {n: row[f"{i}:{n}"] for n in casting.INFERENCE_ORDER}
             )
         )
         for i in range(len(columns))
