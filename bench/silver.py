@@ -55,6 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=1024)
     parser.add_argument("--memory-mb", type=int, default=Settings().silver_memory_limit_mb)
+    parser.add_argument(
+        "--service-only", action="store_true", help="skip the baselines (e.g. to see memory)"
+    )
     args = parser.parse_args()
     csv = generated_csv(args.size_mb)
     with tempfile.TemporaryDirectory(prefix="silver-bench-") as tmp:
@@ -69,7 +72,7 @@ def main() -> None:
                 state_dir=Path(tmp) / "state",
                 silver_memory_limit_mb=args.memory_mb,
             )
-            run(settings, csv)
+            run(settings, csv, baselines=not args.service_only)
 
 
 def generated_csv(size_mb: float) -> Path:
@@ -86,7 +89,7 @@ def generated_csv(size_mb: float) -> Path:
     return path
 
 
-def run(settings: Settings, csv: Path) -> None:
+def run(settings: Settings, csv: Path, baselines: bool = True) -> None:
     store = ObjectStore(settings)
     csv_mb = csv.stat().st_size / 2**20
     with csv.open("rb") as handle:
@@ -103,9 +106,12 @@ def run(settings: Settings, csv: Path) -> None:
     )
     urls = [s3_url(settings, o.key) for o in bronze.data_objects]
     service = run_service(settings)
-    rows = {"duckdb": run_duckdb(settings, urls), "polars": run_polars(settings, urls)}
     print()
     report("silver service", service["seconds"], service["rows"], csv_mb, bronze.rows_out)
+    print_service(settings, service)
+    if not baselines:
+        return
+    rows = {"duckdb": run_duckdb(settings, urls), "polars": run_polars(settings, urls)}
     for name, (seconds, out) in (
         ("duckdb statement", rows["duckdb"]),
         ("polars lazy query", rows["polars"]),
@@ -114,17 +120,17 @@ def run(settings: Settings, csv: Path) -> None:
     fastest = min(("duckdb", "polars"), key=lambda n: rows[n][0])
     ratio = service["seconds"] / rows[fastest][0]
     print(f"\nratio service / fastest baseline ({fastest}): {ratio:.2f}  (aim: <= 1.5)")
-    print(
-        f"service peak RSS: {service['peak_rss'] / 2**20:,.0f} MB "
-        f"(idle {service['idle_rss'] / 2**20:,.0f} MB; silver_memory_limit_mb "
-        f"{settings.silver_memory_limit_mb}; {service['objects']} silver objects)"
-    )
-    print(
-        f"service: {service['rejected']:,} rows quarantined, "
-        f"{service['duplicates']:,} duplicates removed"
-    )
     if len({service["rows"], rows["duckdb"][1], rows["polars"][1]}) != 1:
         print("WARNING: the three runs wrote different row counts")
+
+
+def print_service(settings: Settings, service: dict[str, Any]) -> None:
+    print(
+        f"{'':18s} peak RSS {service['peak_rss'] / 2**20:,.0f} MB "
+        f"(idle {service['idle_rss'] / 2**20:,.0f} MB; silver_memory_limit_mb "
+        f"{settings.silver_memory_limit_mb}; {service['objects']} silver objects); "
+        f"{service['rejected']:,} rows quarantined, {service['duplicates']:,} duplicates removed"
+    )
 
 
 def report(name: str, seconds: float, rows: int, csv_mb: float, bronze_rows: int) -> None:
