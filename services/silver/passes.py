@@ -189,6 +189,7 @@ class Refinery:
                 target,
                 compression="lz4",
                 row_group_size=BUCKET_ROW_GROUP,
+                maintain_order=False,  # dedupe orders rows itself
                 lazy=True,
                 mkdir=True,
                 sinked_paths_callback=note_bucket,
@@ -199,6 +200,7 @@ class Refinery:
                     quarantine.sink_parquet(
                         s3_url(self.settings, quarantine_key),
                         storage_options=self.options,
+                        maintain_order=False,
                         lazy=True,
                         sinked_paths_callback=note_quarantine,
                     ),
