@@ -266,14 +266,16 @@ class Refinery:
         ties = 0
         kept_files: list[Path] = []
         partial: dict[str, list[pl.DataFrame]] = {u.flag: [] for u in uniques}
-        for index, bucket in enumerate(buckets):
+        for index in range(len(buckets)):
             self.deadline.check("removing duplicates")
+            bucket = buckets.pop(0)  # no reference left: the rows go once deduplicated
             with polars_errors("removing duplicates"):
                 rows = bucket if isinstance(bucket, pl.DataFrame) else pl.read_parquet(bucket)
                 found = transform.dedupe(rows, keys, dedupe.sequence_by, dedupe.tie_breaker)
             del rows
             if isinstance(bucket, Path):
                 bucket.unlink()
+            del bucket
             key_rows.append(found.key_rows)
             ties += found.ties
             if uniques:
