@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_NULL_MARKERS = ("", "NULL", "N/A", "null")
-_SQL = {
-    "string": "VARCHAR",
-    "integer": "BIGINT",
-    "float": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
 
 
 @dataclass(frozen=True)
@@ -23,12 +15,6 @@ class SilverType:
 
     def __str__(self) -> str:
         return f"decimal({self.precision},{self.scale})" if self.name == "decimal" else self.name
-
-    @property
-    def sql(self) -> str:
-        if self.name == "decimal":
-            return f"DECIMAL({self.precision},{self.scale})"
-        return _SQL[self.name]
 
 
 @dataclass(frozen=True)
