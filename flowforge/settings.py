@@ -75,6 +75,18 @@ class Settings(BaseSettings):
     )
     bronze_block_size_mb: int = Field(default=16, description="CSV parser block size.")
 
+    # Silver.
+    silver_memory_limit_mb: int = Field(
+        default=2048,
+        description="Memory one silver refine may use to deduplicate; larger inputs are split "
+        "into hash buckets of the dedupe key on disk, deduplicated one bucket at a time.",
+    )
+    silver_spill_dir: Path | None = Field(
+        default=None,
+        description="Where silver keeps rows between its two passes. "
+        "Empty: {state_dir}/silver-spill.",
+    )
+
     # Gold.
     gold_memory_limit: str = Field(
         default="2GB",

@@ -1,4 +1,5 @@
 from flowforge.v1 import common_pb2 as _common_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -45,15 +46,15 @@ class Expectation(_message.Message):
     id: str
     type: str
     column: str
-    values: _containers.RepeatedScalarFieldContainer[str]
-    min: str
-    max: str
+    values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    min: _struct_pb2.Value
+    max: _struct_pb2.Value
     pattern: str
     min_length: int
     max_length: int
     action: str
     max_bad_percent: float
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., column: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., min: _Optional[str] = ..., max: _Optional[str] = ..., pattern: _Optional[str] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., action: _Optional[str] = ..., max_bad_percent: _Optional[float] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., column: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., min: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., max: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., pattern: _Optional[str] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., action: _Optional[str] = ..., max_bad_percent: _Optional[float] = ...) -> None: ...
 
 class Dedupe(_message.Message):
     __slots__ = ("keys", "sequence_by", "tie_breaker")

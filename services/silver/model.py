@@ -1,0 +1,61 @@
+"""The validated silver spec: what each column, rule and dedupe option means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NULL_MARKERS = ("", "NULL", "N/A", "null")
+
+
+@dataclass(frozen=True)
+class SilverType:
+    name: str  # string, integer, decimal, float, boolean, date, timestamp
+    precision: int = 0
+    scale: int = 0
+
+    def __str__(self) -> str:
+        return f"decimal({self.precision},{self.scale})" if self.name == "decimal" else self.name
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    source: str
+    target: str
+    type: SilverType | None  # None: inferred from every value
+    formats: tuple[str, ...] = ()
+    trim: bool = True
+    case: str = "none"
+    null_markers: tuple[str, ...] = DEFAULT_NULL_MARKERS
+    required: bool = False
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    id: str
+    type: str
+    column: str
+    action: str = "warn"
+    values: tuple[str, ...] = ()
+    min: str | None = None
+    max: str | None = None
+    pattern: str = ""
+    min_length: int | None = None
+    max_length: int | None = None
+    max_bad_percent: float | None = None
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class Dedupe:
+    keys: tuple[str, ...] = ()
+    sequence_by: str = ""
+    tie_breaker: str = ""
+
+
+@dataclass(frozen=True)
+class Spec:
+    columns: tuple[ColumnRule, ...] = ()  # empty: every bronze column, types inferred
+    expectations: tuple[Expectation, ...] = ()
+    dedupe: Dedupe = Dedupe()
+    fail_on_schema_drift: bool = False

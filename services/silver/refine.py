@@ -1,0 +1,134 @@
+"""Silver refine: the committed bronze dataset in, typed silver and a quarantine out, committed.
+
+1. Read the bronze manifest (never list) and check the spec against its columns.
+2. Without column specs, infer each column's type from all its values (one streaming pass).
+3. Cast, check and deduplicate in two passes (passes.py).
+4. Fail, deleting this run's objects, if a rule or schema drift says so; else commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowforge.errors import FailedPrecondition
+from flowforge.layout import Dataset, JobKey
+from flowforge.manifest import (
+    Committed,
+    Manifest,
+    ManifestColumn,
+    commit,
+    read_committed,
+    start_run,
+)
+from flowforge.results import finish, job_ref, object_to_proto, replay
+from flowforge.runtime import Deadline
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from flowforge.v1 import common_pb2
+from services.bronze.transform import AUDIT_COLUMNS as BRONZE_AUDIT
+from services.silver import report, transform
+from services.silver.engine import Workspace
+from services.silver.model import Spec
+from services.silver.passes import Outcome, Refinery
+from services.silver.spec import resolve_columns
+
+
+@dataclass(frozen=True)
+class RefinePlan:
+    job: JobKey
+    run_id: str
+    spec: Spec
+    spec_json: dict[str, Any] = field(default_factory=dict)
+
+
+def refine(
+    store: ObjectStore, settings: Settings, plan: RefinePlan, deadline: Deadline
+) -> common_pb2.LayerResult:
+    started = time.monotonic()
+    dataset = Dataset.for_layer("silver", plan.job)
+    previous = read_committed(store, dataset)
+    if previous is not None and previous.manifest.run_id == plan.run_id:
+        return replay(previous)
+    bronze_dataset = Dataset.for_layer("bronze", plan.job)
+    bronze = read_committed(store, bronze_dataset)
+    if bronze is None:
+        raise FailedPrecondition(
+            f"bronze has not been committed for job {plan.job} "
+            f"(no s3://{store.bucket}/{bronze_dataset.manifest_key}): run bronze first"
+        )
+    sources = [c.name for c in bronze.manifest.columns if c.name not in BRONZE_AUDIT]
+    defaults, name_warnings = transform.default_targets(sources)
+    columns = resolve_columns(plan.spec, sources, defaults)
+    deadline.check("starting")
+    run_prefix = start_run(store, dataset, plan.run_id)
+    try:
+        with Workspace(settings) as work:
+            outcome = Refinery(store, settings, plan, bronze, sources, work, deadline).run(
+                columns, run_prefix, previous
+            )
+        if not plan.spec.columns:
+            outcome.warnings[:0] = name_warnings
+        manifest, result = describe(plan, dataset, bronze, previous, outcome, run_prefix)
+        finish(result, manifest, started)
+        deadline.check("committing")  # a caller that gave up must not see a late commit
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.delete_prefix(run_prefix)
+        raise
+    commit(store, dataset, manifest, previous)
+    return result
+
+
+def describe(
+    plan: RefinePlan,
+    dataset: Dataset,
+    bronze: Committed,
+    previous: Committed | None,
+    out: Outcome,
+    run_prefix: str,
+) -> tuple[Manifest, common_pb2.LayerResult]:
+    """The manifest to commit and the LayerResult to return."""
+    drift = common_pb2.SchemaDrift()
+    if previous is not None:
+        old = [(c.name, c.type) for c in previous.manifest.columns]
+        drift = report.schema_drift(*transform.drift(old, out.schema))
+    manifest = Manifest(
+        dataset=dataset.prefix,
+        run_id=plan.run_id,
+        data_objects=out.data_objects,
+        reject_objects=out.quarantine_objects,
+        columns=[ManifestColumn(name=n, type=t) for n, t in out.schema],
+        inputs={
+            "bronze": {
+                "run_id": bronze.manifest.run_id,
+                "manifest_etag": bronze.etag,
+                "rows": bronze.manifest.total_rows,
+            },
+            "spec": plan.spec_json,
+        },
+    )
+    result = common_pb2.LayerResult(
+        layer="silver",
+        job=job_ref(plan.job),
+        run_id=plan.run_id,
+        manifest_key=dataset.manifest_key,
+        output_prefix=run_prefix,
+        data_objects=[object_to_proto(o) for o in out.data_objects],
+        reject_objects=[object_to_proto(o) for o in out.quarantine_objects],
+        rows_in=out.rows_in,
+        rows_out=out.rows_out,
+        rows_rejected=out.rows_rejected,
+        total_rows=out.rows_out,
+        schema=[common_pb2.Column(name=n, type=t) for n, t in out.schema],
+        warnings=out.warnings,
+        rejected_by_reason=out.rejected_by_reason,
+        duplicates_removed=out.duplicates_removed,
+        duplicates=out.duplicates,
+        quality=[c.to_proto() for c in out.quality],
+        drift=drift if previous is not None else None,
+        input_run_id=bronze.manifest.run_id,
+    )
+    return manifest, result

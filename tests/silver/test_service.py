@@ -1,0 +1,365 @@
+"""The silver service over a real channel on real S3: commits, failures, drift, hostile data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import polars as pl
+import pytest
+
+from flowforge.errors import DeadlineExceeded
+from flowforge.layout import Dataset, JobKey
+from flowforge.runtime import Deadline
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from services.silver.refine import refine as refine_directly
+from services.silver.servicer import plan_from_proto
+from tests.silver.conftest import fill_bronze, read_objects, refine, serving
+
+PEOPLE = (
+    b"id,name,joined,score\n"
+    b"1,Ann,2024-01-05,10.5\n"
+    b"2,Bob,2024-02-06,x\n"
+    b"3,Cy,2024-03-07,7\n"
+    b"3,Cy,2024-03-07,8\n"
+)
+TYPED = {
+    "columns": [
+        {"source": "id", "type": "integer"},
+        {"source": "name"},
+        {"source": "joined", "type": "date"},
+        {"source": "score", "type": "float"},
+    ],
+    "dedupe": {"keys": ["id"]},
+}
+
+
+def committed(store: ObjectStore, job: JobKey) -> dict | None:
+    key = Dataset.for_layer("silver", job).manifest_key
+    return json.loads(store.get_bytes(key)) if store.head(key) else None
+
+
+def silver_objects(store: ObjectStore, job: JobKey) -> list[str]:
+    return [o.key for o in store.list(Dataset.for_layer("silver", job).prefix)]
+
+
+def test_refine_commits_typed_parquet_with_audit_columns(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+    result = refine(silver, job, TYPED, run_id="s1")
+    prefix = f"silver/{job.workflow_id}/{job.job_id}/"
+    assert result.manifest_key == prefix + "_manifest.json"
+    assert result.output_prefix == prefix + "run=s1/"
+    assert [o.key for o in result.data_objects] == [prefix + "run=s1/part-00000.parquet"]
+    assert (result.rows_in, result.rows_out, result.rows_rejected, result.duplicates_removed) == (
+        4,
+        2,
+        1,
+        1,
+    )
+    frame = read_objects(store, result.data_objects).sort("id")
+    assert frame.schema["id"] == pl.Int64 and frame.schema["joined"] == pl.Date
+    assert frame.schema["_row_hash"] == pl.UInt64
+    assert frame.rows()[1][:4] == (3, "Cy", frame["joined"][1], 8.0)  # the later line wins
+    assert frame["_row_number"].to_list() == [1, 4]
+    manifest = committed(store, job)
+    assert manifest is not None and manifest["run_id"] == "s1"
+    assert manifest["inputs"]["bronze"]["run_id"] == "b1"
+    assert [c["name"] for c in manifest["columns"]][:4] == ["id", "name", "joined", "score"]
+    assert manifest["reject_objects"][0]["key"].startswith(prefix + "run=s1/_quarantine/")
+    assert {q["ruleId"]: int(q.get("failed", 0)) for q in manifest["result"]["quality"]} == {
+        "cast_id": 0,
+        "cast_joined": 0,
+        "cast_score": 1,
+    }
+
+
+def test_missing_bronze_is_failed_precondition(silver, channel, job: JobKey) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        refine(silver, job, TYPED)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "bronze has not been committed" in info.value.details()
+    assert f"bronze/{job.workflow_id}/{job.job_id}/_manifest.json" in info.value.details()
+    assert serving(channel)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"columns": [{"source": "id", "type": "uuid"}]}, "spec.columns[0].type 'uuid'"),
+        ({"columns": [{"source": "ID"}]}, "spec.columns[0].source 'ID' is not a bronze column"),
+        (
+            {"expectations": [{"type": "regex", "column": "name", "pattern": "[a-"}]},
+            "spec.expectations[0].pattern",
+        ),
+        ({"dedupe": {"keys": ["nope"]}}, "spec.dedupe.keys[0] 'nope' is not a silver column"),
+    ],
+)
+def test_bad_spec_is_invalid_argument(
+    silver, channel, store: ObjectStore, settings: Settings, job: JobKey, spec, message
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+    with pytest.raises(grpc.RpcError) as info:
+        refine(silver, job, spec)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+    assert silver_objects(store, job) == []
+    assert serving(channel)
+
+
+def test_fail_rule_fails_the_layer_and_commits_nothing(
+    silver, channel, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+    first = refine(silver, job, TYPED, run_id="good")
+    spec = {
+        **TYPED,
+        "expectations": [{"type": "range", "column": "id", "max": 2, "action": "fail"}],
+    }
+    with pytest.raises(grpc.RpcError) as info:
+        refine(silver, job, spec, run_id="bad")
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "rule 'range_id' (range on column 'id', action fail) failed for 2 of 3 rows" in (
+        info.value.details()
+    )
+    manifest = committed(store, job)
+    assert manifest is not None and manifest["run_id"] == "good"
+    assert not [k for k in silver_objects(store, job) if "/run=bad/" in k]
+    assert store.head(first.data_objects[0].key) is not None
+    assert serving(channel)
+
+
+def test_max_bad_percent_tolerates_up_to_the_threshold(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+
+    def with_limit(limit: float) -> dict:
+        rule = {"type": "range", "column": "id", "max": 2, "action": "fail"}
+        return {**TYPED, "expectations": [{**rule, "max_bad_percent": limit}]}
+
+    kept = refine(silver, job, with_limit(70))  # ids 3 and 3: 2 of the 3 rows cast, 66.67%
+    assert kept.rows_out == 2 and kept.quality[-1].failed == 2
+    assert "66.67%" in kept.warnings[0] and "the rows were kept" in kept.warnings[0]
+    with pytest.raises(grpc.RpcError) as info:
+        refine(silver, job, with_limit(50))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "above max_bad_percent 50" in info.value.details()
+
+
+def test_schema_drift_is_reported_and_can_fail_the_layer(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+    assert not refine(silver, job, TYPED, run_id="one").HasField("drift")
+    changed = {
+        "columns": [
+            {"source": "id", "type": "string"},
+            {"source": "name"},
+            {"source": "score", "type": "float", "target": "points"},
+        ]
+    }
+    second = refine(silver, job, changed, run_id="two")
+    assert [(c.name, c.old_type, c.new_type) for c in second.drift.retyped] == [
+        ("id", "Int64", "String")
+    ]
+    assert [c.name for c in second.drift.added] == ["points"]
+    assert [c.name for c in second.drift.removed] == ["joined", "score"]
+    with pytest.raises(grpc.RpcError) as info:
+        refine(silver, job, {**TYPED, "fail_on_schema_drift": True}, run_id="three")
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "id (String -> Int64)" in info.value.details()
+    assert committed(store, job)["run_id"] == "two"  # type: ignore[index]
+
+
+def test_repeating_a_run_id_returns_the_committed_result(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+    first = refine(silver, job, TYPED, run_id="same")
+    again = refine(silver, job, {}, run_id="same")
+    assert again.reused and not first.reused
+    assert [o.key for o in again.data_objects] == [o.key for o in first.data_objects]
+    assert again.rows_out == first.rows_out
+
+
+def test_without_a_spec_names_are_normalised_types_inferred_duplicates_dropped(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(
+        store,
+        settings,
+        job,
+        b"Customer ID,Signup Date,Amount,Active,Notes,Code\n"
+        b"1, 2024-01-05 ,10.5,yes,,007\n"
+        b"2,2024-02-06,N/A,no,NULL,010\n"
+        b"2,2024-02-06,N/A,no,NULL,010\n"
+        b" 2 ,2024-02-06,,no,,010\n",
+    )
+    result = refine(silver, job)
+    types = {c.name: c.type for c in result.schema}
+    assert types["customer_id"] == "Int64" and types["signup_date"] == "Date"
+    assert types["amount"] == "Float64" and types["active"] == "Boolean"
+    assert types["notes"] == "String" and types["code"] == "Int64"
+    # Exact duplicates after cleaning: lines 2, 3 and 4 are one record.
+    assert (result.rows_out, result.duplicates_removed, result.rows_rejected) == (2, 2, 0)
+    assert [(d.key_count, d.keys) for d in result.duplicates] == [(3, 1)]
+    assert result.warnings == ["column 'notes' is null in every row; typed as string"]
+
+
+def test_hostile_data_is_counted_and_quarantined_never_crashes(
+    silver, channel, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    long_text = "ж" * 100_000
+    fill_bronze(
+        store,
+        settings,
+        job,
+        (
+            "id,text,number,when,empty,count\n"
+            f"1,{long_text},+1.5e3,2024-01-05,,one\n"
+            "2,مرحبا 👋🏽,-0.25E-2,05/01/2024,,two\n"
+            '3,"a ""quoted"" \x7f value",1e999,2024-13-01,,three\n'
+            "4,'; DROP TABLE x; --,NaN,,,four\n"
+        ).encode(),
+    )
+    spec = {
+        "columns": [
+            {"source": "id", "type": "integer"},
+            {"source": "text"},
+            {"source": "number", "type": "float"},
+            {"source": "when", "type": "date", "formats": ["%Y-%m-%d", "%d/%m/%Y"]},
+            {"source": "empty", "type": "timestamp"},
+            {"source": "count", "type": "integer"},
+        ],
+        "expectations": [{"type": "length", "column": "text", "max_length": 50}],
+    }
+    result = refine(silver, job, spec)
+    # Every value of `count` fails its cast: every row goes to quarantine, none is lost.
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (4, 0, 4)
+    assert dict(result.rejected_by_reason) == {"cast_number": 2, "cast_count": 2}
+    quality = {q.rule_id: (q.checked, q.failed) for q in result.quality}
+    assert quality["cast_count"] == (4, 4) and quality["cast_empty"] == (4, 0)
+    assert quality["cast_when"] == (4, 1)  # 2024-13-01; the empty `when` is null, not a failure
+    assert quality["length_text"] == (0, 0)  # no row passed its casts
+    quarantine = read_objects(store, result.reject_objects).sort("_row_number")
+    assert quarantine["text"][0] == long_text  # the original, whole
+    assert quarantine["_reason"][3] == "'NaN' is not a valid float"
+    assert quarantine["_reason"][2].startswith("'1e999' is not a valid float")
+    silver_part = read_objects(store, result.data_objects)
+    assert silver_part.height == 0 and silver_part.schema["count"] == pl.Int64
+    assert serving(channel)
+
+
+def test_empty_bronze_commits_an_empty_typed_silver(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, b"id,name,joined,score\n")
+    result = refine(silver, job, TYPED)
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (0, 0, 0)
+    assert not result.reject_objects
+    frame = read_objects(store, result.data_objects)
+    assert frame.height == 0 and frame.schema["joined"] == pl.Date
+
+
+@pytest.mark.parametrize("memory_mb", [2048, 1])
+def test_dedupe_and_unique_rules_agree_in_memory_and_in_buckets(
+    store: ObjectStore, settings: Settings, job: JobKey, memory_mb: int
+) -> None:
+    """1 MB forces the bucketed path (the bronze objects need more than that in memory)."""
+    lines = [b"id,email,at"] + [
+        b"%d,user%d@example.com,2024-01-%02d" % (i % 300, i % 300 % 290, 1 + i // 1200)
+        for i in range(30_000)
+    ]
+    fill_bronze(store, settings, job, b"\n".join(lines) + b"\n")
+    spec = {
+        "columns": [
+            {"source": "id", "type": "integer"},
+            {"source": "email"},
+            {"source": "at", "type": "date"},
+        ],
+        "expectations": [{"type": "unique", "column": "email", "action": "drop"}],
+        "dedupe": {"keys": ["id"], "sequence_by": "at"},
+    }
+    request_settings = settings.model_copy(update={"silver_memory_limit_mb": memory_mb})
+    request = _request(job, spec)
+    result = refine_directly(store, request_settings, plan_from_proto(request), Deadline())
+    assert (len(result.data_objects) > 1) == (memory_mb == 1)  # one part per bucket
+    # 300 ids, 100 rows each; after dedupe ids 290-299 share their emails with ids 0-9.
+    assert (result.rows_in, result.duplicates_removed) == (30_000, 29_700)
+    assert (result.rows_out, result.rows_rejected) == (280, 20)
+    assert dict(result.rejected_by_reason) == {"unique_email": 20}
+    kept = read_objects(store, result.data_objects)
+    assert kept.height == 280 and kept["id"].is_unique().all()
+    assert set(kept["id"]) == set(range(10, 290))
+    assert {d.day for d in kept["at"]} == {25}  # every id's latest date
+    quarantine = read_objects(store, result.reject_objects)
+    assert set(quarantine["_reason"]) == {f"'user{i}@example.com' is not unique" for i in range(10)}
+
+
+def _request(job: JobKey, spec: dict):
+    from google.protobuf import json_format
+
+    from flowforge.v1 import common_pb2, silver_pb2
+
+    return silver_pb2.RefineRequest(
+        job=common_pb2.JobRef(workflow_id=job.workflow_id, job_id=job.job_id),
+        spec=json_format.ParseDict(spec, silver_pb2.SilverSpec()),
+    )
+
+
+class GivesUpBeforeCommit(Deadline):
+    """A caller that gives up just as the work is done. A real client deadline cannot be
+    made to expire at exactly this step, so this one is simulated."""
+
+    def check(self, doing: str = "") -> None:
+        if doing == "committing":
+            raise DeadlineExceeded("deadline exceeded while committing")
+
+
+def test_no_late_commit_for_a_caller_that_gave_up(
+    store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, PEOPLE)
+    with pytest.raises(DeadlineExceeded):
+        refine_directly(
+            store, settings, plan_from_proto(_request(job, TYPED)), GivesUpBeforeCommit()
+        )
+    assert committed(store, job) is None
+    assert silver_objects(store, job) == []
+
+
+def test_serve_silver_from_the_cli(settings: Settings, tmp_path: Path) -> None:
+    """`flowforge serve silver` answers health checks and stops cleanly on SIGTERM."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from flowforge.embedded import pick_ports
+
+    port = pick_ports()["s3.port"]
+    env = {
+        **os.environ,
+        "FLOWFORGE_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "FLOWFORGE_S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "FLOWFORGE_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
+        "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
+    }
+    command = [sys.executable, "-m", "flowforge.cli", "serve", "silver", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            check = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="flowforge.v1.SilverService"), timeout=5
+            )
+            assert check.status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
