@@ -189,6 +189,15 @@ class Store:
         with self._session() as session:
             return [ExecutionRecord.of(r) for r in session.scalars(query)]
 
+    def execution_for_flow_run(self, flow_run_id: str) -> ExecutionRecord | None:
+        with self._session() as session:
+            row = session.scalar(
+                select(ExecutionRow)
+                .where(ExecutionRow.flow_run_id == flow_run_id)
+                .options(selectinload(ExecutionRow.steps))
+            )
+            return ExecutionRecord.of(row) if row is not None else None
+
     def attach_flow_run(self, execution_id: str, flow_run_id: str) -> None:
         with self._session() as session:
             self._row(session, execution_id).flow_run_id = flow_run_id

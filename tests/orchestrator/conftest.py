@@ -5,12 +5,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
+from flowforge.dimensions import upload_dimension_file
+from flowforge.layout import JobKey, landing_prefix
+from flowforge.runtime import LayerServer
+from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from orchestrator.flow import open_store, use_settings
 from orchestrator.store import Store
 from orchestrator.store.database import open_engine
 from orchestrator.workflows import Workflow, load_workflow_file
@@ -62,5 +70,59 @@ def workflow_named(sample: Workflow, workflow_id: str) -> Workflow:
     return sample.model_copy(update={"id": workflow_id})
 
 
-def sqlite_settings(settings: Settings, folder: Path) -> Settings:
-    return settings.model_copy(update={"state_dir": folder, "database_url": None})
+@dataclass
+class Stack:
+    """The three services on loopback, settings pointing the flow at them, the store."""
+
+    settings: Settings
+    store: Store
+    object_store: ObjectStore
+    servers: dict[str, LayerServer]
+
+    def restart(self, layer: str) -> None:
+        """Starts `layer` again on the port it had (after a test stopped it)."""
+        port = self.servers[layer].port
+        factory = LAYER_SERVICES[layer].factory()
+        self.servers[layer] = factory(self.settings, f"127.0.0.1:{port}", self.object_store)
+
+    def add_workflow(self, sample: Workflow, **changes: object) -> Workflow:
+        """The sample workflow under a fresh id, its CSVs landed: tests never share data."""
+        workflow = workflow_named(sample, f"cd-{uuid.uuid4().hex[:8]}")
+        workflow = workflow.model_copy(update=changes)
+        self.store.save_workflow(workflow)
+        for job in workflow.jobs:
+            csv = ROOT / "examples" / "data" / f"{job.id}.csv"
+            if csv.exists():
+                key = landing_prefix(JobKey(workflow.id, job.id)) + csv.name
+                self.object_store.put_bytes(key, csv.read_bytes(), content_type="text/csv")
+        return workflow
+
+
+@pytest.fixture(scope="session")
+def stack(
+    settings: Settings, store: ObjectStore, postgres_schema_url: str, prefect_api: str
+) -> Iterator[Stack]:
+    """Real bronze, silver and gold servers, the store on PostgreSQL and a Prefect server."""
+    servers = {
+        layer: LAYER_SERVICES[layer].factory()(settings, "127.0.0.1:0", store)
+        for layer in ("bronze", "silver", "gold")
+    }
+    flow_settings = settings.model_copy(
+        update={
+            "database_url": SecretStr(postgres_schema_url),
+            "bronze_address": f"127.0.0.1:{servers['bronze'].port}",
+            "silver_address": f"127.0.0.1:{servers['silver'].port}",
+            "gold_address": f"127.0.0.1:{servers['gold'].port}",
+            "layer_retry_delays_seconds": [1.0, 1.0, 2.0, 2.0, 2.0],
+            "layer_deadline_seconds": 60.0,
+        }
+    )
+    upload_dimension_file(store, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
+    use_settings(flow_settings)
+    running = Stack(flow_settings, open_store(flow_settings), store, servers)
+    try:
+        yield running
+    finally:
+        use_settings(None)
+        for server in running.servers.values():
+            server.stop(0)
