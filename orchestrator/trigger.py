@@ -8,6 +8,7 @@ not. Either way it returns at once; follow the execution in the store.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from typing import Any
@@ -59,8 +60,13 @@ def trigger_execution(
         in_process = not prefect_api_configured()
     if in_process:
         use_settings(settings)
+        # The caller's context carries its Prefect settings (e.g. the API URL) to the thread.
+        context = contextvars.copy_context()
         thread = threading.Thread(
-            target=_run_here, args=(parameters,), name=f"flow-{execution.id}", daemon=True
+            target=context.run,
+            args=(_run_here, parameters),
+            name=f"flow-{execution.id}",
+            daemon=True,
         )
         thread.start()
         return execution

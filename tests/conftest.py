@@ -81,7 +81,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _flush_prefect_workers() -> None:
     """Sends buffered run logs and events before the server goes away."""
     from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
-    APILogHandler.flush()
-    EventsWorker.drain_all()
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
