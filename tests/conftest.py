@@ -76,4 +76,3 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield server.api_url
         finally:
             flush_clients()
-
