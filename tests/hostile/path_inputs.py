@@ -83,7 +83,7 @@ EMPTY = [("empty", "")]
 HOSTILE_NON_EMPTY: list[tuple[str, str]] = (
     TRAVERSAL + ENCODED + CONTROL + LOOKALIKE + SIZE_AND_BLANK
 )
-HOSTILE: list[tuple[str, str]] = HOSTILE_NON_EMPTY + EMPTY
+HOSTILE = HOSTILE_NON_EMPTY + EMPTY
 
 
 def cases(fields: list[str], allow_empty: bool = False) -> list[tuple[str, str, str]]:
