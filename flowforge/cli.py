@@ -80,10 +80,12 @@ def dimensions_upload(
 ) -> None:
     """Store FILE as dimension NAME (replacing the previous version atomically)."""
     from flowforge.dimensions import upload_dimension_file
+    from flowforge.ids import validate_id
 
     settings = get_settings()
     configure_logging(settings)
     try:
+        validate_id(name, "dimension")  # before the store is touched, so it need not be up
         info = upload_dimension_file(prepare_store(settings), name, file)
     except FlowForgeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     bronze_part_target_mb: int = Field(
         default=64, description="CSV megabytes per bronze Parquet part (bounds memory)."
     )
-    bronze_block_size_mb: int = Field(default=16, description="CSV parser block size.")
+    bronze_block_size_mb: int = Field(
+        default=8,
+        description="CSV parser block size; peak memory grows with it (8 MB: under 1 GB peak).",
+    )
 
     # Silver.
     silver_memory_limit_mb: int = Field(

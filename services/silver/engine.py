@@ -80,6 +80,11 @@ def polars_errors(doing: str) -> Iterator[None]:
 def translate(exc: BaseException, doing: str) -> BaseException:
     text = str(exc)
     exhausted = resource_exhausted_from(exc)
+    if exhausted is not None and "no space left" in text.lower():
+        return ResourceExhausted(
+            f"silver ran out of disk space while {doing}; free space in its spill folder "
+            f"(FLOWFORGE_SILVER_SPILL_DIR) and retry: {first_line(text)}"
+        )
     if exhausted is not None or (
         isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.ENOMEM)
     ):

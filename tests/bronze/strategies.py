@@ -1,10 +1,10 @@
-"""Hypothesis strategies for hostile CSV files whose correct reading is known by construction."""
+"""Hypothesis strategies for hostile CSV files whose correct reading is known by construction:
+random quoting, delimiters, quotes and line breaks inside fields, LF/CRLF/CR mixes, BOMs,
+invalid UTF-8, ragged rows, huge fields, thousands of columns, empty and repeated headers."""
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -31,11 +31,20 @@ class CsvDocument:
     undecodable: list[int] = field(default_factory=list)
 
 
-def _encode(record: list[str], delimiter: str, terminator: str) -> bytes:
-    # With "\r\n" as the writer's terminator, fields holding \r or \n are always quoted.
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerow(record)
-    return (buffer.getvalue()[:-2] + terminator).encode("utf-8")
+def _encode(
+    record: list[str], delimiter: str, terminator: str, quoted: list[bool] | None = None
+) -> bytes:
+    """One record; fields holding the delimiter, a quote, \r or \n are always quoted, and
+    `quoted[i]` quotes field i even when it need not be (random quoting)."""
+    forced = quoted or [False] * len(record)
+    if len(record) == 1 and record[0] == "":
+        forced = [True]  # a lone empty field would be a blank line, not a row
+    fields = []
+    for value, force in zip(record, forced, strict=True):
+        if force or any(c in value for c in (delimiter, '"', "\r", "\n")):
+            value = '"' + value.replace('"', '""') + '"'
+        fields.append(value)
+    return (delimiter.join(fields) + terminator).encode("utf-8")
 
 
 @st.composite
@@ -51,7 +60,19 @@ def csv_documents(draw: st.DrawFn) -> CsvDocument:
         )
         for _ in range(min(width, 8))
     ] + [f"c{i}" for i in range(8, width)]
-    terminators = draw(st.lists(st.sampled_from(["\n", "\r\n"]), min_size=1, max_size=2))
+    # One or two line terminators per file: LF, CRLF and CR, mixed.
+    terminators = draw(st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=1, max_size=2))
+    quoting = draw(st.sampled_from(["minimal", "random", "all"]))
+
+    def quotes(n: int) -> list[bool]:
+        if quoting == "minimal":
+            return [False] * n
+        return (
+            [True] * n
+            if quoting == "all"
+            else draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        )
+
     document = CsvDocument(b"", delimiter, header)
     chunks = [codecs.BOM_UTF8] if draw(st.booleans()) else []
     chunks.append(_encode(header, delimiter, terminators[0]))
@@ -62,10 +83,8 @@ def csv_documents(draw: st.DrawFn) -> CsvDocument:
         if kind == "ragged":
             size = draw(st.integers(1, width + 3).filter(lambda n: n != width))
             record = [draw(field_text) for _ in range(size)]
-            if size == 1 and record == [""]:
-                record = ["x"]  # a lone empty field would be a blank line, not a row
             document.ragged.append(number)
-            chunks.append(_encode(record, delimiter, terminator))
+            chunks.append(_encode(record, delimiter, terminator, quotes(size)))
             continue
         record = [draw(field_text) if width < 100 else "v" for _ in range(width)]
         if kind == "huge":
@@ -73,13 +92,11 @@ def csv_documents(draw: st.DrawFn) -> CsvDocument:
         if kind == "undecodable":
             column = draw(st.integers(0, width - 1))
             record[column] = record[column] + INVALID_MARKER
-            encoded = _encode(record, delimiter, terminator)
+            encoded = _encode(record, delimiter, terminator, quotes(width))
             chunks.append(encoded.replace(INVALID_MARKER.encode(), b"\xff"))
             document.undecodable.append(number)
             continue
-        if width == 1 and record == [""]:
-            record = [""]  # csv.writer writes "" so the row is not blank
         document.rows[number] = record
-        chunks.append(_encode(record, delimiter, terminator))
+        chunks.append(_encode(record, delimiter, terminator, quotes(width)))
     document.data = b"".join(chunks)
     return document

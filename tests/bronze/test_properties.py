@@ -47,7 +47,7 @@ def read_bronze(data: bytes, options: CsvOptions, block: int) -> tuple[dict, dic
 
 
 @settings(
-    max_examples=150,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -1,6 +1,6 @@
 """atheris fuzz target over bronze's CSV reading.
 
-Run: python tests/fuzz/fuzz_parsing.py -max_total_time=30. Any exception escaping the
+Run: python tests/fuzz/fuzz_parsing.py -max_total_time=20. Any exception escaping the
 code under test other than a clean InvalidArgument is a finding; so is a row both kept
 and rejected.
 """
