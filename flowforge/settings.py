@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     bronze_part_target_mb: int = Field(
         default=64, description="CSV megabytes per bronze Parquet part (bounds memory)."
     )
-    bronze_block_size_mb: int = Field(default=16, description="CSV parser block size.")
+    bronze_block_size_mb: int = Field(
+        default=8,
+        description="CSV parser block size; peak memory grows with it (8 MB: under 1 GB peak).",
+    )
 
     # Silver.
     silver_memory_limit_mb: int = Field(
@@ -107,6 +110,34 @@ class Settings(BaseSettings):
     )
     gold_model_timeout_seconds: float = Field(
         default=600.0, gt=0, description="Time limit per gold model (then DEADLINE_EXCEEDED)."
+    )
+
+    # Orchestrator: the executions store, the services the flow calls, deadlines and retries.
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="Executions store, e.g. postgresql+psycopg://user:pass@host/db. "
+        "Empty: SQLite at {state_dir}/flowforge.db.",
+    )
+    bronze_address: str = Field(
+        default="localhost:50051", description="host:port of the bronze service (gRPC)."
+    )
+    silver_address: str = Field(
+        default="localhost:50052", description="host:port of the silver service (gRPC)."
+    )
+    gold_address: str = Field(
+        default="localhost:50053", description="host:port of the gold service (gRPC)."
+    )
+    layer_deadline_seconds: float = Field(
+        default=3600.0, gt=0, description="Deadline of one layer call (Ingest, Refine, Build)."
+    )
+    layer_retry_delays_seconds: list[float] = Field(
+        default=[2.0, 10.0, 30.0],
+        description="Waits before each retry of a layer that failed with UNAVAILABLE, "
+        "DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED (JSON list; its length is the retry count).",
+    )
+    deployment_name: str = Field(
+        default="flowforge-medallion/customer-data",
+        description="The Prefect deployment `flowforge run` and the API trigger.",
     )
 
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")

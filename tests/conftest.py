@@ -54,3 +54,34 @@ def store(settings: Settings) -> ObjectStore:
 def job() -> JobKey:
     """A job nobody else uses, so tests never see each other's objects."""
     return JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """ONE Prefect server for the whole session (its own PREFECT_HOME and SQLite), used by
+    every test that runs a flow. Prefect's ephemeral API shares a SQLite file between
+    processes and fails with "database is locked" under concurrent runs."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from orchestrator.prefect_server import PrefectServer
+
+    home = tmp_path_factory.mktemp("prefect")
+    with (
+        PrefectServer(home) as server,
+        temporary_settings(
+            updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: home / "client"}
+        ),
+    ):
+        try:
+            yield server.api_url
+        finally:
+            _flush_prefect_workers()
+
+
+def _flush_prefect_workers() -> None:
+    """Sends buffered run logs and events before the server goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler.flush()
+    EventsWorker.drain_all()

@@ -1,0 +1,250 @@
+"""The Prefect flow `flowforge-medallion`: bronze -> silver -> gold over gRPC, thin.
+
+It loads the job's definition, calls each layer through its client with a deadline, and
+records every step in the executions store as it starts and ends. Transient errors
+(UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) are retried with backoff; anything
+else fails the layer at once with the service's message, and later layers are SKIPPED.
+After the layers the row balance sheet is checked. Prefect sees a table artifact, a log
+line per step and an event per layer transition. No data passes through the flow.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.runtime import flow_run as current_flow_run
+
+from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument
+from flowforge.layout import LAYERS
+from flowforge.settings import Settings, get_settings
+from orchestrator.balance import balance_sheet
+from orchestrator.layers import call_layer, quality_of
+from orchestrator.store import ExecutionStatus, StepStatus, Store
+from orchestrator.store.database import database_url
+from orchestrator.workflows import Job
+
+FLOW_NAME = "flowforge-medallion"
+
+_settings_override: Settings | None = None
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Settings for flows run in this process (the demo, tests); None: from the environment."""
+    global _settings_override
+    _settings_override = settings
+
+
+def flow_settings() -> Settings:
+    return _settings_override or get_settings()
+
+
+def open_store(settings: Settings) -> Store:
+    """One Store (engine and pool) per database per process."""
+    url = database_url(settings)
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = Store.open(settings)
+        return _stores[url]
+
+
+def plan_layers(from_layer: str = "bronze", to_layer: str | None = None) -> list[str]:
+    """The layers from `from_layer` to `to_layer` (default: gold), in order."""
+    for name, value in (("from_layer", from_layer), ("to_layer", to_layer or "gold")):
+        if value not in LAYERS:
+            raise InvalidArgument(f"{name} {value!r} is not one of {', '.join(LAYERS)}")
+    first, last = LAYERS.index(from_layer), LAYERS.index(to_layer or "gold")
+    if first > last:
+        raise InvalidArgument(f"from_layer {from_layer!r} comes after to_layer {to_layer!r}")
+    return list(LAYERS[first : last + 1])
+
+
+def transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: retry only errors that may go away."""
+    try:
+        state.result()
+    except FlowForgeError as exc:
+        return exc.retryable
+    except Exception:
+        return False
+    return True
+
+
+@task(name="layer", cache_policy=NO_CACHE, retry_condition_fn=transient)
+def run_layer(
+    layer: str,
+    execution_id: str,
+    workflow_id: str,
+    job: dict[str, Any],
+    dimensions: list[str],
+    full_refresh: bool,
+) -> dict[str, Any]:
+    settings = flow_settings()
+    store = open_store(settings)
+    store.start_step(execution_id, layer, run_id=execution_id)
+    logger = get_run_logger()
+    definition = Job.model_validate(job)
+    logger.info("%s: calling the %s service for %s/%s", layer, layer, workflow_id, definition.id)
+    try:
+        return call_layer(
+            settings, layer, workflow_id, definition, dimensions, execution_id, full_refresh
+        )
+    except FlowForgeError as exc:
+        logger.warning("%s: %s (%s)", layer, exc.message, exc.status)
+        raise
+
+
+def _emit(
+    execution_id: str, workflow_id: str, job_id: str, layer: str, status: str, **payload: Any
+) -> None:
+    emit_event(
+        event=f"flowforge.layer.{status.lower()}",
+        resource={
+            "prefect.resource.id": f"flowforge.execution.{execution_id}",
+            "prefect.resource.name": f"{workflow_id}/{job_id} {layer}",
+            "flowforge.layer": layer,
+            "flowforge.workflow": workflow_id,
+            "flowforge.job": job_id,
+        },
+        payload={"status": status, **payload},
+    )
+
+
+@flow(name=FLOW_NAME, log_prints=False, on_crashed=[lambda f, r, s: _ended(r, s, "CRASHED")],
+      on_cancellation=[lambda f, r, s: _ended(r, s, "CANCELLED")])  # fmt: skip
+def medallion(
+    workflow_id: str,
+    job_id: str,
+    execution_id: str | None = None,
+    from_layer: str = "bronze",
+    to_layer: str | None = None,
+    full_refresh: bool = False,
+) -> dict[str, Any]:
+    """Runs one job from `from_layer` to `to_layer`, reusing the committed earlier layers."""
+    settings = flow_settings()
+    store = open_store(settings)
+    logger = get_run_logger()
+    if execution_id is None:
+        layers = plan_layers(from_layer, to_layer)
+        execution_id = store.create_execution(workflow_id, job_id, layers, full_refresh).id
+    try:
+        workflow, job = store.get_job(workflow_id, job_id)
+        store.start_execution(execution_id, flow_run_id=current_flow_run.id)
+        layers = store.get_execution(execution_id).layers
+        return _run(settings, store, execution_id, workflow_id, job, workflow.dimensions, layers,
+                    full_refresh)  # fmt: skip
+    except BaseException as exc:
+        message = exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
+        if store.finish_execution(execution_id, ExecutionStatus.FAILED, error=message):
+            logger.error("execution %s failed: %s", execution_id, message)
+        raise
+
+
+def _run(
+    settings: Settings,
+    store: Store,
+    execution_id: str,
+    workflow_id: str,
+    job: Job,
+    dimensions: list[str],
+    layers: list[str],
+    full_refresh: bool,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    delays = list(settings.layer_retry_delays_seconds)
+    results: dict[str, dict[str, Any]] = {}
+    for index, layer in enumerate(layers):
+        if not store.get_execution(execution_id).active:  # cancelled from outside
+            raise FailedPrecondition(f"execution {execution_id} was ended before {layer}")
+        _emit(execution_id, workflow_id, job.id, layer, "STARTED")
+        call = run_layer.with_options(
+            name=layer, retries=len(delays), retry_delay_seconds=delays or 0
+        )
+        try:
+            summary = call(layer, execution_id, workflow_id, job.model_dump(mode="json"),
+                           dimensions, full_refresh)  # fmt: skip
+        except Exception as exc:
+            message = (
+                exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
+            )
+            store.finish_step(execution_id, layer, StepStatus.FAILED, error=message)
+            store.finish_execution(
+                execution_id, ExecutionStatus.FAILED, error=f"{layer}: {message}"
+            )
+            _emit(execution_id, workflow_id, job.id, layer, "FAILED", error=message)
+            for skipped in layers[index + 1 :]:
+                _emit(execution_id, workflow_id, job.id, skipped, "SKIPPED")
+                logger.info("%s: skipped (%s failed)", skipped, layer)
+            _artifact(store, execution_id)
+            raise
+        results[layer] = summary
+        store.finish_step(
+            execution_id,
+            layer,
+            StepStatus.COMPLETED,
+            rows_in=summary["rows_in"],
+            rows_out=summary["rows_out"],
+            rows_rejected=summary["rows_rejected"],
+            manifest_key=summary["manifest_key"],
+            warnings=summary["warnings"],
+            quality=quality_of(summary),
+        )
+        logger.info(
+            "%s: %d rows in, %d out, %d rejected, committed %s",
+            layer, summary["rows_in"], summary["rows_out"], summary["rows_rejected"],
+            summary["manifest_key"],
+        )  # fmt: skip
+        _emit(execution_id, workflow_id, job.id, layer, "COMPLETED",
+              rows_in=summary["rows_in"], rows_out=summary["rows_out"],
+              rows_rejected=summary["rows_rejected"])  # fmt: skip
+    sheet = balance_sheet(results)
+    if not sheet.balanced:
+        error = "rows unaccounted for: " + "; ".join(sheet.gaps())
+        store.finish_execution(execution_id, ExecutionStatus.FAILED, error=error,
+                               balance=sheet.to_dict())  # fmt: skip
+        _artifact(store, execution_id)
+        raise FailedPrecondition(error)
+    store.finish_execution(execution_id, ExecutionStatus.COMPLETED, balance=sheet.to_dict())
+    logger.info("execution %s completed; balance sheet %s", execution_id, sheet.figures)
+    _artifact(store, execution_id)
+    return {"execution_id": execution_id, "status": "COMPLETED", "balance": sheet.to_dict()}
+
+
+def _artifact(store: Store, execution_id: str) -> None:
+    execution = store.get_execution(execution_id)
+    rows = [
+        {
+            "layer": s.layer,
+            "status": s.status,
+            "rows_in": s.rows_in,
+            "rows_out": s.rows_out,
+            "rows_rejected": s.rows_rejected,
+            "attempts": s.attempts,
+            "error": s.error or "",
+        }
+        for s in execution.steps
+    ]
+    create_table_artifact(
+        table=rows,
+        key=f"{execution.workflow_id}-{execution.job_id}".lower().replace("_", "-"),
+        description=f"FlowForge execution {execution.id}: {execution.status}"
+        + (f" ({execution.error})" if execution.error else ""),
+    )
+
+
+def _ended(flow_run: Any, state: Any, status: str) -> None:
+    """State hook: a crashed or cancelled flow run ends its execution the same way."""
+    store = open_store(flow_settings())
+    execution_id = (flow_run.parameters or {}).get("execution_id")
+    if not execution_id:
+        found = store.execution_for_flow_run(str(flow_run.id))
+        execution_id = found.id if found else None
+    if execution_id:
+        message = getattr(state, "message", None) or f"flow run {status.lower()}"
+        store.finish_execution(execution_id, ExecutionStatus(status), error=message)

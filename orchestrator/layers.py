@@ -1,0 +1,108 @@
+"""One call per layer, from a job definition to a plain summary of the LayerResult.
+
+Everything here takes and returns plain values (IDs, dicts), so the flow's tasks can
+retry it and Prefect can show its inputs; no data passes through, only counts and keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowforge.settings import Settings
+from flowforge.v1 import bronze_pb2, common_pb2, gold_pb2, silver_pb2
+from orchestrator.clients import BronzeClient, GoldClient, SilverClient
+from orchestrator.workflows import Job
+
+
+def call_layer(
+    settings: Settings,
+    layer: str,
+    workflow_id: str,
+    job: Job,
+    dimensions: list[str],
+    run_id: str,
+    full_refresh: bool = False,
+) -> dict[str, Any]:
+    ref = common_pb2.JobRef(workflow_id=workflow_id, job_id=job.id)
+    if layer == "bronze":
+        with BronzeClient(settings) as bronze:
+            result = bronze.ingest(
+                bronze_pb2.IngestRequest(
+                    job=ref, run_id=run_id, csv=job.csv.to_proto(), full_refresh=full_refresh
+                )
+            )
+    elif layer == "silver":
+        with SilverClient(settings) as silver:
+            result = silver.refine(
+                silver_pb2.RefineRequest(job=ref, run_id=run_id, spec=job.silver_spec())
+            )
+    elif layer == "gold":
+        with GoldClient(settings) as gold:
+            result = gold.build(
+                gold_pb2.BuildRequest(job=ref, run_id=run_id, spec=job.gold_spec(dimensions))
+            )
+    else:
+        raise ValueError(f"unknown layer {layer!r}")
+    return summarize(result)
+
+
+def summarize(result: common_pb2.LayerResult) -> dict[str, Any]:
+    """The counts, keys and reports of a LayerResult as plain JSON-ready values."""
+    return {
+        "layer": result.layer,
+        "run_id": result.run_id,
+        "input_run_id": result.input_run_id,
+        "manifest_key": result.manifest_key,
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "rows_rejected": result.rows_rejected,
+        "total_rows": result.total_rows,
+        "reused": result.reused,
+        "seconds": round(result.duration.ToTimedelta().total_seconds(), 3),
+        "warnings": list(result.warnings),
+        "rejected_by_reason": dict(result.rejected_by_reason),
+        "duplicates_removed": result.duplicates_removed,
+        "rules": [
+            {
+                "rule_id": r.rule_id,
+                "rule": r.rule,
+                "column": r.column,
+                "action": r.action,
+                "checked": r.checked,
+                "passed": r.passed,
+                "failed": r.failed,
+            }
+            for r in result.quality
+        ],
+        "drift": {
+            "added": [c.name for c in result.drift.added],
+            "removed": [c.name for c in result.drift.removed],
+            "retyped": [c.name for c in result.drift.retyped],
+        },
+        "files": [
+            {
+                "key": f.key,
+                "status": f.status,
+                "rows": f.rows,
+                "rows_rejected": f.rows_rejected,
+                "delimiter": f.delimiter,
+                "header": f.header,
+                "encoding": f.encoding,
+            }
+            for f in result.files
+        ],
+        "models": [
+            {"name": m.name, "key": m.key, "rows": m.rows, "preview_json": m.preview_json}
+            for m in result.models
+        ],
+    }
+
+
+def quality_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the store keeps as a step's quality report (counts live in their own columns)."""
+    keep = ("rejected_by_reason", "duplicates_removed", "rules", "drift", "files", "models")
+    return {k: summary[k] for k in keep} | {
+        "reused": summary["reused"],
+        "seconds": summary["seconds"],
+        "input_run_id": summary["input_run_id"],
+    }

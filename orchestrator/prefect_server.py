@@ -1,0 +1,116 @@
+"""A local Prefect server as a child process: its own PREFECT_HOME and SQLite, a free port.
+
+One server per stack (the demo, `flowforge up`, a test session): Prefect's ephemeral
+in-process API shares one SQLite file between processes and then fails with "database is
+locked" under concurrent runs, so we start one real server and point everything at it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from flowforge.embedded import pick_ports
+
+
+class PrefectServer:
+    def __init__(self, home: Path, port: int | None = None, ui: bool = False) -> None:
+        self.home = Path(home)
+        self.port = port or pick_ports()["s3.port"]
+        self.ui = ui
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a process needs to use this server (flows, workers, `prefect` commands)."""
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home / "client")}
+
+    def start(self, timeout: float = 90.0) -> PrefectServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
+                f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
+            ),
+            "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
+            "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
+        }
+        env.pop("PREFECT_API_URL", None)
+        log = (self.home / "server.log").open("ab")
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-scheduler",
+                "--analytics-off",
+            ],  # fmt: skip
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.home,
+        )
+        log.close()
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited; see {self.home / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as reply:  # noqa: S310
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> PrefectServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the executions store, applied when the store is opened."""

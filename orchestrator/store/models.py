@@ -1,0 +1,138 @@
+"""The executions store's tables: workflows, jobs, executions and their steps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CRASHED = "CRASHED"
+    CANCELLED = "CANCELLED"
+
+
+class StepStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+# The partial unique index that allows one active execution per job (SQLite and PostgreSQL).
+ACTIVE_PREDICATE = "status IN ('PENDING', 'RUNNING')"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class WorkflowRow(Base):
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    definition: Mapped[dict[str, Any]]
+    source_yaml: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    jobs: Mapped[list[JobRow]] = relationship(
+        back_populates="workflow", cascade="all, delete-orphan", order_by="JobRow.position"
+    )
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    workflow_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    definition: Mapped[dict[str, Any]]
+
+    workflow: Mapped[WorkflowRow] = relationship(back_populates="jobs")
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    __table_args__ = (
+        ForeignKeyConstraint(["workflow_id", "job_id"], ["jobs.workflow_id", "jobs.id"]),
+        Index(
+            "uq_executions_one_active_per_job",
+            "workflow_id",
+            "job_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_PREDICATE),
+            postgresql_where=text(ACTIVE_PREDICATE),
+        ),
+        Index("ix_executions_job_created", "workflow_id", "job_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.PENDING.value)
+    layers: Mapped[list[Any]]
+    full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    balance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    steps: Mapped[list[StepRow]] = relationship(
+        back_populates="execution", cascade="all, delete-orphan", order_by="StepRow.position"
+    )
+
+
+class StepRow(Base):
+    __tablename__ = "execution_steps"
+
+    execution_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=StepStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    rows_in: Mapped[int | None] = mapped_column(BigInteger)
+    rows_out: Mapped[int | None] = mapped_column(BigInteger)
+    rows_rejected: Mapped[int | None] = mapped_column(BigInteger)
+    manifest_key: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    execution: Mapped[ExecutionRow] = relationship(back_populates="steps")

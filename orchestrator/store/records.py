@@ -1,0 +1,115 @@
+"""Plain records the store returns: what callers (flow, CLI, API) read, no ORM attached."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.store.models import ACTIVE, ExecutionRow, StepRow
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    layer: str
+    status: str
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_id: str | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_rejected: int | None = None
+    manifest_key: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def of(cls, row: StepRow) -> StepRecord:
+        return cls(
+            layer=row.layer,
+            status=row.status,
+            attempts=row.attempts,
+            started_at=aware(row.started_at),
+            finished_at=aware(row.finished_at),
+            run_id=row.run_id,
+            rows_in=row.rows_in,
+            rows_out=row.rows_out,
+            rows_rejected=row.rows_rejected,
+            manifest_key=row.manifest_key,
+            warnings=list(row.warnings or []),
+            quality=dict(row.quality or {}),
+            error=row.error,
+        )
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    id: str
+    workflow_id: str
+    job_id: str
+    status: str
+    layers: list[str]
+    full_refresh: bool
+    created_at: datetime
+    flow_run_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    balance: dict[str, Any] | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def step(self, layer: str) -> StepRecord:
+        return next(s for s in self.steps if s.layer == layer)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (datetimes as ISO 8601 text)."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            return value
+
+        return plain(asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def of(cls, row: ExecutionRow) -> ExecutionRecord:
+        return cls(
+            id=row.id,
+            workflow_id=row.workflow_id,
+            job_id=row.job_id,
+            status=row.status,
+            layers=list(row.layers),
+            full_refresh=row.full_refresh,
+            created_at=aware(row.created_at) or row.created_at,
+            flow_run_id=row.flow_run_id,
+            started_at=aware(row.started_at),
+            finished_at=aware(row.finished_at),
+            error=row.error,
+            balance=row.balance,
+            steps=[StepRecord.of(s) for s in row.steps],
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    id: str
+    name: str
+    jobs: list[str]
+    updated_at: datetime

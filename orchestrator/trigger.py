@@ -1,0 +1,122 @@
+"""Starting and cancelling executions: what `flowforge run` and the HTTP API call.
+
+trigger_execution() records the execution first (so a second start of the same job is a
+Conflict naming the running one), then asks Prefect to run the deployment when a Prefect
+API is configured (PREFECT_API_URL), or runs the flow in a thread of this process when
+not. Either way it returns at once; follow the execution in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from uuid import UUID
+
+from flowforge.errors import FlowForgeError, NotFound, Unavailable
+from flowforge.settings import Settings
+from orchestrator.flow import medallion, open_store, plan_layers, use_settings
+from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
+
+log = logging.getLogger(__name__)
+
+
+def prefect_api_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+def trigger_execution(
+    settings: Settings,
+    workflow_id: str,
+    job_id: str,
+    from_layer: str = "bronze",
+    full_refresh: bool = False,
+    *,
+    to_layer: str | None = None,
+    store: Store | None = None,
+    in_process: bool | None = None,
+) -> ExecutionRecord:
+    """Creates a PENDING execution and starts its flow run; returns the execution.
+
+    Raises Conflict when the job already has a PENDING or RUNNING execution, NotFound for
+    an unknown workflow or job, InvalidArgument for bad layers, and Unavailable (after
+    marking the execution FAILED) when Prefect cannot start the deployment.
+    in_process: None = through the deployment when a Prefect API is configured."""
+    store = store or open_store(settings)
+    layers = plan_layers(from_layer, to_layer)
+    execution = store.create_execution(workflow_id, job_id, layers, full_refresh)
+    parameters: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "job_id": job_id,
+        "execution_id": execution.id,
+        "from_layer": layers[0],
+        "to_layer": layers[-1],
+        "full_refresh": full_refresh,
+    }
+    if in_process is None:
+        in_process = not prefect_api_configured()
+    if in_process:
+        use_settings(settings)
+        thread = threading.Thread(
+            target=_run_here, args=(parameters,), name=f"flow-{execution.id}", daemon=True
+        )
+        thread.start()
+        return execution
+    try:
+        flow_run_id = _start_deployment(settings.deployment_name, parameters)
+    except Exception as exc:
+        error = f"could not start deployment {settings.deployment_name!r}: {exc}"
+        store.finish_execution(execution.id, ExecutionStatus.FAILED, error=error)
+        if isinstance(exc, FlowForgeError):
+            raise
+        raise Unavailable(error) from None
+    store.attach_flow_run(execution.id, flow_run_id)
+    return store.get_execution(execution.id)
+
+
+def _start_deployment(name: str, parameters: dict[str, Any]) -> str:
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        flow_run = run_deployment(name, parameters=parameters, timeout=0)
+    except ObjectNotFound:
+        raise NotFound(f"Prefect has no deployment {name!r}: is `flowforge up` or a worker "
+                       "serving it?") from None  # fmt: skip
+    return str(flow_run.id)  # type: ignore[union-attr]
+
+
+def _run_here(parameters: dict[str, Any]) -> None:
+    try:
+        medallion(**parameters)
+    except Exception:  # recorded in the store by the flow
+        log.debug("in-process flow run failed", exc_info=True)
+
+
+def cancel_execution(
+    settings: Settings, execution_id: str, store: Store | None = None
+) -> ExecutionRecord:
+    """Cancels the execution's Prefect flow run (when it has one) and marks it CANCELLED.
+
+    An execution that already ended is returned unchanged."""
+    store = store or open_store(settings)
+    execution = store.get_execution(execution_id)
+    if not execution.active:
+        return execution
+    if execution.flow_run_id and prefect_api_configured():
+        try:
+            _cancel_flow_run(execution.flow_run_id)
+        except Exception as exc:  # still mark it: the flow checks before each layer
+            log.warning("could not cancel the Prefect flow run", extra={"error": str(exc)})
+    store.finish_execution(execution_id, ExecutionStatus.CANCELLED, error="cancelled on request")
+    return store.get_execution(execution_id)
+
+
+def _cancel_flow_run(flow_run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(flow_run_id), Cancelling(), force=True)

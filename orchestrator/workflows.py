@@ -1,0 +1,263 @@
+"""Workflow definitions: a YAML file naming a workflow's jobs, their specs and dimensions.
+
+    id: customer-data
+    name: Customer data
+    dimensions: [countries]
+    jobs:
+      - id: customers
+        csv: {delimiter: ","}
+        silver: {columns: [...], expectations: [...], dedupe: {...}}   # a SilverSpec
+        gold: {models: [{name: by_country, sql_file: models/by_country.sql}]}
+
+Every error names the field and the line: `customer-data.yaml:14: jobs[0].silver.columns[2].type
+'integr' is not a type; ...`. SQL files are read relative to the YAML file, at load time, so
+the stored definition is self-contained.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flowforge.errors import InvalidArgument
+from flowforge.ids import validate_id
+from flowforge.v1 import bronze_pb2, gold_pb2, silver_pb2
+from orchestrator.yamlsource import Path as YamlPath
+from orchestrator.yamlsource import SourceMap, dotted, load_yaml
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+def _id(value: str) -> str:
+    try:
+        return validate_id(value, "id")
+    except InvalidArgument as exc:
+        raise ValueError(exc.message.removeprefix("id ")) from None
+
+
+class CsvSettings(BaseModel):
+    """Bronze CSV options; empty values mean sniff (delimiter, header) or the default."""
+
+    model_config = _STRICT
+    delimiter: str = ""
+    quote: str = ""
+    escape: str = ""
+    header: bool | None = None
+    encoding: str = ""
+    null_markers: list[str] = Field(default_factory=list)
+
+    def to_proto(self) -> bronze_pb2.CsvOptions:
+        return bronze_pb2.CsvOptions(**self.model_dump(exclude_none=True))
+
+
+class GoldModel(BaseModel):
+    model_config = _STRICT
+    name: str
+    sql: str | None = None
+    sql_file: str | None = None
+
+    _name = field_validator("name")(_id)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GoldModel:
+        if (self.sql is None) == (self.sql_file is None):
+            raise ValueError("give exactly one of sql and sql_file")
+        return self
+
+
+class GoldSettings(BaseModel):
+    model_config = _STRICT
+    models: list[GoldModel] = Field(default_factory=list)
+    skip_profile: bool = False
+    preview_rows: int = Field(default=0, ge=0, le=100)
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[GoldModel]) -> list[GoldModel]:
+        names = [m.name for m in models]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"model name {name!r} is used twice")
+        return models
+
+
+class Job(BaseModel):
+    model_config = _STRICT
+    id: str
+    name: str = ""
+    description: str = ""
+    csv: CsvSettings = Field(default_factory=CsvSettings)
+    silver: dict[str, Any] = Field(default_factory=dict)
+    gold: GoldSettings = Field(default_factory=GoldSettings)
+
+    _job_id = field_validator("id")(_id)
+
+    def silver_spec(self) -> silver_pb2.SilverSpec:
+        return silver_spec_from_dict(self.silver)
+
+    def gold_spec(self, dimensions: list[str]) -> gold_pb2.GoldSpec:
+        return gold_pb2.GoldSpec(
+            models=[gold_pb2.Model(name=m.name, sql=m.sql or "") for m in self.gold.models],
+            dimensions=dimensions,
+            skip_profile=self.gold.skip_profile,
+            preview_rows=self.gold.preview_rows,
+        )
+
+
+class Workflow(BaseModel):
+    model_config = _STRICT
+    id: str
+    name: str = ""
+    description: str = ""
+    dimensions: list[str] = Field(default_factory=list)
+    jobs: list[Job] = Field(min_length=1)
+
+    _workflow_id = field_validator("id")(_id)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimension_ids(cls, names: list[str]) -> list[str]:
+        return [_id(name) for name in names]
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique_jobs(cls, jobs: list[Job]) -> list[Job]:
+        ids = [j.id for j in jobs]
+        for job_id in ids:
+            if ids.count(job_id) > 1:
+                raise ValueError(f"job id {job_id!r} is used twice")
+        return jobs
+
+    def job(self, job_id: str) -> Job:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        known = ", ".join(j.id for j in self.jobs)
+        raise InvalidArgument(f"workflow {self.id!r} has no job {job_id!r} (jobs: {known})")
+
+
+def silver_spec_from_dict(data: dict[str, Any]) -> silver_pb2.SilverSpec:
+    """The YAML/JSON form of a SilverSpec (proto field names) as the proto message.
+
+    `null_markers: []` in YAML means "no value is null", which the proto says with
+    `null_markers_set`; everything else maps one to one.
+    """
+    spec = json_format.ParseDict(data, silver_pb2.SilverSpec())
+    for given, column in zip(data.get("columns") or [], spec.columns, strict=False):
+        if isinstance(given, dict) and "null_markers" in given:
+            column.null_markers_set = True
+    return spec
+
+
+# json_format reports `... at "SilverSpec.columns[0]"`; silver reports `spec.columns[0].type`.
+_PROTO_AT = re.compile(r'at "SilverSpec((?:\.\w+|\[\d+\])*)"')
+_SPEC_FIELD = re.compile(r"^spec((?:\.\w+|\[\d+\])*)")
+_PART = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def _path_of(text: str) -> YamlPath:
+    return tuple(int(i) if i else name for name, i in _PART.findall(text))
+
+
+def parse_workflow(
+    text: str, name: str = "workflow.yaml", base_dir: Path | None = None
+) -> Workflow:
+    """Validates a workflow YAML document, reading each `sql_file` relative to base_dir."""
+    data, source = load_yaml(text, name)
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"{source.where(())}: a workflow is a mapping with id and jobs")
+    _check_unique_ids(data, source)
+    try:
+        workflow = Workflow.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, source) from None
+    jobs = []
+    for j, job in enumerate(workflow.jobs):
+        _check_silver(job, ("jobs", j, "silver"), source)
+        models = []
+        for m, model in enumerate(job.gold.models):
+            if model.sql_file is not None:
+                path = ("jobs", j, "gold", "models", m, "sql_file")
+                sql = _read_sql((base_dir or Path.cwd()) / model.sql_file, path, source)
+                model = model.model_copy(update={"sql": sql, "sql_file": None})
+            models.append(model)
+        gold = job.gold.model_copy(update={"models": models})
+        jobs.append(job.model_copy(update={"gold": gold}))
+    return workflow.model_copy(update={"jobs": jobs})
+
+
+def load_workflow_file(path: Path) -> Workflow:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"{path}: cannot read the workflow file ({exc})") from None
+    return parse_workflow(text, str(path), path.parent)
+
+
+def _check_unique_ids(data: dict[str, Any], source: SourceMap) -> None:
+    """Names the second of two jobs (or models) sharing an id, with its line."""
+
+    def check(items: Any, key: str, at: YamlPath) -> None:
+        seen: set[Any] = set()
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            value = item.get(key) if isinstance(item, dict) else None
+            if value is not None and value in seen:
+                path = (*at, i, key)
+                raise InvalidArgument(
+                    f"{source.where(path)}: {dotted(path)} {value!r} is used twice"
+                )
+            seen.add(value)
+
+    jobs = data.get("jobs")
+    check(jobs, "id", ("jobs",))
+    for j, job in enumerate(jobs if isinstance(jobs, list) else []):
+        gold = job.get("gold") if isinstance(job, dict) else None
+        if isinstance(gold, dict):
+            check(gold.get("models"), "name", ("jobs", j, "gold", "models"))
+
+
+def _first_error(exc: ValidationError, source: SourceMap) -> InvalidArgument:
+    error = exc.errors()[0]
+    path = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "is not a known field"
+    elif error["type"] == "missing":
+        message = "is required"
+    return InvalidArgument(f"{source.where(path)}: {dotted(path) or 'workflow'} {message}")
+
+
+def _check_silver(job: Job, at: YamlPath, source: SourceMap) -> None:
+    from services.silver.spec import parse_spec  # polars: imported only when validating
+
+    try:
+        spec = silver_spec_from_dict(job.silver)
+    except json_format.ParseError as exc:
+        found = _PROTO_AT.search(str(exc))
+        path = (*at, *_path_of(found.group(1))) if found else at
+        detail = str(exc).split(": ")[-1] if ": " in str(exc) else str(exc)
+        detail = _PROTO_AT.sub("", detail).strip().rstrip(".")
+        raise InvalidArgument(f"{source.where(path)}: {dotted(path)}: {detail}") from None
+    try:
+        parse_spec(spec)
+    except InvalidArgument as exc:
+        found = _SPEC_FIELD.match(exc.message)
+        if not found:
+            raise InvalidArgument(f"{source.where(at)}: {dotted(at)}: {exc.message}") from None
+        path = (*at, *_path_of(found.group(1)))
+        rest = exc.message[found.end() :]
+        raise InvalidArgument(f"{source.where(path)}: {dotted(path)}{rest}") from None
+
+
+def _read_sql(file: Path, path: YamlPath, source: SourceMap) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidArgument(
+            f"{source.where(path)}: {dotted(path)} {str(file)!r} cannot be read: {reason}"
+        ) from None

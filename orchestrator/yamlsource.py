@@ -1,0 +1,70 @@
+"""YAML loading that remembers where each value came from, so errors can name the line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from flowforge.errors import InvalidArgument
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """The 1-based line of every mapping key and sequence item of one YAML document."""
+
+    name: str
+    lines: dict[Path, int]
+
+    def line_of(self, path: Path) -> int | None:
+        """The line of `path`, or of its nearest ancestor the document has."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+    def where(self, path: Path) -> str:
+        line = self.line_of(path)
+        return f"{self.name}:{line}" if line else self.name
+
+
+def load_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
+    """Parses one YAML document; syntax errors become InvalidArgument naming the line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidArgument(f"{where}: not valid YAML: {problem}") from None
+    lines: dict[Path, int] = {}
+    if node is not None:
+        lines[()] = node.start_mark.line + 1
+        _walk(node, (), lines)
+    return data, SourceMap(name, lines)
+
+
+def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            _walk(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            lines[child] = item.start_mark.line + 1
+            _walk(item, child, lines)
+
+
+def dotted(path: Path) -> str:
+    """('jobs', 0, 'silver', 'columns', 2) -> 'jobs[0].silver.columns[2]'."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text

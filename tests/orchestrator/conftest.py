@@ -1,0 +1,128 @@
+"""Fixtures for the orchestrator: the executions store on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+
+from flowforge.dimensions import upload_dimension_file
+from flowforge.layout import JobKey, landing_prefix
+from flowforge.runtime import LayerServer
+from flowforge.services_registry import LAYER_SERVICES
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from orchestrator.flow import open_store, use_settings
+from orchestrator.store import Store
+from orchestrator.store.database import open_engine
+from orchestrator.workflows import Workflow, load_workflow_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_WORKFLOW = ROOT / "examples" / "workflows" / "customer-data.yaml"
+# The PostgreSQL server of this machine (trust auth); each session uses its own schema.
+POSTGRES_URL = os.environ.get(
+    "FLOWFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url() -> Iterator[str]:
+    """A schema of its own in the `test` database, so parallel sessions never collide."""
+    schema = f"ff_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_schema_url: str
+) -> Iterator[Store]:
+    """The store on each backend (migrated on open), holding the sample workflow."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'flowforge.db'}"
+    else:
+        url = postgres_schema_url
+    store = Store(open_engine(url))
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def sample_workflow() -> Workflow:
+    return load_workflow_file(SAMPLE_WORKFLOW)
+
+
+def workflow_named(sample: Workflow, workflow_id: str) -> Workflow:
+    """The sample workflow under another id (tests on a shared database stay apart)."""
+    return sample.model_copy(update={"id": workflow_id})
+
+
+@dataclass
+class Stack:
+    """The three services on loopback, settings pointing the flow at them, the store."""
+
+    settings: Settings
+    store: Store
+    object_store: ObjectStore
+    servers: dict[str, LayerServer]
+
+    def restart(self, layer: str) -> None:
+        """Starts `layer` again on the port it had (after a test stopped it)."""
+        port = self.servers[layer].port
+        factory = LAYER_SERVICES[layer].factory()
+        self.servers[layer] = factory(self.settings, f"127.0.0.1:{port}", self.object_store)
+
+    def add_workflow(self, sample: Workflow, **changes: object) -> Workflow:
+        """The sample workflow under a fresh id, its CSVs landed: tests never share data."""
+        workflow = workflow_named(sample, f"cd-{uuid.uuid4().hex[:8]}")
+        workflow = workflow.model_copy(update=changes)
+        self.store.save_workflow(workflow)
+        for job in workflow.jobs:
+            csv = ROOT / "examples" / "data" / f"{job.id}.csv"
+            if csv.exists():
+                key = landing_prefix(JobKey(workflow.id, job.id)) + csv.name
+                self.object_store.put_bytes(key, csv.read_bytes(), content_type="text/csv")
+        return workflow
+
+
+@pytest.fixture(scope="session")
+def stack(
+    settings: Settings, store: ObjectStore, postgres_schema_url: str, prefect_api: str
+) -> Iterator[Stack]:
+    """Real bronze, silver and gold servers, the store on PostgreSQL and a Prefect server."""
+    servers = {
+        layer: LAYER_SERVICES[layer].factory()(settings, "127.0.0.1:0", store)
+        for layer in ("bronze", "silver", "gold")
+    }
+    flow_settings = settings.model_copy(
+        update={
+            "database_url": SecretStr(postgres_schema_url),
+            "bronze_address": f"127.0.0.1:{servers['bronze'].port}",
+            "silver_address": f"127.0.0.1:{servers['silver'].port}",
+            "gold_address": f"127.0.0.1:{servers['gold'].port}",
+            "layer_retry_delays_seconds": [1.0, 1.0, 2.0, 2.0, 2.0],
+            "layer_deadline_seconds": 60.0,
+        }
+    )
+    upload_dimension_file(store, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
+    use_settings(flow_settings)
+    running = Stack(flow_settings, open_store(flow_settings), store, servers)
+    try:
+        yield running
+    finally:
+        use_settings(None)
+        for server in running.servers.values():
+            server.stop(0)
