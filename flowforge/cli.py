@@ -201,10 +201,12 @@ def run(
 
     from flowforge.layout import JobKey, landing_prefix
     from orchestrator.console import follow, report
+    from orchestrator.prefect_server import quiet_console
     from orchestrator.trigger import trigger_execution, wait_in_process_runs
 
     settings, store = _store()
     console = Console()
+    quiet_console()  # the live table shows the progress; run logs still reach Prefect
     try:
         key = JobKey.of(workflow, job)
         store.get_job(workflow, job)
