@@ -195,3 +195,14 @@ def test_a_terminated_flow_run_ends_its_execution_crashed(
     assert ended.status == "CRASHED", (ended.status, ended.error)
     assert ended.step("bronze").status == "FAILED"
     assert [s.status for s in ended.steps[1:]] == ["SKIPPED", "SKIPPED"]
+
+
+def test_run_refuses_bad_ids_before_touching_anything(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"FLOWFORGE_STATE_DIR": str(tmp_path / "state")}
+    bad = runner.invoke(app, ["run", "--workflow", "../etc", "--job", "j"], env=env)
+    assert bad.exit_code == 1
+    assert bad.output.startswith("error: --workflow '../etc' is not a valid ID")
+    layer = runner.invoke(app, ["run", "-w", "w", "-j", "j", "--from-layer", "platinum"], env=env)
+    assert layer.exit_code == 1 and "from_layer 'platinum' is not one of" in layer.output
+    assert not (tmp_path / "state").exists()  # no store was opened
