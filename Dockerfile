@@ -52,5 +52,5 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 50051 50052 50053 8000 4200
 
-ENTRYPOINT ["flowforge"]
-CMD ["--help"]
+# Each compose service names its whole command (flowforge ... or prefect server start).
+CMD ["flowforge", "--help"]
