@@ -24,6 +24,9 @@ test: $(STAMP) ## Lint, then run the whole test suite (starts SeaweedFS and the 
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+up: $(STAMP) ## Keep the embedded stack running with a Prefect UI and the served deployment (Ctrl-C stops)
+	$(BIN)/flowforge up
+
 lint: $(STAMP) ## ruff check, ruff format --check and mypy on hand-written code
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -116,10 +116,190 @@ def dimensions_list() -> None:
 def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo's state folder afterwards.")] = False,
 ) -> None:
-    """Run the sample data through the pipeline on the embedded stack, print what happened."""
+    """Run every sample job through the flow on the embedded stack, print what happened."""
     from flowforge.demo import run_demo
 
     raise typer.Exit(run_demo(get_settings(), keep=keep))
+
+
+# -- the orchestrator: workflows, runs, executions, the local stack ------------------
+workflows_app = typer.Typer(no_args_is_help=True, help="Workflow definitions (YAML files).")
+app.add_typer(workflows_app, name="workflows")
+executions_app = typer.Typer(no_args_is_help=True, help="Executions of jobs and their steps.")
+app.add_typer(executions_app, name="executions")
+
+
+def _fail(exc: FlowForgeError) -> typer.Exit:
+    print(f"error: {exc.message}", file=sys.stderr)
+    return typer.Exit(1)
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from orchestrator.flow import open_store
+
+    settings = get_settings()
+    configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    return settings, open_store(settings)
+
+
+@workflows_app.command("apply")
+def workflows_apply(
+    file: Annotated[Path, typer.Argument(help="A workflow YAML file.", exists=True)],
+) -> None:
+    """Validate FILE (errors name the field and line) and store the workflow."""
+    from orchestrator.workflows import load_workflow_file
+
+    try:
+        workflow = load_workflow_file(file)
+        _, store = _store()
+        store.save_workflow(workflow, file.read_text(encoding="utf-8"))
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    jobs = ", ".join(j.id for j in workflow.jobs)
+    print(f"workflow {workflow.id}: {len(workflow.jobs)} jobs ({jobs})")
+
+
+@workflows_app.command("list")
+def workflows_list() -> None:
+    """List the stored workflows and their jobs."""
+    _, store = _store()
+    for workflow in store.list_workflows():
+        jobs = ", ".join(workflow.jobs)
+        print(f"{workflow.id}\t{workflow.name}\t{jobs}\t{workflow.updated_at:%Y-%m-%d %H:%M:%S}Z")
+
+
+@app.command()
+def seed() -> None:
+    """Store the sample workflow, upload its CSVs to landing and its dimension."""
+    from orchestrator.stack import seed as seed_sample
+
+    settings, store = _store()
+    try:
+        workflow = seed_sample(settings, store)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    print(f"seeded workflow {workflow.id}: jobs {', '.join(j.id for j in workflow.jobs)}, "
+          f"dimensions {', '.join(workflow.dimensions)}")  # fmt: skip
+
+
+@app.command()
+def run(
+    workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow id.")],
+    job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="CSV files to upload to the job's landing prefix.")
+    ] = None,
+    from_layer: Annotated[
+        str, typer.Option(help="bronze, silver or gold: reuse the committed earlier layers.")
+    ] = "bronze",
+    full_refresh: Annotated[bool, typer.Option(help="Ingest every landing file again.")] = False,
+) -> None:
+    """Upload FILEs, run the job through the flow with live progress; exit 1 if it fails.
+
+    Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
+    from rich.console import Console
+
+    from flowforge.layout import JobKey, landing_prefix
+    from orchestrator.console import follow, report
+    from orchestrator.trigger import trigger_execution, wait_in_process_runs
+
+    settings, store = _store()
+    console = Console()
+    try:
+        key = JobKey.of(workflow, job)
+        store.get_job(workflow, job)
+        if files:
+            objects = prepare_store(settings)
+            for file in files:
+                if not file.is_file():
+                    raise FlowForgeError(f"{file} is not a file")
+                objects.put_bytes(landing_prefix(key) + file.name, file.read_bytes(),
+                                  content_type="text/csv")  # fmt: skip
+                console.print(f"uploaded {file} to {landing_prefix(key)}{file.name}")
+        execution = trigger_execution(
+            settings, workflow, job, from_layer, full_refresh, store=store
+        )
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    final = follow(store, execution.id, console)
+    wait_in_process_runs()
+    report(console, final, previews=False)
+    if final.status != "COMPLETED":
+        raise typer.Exit(1)
+
+
+@executions_app.command("list")
+def executions_list(
+    workflow: Annotated[str | None, typer.Option("--workflow", "-w")] = None,
+    job: Annotated[str | None, typer.Option("--job", "-j")] = None,
+    status: Annotated[str | None, typer.Option(help="e.g. FAILED")] = None,
+    limit: Annotated[int, typer.Option(help="Newest first, at most this many.")] = 20,
+) -> None:
+    """List executions, newest first."""
+    from rich.console import Console
+
+    from orchestrator.console import executions_table
+
+    _, store = _store()
+    Console().print(executions_table(store.list_executions(workflow, job, status, limit)))
+
+
+@executions_app.command("show")
+def executions_show(
+    execution_id: Annotated[str, typer.Argument(help="Execution id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """Show one execution: steps, rows, rejects, balance sheet and gold previews."""
+    import json
+
+    from rich.console import Console
+
+    from orchestrator.console import report
+
+    _, store = _store()
+    try:
+        execution = store.get_execution(execution_id)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(execution.to_dict(), indent=2))
+    else:
+        report(Console(), execution)
+
+
+@executions_app.command("reconcile")
+def executions_reconcile() -> None:
+    """End executions whose Prefect flow run crashed, was cancelled or failed silently."""
+    from orchestrator.reconcile import reconcile
+
+    settings, store = _store()
+    for execution in reconcile(settings, store):
+        print(f"{execution.id}\t{execution.status}\t{execution.error or ''}")
+
+
+@serve_app.command("deployment")
+def serve_deployment(
+    name: Annotated[str, typer.Option(help="Deployment name (under flowforge-medallion).")] = (
+        "customer-data"
+    ),
+    limit: Annotated[
+        int | None, typer.Option(help="Flow runs at once (default: no limit).")
+    ] = None,
+) -> None:
+    """Serve the flow deployment against PREFECT_API_URL (a worker without a work pool)."""
+    from orchestrator.deployment import serve_deployment as serve_flow
+
+    settings = get_settings()
+    configure_logging(settings)
+    serve_flow(name, limit)
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack with a Prefect server and the served deployment; Ctrl-C stops."""
+    from orchestrator.up import run_up
+
+    raise typer.Exit(run_up(get_settings()))
 
 
 def main() -> None:

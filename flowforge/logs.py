@@ -90,5 +90,6 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
     root.addHandler(handler)
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     root.setLevel(level)
+    handler.setLevel(level)  # records propagating from libraries' own loggers (Prefect) too
     for name in _CHATTY:
         logging.getLogger(name).setLevel(max(level, logging.INFO))

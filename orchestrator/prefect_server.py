@@ -114,3 +114,25 @@ class PrefectServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def flush_clients(timeout: float = 10.0) -> None:
+    """Sends this process's buffered run logs and events; call before stopping the server."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)
+
+
+def quiet_console(level: int = 30) -> None:
+    """Keeps Prefect's own console lines (run names, 'View at ...') off a CLI's display,
+    while run logs still go to the API."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(level)

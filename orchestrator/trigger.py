@@ -8,6 +8,7 @@ not. Either way it returns at once; follow the execution in the store.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from typing import Any
@@ -19,6 +20,7 @@ from orchestrator.flow import medallion, open_store, plan_layers, use_settings
 from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
 
 log = logging.getLogger(__name__)
+_threads: list[threading.Thread] = []
 
 
 def prefect_api_configured() -> bool:
@@ -59,10 +61,16 @@ def trigger_execution(
         in_process = not prefect_api_configured()
     if in_process:
         use_settings(settings)
+        # The caller's context carries its Prefect settings (e.g. the API URL) to the thread.
+        context = contextvars.copy_context()
         thread = threading.Thread(
-            target=_run_here, args=(parameters,), name=f"flow-{execution.id}", daemon=True
+            target=context.run,
+            args=(_run_here, parameters),
+            name=f"flow-{execution.id}",
+            daemon=True,
         )
         thread.start()
+        _threads.append(thread)
         return execution
     try:
         flow_run_id = _start_deployment(settings.deployment_name, parameters)
@@ -74,6 +82,13 @@ def trigger_execution(
         raise Unavailable(error) from None
     store.attach_flow_run(execution.id, flow_run_id)
     return store.get_execution(execution.id)
+
+
+def wait_in_process_runs(timeout: float = 60.0) -> None:
+    """Waits for this process's in-process flow runs to finish reporting to Prefect (their
+    execution ends in the store a moment before the flow run's final state)."""
+    while _threads:
+        _threads.pop().join(timeout)
 
 
 def _start_deployment(name: str, parameters: dict[str, Any]) -> str:

@@ -63,7 +63,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     processes and fails with "database is locked" under concurrent runs."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    from orchestrator.prefect_server import PrefectServer
+    from orchestrator.prefect_server import PrefectServer, flush_clients
 
     home = tmp_path_factory.mktemp("prefect")
     with (
@@ -75,13 +75,4 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             yield server.api_url
         finally:
-            _flush_prefect_workers()
-
-
-def _flush_prefect_workers() -> None:
-    """Sends buffered run logs and events before the server goes away."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogHandler
-
-    APILogHandler.flush()
-    EventsWorker.drain_all()
+            flush_clients()

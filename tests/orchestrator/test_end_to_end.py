@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+import pytest
+
+from flowforge.errors import Conflict, InvalidArgument
 from orchestrator.flow import medallion
 from orchestrator.store import ExecutionRecord
+from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
+
+# What the sample CSVs give with the sample workflow's specs (examples/generate.py output):
+# per layer (rows in, rows out, rows rejected).
+EXPECTED = {
+    "customers": {"bronze": (203, 201, 2), "silver": (201, 192, 6), "gold": (192, 54, 0)},
+    "orders": {"bronze": (400, 398, 2), "silver": (398, 376, 22), "gold": (376, 81, 0)},
+    "products": {"bronze": (40, 40, 0), "silver": (40, 36, 4), "gold": (36, 11, 0)},
+}
 
 
 def wait_for(stack: Stack, execution_id: str, timeout: float = 90) -> ExecutionRecord:
@@ -29,5 +42,120 @@ def test_sample_job_completes_with_exact_counts(stack: Stack, sample_workflow: W
     result = medallion(workflow_id=workflow.id, job_id="customers")
     execution = stack.store.get_execution(result["execution_id"])
     assert execution.status == "COMPLETED", execution.error
-    assert counts(execution)["bronze"] == (203, 201, 2)
-    print(counts(execution), execution.balance)
+    assert counts(execution) == EXPECTED["customers"]
+    assert [s.status for s in execution.steps] == ["COMPLETED"] * 3
+    assert execution.flow_run_id and execution.finished_at is not None
+    silver = execution.step("silver")
+    assert silver.quality["duplicates_removed"] == 3
+    assert sum(silver.quality["rejected_by_reason"].values()) == 6
+    bronze = execution.step("bronze")
+    assert bronze.quality["rejected_by_reason"] == {"wrong_field_count": 2}
+    gold = execution.step("gold")
+    models = {m["name"] for m in gold.quality["models"]}
+    assert {"customers_by_country", "signups_per_month", "data_quality", "profile"} <= models
+    assert execution.balance is not None and execution.balance["balanced"]
+    assert execution.balance["figures"] == {
+        "csv_rows": 203,
+        "bronze_rows": 201,
+        "bronze_rejected": 2,
+        "bronze_dataset_rows": 201,
+        "silver_input_rows": 201,
+        "silver_rows": 192,
+        "quarantined": 6,
+        "duplicates_removed": 3,
+    }
+
+
+def test_jobs_of_a_workflow_run_at_once_without_interfering(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    started = [
+        trigger_execution(stack.settings, workflow.id, job, store=stack.store, in_process=True)
+        for job in ("customers", "orders", "products")
+    ]
+    with pytest.raises(Conflict, match=f"already has execution '{started[0].id}'"):
+        trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
+    done = {e.job_id: wait_for(stack, e.id) for e in started}
+    for job, execution in done.items():
+        assert execution.status == "COMPLETED", execution.error
+        assert counts(execution) == EXPECTED[job], job
+        assert execution.step("bronze").manifest_key == f"bronze/{workflow.id}/{job}/_manifest.json"
+
+
+def test_bad_spec_fails_silver_with_its_message_and_skips_gold(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    customers = sample_workflow.job("customers")
+    broken = customers.model_copy(
+        update={"silver": {"columns": [{"source": "customer_identifier", "type": "integer"}]}}
+    )
+    workflow = stack.add_workflow(sample_workflow, jobs=[broken])
+    with pytest.raises(InvalidArgument, match="customer_identifier"):
+        medallion(workflow_id=workflow.id, job_id="customers")
+    execution = stack.store.list_executions(workflow_id=workflow.id)[0]
+    assert execution.status == "FAILED"
+    assert execution.error is not None
+    assert execution.error.startswith("silver: spec.columns[0].source 'customer_identifier'")
+    assert [s.status for s in execution.steps] == ["COMPLETED", "FAILED", "SKIPPED"]
+    assert execution.step("silver").attempts == 1  # INVALID_ARGUMENT is not retried
+    assert "is not a bronze column" in (execution.step("silver").error or "")
+
+
+def test_a_service_stopped_during_a_run_is_retried_after_its_restart(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    stack.servers["silver"].stop(0)
+    restart = threading.Timer(2.5, stack.restart, args=("silver",))
+    restart.start()
+    try:
+        result = medallion(workflow_id=workflow.id, job_id="products")
+    finally:
+        restart.join()
+    execution = stack.store.get_execution(result["execution_id"])
+    assert execution.status == "COMPLETED", execution.error
+    assert execution.step("silver").attempts >= 2
+    assert counts(execution) == EXPECTED["products"]
+
+
+def test_from_silver_reuses_bronze_without_calling_it(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    first = stack.store.get_execution(
+        medallion(workflow_id=workflow.id, job_id="orders")["execution_id"]
+    )
+    stack.servers["bronze"].stop(0)  # a call to bronze would now fail
+    try:
+        result = medallion(workflow_id=workflow.id, job_id="orders", from_layer="silver")
+    finally:
+        stack.restart("bronze")
+    again = stack.store.get_execution(result["execution_id"])
+    assert again.status == "COMPLETED", again.error
+    assert again.layers == ["silver", "gold"]
+    assert [s.layer for s in again.steps] == ["silver", "gold"]
+    silver = again.step("silver")
+    assert silver.quality["input_run_id"] == first.step("bronze").run_id
+    assert (silver.rows_in, silver.rows_out) == EXPECTED["orders"]["silver"][:2]
+
+
+def test_cancelling_ends_the_execution(stack: Stack, sample_workflow: Workflow) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    stack.servers["bronze"].stop(0)  # so the run waits in retries
+    try:
+        execution = trigger_execution(
+            stack.settings, workflow.id, "customers", store=stack.store, in_process=True
+        )
+        time.sleep(1)
+        cancelled = cancel_execution(stack.settings, execution.id, store=stack.store)
+    finally:
+        stack.restart("bronze")
+    assert cancelled.status == "CANCELLED"
+    assert wait_for(stack, execution.id).status == "CANCELLED"
+    time.sleep(2)  # the cancelled run's thread notices before its next layer
+    # The job is free again.
+    again = trigger_execution(
+        stack.settings, workflow.id, "customers", store=stack.store, in_process=True
+    )
+    assert wait_for(stack, again.id).status == "COMPLETED"

@@ -1,0 +1,141 @@
+"""What the CLI shows of executions: live progress per layer and the final report (rich)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from orchestrator.store import ExecutionRecord, Store
+
+_STYLE = {
+    "PENDING": "dim",
+    "RUNNING": "bold cyan",
+    "COMPLETED": "green",
+    "FAILED": "bold red",
+    "SKIPPED": "yellow",
+    "CRASHED": "bold red",
+    "CANCELLED": "yellow",
+}
+
+
+def _status(text: str) -> str:
+    return f"[{_STYLE.get(text, '')}]{text}[/]"
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def steps_table(execution: ExecutionRecord) -> Table:
+    table = Table(
+        title=f"{execution.workflow_id}/{execution.job_id} · execution {execution.id} · "
+        f"{_status(execution.status)}",
+        title_justify="left",
+    )
+    for column in ("layer", "status", "rows in", "rows out", "rejected", "tries", "seconds"):
+        table.add_column(column, justify="right" if column not in ("layer", "status") else "left")
+    for step in execution.steps:
+        seconds = ""
+        if step.started_at and step.finished_at:
+            seconds = f"{(step.finished_at - step.started_at).total_seconds():.2f}"
+        table.add_row(
+            step.layer,
+            _status(step.status),
+            _count(step.rows_in),
+            _count(step.rows_out),
+            _count(step.rows_rejected),
+            str(step.attempts or ""),
+            seconds,
+        )
+    return table
+
+
+def follow(
+    store: Store, execution_id: str, console: Console, poll: float = 0.25
+) -> ExecutionRecord:
+    """Shows the steps live until the execution ends; returns its final record."""
+    execution = store.get_execution(execution_id)
+    with Live(
+        steps_table(execution), console=console, refresh_per_second=8, transient=True
+    ) as live:
+        while execution.active:
+            time.sleep(poll)
+            execution = store.get_execution(execution_id)
+            live.update(steps_table(execution))
+    return execution
+
+
+def report(console: Console, execution: ExecutionRecord, previews: bool = True) -> None:
+    """Rows per layer, why rows were set aside, the balance sheet and the gold previews."""
+    console.print(steps_table(execution))
+    if execution.error:
+        console.print(f"[bold red]error[/]: {execution.error}")
+    for step in execution.steps:
+        reasons = step.quality.get("rejected_by_reason") or {}
+        label = "rejected" if step.layer == "bronze" else "quarantined"
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            console.print(f"  {step.layer} {label} ({reason}): {count}")
+        if step.quality.get("duplicates_removed"):
+            console.print(
+                f"  {step.layer} duplicates removed: {step.quality['duplicates_removed']}"
+            )
+        for warning in step.warnings[:5]:
+            console.print(f"  [yellow]{step.layer} warning[/]: {warning}")
+    if execution.balance:
+        console.print(balance_table(execution.balance))
+    if previews and execution.steps and execution.steps[-1].layer == "gold":
+        for model in execution.step("gold").quality.get("models", []):
+            if model["name"] != "profile":
+                console.print(preview_table(model))
+
+
+def balance_table(balance: dict) -> Group:  # type: ignore[type-arg]
+    figures = balance.get("figures", {})
+    table = Table(title="balance sheet", title_justify="left", show_header=False)
+    table.add_column("figure")
+    table.add_column("rows", justify="right")
+    for name, value in figures.items():
+        table.add_row(name.replace("_", " "), f"{value:,}")
+    checks = [
+        f"  {'[green]ok[/]' if c['ok'] else '[bold red]GAP[/]'} {c['name']}: "
+        f"{c['left']:,} = {c['right']:,}"
+        for c in balance.get("checks", [])
+    ]
+    return Group(table, *checks)
+
+
+def preview_table(model: dict, limit: int = 5) -> Table:  # type: ignore[type-arg]
+    rows = json.loads(model.get("preview_json") or "[]")[:limit]
+    table = Table(
+        title=f"gold · {model['name']} ({model['rows']:,} rows; first {len(rows)})",
+        title_justify="left",
+    )
+    for column in rows[0] if rows else []:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table
+
+
+def executions_table(executions: list[ExecutionRecord]) -> Table:
+    table = Table()
+    for column in ("execution", "job", "status", "layers", "created", "seconds", "error"):
+        table.add_column(column)
+    for e in executions:
+        seconds = ""
+        if e.started_at and e.finished_at:
+            seconds = f"{(e.finished_at - e.started_at).total_seconds():.1f}"
+        table.add_row(
+            e.id,
+            f"{e.workflow_id}/{e.job_id}",
+            _status(e.status),
+            ",".join(e.layers),
+            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+            seconds,
+            (e.error or "")[:60],
+        )
+    return table

@@ -1,0 +1,72 @@
+"""`flowforge up`: the embedded stack kept running with a Prefect server (UI) and the served
+deployment, until Ctrl-C. State lives in FLOWFORGE_STATE_DIR (default .flowforge/)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+
+from rich.console import Console
+
+from flowforge.logs import configure_logging
+from flowforge.settings import Settings
+from orchestrator.deployment import FULL_NAME
+from orchestrator.flow import open_store
+from orchestrator.stack import EmbeddedStack, environ_with, seed
+
+
+def run_up(settings: Settings) -> int:
+    console = Console()
+    configure_logging(settings.model_copy(update={"log_level": "WARNING", "log_format": "text"}))
+    state = settings.state_dir.resolve()
+    console.print(f"[bold]FlowForge up[/]: starting the stack in {state} (Ctrl-C stops it)")
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with EmbeddedStack(settings, state, prefect=True, prefect_ui=True) as stack:
+        store = open_store(stack.settings)
+        workflow = seed(stack.settings, store)
+        env_file = stack.write_env_file()
+        log = (state / "deployment.log").open("ab")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+            env=environ_with(stack.env()),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            assert stack.prefect is not None
+            for line in (
+                f"S3 (SeaweedFS)      {stack.settings.s3_endpoint_url} {settings.s3_bucket}",
+                f"bronze service      {stack.settings.bronze_address}",
+                f"silver service      {stack.settings.silver_address}",
+                f"gold service        {stack.settings.gold_address}",
+                f"Prefect UI          {stack.prefect.ui_url}",
+                f"Prefect API         {stack.prefect.api_url}",
+                f"deployment          {FULL_NAME} (log: {state / 'deployment.log'})",
+                f"executions store    {state / 'flowforge.db'}",
+                f"sample workflow     {workflow.id}",
+            ):
+                console.print(line)
+            console.print(
+                f"\nIn another shell: [bold]set -a; . {env_file}; set +a[/] then e.g.\n"
+                f"  flowforge run --workflow {workflow.id} --job customers"
+            )
+            while not stopping.wait(1.0):
+                if worker.poll() is not None:
+                    console.print("[red]the deployment process exited; see its log[/]")
+                    return 1
+        except KeyboardInterrupt:
+            pass
+        finally:
+            console.print("stopping ...")
+            worker.terminate()
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    return 0

@@ -1,0 +1,154 @@
+"""The orchestrator's commands, through typer's runner and a served deployment subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flowforge.cli import app
+from flowforge.settings import Settings, get_settings
+from orchestrator.flow import medallion
+from orchestrator.workflows import Workflow
+from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    secret = settings.s3_secret_access_key
+    database = settings.database_url
+    return {
+        "FLOWFORGE_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "FLOWFORGE_S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "FLOWFORGE_S3_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else "",
+        "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
+        "FLOWFORGE_STATE_DIR": str(settings.state_dir),
+        "FLOWFORGE_DATABASE_URL": database.get_secret_value() if database else "",
+        "FLOWFORGE_BRONZE_ADDRESS": settings.bronze_address,
+        "FLOWFORGE_SILVER_ADDRESS": settings.silver_address,
+        "FLOWFORGE_GOLD_ADDRESS": settings.gold_address,
+        "FLOWFORGE_LAYER_RETRY_DELAYS_SECONDS": "[1, 1]",
+        "FLOWFORGE_LOG_FORMAT": "text",
+        "COLUMNS": "200",  # rich tables stay on one line per row
+    }
+
+
+@pytest.fixture
+def cli(stack: Stack) -> Iterator[tuple[CliRunner, dict[str, str]]]:
+    get_settings.cache_clear()
+    yield CliRunner(), env_of(stack.settings)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def served_deployment(
+    stack: Stack, prefect_api: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`flowforge serve deployment` as the compose worker runs it, against the test stack."""
+    home = tmp_path_factory.mktemp("runner")
+    log = (home / "runner.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+        env={
+            **os.environ,
+            **env_of(stack.settings),
+            "PREFECT_API_URL": prefect_api,
+            "PREFECT_HOME": str(home),
+        },  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_deployment(process, home / "runner.log")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def _wait_for_deployment(process: subprocess.Popen[bytes], log: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + 90
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                client.read_deployment_by_name("flowforge-medallion/customer-data")
+                return
+            except ObjectNotFound:
+                time.sleep(0.5)
+    raise AssertionError(f"the deployment was not served in time:\n{log.read_text()}")
+
+
+def test_workflows_apply_and_list(cli: tuple[CliRunner, dict[str, str]], tmp_path: Path) -> None:
+    runner, env = cli
+    applied = runner.invoke(app, ["workflows", "apply", str(SAMPLE_WORKFLOW)], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert "workflow customer-data: 3 jobs (customers, orders, products)" in applied.output
+    listed = runner.invoke(app, ["workflows", "list"], env=env)
+    assert "customer-data\tCustomer data\tcustomers, orders, products" in listed.output
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: wf\njobs:\n  - id: a\n    silver: {columns: [{source: x, type: nope}]}\n")
+    refused = runner.invoke(app, ["workflows", "apply", str(bad)], env=env)
+    assert refused.exit_code == 1
+    assert f"error: {bad}:4: jobs[0].silver.columns[0].type 'nope' is not a type" in refused.output
+
+
+def test_executions_list_and_show(
+    cli: tuple[CliRunner, dict[str, str]], stack: Stack, sample_workflow: Workflow
+) -> None:
+    runner, env = cli
+    workflow = stack.add_workflow(sample_workflow)
+    execution_id = medallion(workflow_id=workflow.id, job_id="products")["execution_id"]
+    listed = runner.invoke(app, ["executions", "list", "--workflow", workflow.id], env=env)
+    assert listed.exit_code == 0 and execution_id in listed.output and "COMPLETED" in listed.output
+    shown = runner.invoke(app, ["executions", "show", execution_id], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "silver quarantined (cast_price): 4" in shown.output
+    assert "products_by_category" in shown.output  # the gold preview
+    as_json = runner.invoke(app, ["executions", "show", execution_id, "--json"], env=env)
+    record = json.loads(as_json.output)
+    assert record["status"] == "COMPLETED" and record["balance"]["balanced"]
+    missing = runner.invoke(app, ["executions", "show", "nope"], env=env)
+    assert missing.exit_code == 1 and "execution 'nope' does not exist" in missing.output
+
+
+def test_run_uploads_and_goes_through_the_served_deployment(
+    cli: tuple[CliRunner, dict[str, str]],
+    stack: Stack,
+    sample_workflow: Workflow,
+    served_deployment: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
+    runner, env = cli
+    workflow = stack.add_workflow(sample_workflow)
+    extra = tmp_path / "more-products.csv"
+    extra.write_text("product_id,name,category,price,active\nP9001,Widget,toys,3.50,yes\n")
+    ran = runner.invoke(
+        app, ["run", "--workflow", workflow.id, "--job", "products", str(extra)], env=env
+    )
+    assert ran.exit_code == 0, ran.output
+    execution = stack.store.list_executions(workflow_id=workflow.id)[0]
+    assert execution.status == "COMPLETED"
+    assert execution.flow_run_id  # a flow run of the deployment, run by the served process
+    assert execution.step("bronze").rows_in == 41  # the sample's 40 rows and the uploaded one
+
+    broken = sample_workflow.job("products").model_copy(
+        update={"silver": {"columns": [{"source": "no_such_column"}]}}
+    )
+    failing = stack.add_workflow(sample_workflow, jobs=[broken])
+    failed = runner.invoke(app, ["run", "-w", failing.id, "-j", "products"], env=env)
+    assert failed.exit_code == 1
+    assert "silver: spec.columns[0].source 'no_such_column' is not a bronze column" in (
+        failed.output
+    )
