@@ -4,6 +4,9 @@ one committed output per layer."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -12,6 +15,7 @@ import pytest
 from flowforge.layout import Dataset, JobKey
 from orchestrator.flow import medallion
 from orchestrator.store import ExecutionRecord
+from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
 from tests.faults.conftest import FaultStack, one_output_per_layer
 
@@ -97,4 +101,50 @@ def test_layer_service_killed_mid_request_is_retried_on_the_restarted_service(
     assert execution.status == "COMPLETED", execution.error
     assert execution.step("bronze").attempts >= 2
     assert execution.balance is not None and execution.balance["balanced"]
+    one_output_per_layer(fault_stack.object_store, execution)
+
+
+def restart_postgresql() -> None:
+    """Restarts this machine's PostgreSQL cluster (the executions store's server)."""
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(
+    not shutil.which("pg_ctlcluster") or os.geteuid() != 0,
+    reason="restarting PostgreSQL needs pg_ctlcluster and root",
+)
+def test_postgresql_restarting_during_a_run(
+    fault_stack: FaultStack, sample_workflow: Workflow
+) -> None:
+    workflow = fault_stack.add_workflow(sample_workflow)
+    proxy = fault_stack.proxy
+    assert proxy is not None
+    proxy.set("delay", delay_seconds=0.2)  # bronze takes a few seconds: restart meanwhile
+    execution_id = trigger_execution(
+        fault_stack.settings, workflow.id, PRODUCTS, store=fault_stack.store, in_process=True
+    ).id
+
+    def bronze_running() -> bool:
+        steps = fault_stack.store.get_execution(execution_id).steps
+        return any(s.layer == "bronze" and s.status == "RUNNING" for s in steps)
+
+    wait_until(bronze_running)
+    restart_postgresql()
+    proxy.set("pass")
+    deadline = time.monotonic() + 90
+    execution = fault_stack.store.get_execution(execution_id)
+    while execution.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+        execution = fault_stack.store.get_execution(execution_id)
+    assert execution.status == "COMPLETED", execution.error
+    assert [s.status for s in execution.steps] == ["COMPLETED"] * 3
+    assert execution.step("bronze").rows_out == 40
+    assert execution.balance is not None and execution.balance["balanced"]
+    assert fault_stack.store.active_execution(workflow.id, PRODUCTS) is None  # job free again
     one_output_per_layer(fault_stack.object_store, execution)
