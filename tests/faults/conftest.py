@@ -24,9 +24,9 @@ from orchestrator.flow import open_store, use_settings
 from orchestrator.store import ExecutionRecord
 from tests.faults.processes import ServiceProcess, service_env
 from tests.faults.proxy import FaultProxy
-from tests.orchestrator.conftest import ROOT, Stack, postgres_schema_url, sample_workflow
+from tests.orchestrator.conftest import ROOT, Stack, postgres_schema_url, sample_workflow, stack
 
-__all__ = ["postgres_schema_url", "sample_workflow"]
+__all__ = ["postgres_schema_url", "sample_workflow", "stack"]
 
 LAYERS = ("bronze", "silver", "gold")
 
