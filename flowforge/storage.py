@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import logging
@@ -92,10 +93,10 @@ class ObjectStore:
                         item["Key"], item["Size"], item["ETag"].strip('"'), item["LastModified"]
                     )
 
-    def list_prefixes(self, prefix: str) -> list[str]:
+    def list_prefixes(self, prefix: str) -> builtins.list[str]:
         """The 'folders' directly under prefix (which ends with '/')."""
         paginator = self._client.get_paginator("list_objects_v2")
-        found: list[str] = []
+        found: builtins.list[str] = []
         with self._errors(prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
                 found.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
@@ -129,7 +130,7 @@ class ObjectStore:
             self._client.upload_fileobj(stream, self.bucket, key)
 
     def delete_keys(self, keys: Iterable[str]) -> None:
-        batch: list[str] = []
+        batch: builtins.list[str] = []
         for key in keys:
             batch.append(key)
             if len(batch) == 1000:
@@ -154,7 +155,7 @@ class ObjectStore:
             self.delete_keys(f for f in folders if f.count("/") == depth)
         return len(keys)
 
-    def _delete_batch(self, keys: list[str]) -> None:
+    def _delete_batch(self, keys: builtins.list[str]) -> None:
         with self._errors(keys[0]):
             self._client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}

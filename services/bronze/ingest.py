@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import IO, cast
 
 from flowforge.errors import InvalidArgument, NotFound
 from flowforge.layout import Dataset, JobKey, landing_prefix
@@ -23,7 +24,7 @@ from flowforge.parts import PartWriter, write_parquet
 from flowforge.results import finish, job_ref, object_to_proto, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
-from flowforge.storage import ObjectInfo, ObjectStore, PrefetchReader
+from flowforge.storage import ObjectInfo, ObjectStore
 from flowforge.v1 import common_pb2
 from services.bronze.convert import bronze_batches
 from services.bronze.options import CsvOptions
@@ -207,8 +208,9 @@ def ingest_file(
     writer.start_source(f"part-{index:05d}", info.key, info.etag)
     rejects = RejectWriter(store, f"{run_prefix}_rejects/part-{index:05d}", audit)
 
-    def open_stream() -> contextlib.closing[PrefetchReader]:
-        return contextlib.closing(store.open_stream(info.key))
+    def open_stream() -> contextlib.closing[IO[bytes]]:
+        # PrefetchReader is a RawIOBase: a binary stream, though not nominally IO[bytes].
+        return contextlib.closing(cast(IO[bytes], store.open_stream(info.key)))
 
     block = settings.bronze_block_size_mb << 20
     null_markers = plan.options.null_markers

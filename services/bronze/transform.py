@@ -93,7 +93,7 @@ def decode_fields(
             int(row_numbers[i]),
             INVALID_ENCODING,
             f"bytes not valid in {encoding} in column {fields.schema.names[first_bad_column[i]]!r}",
-            _raw_line(fields, i, delimiter),
+            _raw_line(fields, int(i), delimiter),
         )
         for i in np.flatnonzero(invalid)
     ]
@@ -128,7 +128,7 @@ def row_hash(text: pl.DataFrame) -> pl.Series:
     """
     # Columns by position: a header such as "^a.*$" would be a regex to pl.col().
     fields = text.select(
-        pl.nth(i).nchash.xxh3_64().fill_null(_NULL_FIELD_HASH).alias(f"h{i}")
+        pl.nth(i).nchash.xxh3_64().fill_null(_NULL_FIELD_HASH).alias(f"h{i}")  # type: ignore[attr-defined]
         for i in range(text.width)
     )
     k = np.uint64(_HASH_K)
