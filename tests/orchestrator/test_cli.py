@@ -179,7 +179,7 @@ def test_a_terminated_flow_run_ends_its_execution_crashed(
     try:
         execution = trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
         deadline = time.monotonic() + 60
-        while stack.store.get_execution(execution.id).status != "RUNNING":
+        while stack.store.get_execution(execution.id).step("bronze").status != "RUNNING":
             assert time.monotonic() < deadline, "the flow run did not start"
             time.sleep(0.2)
         runs = psutil.Process(served_deployment.pid).children(recursive=True)
@@ -202,7 +202,7 @@ def test_run_refuses_bad_ids_before_touching_anything(tmp_path: Path) -> None:
     env = {"FLOWFORGE_STATE_DIR": str(tmp_path / "state")}
     bad = runner.invoke(app, ["run", "--workflow", "../etc", "--job", "j"], env=env)
     assert bad.exit_code == 1
-    assert bad.output.startswith("error: --workflow '../etc' is not a valid ID")
+    assert bad.output.startswith("error: job.workflow_id '../etc' is not a valid ID")
     layer = runner.invoke(app, ["run", "-w", "w", "-j", "j", "--from-layer", "platinum"], env=env)
     assert layer.exit_code == 1 and "from_layer 'platinum' is not one of" in layer.output
     assert not (tmp_path / "state").exists()  # no store was opened
