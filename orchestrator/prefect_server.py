@@ -39,7 +39,7 @@ class PrefectServer:
         """What a process needs to use this server (flows, workers, `prefect` commands)."""
         return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home / "client")}
 
-    def start(self, timeout: float = 90.0) -> PrefectServer:
+    def start(self, timeout: float = 180.0) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
