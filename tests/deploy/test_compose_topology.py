@@ -156,4 +156,3 @@ def test_canary_secrets_appear_nowhere(topology: Topology, executions: dict[str,
             continue  # an access key id is an identifier (it is in every signed request)
         leaks = [place for place, text in places.items() if value in text]
         assert not leaks, f"{name} appears in {leaks}"
-
