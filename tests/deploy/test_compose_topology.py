@@ -9,12 +9,15 @@ import base64
 import json
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from flowforge import errors
 from orchestrator.store import Store
 from orchestrator.store.database import open_engine
 from tests.deploy.topology import BIN, Topology
@@ -106,11 +109,30 @@ def test_sample_workflow_runs_through_the_compose_topology(executions: dict[str,
 def test_calls_spread_over_the_replicas_behind_one_name(
     topology: Topology, executions: dict[str, Any]
 ) -> None:
-    """Both bronze replicas serve: the worker's one address lists both (as DNS would)."""
-    logs = topology.logs()
-    ingests = [logs[name].count('"rpc": "Ingest"') for name in ("bronze", "bronze#1")]
-    assert sum(ingests) == len(EXPECTED)
-    assert topology.env("worker")["FLOWFORGE_BRONZE_ADDRESS"].count("127.0.0.1") == 2
+    """One address naming both bronze replicas (what DNS returns for a scaled service):
+    the flow's calls all landed on them, and one channel alternates between them."""
+    from flowforge.settings import Settings
+    from flowforge.v1 import bronze_pb2, common_pb2
+    from orchestrator.clients import BronzeClient
+
+    def ingests() -> list[int]:
+        logs = topology.logs()
+        return [logs[name].count('"rpc": "Ingest"') for name in ("bronze", "bronze#1")]
+
+    assert sum(ingests()) == len(EXPECTED)
+    before = ingests()
+    env = topology.env("worker")
+    settings = Settings(_env_file=None, grpc_token=env["FLOWFORGE_GRPC_TOKEN"])  # type: ignore[call-arg]
+    request = bronze_pb2.IngestRequest(job=common_pb2.JobRef(workflow_id="none", job_id="none"))
+    with BronzeClient(settings, env["FLOWFORGE_BRONZE_ADDRESS"]) as client:
+        grpc.channel_ready_future(client._channel).result(timeout=10)
+        time.sleep(0.3)  # both subchannels connected, not only the first
+        for _ in range(6):
+            with pytest.raises(errors.NotFound):
+                client.ingest(request)
+    time.sleep(0.5)  # log lines flushed
+    spread = [after - was for after, was in zip(ingests(), before, strict=True)]
+    assert sum(spread) == 6 and min(spread) >= 2, spread
 
 
 def test_every_healthcheck_passes(topology: Topology) -> None:
