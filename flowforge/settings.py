@@ -135,6 +135,17 @@ class Settings(BaseSettings):
         description="Waits before each retry of a layer that failed with UNAVAILABLE, "
         "DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED (JSON list; its length is the retry count).",
     )
+    execution_heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a running flow records that it is alive in the executions store.",
+    )
+    execution_heartbeat_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Reconcile marks a RUNNING execution CRASHED when its flow has not "
+        "recorded a heartbeat for this long (its orchestrator process was killed or lost).",
+    )
     deployment_name: str = Field(
         default="flowforge-medallion/customer-data",
         description="The Prefect deployment `flowforge run` and the API trigger.",

@@ -24,6 +24,7 @@ from flowforge.layout import LAYERS
 from flowforge.settings import Settings, get_settings
 from orchestrator.balance import balance_sheet
 from orchestrator.layers import call_layer, quality_of
+from orchestrator.liveness import beating
 from orchestrator.store import ExecutionStatus, StepStatus, Store
 from orchestrator.store.database import database_url
 from orchestrator.workflows import Job
@@ -137,9 +138,10 @@ def medallion(
         workflow, job = store.get_job(workflow_id, job_id)
         store.start_execution(execution_id, flow_run_id=current_flow_run.id)
         layers = store.get_execution(execution_id).layers
-        return _run(settings, store, execution_id, workflow_id, job, workflow.dimensions, layers,
-                    full_refresh)  # fmt: skip
-    except BaseException as exc:
+        with beating(store, execution_id, settings.execution_heartbeat_seconds):
+            return _run(settings, store, execution_id, workflow_id, job, workflow.dimensions,
+                        layers, full_refresh)  # fmt: skip
+    except Exception as exc:  # signals (cancellation, SIGTERM) are left to the state hooks
         message = exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
         if store.finish_execution(execution_id, ExecutionStatus.FAILED, error=message):
             logger.error("execution %s failed: %s", execution_id, message)

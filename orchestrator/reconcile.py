@@ -3,6 +3,8 @@
 A worker killed mid-run (OOM, node lost) cannot run the flow's state hooks; Prefect's
 own bookkeeping marks the flow run CRASHED or CANCELLED later. reconcile() polls Prefect
 for every PENDING or RUNNING execution that has a flow run and ends it the same way.
+It also ends RUNNING executions whose flow stopped recording heartbeats (see
+liveness.py): a flow killed together with its runner never reaches Prefect's CRASHED.
 Call it periodically (the API does) or once (`flowforge executions reconcile`).
 """
 
@@ -13,6 +15,7 @@ from uuid import UUID
 
 from flowforge.settings import Settings
 from orchestrator.flow import open_store
+from orchestrator.liveness import crash_silent
 from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
 
 log = logging.getLogger(__name__)
@@ -56,4 +59,5 @@ def reconcile(settings: Settings, store: Store | None = None) -> list[ExecutionR
             if store.finish_execution(execution.id, status, error=message):
                 log.info("reconciled", extra={"execution": execution.id, "status": status.value})
                 changed.append(store.get_execution(execution.id))
+        changed += crash_silent(settings, store, client)
     return changed

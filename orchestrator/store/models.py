@@ -108,6 +108,8 @@ class ExecutionRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
     balance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Refreshed by the running flow; reconcile ends executions whose flow stopped beating.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     steps: Mapped[list[StepRow]] = relationship(
         back_populates="execution", cascade="all, delete-orphan", order_by="StepRow.position"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -209,7 +210,31 @@ class Store:
                 raise Conflict(f"execution {execution_id!r} already ended {row.status}")
             row.status = ExecutionStatus.RUNNING.value
             row.started_at = row.started_at or utcnow()
+            row.heartbeat_at = utcnow()
             row.flow_run_id = flow_run_id or row.flow_run_id
+
+    def heartbeat(self, execution_id: str) -> None:
+        """The running flow is alive (see reconcile's check for flows that stopped)."""
+        with self._session() as session:
+            session.execute(
+                update(ExecutionRow)
+                .where(
+                    ExecutionRow.id == execution_id,
+                    ExecutionRow.status.in_([s.value for s in ACTIVE]),
+                )
+                .values(heartbeat_at=utcnow())
+            )
+
+    def silent_executions(self, since: datetime) -> list[ExecutionRecord]:
+        """RUNNING executions whose flow has not beaten since `since`."""
+        last_beat = func.coalesce(ExecutionRow.heartbeat_at, ExecutionRow.started_at)
+        query = (
+            select(ExecutionRow)
+            .where(ExecutionRow.status == ExecutionStatus.RUNNING.value, last_beat < since)
+            .options(selectinload(ExecutionRow.steps))
+        )
+        with self._session() as session:
+            return [ExecutionRecord.of(r) for r in session.scalars(query)]
 
     def finish_execution(
         self,

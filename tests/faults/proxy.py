@@ -45,7 +45,12 @@ class FaultProxy:
             self.hurt = 0
             self._generation += 1
         if mode == "refuse":
+            # The store went away: new connections are refused and open ones reset, so
+            # pooled keep-alive connections do not carry on as if nothing happened.
             self._stop_listening()
+            for conn in list(self._connections):
+                _reset(conn)
+            self._connections.clear()
         elif self._listener is None:
             self._listen()
 

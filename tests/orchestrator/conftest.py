@@ -35,7 +35,8 @@ POSTGRES_URL = os.environ.get(
 def postgres_schema_url() -> Iterator[str]:
     """A schema of its own in the `test` database, so parallel sessions never collide."""
     schema = f"ff_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    # pool_pre_ping: the PostgreSQL restart test leaves pooled connections dead.
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:

@@ -1,0 +1,124 @@
+"""Flow-level fault fixtures: the medallion flow against services whose object store (or
+whose process) a test can break. Shares the session's Prefect server and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from pydantic import SecretStr
+
+import orchestrator.flow as flow_module
+from flowforge.dimensions import upload_dimension_file
+from flowforge.embedded import EmbeddedS3
+from flowforge.layout import Dataset, JobKey
+from flowforge.manifest import read_committed
+from flowforge.runtime import LayerServer
+from flowforge.services_registry import LAYER_SERVICES
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from orchestrator.flow import open_store, use_settings
+from orchestrator.store import ExecutionRecord
+from tests.faults.processes import ServiceProcess, service_env
+from tests.faults.proxy import FaultProxy
+from tests.orchestrator.conftest import ROOT, Stack, postgres_schema_url, sample_workflow, stack
+
+__all__ = ["postgres_schema_url", "sample_workflow", "stack"]
+
+LAYERS = ("bronze", "silver", "gold")
+
+
+@pytest.fixture
+def store_proxy(s3: EmbeddedS3) -> Iterator[FaultProxy]:
+    endpoint = urlparse(s3.endpoint_url)
+    proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+    yield proxy
+    proxy.close()
+
+
+@dataclass
+class FaultStack(Stack):
+    """A Stack whose services reach the object store through `proxy`; `processes` holds
+    the layers started as child processes (which a test may SIGKILL)."""
+
+    proxy: FaultProxy | None = None
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+
+@pytest.fixture
+def fault_stack(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    store: ObjectStore,
+    store_proxy: FaultProxy,
+    postgres_schema_url: str,
+    prefect_api: str,
+    tmp_path: Path,
+) -> Iterator[FaultStack]:
+    """All three services through the proxy. Layers named by indirect parametrization
+    (`@pytest.mark.parametrize("fault_stack", [("bronze",)], indirect=True)`) run as
+    child processes instead of in this one."""
+    as_process = set(getattr(request, "param", ()))
+    service_settings = settings.model_copy(
+        update={
+            "s3_endpoint_url": f"http://{store_proxy.address}",
+            "s3_max_attempts": 1,
+            "s3_connect_timeout_seconds": 1,
+            "s3_read_timeout_seconds": 10,
+        }
+    )
+    servers: dict[str, LayerServer] = {}
+    processes: dict[str, ServiceProcess] = {}
+    addresses: dict[str, str] = {}
+    for layer in LAYERS:
+        if layer in as_process:
+            env = service_env(service_settings, tmp_path / layer, FLOWFORGE_S3_MAX_ATTEMPTS="1")
+            processes[layer] = ServiceProcess(layer, env, tmp_path / f"{layer}.log").start()
+            addresses[layer] = processes[layer].address
+        else:
+            servers[layer] = LAYER_SERVICES[layer].factory()(
+                service_settings, "127.0.0.1:0", ObjectStore(service_settings)
+            )
+            addresses[layer] = f"127.0.0.1:{servers[layer].port}"
+    flow_settings = settings.model_copy(
+        update={
+            "database_url": SecretStr(postgres_schema_url),
+            **{f"{layer}_address": address for layer, address in addresses.items()},
+            "layer_retry_delays_seconds": [1.0, 1.0, 2.0, 2.0, 2.0, 2.0],
+            "layer_deadline_seconds": 60.0,
+        }
+    )
+    upload_dimension_file(store, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
+    previous = flow_module._settings_override
+    use_settings(flow_settings)
+    stack = FaultStack(
+        flow_settings, open_store(flow_settings), store, servers, store_proxy, processes
+    )
+    try:
+        yield stack
+    finally:
+        use_settings(previous)
+        for server in servers.values():
+            server.stop(0)
+        for process in processes.values():
+            process.stop()
+
+
+def one_output_per_layer(store: ObjectStore, execution: ExecutionRecord) -> None:
+    """Each layer committed exactly one run, the execution's, and holds nothing else: no
+    orphaned run prefix, no object the manifest does not list."""
+    job = JobKey(execution.workflow_id, execution.job_id)
+    for layer in LAYERS:
+        dataset = Dataset.for_layer(layer, job)
+        committed = read_committed(store, dataset)
+        assert committed is not None, layer
+        run_id = execution.step(layer).run_id
+        assert committed.manifest.run_id == run_id, layer
+        keys = {o.key for o in store.list(dataset.prefix)}
+        listed = {o.key for o in committed.manifest.data_objects} | {
+            o.key for o in committed.manifest.reject_objects
+        }
+        assert keys == listed | {dataset.manifest_key}, (layer, keys - listed)

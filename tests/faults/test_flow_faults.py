@@ -1,0 +1,150 @@
+"""The medallion flow under faults, with real processes: the object store going away during
+a layer, a layer service SIGKILLed mid-request. Each execution must complete with exactly
+one committed output per layer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from flowforge.layout import Dataset, JobKey
+from orchestrator.flow import medallion
+from orchestrator.store import ExecutionRecord
+from orchestrator.trigger import trigger_execution
+from orchestrator.workflows import Workflow
+from tests.faults.conftest import FaultStack, one_output_per_layer
+
+# Rows in, out and rejected per layer for the sample `products` job (examples/data).
+PRODUCTS = "products"
+
+
+def wait_until(condition, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def run_flow(stack: FaultStack, workflow: Workflow, job_id: str) -> ExecutionRecord:
+    result = medallion(workflow_id=workflow.id, job_id=job_id)
+    return stack.store.get_execution(result["execution_id"])
+
+
+def test_store_refusing_connections_during_a_layer_is_retried_to_completion(
+    fault_stack: FaultStack, sample_workflow: Workflow
+) -> None:
+    workflow = fault_stack.add_workflow(sample_workflow)
+    proxy = fault_stack.proxy
+    assert proxy is not None
+    outage_seen = threading.Event()
+
+    def outage_during_silver() -> None:
+        # As soon as bronze has committed, the store goes away for 3 s: silver hits it.
+        bronze = Dataset.for_layer("bronze", JobKey(workflow.id, PRODUCTS))
+        wait_until(lambda: fault_stack.object_store.head(bronze.manifest_key) is not None)
+        proxy.set("refuse")
+        outage_seen.set()
+        time.sleep(3)
+        proxy.set("pass")
+
+    outage = threading.Thread(target=outage_during_silver, daemon=True)
+    outage.start()
+    started = time.monotonic()
+    execution = run_flow(fault_stack, workflow, PRODUCTS)
+    outage.join(10)
+    assert outage_seen.is_set()
+    assert execution.status == "COMPLETED", execution.error
+    silver = execution.step("silver")
+    assert silver.attempts >= 2  # UNAVAILABLE, then retried with backoff
+    assert execution.step("bronze").attempts == 1
+    assert time.monotonic() - started < 60
+    assert execution.balance is not None and execution.balance["balanced"]
+    one_output_per_layer(fault_stack.object_store, execution)
+
+
+@pytest.mark.parametrize("fault_stack", [("bronze",)], indirect=True)
+def test_layer_service_killed_mid_request_is_retried_on_the_restarted_service(
+    fault_stack: FaultStack, sample_workflow: Workflow
+) -> None:
+    workflow = fault_stack.add_workflow(sample_workflow)
+    bronze_process = fault_stack.processes["bronze"]
+    proxy = fault_stack.proxy
+    assert proxy is not None
+    proxy.set("delay", delay_seconds=0.2)  # a slow store: the Ingest lasts a while
+    killed = threading.Event()
+
+    def kill_then_restart() -> None:
+        bronze = Dataset.for_layer("bronze", JobKey(workflow.id, PRODUCTS))
+        wait_until(lambda: any(True for _ in fault_fast_list(bronze.prefix + "run=")))
+        bronze_process.kill()  # SIGKILL while the request is writing its parts
+        killed.set()
+        proxy.set("pass")
+        time.sleep(1)
+        bronze_process.start()  # same port, as a supervisor would restart it
+
+    def fault_fast_list(prefix: str):  # type: ignore[no-untyped-def]
+        return fault_stack.object_store.list(prefix)
+
+    restarter = threading.Thread(target=kill_then_restart, daemon=True)
+    restarter.start()
+    started = time.monotonic()
+    execution = run_flow(fault_stack, workflow, PRODUCTS)
+    restarter.join(30)
+    assert killed.is_set()
+    assert time.monotonic() - started < 90  # it did not hang on the dead service
+    assert execution.status == "COMPLETED", execution.error
+    assert execution.step("bronze").attempts >= 2
+    assert execution.balance is not None and execution.balance["balanced"]
+    one_output_per_layer(fault_stack.object_store, execution)
+
+
+def restart_postgresql() -> None:
+    """Restarts this machine's PostgreSQL cluster (the executions store's server)."""
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(
+    not shutil.which("pg_ctlcluster") or os.geteuid() != 0,
+    reason="restarting PostgreSQL needs pg_ctlcluster and root",
+)
+def test_postgresql_restarting_during_a_run(
+    fault_stack: FaultStack, sample_workflow: Workflow
+) -> None:
+    workflow = fault_stack.add_workflow(sample_workflow)
+    proxy = fault_stack.proxy
+    assert proxy is not None
+    proxy.set("delay", delay_seconds=0.2)  # bronze takes a few seconds: restart meanwhile
+    execution_id = trigger_execution(
+        fault_stack.settings, workflow.id, PRODUCTS, store=fault_stack.store, in_process=True
+    ).id
+
+    def bronze_running() -> bool:
+        steps = fault_stack.store.get_execution(execution_id).steps
+        return any(s.layer == "bronze" and s.status == "RUNNING" for s in steps)
+
+    wait_until(bronze_running)
+    restart_postgresql()
+    proxy.set("pass")
+    deadline = time.monotonic() + 90
+    execution = fault_stack.store.get_execution(execution_id)
+    while execution.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+        execution = fault_stack.store.get_execution(execution_id)
+    assert execution.status == "COMPLETED", execution.error
+    assert [s.status for s in execution.steps] == ["COMPLETED"] * 3
+    assert execution.step("bronze").rows_out == 40
+    assert execution.balance is not None and execution.balance["balanced"]
+    assert fault_stack.store.active_execution(workflow.id, PRODUCTS) is None  # job free again
+    one_output_per_layer(fault_stack.object_store, execution)
