@@ -23,8 +23,9 @@ from flowforge.embedded import pick_ports, weed_binary
 from tests.deploy.compose import environment, load_compose
 
 BIN = Path(sys.executable).parent
+# The PostgreSQL server of this machine (trust auth), as the orchestrator's tests use it.
 POSTGRES = os.environ.get(
-    "FLOWFORGE_TEST_POSTGRES_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "FLOWFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
 
