@@ -302,6 +302,59 @@ def up() -> None:
     raise typer.Exit(run_up(get_settings()))
 
 
+# -- health probes (container healthchecks) -------------------------------------------
+health_app = typer.Typer(
+    no_args_is_help=True, help="Probe a server: exit 0 when healthy, 1 otherwise."
+)
+app.add_typer(health_app, name="health")
+
+
+@health_app.command("grpc")
+def health_grpc(
+    address: Annotated[str, typer.Argument(help="HOST:PORT of a FlowForge gRPC server.")],
+    service: Annotated[
+        str, typer.Option(help="e.g. flowforge.v1.BronzeService (default: the whole server).")
+    ] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 3.0,
+    tls_server_name: Annotated[
+        str | None, typer.Option(help="Name in the server certificate, when it is not HOST.")
+    ] = None,
+) -> None:
+    """Call grpc.health.v1 Check (TLS and token from FLOWFORGE_GRPC_*); exit 0 when SERVING."""
+    import grpc
+
+    from flowforge.health import check_grpc
+
+    try:
+        status = check_grpc(address, get_settings(), service, timeout, tls_server_name)
+    except grpc.RpcError as exc:
+        print(f"{address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"{address} {service or '(server)'}: {status}")
+    if status != "SERVING":
+        raise typer.Exit(1)
+
+
+@health_app.command("http")
+def health_http(
+    url: Annotated[str, typer.Argument(help="e.g. http://127.0.0.1:8000/healthz")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 3.0,
+) -> None:
+    """GET URL; exit 0 on a 2xx answer."""
+    import httpx
+
+    from flowforge.health import check_http
+
+    try:
+        status = check_http(url, timeout)
+    except httpx.HTTPError as exc:
+        print(f"{url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"{url}: {status}")
+    if not 200 <= status < 300:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -14,6 +14,17 @@ HEADER = """\
 """
 
 
+# Keys only docker-compose.yml reads (the FLOWFORGE_* keys above are read by FlowForge too).
+COMPOSE_KEYS = {
+    "POSTGRES_PASSWORD": "docker compose (required): password of the PostgreSQL user flowforge.",
+    "PREFECT_AUTH_STRING": "docker compose (required): user:password of the Prefect API and UI.",
+    "SEAWEEDFS_ADMIN_PASSWORD": "docker compose (required): password of the SeaweedFS console.",
+    "PUBLISH_HOST": "docker compose: host interface of the published ports (0.0.0.0: all).",
+    "PREFECT_UI_API_URL": "docker compose: the Prefect API URL as the browser reaches it.",
+}
+COMPOSE_DEFAULTS = {"PUBLISH_HOST": "127.0.0.1", "PREFECT_UI_API_URL": "http://localhost:4200/api"}
+
+
 def render() -> str:
     lines = [HEADER]
     for name, field in Settings.model_fields.items():
@@ -25,6 +36,10 @@ def render() -> str:
             value = str(default).lower()
         lines.append(f"# {field.description}")
         lines.append(f"FLOWFORGE_{name.upper()}={value}")
+        lines.append("")
+    for key, description in COMPOSE_KEYS.items():
+        lines.append(f"# {description}")
+        lines.append(f"{key}={COMPOSE_DEFAULTS.get(key, '')}")
         lines.append("")
     return "\n".join(lines)
 

@@ -220,6 +220,19 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """Client side of the TLS settings: verify servers with the CA, present the client
+    certificate when one is set (mutual TLS). None: plaintext."""
+    if settings.grpc_tls_ca_file is None:
+        return None
+    key, cert = settings.grpc_tls_client_key_file, settings.grpc_tls_client_cert_file
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.grpc_tls_ca_file.read_bytes(),
+        private_key=key.read_bytes() if key else None,
+        certificate_chain=cert.read_bytes() if cert else None,
+    )
+
+
 def serve(layer_server: LayerServer, settings: Settings) -> None:
     """Blocks until SIGTERM or SIGINT, then finishes in-flight requests within the grace."""
     stopping = threading.Event()

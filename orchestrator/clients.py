@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from flowforge import errors
-from flowforge.runtime import MAX_MESSAGE_BYTES
+from flowforge.runtime import MAX_MESSAGE_BYTES, channel_credentials
 from flowforge.settings import Settings
 from flowforge.v1 import (
     bronze_pb2,
@@ -80,14 +80,9 @@ def open_channel(address: str, settings: Settings) -> grpc.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ]
-    if settings.grpc_tls_ca_file is None:
+    credentials = channel_credentials(settings)
+    if credentials is None:
         return grpc.insecure_channel(address, options=options)
-    key, cert = settings.grpc_tls_client_key_file, settings.grpc_tls_client_cert_file
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=settings.grpc_tls_ca_file.read_bytes(),
-        private_key=key.read_bytes() if key else None,
-        certificate_chain=cert.read_bytes() if cert else None,
-    )
     return grpc.secure_channel(address, credentials, options=options)
 
 

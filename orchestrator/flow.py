@@ -141,7 +141,7 @@ def medallion(
         with beating(store, execution_id, settings.execution_heartbeat_seconds):
             return _run(settings, store, execution_id, workflow_id, job, workflow.dimensions,
                         layers, full_refresh)  # fmt: skip
-    except BaseException as exc:
+    except Exception as exc:  # signals (cancellation, SIGTERM) are left to the state hooks
         message = exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
         if store.finish_execution(execution_id, ExecutionStatus.FAILED, error=message):
             logger.error("execution %s failed: %s", execution_id, message)

@@ -152,3 +152,15 @@ def test_run_uploads_and_goes_through_the_served_deployment(
     assert "silver: spec.columns[0].source 'no_such_column' is not a bronze column" in (
         failed.output
     )
+
+
+def test_seed_lands_the_sample(cli: tuple[CliRunner, dict[str, str]], stack: Stack) -> None:
+    runner, env = cli
+    seeded = runner.invoke(app, ["seed"], env=env)
+    assert seeded.exit_code == 0, seeded.output
+    assert "seeded workflow customer-data: jobs customers, orders, products" in seeded.output
+    for job in ("customers", "orders", "products"):
+        keys = [o.key for o in stack.object_store.list(f"landing/customer-data/{job}/")]
+        assert keys == [f"landing/customer-data/{job}/{job}.csv"]
+    assert stack.object_store.head("dimensions/countries/_manifest.json") is not None
+    assert stack.store.get_workflow("customer-data").dimensions == ["countries"]
