@@ -179,7 +179,9 @@ def test_a_terminated_flow_run_ends_its_execution_crashed(
     try:
         execution = trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
         deadline = time.monotonic() + 60
-        while stack.store.get_execution(execution.id).status != "RUNNING":
+        # Bronze itself must have started (not just the execution), so its step is
+        # RUNNING when the signal lands.
+        while stack.store.get_execution(execution.id).step("bronze").status != "RUNNING":
             assert time.monotonic() < deadline, "the flow run did not start"
             time.sleep(0.2)
         runs = psutil.Process(served_deployment.pid).children(recursive=True)
