@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.reconcile import reconcile
 from orchestrator.store import ExecutionRecord
@@ -85,8 +86,14 @@ def wait_for_status(
     # A flow silent for 5 s is taken for dead (the runner here beats every second).
     settings = stack.settings.model_copy(update={"execution_heartbeat_timeout_seconds": 5.0})
     while True:
-        reconcile(settings, store=stack.store)  # what the API does periodically
-        execution = stack.store.get_execution(execution_id)
+        try:
+            reconcile(settings, store=stack.store)  # what the API does periodically
+            execution = stack.store.get_execution(execution_id)
+        except OperationalError:  # another test session restarting PostgreSQL: look again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
         if execution.status in wanted or time.monotonic() > deadline:
             return execution
         time.sleep(0.5)

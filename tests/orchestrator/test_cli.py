@@ -179,6 +179,8 @@ def test_a_terminated_flow_run_ends_its_execution_crashed(
     try:
         execution = trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
         deadline = time.monotonic() + 60
+        # Bronze itself must have started (not just the execution), so its step is
+        # RUNNING when the signal lands.
         while stack.store.get_execution(execution.id).step("bronze").status != "RUNNING":
             assert time.monotonic() < deadline, "the flow run did not start"
             time.sleep(0.2)
