@@ -127,7 +127,7 @@ class Topology:
         assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def wait_healthy(self, service: str, timeout: float = 120) -> None:
+    def wait_healthy(self, service: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while True:
             probe = subprocess.run(
