@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from flowforge.errors import FlowForgeError, InvalidArgument
@@ -88,6 +89,11 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail))
 
 
+async def _store_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("executions store unreachable", extra={"error": type(exc).__name__})
+    return error_response(503, "the executions store is unreachable; retry", "UNAVAILABLE")
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal error (logged on the server)", "INTERNAL")
@@ -97,4 +103,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FlowForgeError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(OperationalError, _store_down)  # e.g. PostgreSQL restarting
     app.add_exception_handler(Exception, _unexpected)

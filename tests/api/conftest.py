@@ -140,8 +140,13 @@ def applied(api: Api, sample: Workflow) -> Workflow:
 
 def wait_until_ended(api: Api, execution_id: str, timeout: float = 90) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
+    execution: dict[str, Any] = {"status": "unreadable"}
     while time.monotonic() < deadline:
-        execution = api.client.get(f"/api/executions/{execution_id}").json()
+        response = api.client.get(f"/api/executions/{execution_id}")
+        if response.status_code == 503:  # the store restarting (another test may do that)
+            time.sleep(0.5)
+            continue
+        execution = response.json()
         if execution["status"] not in ("PENDING", "RUNNING"):
             return execution  # type: ignore[no-any-return]
         time.sleep(0.3)
