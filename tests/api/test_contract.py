@@ -21,7 +21,7 @@ def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> No
         [
             *(str(schemathesis), "run", f"{api.url}/openapi.json"),
             *("--checks", "not_a_server_error", "--phases", "examples,coverage,fuzzing"),
-            *("--max-examples", "6", "--max-time", "50", "--seed", "6"),
+            *("--max-examples", "6", "--max-time", "35", "--seed", "6"),
             *("--workers", "1"),  # hypothesis's lambda descriptions are not thread-safe
             *("--request-timeout", "30", "--exclude-path", "/api/events"),
             *("--header", f"Authorization: {api.client.headers['Authorization']}"),
