@@ -85,9 +85,9 @@ export const api = {
   execution: (id) => request(`/api/executions/${enc(id)}`),
   executions: (query) => request("/api/executions", { query }),
   trigger: (workflowId, jobId, fromLayer, fullRefresh) =>
-    request("/api/executions", {
+    request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}/executions`, {
       method: "POST",
-      json: { workflow_id: workflowId, job_id: jobId, from_layer: fromLayer, full_refresh: fullRefresh },
+      json: { from_layer: fromLayer, full_refresh: fullRefresh },
     }),
   cancel: (id) => request(`/api/executions/${enc(id)}/cancel`, { method: "POST" }),
   upload: (workflowId, jobId, files) => {
@@ -100,10 +100,10 @@ export const api = {
   },
   logs: (id, offset, limit) =>
     request(`/api/executions/${enc(id)}/logs`, { query: { offset, limit } }),
-  goldPreview: (id, model, limit) =>
-    request(`/api/executions/${enc(id)}/gold/${enc(model)}/preview`, { query: { limit } }),
-  quarantine: (id, layer, limit) =>
-    request(`/api/executions/${enc(id)}/steps/${enc(layer)}/quarantine`, { query: { limit } }),
+  // {items: [{name, key, rows, columns, preview: [row, ...]}]}: gold models, or the
+  // quarantine (silver) / rejects (bronze) of a step.
+  previews: (id, layer, limit) =>
+    request(`/api/executions/${enc(id)}/previews/${enc(layer)}`, { query: { limit } }),
 };
 
 // Live updates: Server-Sent Events when they work, polling when they do not.
@@ -118,8 +118,8 @@ export function subscribe(onChange, { pollMs = 2000 } = {}) {
   };
   if (typeof EventSource === "function") {
     const token = getToken();
-    // EventSource cannot send headers: the token travels as a query parameter.
-    const url = token ? `/api/events?token=${enc(token)}` : "/api/events";
+    // EventSource cannot send headers: the API takes the token as ?access_token= here.
+    const url = token ? `/api/events?access_token=${enc(token)}` : "/api/events";
     source = new EventSource(url);
     const handle = (message) => {
       let data = null;

@@ -105,21 +105,17 @@ function balanceView(balance) {
 
 function previewRows(data) {
   if (typeof data === "string") return JSON.parse(data || "[]");
-  const rows = itemsOf(data, "rows", "data");
-  if (rows.length && Array.isArray(rows[0]) && Array.isArray(data.columns)) {
-    return rows.map((r) => Object.fromEntries(data.columns.map((c, i) => [c, r[i]])));
-  }
-  return rows;
+  return Array.isArray(data) ? data : [];
 }
 
 function logLine(entry) {
-  const level = LEVELS[entry.level] ?? entry.level_name ?? entry.level ?? "";
+  const level = entry.level_name ?? LEVELS[entry.level] ?? entry.level ?? "";
   return el(
     "tr",
     { class: `log-${String(level).toLowerCase()}` },
     el("td", { class: "nowrap", text: when(entry.timestamp ?? entry.time) }),
     el("td", { text: String(level) }),
-    el("td", { class: "nowrap", text: entry.name ?? entry.logger ?? "" }),
+    el("td", { class: "nowrap", text: entry.logger ?? entry.name ?? "" }),
     el("td", { class: "log-message", text: entry.message ?? entry.msg ?? "" }),
   );
 }
@@ -218,42 +214,54 @@ export class ExecutionPage {
 
   async loadPreviews(execution) {
     const steps = Object.fromEntries((execution.steps || []).map((s) => [s.layer, s]));
-    const models = (steps.gold?.quality?.models || []).filter((m) => m.name !== "profile");
     const gold = [];
-    for (const model of models) {
-      let rows;
+    if (steps.gold && steps.gold.status === "COMPLETED") {
+      let items;
       try {
-        rows = previewRows(await api.goldPreview(this.id, model.name, PREVIEW_ROWS));
-      } catch {
-        rows = previewRows(model.preview_json || "[]").slice(0, PREVIEW_ROWS);
+        items = itemsOf(await api.previews(this.id, "gold", PREVIEW_ROWS));
+      } catch (err) {
+        // The step's own report carries a few rows of each model.
+        gold.push(alertBox(`gold previews: ${err.message}`));
+        items = (steps.gold.quality?.models || []).map((m) => ({ ...m, preview: previewRows(m.preview_json) }));
       }
-      gold.push(
-        el(
-          "div",
-          { class: "preview", "data-model": model.name },
-          dataTable(rows, { caption: `${model.name} · ${count(model.rows)} rows, first ${rows.length}` }),
-        ),
-      );
+      for (const item of items.filter((m) => m.name !== "profile")) {
+        const rows = previewRows(item.preview ?? []).slice(0, PREVIEW_ROWS);
+        gold.push(
+          el(
+            "div",
+            { class: "preview", "data-model": item.name },
+            dataTable(rows, { columns: item.columns, caption: `${item.name} · ${count(item.rows)} rows, first ${rows.length}` }),
+          ),
+        );
+      }
     }
     this.gold.replaceChildren(
       this.gold.firstChild,
-      gold.length ? el("div", { class: "previews" }, gold) : el("p", { class: "muted", text: "No gold models in this execution." }),
+      gold.length ? el("div", { class: "previews" }, gold) : el("p", { class: "muted", text: "No gold output in this execution." }),
     );
     const quarantine = [];
     for (const layer of ["bronze", "silver"]) {
       const step = steps[layer];
       if (!step || !step.rows_rejected) continue;
+      const label = layer === "bronze" ? "rejects" : "quarantine";
       try {
-        const rows = previewRows(await api.quarantine(this.id, layer, PREVIEW_ROWS));
-        const label = layer === "bronze" ? "rejects" : "quarantine";
-        quarantine.push(dataTable(rows, { caption: `${layer} ${label} · first ${rows.length} of ${count(step.rows_rejected)}` }));
+        for (const item of itemsOf(await api.previews(this.id, layer, PREVIEW_ROWS))) {
+          const rows = previewRows(item.preview ?? []);
+          quarantine.push(
+            el(
+              "div",
+              { class: "preview", "data-layer": layer },
+              dataTable(rows, { columns: item.columns, caption: `${layer} ${label} · ${count(item.rows)} rows, first ${rows.length}` }),
+            ),
+          );
+        }
       } catch (err) {
-        quarantine.push(alertBox(`${layer}: ${err.message}`));
+        quarantine.push(alertBox(`${layer} ${label}: ${err.message}`));
       }
     }
     this.quarantine.replaceChildren(
       this.quarantine.firstChild,
-      quarantine.length ? el("div", { class: "previews" }, quarantine) : el("p", { class: "muted", text: "Nothing was quarantined." }),
+      quarantine.length ? el("div", { class: "quarantine" }, quarantine) : el("p", { class: "muted", text: "Nothing was quarantined." }),
     );
   }
 

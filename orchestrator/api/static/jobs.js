@@ -58,6 +58,7 @@ class JobRow {
     this.onChanged = onChanged;
     const id = `${workflowId}--${jobId}`.replace(/[^A-Za-z0-9_-]/g, "_");
     this.status = el("div", { class: "status" });
+    this.title = el("p", { class: "job-title muted" });
     this.message = el("div", { class: "message", "aria-live": "polite" });
     this.fromLayer = el(
       "select",
@@ -71,7 +72,7 @@ class JobRow {
     this.node = el(
       "article",
       { class: "job", "data-job": jobId, "data-workflow": workflowId, "aria-label": `job ${jobId}` },
-      el("div", { class: "job-name" }, el("h3", { text: jobId }), this.status),
+      el("div", { class: "job-name" }, el("h3", { text: jobId }), this.title, this.status),
       el("div", { class: "job-steps" }),
       el(
         "div",
@@ -93,6 +94,7 @@ class JobRow {
   update(job) {
     const execution = latestOf(job);
     this.execution = execution;
+    if (job.name && job.name !== this.jobId) this.title.textContent = job.name;
     this.node.querySelector(".job-steps").replaceChildren(stepsView(execution));
     this.status.replaceChildren(executionLine(execution));
     this.runButton.disabled = isActive(execution);

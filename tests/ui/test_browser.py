@@ -1,0 +1,69 @@
+"""The web UI in real headless Chromium against the real stack: run a sample job from the
+jobs page, watch bronze, silver and gold complete, read the execution page."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.conftest import OUTPUT
+
+try:
+    from orchestrator.api import create_app  # noqa: F401
+except ImportError:
+    pytest.skip("the HTTP API (orchestrator.api.create_app) is not merged", allow_module_level=True)
+
+# What the sample customers CSV gives (tests/orchestrator/test_end_to_end.py): in, out, rejected.
+CUSTOMERS = {
+    "bronze": ("203", "201", "2"),
+    "silver": ("201", "192", "6"),
+    "gold": ("192", "54", "0"),
+}
+
+
+def step_counts(step) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+    values = step.locator("dd").all_inner_texts()
+    return values[0], values[1], values[2]
+
+
+def test_run_a_job_and_read_its_execution(
+    stack, sample_workflow, served_deployment, api_url, browser
+) -> None:  # type: ignore[no-untyped-def]
+    workflow = stack.add_workflow(sample_workflow)
+    OUTPUT.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    page.goto(f"{api_url}/#/jobs")
+    job = page.locator(f'article.job[data-workflow="{workflow.id}"][data-job="customers"]')
+    job.wait_for()
+    assert job.locator(".latest, .muted").first.inner_text() == "Never run."
+    job.get_by_role("button", name="Run").click()
+    for layer in ("bronze", "silver", "gold"):
+        step = job.locator(f'.step[data-layer="{layer}"][data-status="COMPLETED"]')
+        step.wait_for(timeout=90_000)
+        assert step_counts(step) == CUSTOMERS[layer], layer
+    assert job.locator(".latest .badge").inner_text() == "COMPLETED"
+    page.screenshot(path=OUTPUT / "ui-jobs.png", full_page=True)
+
+    job.locator(".latest a").click()
+    steps = page.locator(".steps-table tbody tr")
+    steps.first.wait_for()
+    rows = {r.locator("th").inner_text(): r.locator("td").all_inner_texts() for r in steps.all()}
+    for layer, (rows_in, rows_out, rejected) in CUSTOMERS.items():
+        assert rows[layer][:4] == ["COMPLETED", rows_in, rows_out, rejected], layer
+    quality = page.locator("section", has=page.get_by_role("heading", name="Quality report"))
+    assert "rejected: wrong_field_count" in quality.inner_text()
+    assert "cast_lifetime_value" in quality.inner_text()  # the silver rules table
+    balance = page.locator("section", has=page.get_by_role("heading", name="Balance sheet"))
+    assert "balanced" in balance.inner_text()
+    preview = page.locator('.preview[data-model="customers_by_country"] tbody tr')
+    preview.first.wait_for()
+    assert preview.count() >= 5
+    quarantine = page.locator("section", has=page.get_by_role("heading", name="Quarantine preview"))
+    quarantine.locator("tbody tr").first.wait_for()
+    logs = page.locator(".log-table tbody tr")
+    logs.first.wait_for(timeout=30_000)
+    assert logs.count() > 0
+    page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
+    assert errors == []
