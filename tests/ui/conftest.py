@@ -3,30 +3,62 @@
 from __future__ import annotations
 
 import contextvars
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
-from tests.orchestrator.conftest import (  # noqa: F401 (fixtures used by name)
+from tests.orchestrator.conftest import (  # noqa: F401 (the orchestrator's fixtures, by name)
+    Stack,
     postgres_schema_url,
     sample_workflow,
     stack,
 )
-from tests.orchestrator.test_cli import served_deployment  # noqa: F401
+from tests.orchestrator.test_cli import _wait_for_deployment, env_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 
 
 @pytest.fixture(scope="module")
-def api_url(stack) -> Iterator[str]:  # noqa: F811
-    """The HTTP API of issue 6 on a free loopback port, in a thread of this process."""
-    import uvicorn
+def served_deployment(
+    stack: Stack,  # noqa: F811
+    prefect_api: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`flowforge serve deployment`, polling Prefect every second (not 10) for new runs."""
+    home = tmp_path_factory.mktemp("runner")
+    with (home / "runner.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+            env={
+                **os.environ,
+                **env_of(stack.settings),
+                "PREFECT_API_URL": prefect_api,
+                "PREFECT_HOME": str(home),
+                "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            },  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for_deployment(process, home / "runner.log")
+            yield process
+        finally:
+            process.terminate()
+            process.wait(30)
 
-    from orchestrator.api import create_app
+
+@pytest.fixture(scope="module")
+def api_url(stack: Stack) -> Iterator[str]:  # noqa: F811
+    """The HTTP API of issue 6 on a free loopback port, in a thread of this process."""
+    from orchestrator.api.app import create_app
 
     server = uvicorn.Server(
         uvicorn.Config(create_app(stack.settings), host="127.0.0.1", port=0, log_level="warning")

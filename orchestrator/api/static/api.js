@@ -100,10 +100,11 @@ export const api = {
   },
   logs: (id, offset, limit) =>
     request(`/api/executions/${enc(id)}/logs`, { query: { offset, limit } }),
-  // {items: [{name, key, rows, columns, preview: [row, ...]}]}: gold models, or the
-  // quarantine (silver) / rejects (bronze) of a step.
-  previews: (id, layer, limit) =>
-    request(`/api/executions/${enc(id)}/previews/${enc(layer)}`, { query: { limit } }),
+  // {items: [{name, key, rows, columns, preview: [row, ...]}], current}: the job's committed
+  // gold models, or the rows a step set aside (silver quarantine, bronze rejects).
+  goldPreviews: (id, limit) => request(`/api/executions/${enc(id)}/gold`, { query: { limit } }),
+  quarantine: (id, layer, limit) =>
+    request(`/api/executions/${enc(id)}/quarantine`, { query: { layer, limit } }),
 };
 
 // Live updates: Server-Sent Events when they work, polling when they do not.

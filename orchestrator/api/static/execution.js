@@ -108,6 +108,10 @@ function previewRows(data) {
   return Array.isArray(data) ? data : [];
 }
 
+function replaced(runId) {
+  return el("p", { class: "note", text: `A later run (${runId}) has replaced this execution's output: shown is the job's current one.` });
+}
+
 function logLine(entry) {
   const level = entry.level_name ?? LEVELS[entry.level] ?? entry.level ?? "";
   return el(
@@ -218,7 +222,9 @@ export class ExecutionPage {
     if (steps.gold && steps.gold.status === "COMPLETED") {
       let items;
       try {
-        items = itemsOf(await api.previews(this.id, "gold", PREVIEW_ROWS));
+        const data = await api.goldPreviews(this.id, PREVIEW_ROWS);
+        if (data.current === false) gold.push(replaced(data.run_id));
+        items = itemsOf(data);
       } catch (err) {
         // The step's own report carries a few rows of each model.
         gold.push(alertBox(`gold previews: ${err.message}`));
@@ -245,7 +251,9 @@ export class ExecutionPage {
       if (!step || !step.rows_rejected) continue;
       const label = layer === "bronze" ? "rejects" : "quarantine";
       try {
-        for (const item of itemsOf(await api.previews(this.id, layer, PREVIEW_ROWS))) {
+        const data = await api.quarantine(this.id, layer, PREVIEW_ROWS);
+        if (data.current === false) quarantine.push(replaced(data.run_id));
+        for (const item of itemsOf(data)) {
           const rows = previewRows(item.preview ?? []);
           quarantine.push(
             el(

@@ -66,9 +66,9 @@ class JobRow {
       LAYERS.map((l) => el("option", { value: l, text: l })),
     );
     this.fullRefresh = el("input", { type: "checkbox", id: `full-${id}`, name: "full_refresh" });
-    this.runButton = el("button", { type: "button", class: "primary run", text: "Run", onclick: () => this.run() });
+    this.runButton = el("button", { type: "button", class: "primary run", text: "Run", "aria-label": `Run ${jobId}`, onclick: () => this.run() });
     this.files = el("input", { type: "file", id: `files-${id}`, accept: ".csv,text/csv", multiple: true });
-    this.uploadButton = el("button", { type: "button", class: "upload", text: "Upload", onclick: () => this.upload() });
+    this.uploadButton = el("button", { type: "button", class: "upload", text: "Upload", "aria-label": `Upload files to ${jobId}`, onclick: () => this.upload() });
     this.node = el(
       "article",
       { class: "job", "data-job": jobId, "data-workflow": workflowId, "aria-label": `job ${jobId}` },
