@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
+from flowforge.settings import Settings
 from tests.orchestrator.conftest import (  # noqa: F401 (the orchestrator's fixtures, by name)
     Stack,
     postgres_schema_url,
@@ -55,14 +58,13 @@ def served_deployment(
             process.wait(30)
 
 
-@pytest.fixture(scope="module")
-def api_url(stack: Stack) -> Iterator[str]:  # noqa: F811
-    """The HTTP API of issue 6 on a free loopback port, in a thread of this process."""
+@contextlib.contextmanager
+def serve_api(settings: Settings) -> Iterator[str]:
+    """The HTTP API on a free loopback port, in a thread of this process; yields its URL."""
     from orchestrator.api.app import create_app
 
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(stack.settings), host="127.0.0.1", port=0, log_level="warning")
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
     # The thread runs in this context: it carries the Prefect settings (the API URL).
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(server.run,), daemon=True)
@@ -80,12 +82,16 @@ def api_url(stack: Stack) -> Iterator[str]:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def api_url(stack: Stack) -> Iterator[str]:  # noqa: F811
+    with serve_api(stack.settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     """Debian's headless chromium through Playwright (Playwright never downloads one)."""
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium: install Debian's chromium (`apt-get install chromium`)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),

@@ -4,8 +4,12 @@ jobs page, watch bronze, silver and gold complete, read the execution page."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import Browser, Locator
+from pydantic import SecretStr
 
-from tests.ui.conftest import OUTPUT
+from orchestrator.workflows import Workflow
+from tests.orchestrator.conftest import ROOT, Stack
+from tests.ui.conftest import OUTPUT, serve_api
 
 try:
     from orchestrator.api.app import create_app  # noqa: F401
@@ -20,14 +24,15 @@ CUSTOMERS = {
 }
 
 
-def step_counts(step) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+def step_counts(step: Locator) -> tuple[str, str, str]:
     values = step.locator("dd").all_inner_texts()
     return values[0], values[1], values[2]
 
 
+@pytest.mark.usefixtures("served_deployment")
 def test_run_a_job_and_read_its_execution(
-    stack, sample_workflow, served_deployment, api_url, browser
-) -> None:  # type: ignore[no-untyped-def]
+    stack: Stack, sample_workflow: Workflow, api_url: str, browser: Browser
+) -> None:
     workflow = stack.add_workflow(sample_workflow)
     OUTPUT.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1366, "height": 768})
@@ -38,6 +43,10 @@ def test_run_a_job_and_read_its_execution(
     job = page.locator(f'article.job[data-workflow="{workflow.id}"][data-job="customers"]')
     job.wait_for()
     assert job.locator(".status").inner_text() == "Never run."
+    # The same file again, through the page's upload (it replaces the landed one).
+    job.locator('input[type="file"]').set_input_files(ROOT / "examples/data/customers.csv")
+    job.get_by_role("button", name="Upload").click()
+    job.get_by_text("Uploaded customers.csv.").wait_for()
     job.get_by_role("button", name="Run").click()
     for layer in ("bronze", "silver", "gold"):
         step = job.locator(f'.step[data-layer="{layer}"][data-status="COMPLETED"]')
@@ -67,3 +76,19 @@ def test_run_a_job_and_read_its_execution(
     assert logs.count() > 0
     page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
     assert errors == []
+
+
+def test_the_token_field_unlocks_an_api_that_needs_one(stack: Stack, browser: Browser) -> None:
+    settings = stack.settings.model_copy(update={"api_token": SecretStr("s3cret-token")})
+    with serve_api(settings) as url:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{url}/#/jobs")
+        refused = page.get_by_role("alert")
+        refused.wait_for()
+        assert "Unauthorized" in refused.inner_text()
+        page.get_by_label("API token").fill("s3cret-token")
+        page.get_by_role("button", name="Save").click()
+        page.locator("article.job").first.wait_for()
+        assert page.get_by_role("alert").count() == 0
+        assert page.evaluate("localStorage.getItem('flowforge.token')") == "s3cret-token"
+        page.close()
