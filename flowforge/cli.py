@@ -355,6 +355,19 @@ def health_http(
         raise typer.Exit(1)
 
 
+@serve_app.command("api")
+def serve_api(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """The executions API and web UI (HTTP, default port 8000; FLOWFORGE_API_TOKEN)."""
+    from orchestrator.api.server import serve_api as serve
+
+    settings = get_settings()
+    configure_logging(settings)
+    serve(settings, host, port)
+
+
 def main() -> None:
     app()
 

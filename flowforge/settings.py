@@ -151,6 +151,25 @@ class Settings(BaseSettings):
         description="The Prefect deployment `flowforge run` and the API trigger.",
     )
 
+    # The executions API (`flowforge serve api`).
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="When set, every API endpoint but /healthz needs 'Authorization: Bearer'.",
+    )
+    api_cors_origins: list[str] = Field(
+        default=[],
+        description="Browser origins allowed to call the API "
+        '(JSON list, e.g. ["http://localhost:3000"]).',
+    )
+    api_upload_max_mb: int = Field(
+        default=1024, gt=0, description="Largest file one upload may carry (then 413)."
+    )
+    api_reconcile_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the API reconciles active executions with Prefect's flow runs.",
+    )
+
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")
     log_format: str = Field(default="json", description="json (one object per line) or text.")
 

@@ -177,18 +177,25 @@ class Store:
         job_id: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        offset: int = 0,
     ) -> list[ExecutionRecord]:
         """Newest first."""
-        query = select(ExecutionRow).options(selectinload(ExecutionRow.steps))
-        if workflow_id:
-            query = query.where(ExecutionRow.workflow_id == workflow_id)
-        if job_id:
-            query = query.where(ExecutionRow.job_id == job_id)
-        if status:
-            query = query.where(ExecutionRow.status == status.upper())
-        query = query.order_by(ExecutionRow.created_at.desc(), ExecutionRow.id.desc()).limit(limit)
+        query = _filtered(select(ExecutionRow), workflow_id, job_id, status)
+        query = (
+            query.options(selectinload(ExecutionRow.steps))
+            .order_by(ExecutionRow.created_at.desc(), ExecutionRow.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         with self._session() as session:
             return [ExecutionRecord.of(r) for r in session.scalars(query)]
+
+    def count_executions(
+        self, workflow_id: str | None = None, job_id: str | None = None, status: str | None = None
+    ) -> int:
+        query = _filtered(select(func.count(ExecutionRow.id)), workflow_id, job_id, status)
+        with self._session() as session:
+            return int(session.scalar(query) or 0)
 
     def execution_for_flow_run(self, flow_run_id: str) -> ExecutionRecord | None:
         with self._session() as session:
@@ -313,3 +320,13 @@ class Store:
         if step is None:
             raise NotFound(f"execution {execution_id!r} has no {layer} step")
         return step
+
+
+def _filtered(query: Any, workflow_id: str | None, job_id: str | None, status: str | None) -> Any:
+    if workflow_id:
+        query = query.where(ExecutionRow.workflow_id == workflow_id)
+    if job_id:
+        query = query.where(ExecutionRow.job_id == job_id)
+    if status:
+        query = query.where(ExecutionRow.status == status.upper())
+    return query

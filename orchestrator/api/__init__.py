@@ -1,0 +1,1 @@
+"""The executions API (`flowforge serve api`) and the web UI it serves."""

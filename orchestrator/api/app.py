@@ -1,0 +1,78 @@
+"""The FastAPI application: routers under /api, /healthz, the web UI at /."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from orchestrator.api import (
+    dimensions,
+    events,
+    executions,
+    jobs,
+    logs,
+    outputs,
+    uploads,
+    workflows,
+)
+from orchestrator.api.context import ApiContext, require_token
+from orchestrator.api.errors import ERROR_RESPONSES, install_error_handlers
+from orchestrator.api.schemas import Health
+from orchestrator.flow import open_store
+from orchestrator.store import Store
+
+STATIC = Path(__file__).parent / "static"
+ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, events]
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, objects: ObjectStore | None = None
+) -> FastAPI:
+    """The API over the executions store and object store that `settings` name."""
+    context = ApiContext(settings, store or open_store(settings), objects or ObjectStore(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stopping: asyncio.Event = app.state.stopping
+        poll = asyncio.create_task(context.reconciler.poll(stopping))
+        try:
+            yield
+        finally:
+            stopping.set()
+            await poll
+
+    app = FastAPI(
+        title="FlowForge executions API",
+        version="1",
+        description="Workflows, jobs, uploads, executions, logs and previews of FlowForge.",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.context = context
+    app.state.stopping = asyncio.Event()
+    install_error_handlers(app)
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """Open without the token: the container healthcheck."""
+        return Health()
+
+    for module in ROUTERS:
+        app.include_router(module.router, dependencies=[Depends(require_token)])
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+    return app

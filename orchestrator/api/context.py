@@ -1,0 +1,72 @@
+"""What every request handler reads: settings, the executions store, the object store, and
+the token check. Path IDs are validated here, before any handler touches SQL or S3."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from flowforge.errors import Unauthenticated
+from flowforge.ids import ID_PATTERN, validate_id
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+from orchestrator.api.reconciling import Reconciler
+from orchestrator.store import Store
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: Store
+    objects: ObjectStore
+    reconciler: Reconciler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reconciler = Reconciler(self.settings, self.store)
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.context  # type: ignore[no-any-return]
+
+
+Context = Annotated[ApiContext, Depends(context)]
+
+
+def require_token(request: Request) -> None:
+    """Authorization: Bearer <FLOWFORGE_API_TOKEN> when a token is set (constant-time check).
+    The events stream also takes ?access_token=, since browsers' EventSource sends no headers."""
+    token = context(request).settings.api_token
+    if token is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        given = request.query_params.get("access_token", "") if _takes_query_token(request) else ""
+    if not given:
+        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        raise Unauthenticated("the bearer token is not valid")
+
+
+def _takes_query_token(request: Request) -> bool:
+    return request.url.path == "/api/events"
+
+
+def _id_param(field: str, description: str) -> object:
+    """A path parameter that is an ID: documented with its pattern, checked in the handler."""
+    return Path(description=f"{description} ({ID_PATTERN})", examples=["customer-data"])
+
+
+WorkflowId = Annotated[str, _id_param("workflow_id", "Workflow id")]
+JobId = Annotated[str, _id_param("job_id", "Job id")]
+ExecutionId = Annotated[str, _id_param("execution_id", "Execution id")]
+DimensionName = Annotated[str, _id_param("name", "Dimension name")]
+
+
+def ids(**values: str) -> None:
+    """Raises InvalidArgument (400) naming the first path ID that is not a valid ID."""
+    for name, value in values.items():
+        validate_id(value, name)

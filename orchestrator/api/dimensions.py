@@ -1,0 +1,93 @@
+"""Dimension tables over HTTP: upload a CSV or Parquet file as dimension {name}, list them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+
+from flowforge.dimensions import DimensionInfo, list_dimensions, upload_dimension
+from flowforge.errors import FlowForgeError, InvalidArgument
+from orchestrator.api.context import Context, DimensionName, ids
+from orchestrator.api.errors import PayloadTooLarge, UnsupportedMediaType
+from orchestrator.api.multipart import Part, read_parts
+from orchestrator.api.schemas import Dimension
+from orchestrator.api.uploads import FILE_NAME, drain
+
+router = APIRouter(prefix="/api/dimensions", tags=["dimensions"])
+SUFFIXES = (".csv", ".parquet", ".pq")
+DIMENSION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("", response_model=list[Dimension])
+def get_dimensions(ctx: Context) -> list[Dimension]:
+    return [dimension(d) for d in list_dimensions(ctx.objects)]
+
+
+@router.put("/{name}", response_model=Dimension, openapi_extra=DIMENSION_BODY)
+async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> Dimension:
+    """Stores the uploaded file (multipart field `file`, .csv or .parquet) as dimension
+    NAME, replacing the previous version atomically. Dimensions are read whole (they are
+    reference tables), up to FLOWFORGE_API_UPLOAD_MAX_MB."""
+    ids(name=name)
+    limit = ctx.settings.api_upload_max_mb << 20
+    body = request.stream()
+    filename: str | None = None
+    data = bytearray()
+    try:
+        async for kind, value in read_parts(body, request.headers.get("content-type", "")):
+            if kind == "part" and isinstance(value, Part) and value.filename is not None:
+                if filename is not None:
+                    raise InvalidArgument("send one file per dimension")
+                filename = check_dimension_file(value.filename)
+            elif kind == "data" and filename is not None and isinstance(value, bytes):
+                data += value
+                if len(data) > limit:
+                    raise PayloadTooLarge(
+                        f"file {filename!r} is larger than the upload limit "
+                        f"of {limit >> 20} MB (FLOWFORGE_API_UPLOAD_MAX_MB)"
+                    )
+        if filename is None:
+            raise InvalidArgument("the request has no file (multipart field 'file')")
+    except FlowForgeError:
+        await drain(body)
+        raise
+    info = await asyncio.to_thread(upload_dimension, ctx.objects, name, bytes(data), filename)
+    return dimension(info)
+
+
+def check_dimension_file(name: str) -> str:
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in SUFFIXES:
+        raise UnsupportedMediaType(f"file {shown!r}: a dimension is a .csv or .parquet file")
+    if FILE_NAME.fullmatch(stem) is None:
+        raise InvalidArgument(
+            f"file name {shown!r} is not allowed: use letters, digits, "
+            "'_', '-' and single dots (no paths)"
+        )
+    return name
+
+
+def dimension(info: DimensionInfo) -> Dimension:
+    return Dimension(
+        name=info.name,
+        run_id=info.run_id,
+        rows=info.rows,
+        columns=[[c, t] for c, t in info.columns],
+        created_at=info.created_at,
+        source=info.source,
+    )

@@ -1,0 +1,110 @@
+"""Live updates as Server-Sent Events: the store is polled every 0.5 s and each change to
+an execution or one of its steps is sent (the contract is in the README)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from orchestrator.api.context import ApiContext, Context, ids
+from orchestrator.api.schemas import Execution
+
+router = APIRouter(tags=["events"])
+POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+WINDOW = 50  # the newest executions watched (plus every active one)
+
+
+@router.get(
+    "/api/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "event: execution | step, data: JSON",
+        }
+    },
+)
+async def events(
+    ctx: Context,
+    request: Request,
+    workflow_id: Annotated[str | None, Query(max_length=64)] = None,
+    job_id: Annotated[str | None, Query(max_length=64)] = None,
+    execution_id: Annotated[str | None, Query(max_length=64)] = None,
+    once: bool = False,
+) -> StreamingResponse:
+    """On connect, one `execution` event per watched execution (its current state); then an
+    `execution` event whenever one changes and a `step` event per changed step. `once`: end
+    after the first round (for polling clients)."""
+    filters = {"workflow_id": workflow_id, "job_id": job_id, "execution_id": execution_id}
+    ids(**{k: v for k, v in filters.items() if v})
+    stopping: asyncio.Event = request.app.state.stopping
+    stream = _changes(ctx, request, stopping, workflow_id, job_id, execution_id, once)
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _watched(
+    ctx: ApiContext, workflow_id: str | None, job_id: str | None, execution_id: str | None
+) -> list[Execution]:
+    if execution_id:
+        return [Execution.of(ctx.store.get_execution(execution_id))]
+    newest = ctx.store.list_executions(workflow_id, job_id, limit=WINDOW)
+    seen = {e.id for e in newest}
+    active = [
+        e
+        for s in ("PENDING", "RUNNING")
+        for e in ctx.store.list_executions(workflow_id, job_id, s, limit=1000)
+    ]
+    return [Execution.of(e) for e in newest + [e for e in active if e.id not in seen]]
+
+
+def sse(event: str, data: str, event_id: str) -> str:
+    return f"event: {event}\nid: {event_id}\ndata: {data}\n\n"
+
+
+async def _changes(
+    ctx: ApiContext,
+    request: Request,
+    stopping: asyncio.Event,
+    workflow_id: str | None,
+    job_id: str | None,
+    execution_id: str | None,
+    once: bool,
+) -> AsyncIterator[str]:
+    known: dict[str, Execution] = {}
+    sequence = 0
+    last_sent = time.monotonic()
+    yield "retry: 2000\n\n"
+    while not stopping.is_set():
+        current = await asyncio.to_thread(_watched, ctx, workflow_id, job_id, execution_id)
+        for execution in current:
+            before = known.get(execution.id)
+            if before == execution:
+                continue
+            known[execution.id] = execution
+            sequence += 1
+            yield sse("execution", execution.model_dump_json(), f"{sequence}")
+            old_steps = {s.layer: s for s in before.steps} if before else {}
+            for step in execution.steps:
+                if before is not None and old_steps.get(step.layer) != step:
+                    body = {"execution_id": execution.id, **json.loads(step.model_dump_json())}
+                    yield sse("step", json.dumps(body), f"{sequence}")
+            last_sent = time.monotonic()
+        if once or await request.is_disconnected():
+            return
+        if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), POLL_SECONDS)

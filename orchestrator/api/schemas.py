@@ -1,0 +1,162 @@
+"""The JSON shapes the API answers with (its OpenAPI document is built from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from orchestrator.store import ExecutionRecord, StepRecord
+
+Layer = Literal["bronze", "silver", "gold"]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Step(BaseModel):
+    layer: str
+    status: str = Field(description="PENDING, RUNNING, COMPLETED, FAILED or SKIPPED")
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    run_id: str | None
+    rows_in: int | None
+    rows_out: int | None
+    rows_rejected: int | None
+    manifest_key: str | None
+    warnings: list[str]
+    quality: dict[str, Any] = Field(description="The layer's quality report (rules, reasons)")
+    error: str | None
+
+    @classmethod
+    def of(cls, step: StepRecord) -> Step:
+        duration = None
+        if step.started_at and step.finished_at:
+            duration = round((step.finished_at - step.started_at).total_seconds(), 3)
+        return cls(duration_seconds=duration, **_fields(step, cls))
+
+
+class Execution(BaseModel):
+    id: str
+    workflow_id: str
+    job_id: str
+    status: str = Field(description="PENDING, RUNNING, COMPLETED, FAILED, CRASHED or CANCELLED")
+    layers: list[str]
+    full_refresh: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    flow_run_id: str | None
+    error: str | None
+    balance: dict[str, Any] | None = Field(description="The row balance sheet")
+    steps: list[Step]
+
+    @classmethod
+    def of(cls, execution: ExecutionRecord) -> Execution:
+        duration = None
+        if execution.started_at and execution.finished_at:
+            duration = round((execution.finished_at - execution.started_at).total_seconds(), 3)
+        fields = _fields(execution, cls, skip={"steps"})
+        return cls(duration_seconds=duration, steps=[Step.of(s) for s in execution.steps], **fields)
+
+
+def _fields(record: object, model: type[BaseModel], skip: set[str] = frozenset()) -> dict:  # type: ignore[type-arg, assignment]
+    return {
+        name: getattr(record, name)
+        for name in model.model_fields
+        if name not in skip and name != "duration_seconds" and hasattr(record, name)
+    }
+
+
+class ExecutionPage(BaseModel):
+    items: list[Execution]
+    total: int
+    limit: int
+    offset: int
+
+
+class TriggerRequest(BaseModel):
+    from_layer: Layer = "bronze"
+    full_refresh: bool = False
+
+
+class JobSummary(BaseModel):
+    workflow_id: str
+    job_id: str
+    name: str
+    latest_execution: Execution | None
+
+
+class WorkflowSummary(BaseModel):
+    id: str
+    name: str
+    jobs: list[str]
+    updated_at: datetime
+
+
+class WorkflowDetail(BaseModel):
+    id: str
+    name: str
+    description: str
+    dimensions: list[str]
+    jobs: list[dict[str, Any]] = Field(description="Each job's definition: csv, silver, gold")
+
+
+class UploadedFile(BaseModel):
+    name: str
+    key: str
+    size_bytes: int
+
+
+class Uploaded(BaseModel):
+    workflow_id: str
+    job_id: str
+    files: list[UploadedFile]
+
+
+class Dimension(BaseModel):
+    name: str
+    run_id: str
+    rows: int
+    columns: list[list[str]] = Field(description="[name, type] pairs")
+    created_at: datetime
+    source: str
+
+
+class LogLine(BaseModel):
+    timestamp: datetime
+    level: int
+    level_name: str
+    logger: str
+    message: str
+    flow_run_id: str | None
+    task_run_id: str | None
+
+
+class LogPage(BaseModel):
+    execution_id: str
+    flow_run_id: str | None
+    items: list[LogLine]
+    limit: int
+    offset: int
+
+
+class Preview(BaseModel):
+    name: str = Field(description="Model name, or the quarantine/rejects object's name")
+    key: str
+    rows: int = Field(description="Rows in the whole object")
+    columns: list[str]
+    preview: list[dict[str, Any]] = Field(description="The first rows, values as JSON")
+
+
+class Previews(BaseModel):
+    execution_id: str
+    layer: str
+    run_id: str | None = Field(description="The run whose committed output is shown")
+    current: bool = Field(description="False when a later run has replaced this execution's")
+    items: list[Preview]

@@ -1,0 +1,212 @@
+"""CSV uploads to a job's landing prefix, streamed from the request body to S3.
+
+Each file part is handed to the object store's upload (multipart upload when large) in a
+worker thread through a bounded pipe as its bytes arrive: memory per upload stays at a few
+chunks. A file over FLOWFORGE_API_UPLOAD_MAX_MB (413), not named *.csv (415), with a
+path-like name (400) or with binary content (415) fails the request, naming the file, and
+the files this request already wrote are removed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import queue
+import re
+import threading
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+
+from flowforge.errors import FlowForgeError, InvalidArgument
+from flowforge.layout import JobKey, landing_prefix
+from flowforge.storage import ObjectStore
+from orchestrator.api.context import Context, JobId, WorkflowId, ids
+from orchestrator.api.errors import PayloadTooLarge, UnsupportedMediaType
+from orchestrator.api.multipart import Part, read_parts
+from orchestrator.api.schemas import Uploaded, UploadedFile
+
+router = APIRouter(tags=["jobs"])
+# A file name: letters, digits, '_', '-' and single dots, ending in .csv; no path.
+FILE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,122}")
+SNIFF_BYTES = 8192
+_CHUNK = 1 << 20
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def check_file_name(name: str | None) -> str:
+    if not name:
+        raise InvalidArgument("every file part needs a file name (filename=...)")
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    if not name.lower().endswith(".csv"):
+        raise UnsupportedMediaType(f"file {shown!r}: only .csv files can be uploaded")
+    if FILE_NAME.fullmatch(name[:-4]) is None:
+        raise InvalidArgument(
+            f"file name {shown!r} is not allowed: use letters, digits, '_', '-' and single "
+            "dots, ending in .csv (no paths)"
+        )
+    return name
+
+
+class Pipe(io.RawIOBase):
+    """Bytes from the event loop to a reader thread, at most `depth` chunks in between."""
+
+    def __init__(self, depth: int = 4) -> None:
+        super().__init__()
+        self._chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+        self._buffer = bytearray()
+        self._eof = False
+        self.reader_done = threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._buffer) < size):
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                self._eof = True
+            else:
+                self._buffer += item
+        size = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def put(self, item: bytes | BaseException | None) -> None:
+        while not self.reader_done.is_set():
+            try:
+                self._chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+class FileUpload:
+    """One file part on its way to `key`."""
+
+    def __init__(self, objects: ObjectStore, name: str, key: str, limit: int) -> None:
+        self.name, self.key, self.limit, self.size = name, key, limit, 0
+        self._pipe = Pipe()
+        self._pending = bytearray()
+        self._sniffed = False
+        self._task = asyncio.create_task(asyncio.to_thread(self._run, objects))
+
+    def _run(self, objects: ObjectStore) -> None:
+        try:
+            objects.upload(self.key, self._pipe)  # type: ignore[arg-type]
+        finally:
+            self._pipe.reader_done.set()
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise PayloadTooLarge(
+                f"file {self.name!r} is larger than the upload limit of "
+                f"{self.limit // (1 << 20)} MB (FLOWFORGE_API_UPLOAD_MAX_MB)"
+            )
+        self._pending += data
+        if not self._sniffed and len(self._pending) >= SNIFF_BYTES:
+            self._sniff()
+        if len(self._pending) >= _CHUNK:
+            await self._flush()
+
+    def _sniff(self) -> None:
+        self._sniffed = True
+        if b"\x00" in self._pending[:SNIFF_BYTES]:
+            raise UnsupportedMediaType(f"file {self.name!r} is binary, not CSV text")
+
+    async def _flush(self) -> None:
+        chunk, self._pending = bytes(self._pending), bytearray()
+        await asyncio.to_thread(self._pipe.put, chunk)
+        if self._task.done():
+            await self._task  # the store failed: raise its error
+
+    async def finish(self) -> UploadedFile:
+        if not self._sniffed:
+            self._sniff()
+        if self._pending:
+            await self._flush()
+        await asyncio.to_thread(self._pipe.put, None)
+        await self._task
+        return UploadedFile(name=self.name, key=self.key, size_bytes=self.size)
+
+    async def abort(self, exc: BaseException) -> None:
+        await asyncio.to_thread(self._pipe.put, exc)
+        with contextlib.suppress(BaseException):
+            await self._task
+
+
+@router.post(
+    "/api/workflows/{workflow_id}/jobs/{job_id}/files",
+    response_model=Uploaded,
+    status_code=201,
+    openapi_extra=UPLOAD_BODY,
+)
+async def upload_files(
+    ctx: Context, request: Request, workflow_id: WorkflowId, job_id: JobId
+) -> Uploaded:
+    """Uploads one or more CSV files (multipart field `files`) to the job's landing prefix;
+    a file with the same name is replaced."""
+    ids(workflow_id=workflow_id, job_id=job_id)
+    await asyncio.to_thread(ctx.store.get_job, workflow_id, job_id)
+    prefix = landing_prefix(JobKey.of(workflow_id, job_id))
+    limit = ctx.settings.api_upload_max_mb << 20
+    done: list[UploadedFile] = []
+    current: FileUpload | None = None
+    body = request.stream()
+    parts = read_parts(body, request.headers.get("content-type", ""))
+    try:
+        async for kind, value in parts:
+            if kind == "part" and isinstance(value, Part) and value.filename is not None:
+                name = check_file_name(value.filename)
+                if any(f.name == name for f in done):
+                    raise InvalidArgument(f"file {name!r} is in the request twice")
+                current = FileUpload(ctx.objects, name, prefix + name, limit)
+            elif kind == "data" and current is not None and isinstance(value, bytes):
+                await current.write(value)
+            elif kind == "end" and current is not None:
+                done.append(await current.finish())
+                current = None
+        if not done:
+            raise InvalidArgument("the request has no file (multipart field 'files')")
+    except BaseException as exc:
+        if current is not None:
+            await current.abort(exc if isinstance(exc, Exception) else RuntimeError("aborted"))
+        if done:
+            await asyncio.to_thread(ctx.objects.delete_keys, [f.key for f in done])
+        if isinstance(exc, FlowForgeError):
+            await drain(body)
+        raise
+    return Uploaded(workflow_id=workflow_id, job_id=job_id, files=done)
+
+
+async def drain(body: AsyncIterator[bytes]) -> None:
+    """Reads the rest of a refused body so the client gets the answer, not a reset."""
+    with contextlib.suppress(Exception):
+        async for _ in body:
+            pass

@@ -1,0 +1,86 @@
+"""Workflows: list, get one with its jobs and specs, apply a YAML definition."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from flowforge.errors import InvalidArgument
+from orchestrator.api.context import Context, WorkflowId, ids
+from orchestrator.api.errors import Unprocessable
+from orchestrator.api.schemas import WorkflowDetail, WorkflowSummary
+from orchestrator.workflows import Workflow, parse_workflow
+from orchestrator.yamlsource import load_yaml
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+MAX_YAML_BYTES = 1 << 20
+
+
+@router.get("", response_model=list[WorkflowSummary])
+def list_workflows(ctx: Context) -> list[WorkflowSummary]:
+    return [WorkflowSummary(**vars(w)) for w in ctx.store.list_workflows()]
+
+
+@router.get("/{workflow_id}", response_model=WorkflowDetail)
+def get_workflow(ctx: Context, workflow_id: WorkflowId) -> WorkflowDetail:
+    ids(workflow_id=workflow_id)
+    return detail(ctx.store.get_workflow(workflow_id))
+
+
+@router.post(
+    "",
+    response_model=WorkflowDetail,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/yaml": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def apply_workflow(ctx: Context, request: Request) -> WorkflowDetail:
+    """Validates a workflow YAML document (as the CLI does: 422 naming field and line) and
+    stores it. Models give their SQL inline (`sql`): `sql_file` would read the server's disk."""
+    body = await request.body()
+    if len(body) > MAX_YAML_BYTES:
+        raise Unprocessable(f"the workflow document is larger than {MAX_YAML_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+        _refuse_sql_files(text)
+        workflow = parse_workflow(text, "workflow.yaml")
+    except UnicodeDecodeError:
+        raise Unprocessable("the workflow document is not UTF-8 text") from None
+    except InvalidArgument as exc:
+        raise Unprocessable(exc.message) from None
+    await asyncio.to_thread(ctx.store.save_workflow, workflow, text)
+    return detail(workflow)
+
+
+def _refuse_sql_files(text: str) -> None:
+    data, source = load_yaml(text, "workflow.yaml")
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    for j, job in enumerate(jobs if isinstance(jobs, list) else []):
+        gold = job.get("gold") if isinstance(job, dict) else None
+        models = gold.get("models") if isinstance(gold, dict) else None
+        for m, model in enumerate(models if isinstance(models, list) else []):
+            if isinstance(model, dict) and "sql_file" in model:
+                path = ("jobs", j, "gold", "models", m, "sql_file")
+                raise InvalidArgument(
+                    f"{source.where(path)}: jobs[{j}].gold.models[{m}].sql_file is not "
+                    "accepted over the API; give the SQL inline as `sql`"
+                )
+
+
+def detail(workflow: Workflow) -> WorkflowDetail:
+    jobs: list[dict[str, Any]] = [job.model_dump(mode="json") for job in workflow.jobs]
+    return WorkflowDetail(
+        id=workflow.id,
+        name=workflow.name,
+        description=workflow.description,
+        dimensions=workflow.dimensions,
+        jobs=jobs,
+    )
