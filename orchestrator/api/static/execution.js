@@ -153,8 +153,10 @@ export class ExecutionPage {
     );
   }
 
+  // Prefect ships log lines in batches: keep refreshing for a while after the run ended.
   get anyActive() {
-    return isActive(this.execution);
+    const e = this.execution;
+    return isActive(e) || Boolean(e && e.finished_at && Date.now() - Date.parse(e.finished_at) < 20000);
   }
 
   async refresh() {
@@ -177,7 +179,7 @@ export class ExecutionPage {
       this.loadedPreviews = true;
       this.loadPreviews(execution);
     }
-    if (isActive(execution) || wasActive || !this.logsLoaded) this.loadLogs(this.logOffset);
+    if (isActive(execution) || wasActive || !this.logsLoaded || this.logsPartial) this.loadLogs(this.logOffset);
   }
 
   renderHead(e) {
@@ -284,6 +286,7 @@ export class ExecutionPage {
     this.logsLoaded = true;
     this.logOffset = offset;
     const entries = itemsOf(data, "logs");
+    this.logsPartial = entries.length < LOG_PAGE;
     const total = data && typeof data.total === "number" ? data.total : null;
     const hasNext = total !== null ? offset + entries.length < total : entries.length === LOG_PAGE;
     const last = offset + entries.length;
@@ -291,6 +294,7 @@ export class ExecutionPage {
       el("button", { type: "button", text: "← previous", disabled: offset === 0, onclick: () => this.loadLogs(Math.max(0, offset - LOG_PAGE)) }),
       el("span", { class: "muted", text: entries.length ? ` lines ${offset + 1}–${last}${total !== null ? ` of ${total}` : ""} ` : " no lines " }),
       el("button", { type: "button", text: "next →", disabled: !hasNext, onclick: () => this.loadLogs(offset + LOG_PAGE) }),
+      el("button", { type: "button", text: "reload", onclick: () => this.loadLogs(this.logOffset) }),
     );
     this.logBody.replaceChildren(
       entries.length
