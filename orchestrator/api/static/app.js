@@ -14,8 +14,11 @@ let lastRefresh = 0;
 function route() {
   const hash = location.hash.replace(/^#\/?/, "");
   const [name, ...rest] = hash.split("/");
-  if (name === "executions" && rest[0]) return () => new ExecutionPage(root, decodeURIComponent(rest[0]));
-  return () => new JobsPage(root);
+  if (name === "executions" && rest[0]) {
+    const id = decodeURIComponent(rest[0]);
+    return { title: `Execution ${id}`, make: () => new ExecutionPage(root, id) };
+  }
+  return { title: "Jobs", make: () => new JobsPage(root) };
 }
 
 // Many events arrive during a run: refresh at most every 300 ms.
@@ -35,7 +38,9 @@ function connect() {
 }
 
 function show() {
-  page = route()();
+  const target = route();
+  document.title = `${target.title} · FlowForge`;
+  page = target.make();
   document.querySelectorAll("[data-nav]").forEach((a) => {
     a.toggleAttribute("aria-current", location.hash.startsWith(`#/${a.dataset.nav}`) || (!location.hash && a.dataset.nav === "jobs"));
   });

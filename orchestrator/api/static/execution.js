@@ -2,11 +2,10 @@
 // balance sheet, the quarantine and gold previews, and the Prefect logs (paginated).
 
 import { api, itemsOf } from "./api.js";
+import { LogPanel } from "./logs.js";
 import { LAYERS, alertBox, badge, count, dataTable, el, isActive, seconds, when } from "./dom.js";
 
-const LOG_PAGE = 50;
 const PREVIEW_ROWS = 10;
-const LEVELS = { 10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL" };
 
 function section(title, ...children) {
   const id = `sec-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
@@ -112,23 +111,10 @@ function replaced(runId) {
   return el("p", { class: "note", text: `A later run (${runId}) has replaced this execution's output: shown is the job's current one.` });
 }
 
-function logLine(entry) {
-  const level = entry.level_name ?? LEVELS[entry.level] ?? entry.level ?? "";
-  return el(
-    "tr",
-    { class: `log-${String(level).toLowerCase()}` },
-    el("td", { class: "nowrap", text: when(entry.timestamp ?? entry.time) }),
-    el("td", { text: String(level) }),
-    el("td", { class: "nowrap", text: entry.logger ?? entry.name ?? "" }),
-    el("td", { class: "log-message", text: entry.message ?? entry.msg ?? "" }),
-  );
-}
-
 export class ExecutionPage {
   constructor(root, executionId) {
     this.root = root;
     this.id = executionId;
-    this.logOffset = 0;
     this.loadedPreviews = false;
     this.head = el("div", { class: "page-head" });
     this.error = el("div", { "aria-live": "polite" });
@@ -137,10 +123,7 @@ export class ExecutionPage {
     this.balance = section("Balance sheet");
     this.quarantine = section("Quarantine preview");
     this.gold = section("Gold previews");
-    this.logs = section("Logs");
-    this.logBody = el("div", { class: "logs" });
-    this.logPager = el("div", { class: "pager" });
-    this.logs.append(this.logPager, this.logBody);
+    this.logs = new LogPanel(executionId);
     root.replaceChildren(
       el("p", {}, el("a", { href: "#/jobs", text: "← all jobs" })),
       this.head,
@@ -149,7 +132,7 @@ export class ExecutionPage {
       el("div", { class: "two" }, this.quality, this.balance),
       this.gold,
       this.quarantine,
-      this.logs,
+      section("Logs", this.logs.node),
     );
   }
 
@@ -179,7 +162,7 @@ export class ExecutionPage {
       this.loadedPreviews = true;
       this.loadPreviews(execution);
     }
-    if (isActive(execution) || wasActive || !this.logsLoaded || this.logsPartial) this.loadLogs(this.logOffset);
+    if (isActive(execution) || wasActive || !this.logs.loaded || this.logs.partial) this.logs.load();
   }
 
   renderHead(e) {
@@ -272,43 +255,6 @@ export class ExecutionPage {
     this.quarantine.replaceChildren(
       this.quarantine.firstChild,
       quarantine.length ? el("div", { class: "quarantine" }, quarantine) : el("p", { class: "muted", text: "Nothing was quarantined." }),
-    );
-  }
-
-  async loadLogs(offset) {
-    let data;
-    try {
-      data = await api.logs(this.id, offset, LOG_PAGE);
-    } catch (err) {
-      this.logBody.replaceChildren(alertBox(err.message));
-      return;
-    }
-    this.logsLoaded = true;
-    this.logOffset = offset;
-    const entries = itemsOf(data, "logs");
-    this.logsPartial = entries.length < LOG_PAGE;
-    const total = data && typeof data.total === "number" ? data.total : null;
-    const hasNext = total !== null ? offset + entries.length < total : entries.length === LOG_PAGE;
-    const last = offset + entries.length;
-    this.logPager.replaceChildren(
-      el("button", { type: "button", text: "← previous", disabled: offset === 0, onclick: () => this.loadLogs(Math.max(0, offset - LOG_PAGE)) }),
-      el("span", { class: "muted", text: entries.length ? ` lines ${offset + 1}–${last}${total !== null ? ` of ${total}` : ""} ` : " no lines " }),
-      el("button", { type: "button", text: "next →", disabled: !hasNext, onclick: () => this.loadLogs(offset + LOG_PAGE) }),
-      el("button", { type: "button", text: "reload", onclick: () => this.loadLogs(this.logOffset) }),
-    );
-    this.logBody.replaceChildren(
-      entries.length
-        ? el(
-            "div",
-            { class: "scroll" },
-            el(
-              "table",
-              { class: "log-table" },
-              el("thead", {}, el("tr", {}, ["time", "level", "logger", "message"].map((c) => el("th", { scope: "col", text: c })))),
-              el("tbody", {}, entries.map(logLine)),
-            ),
-          )
-        : el("p", { class: "muted", text: "No log lines yet." }),
     );
   }
 }
