@@ -1,0 +1,134 @@
+"""Bad requests get the documented JSON errors, name what is wrong and change nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from orchestrator.workflows import Workflow
+from tests.api.conftest import UPLOAD_MAX_MB, Api, applied
+
+
+def error_of(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["status"] == status
+    assert body["error"]["code"] and body["error"]["message"]
+    return str(body["error"]["message"])
+
+
+@pytest.fixture(scope="module")
+def workflow(api: Api, sample_workflow: Workflow) -> Workflow:
+    return applied(api, sample_workflow)
+
+
+def landed(api: Api, workflow: Workflow, job: str = "customers") -> list[str]:
+    return [o.key for o in api.stack.object_store.list(f"landing/{workflow.id}/{job}/")]
+
+
+def upload(api: Api, workflow: Workflow, *files: tuple[str, bytes]) -> httpx.Response:
+    return api.client.post(
+        f"/api/workflows/{workflow.id}/jobs/customers/files",
+        files=[("files", (name, data, "text/csv")) for name, data in files],
+    )
+
+
+def test_uploads_refused_name_the_file_and_leave_nothing(api: Api, workflow: Workflow) -> None:
+    good = ("good.csv", b"a,b\n1,2\n")
+    big = b"a,b\n" + b"1,2\n" * ((UPLOAD_MAX_MB << 20) // 4 + 10)
+    message = error_of(upload(api, workflow, good, ("big.csv", big)), 413)
+    assert "'big.csv'" in message and f"{UPLOAD_MAX_MB} MB" in message
+    assert "'notes.txt'" in error_of(upload(api, workflow, ("notes.txt", b"a\n")), 415)
+    binary = b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)) * 4
+    assert "'sheet.csv' is binary" in error_of(upload(api, workflow, ("sheet.csv", binary)), 415)
+    assert "'../x.csv'" in error_of(upload(api, workflow, ("../x.csv", b"a\n")), 400)
+    twice = error_of(upload(api, workflow, good, good), 400)
+    assert "'good.csv' is in the request twice" in twice
+    assert landed(api, workflow) == []  # good.csv was written, then removed with the request
+
+    not_multipart = api.client.post(
+        f"/api/workflows/{workflow.id}/jobs/customers/files", content=b"a,b\n1,2\n"
+    )
+    error_of(not_multipart, 415)
+    assert api.client.get("/healthz").status_code == 200  # still serving
+
+
+def test_several_files_in_one_upload(api: Api, workflow: Workflow) -> None:
+    response = upload(api, workflow, ("one.csv", b"a\n1\n"), ("two.csv", b"a\n2\n"))
+    assert response.status_code == 201, response.text
+    assert [f["name"] for f in response.json()["files"]] == ["one.csv", "two.csv"]
+    assert sorted(landed(api, workflow)) == [
+        f"landing/{workflow.id}/customers/one.csv",
+        f"landing/{workflow.id}/customers/two.csv",
+    ]
+    api.stack.object_store.delete_prefix(f"landing/{workflow.id}/")
+
+
+def test_unknown_and_invalid_ids(api: Api, workflow: Workflow) -> None:
+    assert "'nope'" in error_of(api.client.get("/api/workflows/nope"), 404)
+    assert "'bad id!'" in error_of(api.client.get("/api/workflows/bad id!"), 400)
+    error_of(api.client.get("/api/executions/20990101T000000Z-00000000"), 404)
+    error_of(api.client.get("/api/executions/..%2F..%2Fetc"), 404)  # decoded: no such route
+    error_of(api.client.get("/api/executions/%2e%2e"), 400)
+    error_of(api.client.get("/api/executions/x/logs"), 404)
+    unknown_job = api.client.post(f"/api/workflows/{workflow.id}/jobs/nope/executions", json={})
+    assert "'nope'" in error_of(unknown_job, 404)
+    bad_layer = api.client.post(
+        f"/api/workflows/{workflow.id}/jobs/customers/executions", json={"from_layer": "platinum"}
+    )
+    assert "from_layer" in error_of(bad_layer, 422)
+    error_of(api.client.get("/api/executions", params={"status": "DONE"}), 422)
+    error_of(api.client.get("/api/executions", params={"workflow_id": "a/b"}), 400)
+    error_of(api.client.get("/api/no-such-endpoint"), 404)
+
+
+def test_workflow_definitions_are_validated_like_the_cli(api: Api) -> None:
+    def apply(text: str) -> httpx.Response:
+        return api.client.post("/api/workflows", content=text.encode())
+
+    bad = "id: wf\njobs:\n  - id: a\n    silver: {columns: [{source: x, type: nope}]}\n"
+    message = error_of(apply(bad), 422)
+    assert "workflow.yaml:4: jobs[0].silver.columns[0].type 'nope' is not a type" in message
+    with_file = (
+        "id: wf\njobs:\n  - id: a\n    gold:\n      models:\n"
+        "        - {name: m, sql_file: /etc/passwd}\n"
+    )
+    assert "workflow.yaml:6: jobs[0].gold.models[0].sql_file" in error_of(apply(with_file), 422)
+    assert "not valid YAML" in error_of(apply("id: [unclosed\n"), 422)
+
+
+def test_the_token_is_enforced(api: Api) -> None:
+    bare = httpx.Client(base_url=api.url, timeout=10)
+    assert bare.get("/healthz").status_code == 200
+    error_of(bare.get("/api/jobs"), 401)
+    error_of(bare.get("/api/jobs", headers={"Authorization": "Bearer wrong"}), 401)
+    error_of(bare.get("/api/jobs", headers={"Authorization": "Basic abc"}), 401)
+    error_of(bare.post("/api/workflows", content=b"id: x\n"), 401)
+    assert bare.get("/api/jobs", headers=dict(api.client.headers)).status_code == 200
+    token = api.client.headers["Authorization"].split(" ", 1)[1]
+    events = bare.get("/api/events", params={"once": True, "access_token": token})
+    assert events.status_code == 200
+    error_of(bare.get("/api/jobs", params={"access_token": token}), 401)  # events only
+    assert bare.get("/").status_code == 200  # the UI's files are public; its data is not
+    assert token not in bare.get("/openapi.json").text
+
+
+def test_a_second_trigger_names_the_running_execution_and_cancel(
+    api: Api, workflow: Workflow
+) -> None:
+    api.stack.object_store.put_bytes(
+        f"landing/{workflow.id}/orders/orders.csv", b"order_id\n1\n", content_type="text/csv"
+    )
+    path = f"/api/workflows/{workflow.id}/jobs/orders/executions"
+    first = api.client.post(path, json={"full_refresh": True})
+    assert first.status_code == 201, first.text
+    execution_id = first.json()["id"]
+    message = error_of(api.client.post(path, json={}), 409)
+    assert f"already has execution '{execution_id}'" in message
+
+    cancelled = api.client.post(f"/api/executions/{execution_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    again = error_of(api.client.post(f"/api/executions/{execution_id}/cancel"), 409)
+    assert "ended CANCELLED" in again
+    assert api.client.get(f"/api/executions/{execution_id}").json()["status"] == "CANCELLED"
