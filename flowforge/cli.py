@@ -199,14 +199,22 @@ def run(
     Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
     from rich.console import Console
 
+    from flowforge.ids import validate_id
     from flowforge.layout import JobKey, landing_prefix
     from orchestrator.console import follow, report
+    from orchestrator.flow import plan_layers
+    from orchestrator.prefect_server import quiet_console
     from orchestrator.trigger import trigger_execution, wait_in_process_runs
 
+    try:  # refused before anything is contacted or written
+        key = JobKey(validate_id(workflow, "--workflow"), validate_id(job, "--job"))
+        plan_layers(from_layer)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
     settings, store = _store()
     console = Console()
+    quiet_console()  # the live table shows the progress; run logs still reach Prefect
     try:
-        key = JobKey.of(workflow, job)
         store.get_job(workflow, job)
         if files:
             objects = prepare_store(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,13 @@ from flowforge.settings import Settings
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 # Libraries that log request headers or credentials at DEBUG never go below INFO.
-_CHATTY = ("botocore", "boto3", "urllib3", "s3transfer", "aiobotocore", "hpack", "httpcore")
+# websockets logs every frame at DEBUG, Prefect's events auth frame (with its API key or
+# auth string) included.
+_CHATTY = (
+    "botocore", "boto3", "urllib3", "s3transfer", "aiobotocore", "hpack", "httpcore", "websockets",
+)  # fmt: skip
+# Secrets of the Prefect client that may sit in this process's environment.
+_PREFECT_SECRETS = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING")
 MASK = "***"
 
 
@@ -75,6 +82,7 @@ def secret_values(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         if hasattr(value, "get_secret_value"):
             values.append(value.get_secret_value())
+    values += [os.environ.get(name, "") for name in _PREFECT_SECRETS]
     return [v for v in values if v]
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from rich.console import Console
 
@@ -39,6 +40,9 @@ def run_up(settings: Settings) -> int:
         log.close()
         try:
             assert stack.prefect is not None
+            if not wait_for_deployment(FULL_NAME, worker):
+                console.print(f"[red]the deployment was not served; see {state}/deployment.log[/]")
+                return 1
             for line in (
                 f"S3 (SeaweedFS)      {stack.settings.s3_endpoint_url} {settings.s3_bucket}",
                 f"bronze service      {stack.settings.bronze_address}",
@@ -70,3 +74,19 @@ def run_up(settings: Settings) -> int:
                 worker.kill()
                 worker.wait()
     return 0
+
+
+def wait_for_deployment(name: str, worker: subprocess.Popen[bytes], timeout: float = 120) -> bool:
+    """True once Prefect knows the deployment (the served process registered it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline and worker.poll() is None:
+            try:
+                client.read_deployment_by_name(name)
+                return True
+            except ObjectNotFound:
+                time.sleep(0.5)
+    return False

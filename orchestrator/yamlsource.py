@@ -36,17 +36,52 @@ def load_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
     """Parses one YAML document; syntax errors become InvalidArgument naming the line."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_shape(node, name)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidArgument(f"{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{name}: nested more than {MAX_DEPTH} levels deep") from None
     lines: dict[Path, int] = {}
     if node is not None:
         lines[()] = node.start_mark.line + 1
         _walk(node, (), lines)
     return data, SourceMap(name, lines)
+
+
+# Hostile documents: deep nesting, an alias inside the value it names (a cycle) and
+# alias bombs (a few lines expanding to billions of values) are refused before use.
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+def _check_shape(root: yaml.Node, name: str) -> None:
+    pending: list[tuple[yaml.Node, int, frozenset[int]]] = [(root, 1, frozenset())]
+    seen = 0
+    while pending:
+        node, depth, ancestors = pending.pop()
+        seen += 1
+        where = f"{name}:{node.start_mark.line + 1}"
+        if seen > MAX_VALUES:
+            raise InvalidArgument(
+                f"{name}: more than {MAX_VALUES} values once aliases are expanded"
+            )
+        if depth > MAX_DEPTH:
+            raise InvalidArgument(f"{where}: nested more than {MAX_DEPTH} levels deep")
+        if id(node) in ancestors:
+            raise InvalidArgument(f"{where}: an alias refers to a value that contains it")
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        inside = ancestors | {id(node)}
+        pending.extend((child, depth + 1, inside) for child in children)
 
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:

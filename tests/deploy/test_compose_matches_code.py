@@ -243,3 +243,10 @@ def test_the_worker_serves_the_deployment_flowforge_runs() -> None:
 
     command, params = resolve(SERVICES["worker"]["command"])
     assert f"flowforge-medallion/{params['name']}" == FULL_NAME == Settings().deployment_name
+
+
+def test_flowforge_containers_run_without_privileges() -> None:
+    for name, service in flowforge_services(SERVICES).items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert not service.get("privileged") and "user" not in service, name  # image's uid

@@ -1,10 +1,11 @@
-"""atheris fuzz target over spec parsing: a silver spec as YAML -> proto -> parse_spec, and
-a gold model's SQL through the guard.
+"""atheris fuzz target over spec parsing: a silver spec as YAML -> proto -> parse_spec, a
+gold model's SQL through the guard, and a whole workflow YAML document.
 
 Run: python tests/fuzz/fuzz_specs.py -max_total_time=10. The first byte picks the target
-(even: silver YAML, odd: gold SQL); the rest is the text. A clean refusal (InvalidArgument,
-or the YAML/proto loader's own parse error) is a correct answer; anything else escaping,
-or SQL the guard passes that reads something other than its views, is a finding.
+(modulo 3: 0 silver spec YAML, 1 gold SQL, 2 workflow YAML); the rest is the text. A clean
+refusal (InvalidArgument, or the YAML/proto loader's own parse error for a bare spec) is a
+correct answer; anything else escaping, or SQL the guard passes that reads something
+other than its views, is a finding.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import sys
 import atheris
 import duckdb
 
-with atheris.instrument_imports(include=["services.silver.spec", "services.gold.guard"]):
+with atheris.instrument_imports(
+    include=["services.silver.spec", "services.gold.guard", "orchestrator.workflows"]
+):
     import yaml
     from google.protobuf import json_format
 
     from flowforge.errors import InvalidArgument
-    from flowforge.v1 import silver_pb2
+    from orchestrator.workflows import parse_workflow, silver_spec_from_dict
     from services.gold.guard import check_model_sql
     from services.silver.spec import parse_spec, resolve_columns
 
@@ -35,7 +38,7 @@ def silver_yaml(text: str) -> None:
     if not isinstance(data, dict):
         return
     try:
-        message = json_format.ParseDict(data, silver_pb2.SilverSpec())
+        message = silver_spec_from_dict(data)
     except json_format.ParseError:
         return
     try:
@@ -67,14 +70,18 @@ def gold_sql(text: str) -> None:
             pass  # binds fail for many reasons a run reports as INVALID_ARGUMENT
 
 
+def workflow_yaml(text: str) -> None:
+    try:
+        parse_workflow(text, "fuzzed.yaml")
+    except InvalidArgument as refused:
+        assert refused.message.startswith("fuzzed.yaml"), refused.message
+
+
 def test_one_input(data: bytes) -> None:
     if not data:
         return
     text = data[1:].decode("utf-8", errors="replace")
-    if data[0] % 2 == 0:
-        silver_yaml(text)
-    else:
-        gold_sql(text)
+    [silver_yaml, gold_sql, workflow_yaml][data[0] % 3](text)
 
 
 def main() -> None:

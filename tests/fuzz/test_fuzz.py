@@ -46,12 +46,14 @@ def test_fuzz_csv_parsing(tmp_path: Path) -> None:
 
 
 def test_fuzz_spec_parsing(tmp_path: Path) -> None:
-    """Silver specs (YAML) and gold model SQL, seeded with the examples."""
+    """Silver specs (YAML), gold model SQL and workflow YAML, seeded with the examples."""
     pytest.importorskip("atheris")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for spec in (ROOT / "examples" / "silver").glob("*.yaml"):
-        (corpus / spec.name).write_bytes(b"\x00" + spec.read_bytes())  # even: silver YAML
+        (corpus / spec.name).write_bytes(b"\x00" + spec.read_bytes())  # 0: silver YAML
     for model in (ROOT / "examples" / "models").rglob("*.sql"):
-        (corpus / model.name).write_bytes(b"\x01" + model.read_bytes())  # odd: gold SQL
+        (corpus / model.name).write_bytes(b"\x01" + model.read_bytes())  # 1: gold SQL
+    for workflow in (ROOT / "examples" / "workflows").glob("*.yaml"):
+        (corpus / workflow.name).write_bytes(b"\x02" + workflow.read_bytes())  # 2: workflow
     run_fuzzer("fuzz_specs.py", SPEC_SECONDS, corpus, tmp_path, "-max_len=4096")

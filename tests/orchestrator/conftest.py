@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,7 +85,16 @@ class Stack:
         """Starts `layer` again on the port it had (after a test stopped it)."""
         port = self.servers[layer].port
         factory = LAYER_SERVICES[layer].factory()
-        self.servers[layer] = factory(self.settings, f"127.0.0.1:{port}", self.object_store)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                server = factory(self.settings, f"127.0.0.1:{port}", self.object_store)
+                break
+            except RuntimeError:  # the port is not free again yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.servers[layer] = server
 
     def add_workflow(self, sample: Workflow, **changes: object) -> Workflow:
         """The sample workflow under a fresh id, its CSVs landed: tests never share data."""

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from flowforge.cli import app
 from flowforge.settings import Settings, get_settings
 from orchestrator.flow import medallion
+from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
 
@@ -33,7 +36,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "FLOWFORGE_BRONZE_ADDRESS": settings.bronze_address,
         "FLOWFORGE_SILVER_ADDRESS": settings.silver_address,
         "FLOWFORGE_GOLD_ADDRESS": settings.gold_address,
-        "FLOWFORGE_LAYER_RETRY_DELAYS_SECONDS": "[1, 1]",
+        "FLOWFORGE_LAYER_RETRY_DELAYS_SECONDS": "[3, 3]",
         "FLOWFORGE_LOG_FORMAT": "text",
         "COLUMNS": "200",  # rich tables stay on one line per row
     }
@@ -164,3 +167,42 @@ def test_seed_lands_the_sample(cli: tuple[CliRunner, dict[str, str]], stack: Sta
         assert keys == [f"landing/customer-data/{job}/{job}.csv"]
     assert stack.object_store.head("dimensions/countries/_manifest.json") is not None
     assert stack.store.get_workflow("customer-data").dimensions == ["countries"]
+
+
+def test_a_terminated_flow_run_ends_its_execution_crashed(
+    stack: Stack, sample_workflow: Workflow, served_deployment: subprocess.Popen[bytes]
+) -> None:
+    """The worker's flow run process gets SIGTERM (a node draining): the on_crashed hook
+    ends the execution CRASHED."""
+    workflow = stack.add_workflow(sample_workflow)
+    stack.servers["bronze"].stop(0)  # the run waits in bronze's retries
+    try:
+        execution = trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
+        deadline = time.monotonic() + 60
+        while stack.store.get_execution(execution.id).status != "RUNNING":
+            assert time.monotonic() < deadline, "the flow run did not start"
+            time.sleep(0.2)
+        runs = psutil.Process(served_deployment.pid).children(recursive=True)
+        assert runs, "no flow run process under the served deployment"
+        for process in runs:
+            process.send_signal(signal.SIGTERM)
+        while stack.store.get_execution(execution.id).active:
+            assert time.monotonic() < deadline + 30, "the execution did not end"
+            time.sleep(0.2)
+    finally:
+        stack.restart("bronze")
+    ended = stack.store.get_execution(execution.id)
+    assert ended.status == "CRASHED", (ended.status, ended.error)
+    assert ended.step("bronze").status == "FAILED"
+    assert [s.status for s in ended.steps[1:]] == ["SKIPPED", "SKIPPED"]
+
+
+def test_run_refuses_bad_ids_before_touching_anything(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"FLOWFORGE_STATE_DIR": str(tmp_path / "state")}
+    bad = runner.invoke(app, ["run", "--workflow", "../etc", "--job", "j"], env=env)
+    assert bad.exit_code == 1
+    assert bad.output.startswith("error: --workflow '../etc' is not a valid ID")
+    layer = runner.invoke(app, ["run", "-w", "w", "-j", "j", "--from-layer", "platinum"], env=env)
+    assert layer.exit_code == 1 and "from_layer 'platinum' is not one of" in layer.output
+    assert not (tmp_path / "state").exists()  # no store was opened

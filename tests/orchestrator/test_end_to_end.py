@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flowforge.errors import Conflict, InvalidArgument
 from orchestrator.flow import medallion
+from orchestrator.prefect_server import flush_clients
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
@@ -159,3 +164,30 @@ def test_cancelling_ends_the_execution(stack: Stack, sample_workflow: Workflow) 
         stack.settings, workflow.id, "customers", store=stack.store, in_process=True
     )
     assert wait_for(stack, again.id).status == "COMPLETED"
+
+
+def test_prefect_sees_the_artifact_and_the_layer_events(
+    stack: Stack, sample_workflow: Workflow, prefect_api: str
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    execution_id = medallion(workflow_id=workflow.id, job_id="products")["execution_id"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"{workflow.id}-products"]))
+        )
+    assert len(artifacts) == 1 and artifacts[0].type == "table"
+    data = artifacts[0].data
+    rows = json.loads(data) if isinstance(data, str) else data
+    assert [(r["layer"], r["status"], r["rows_out"]) for r in rows] == [
+        ("bronze", "COMPLETED", 40), ("silver", "COMPLETED", 36), ("gold", "COMPLETED", 11)
+    ]  # fmt: skip
+    flush_clients()
+    query = {"filter": {"resource": {"id": [f"flowforge.execution.{execution_id}"]}}, "limit": 50}
+    deadline = time.monotonic() + 30
+    while True:
+        page = httpx.post(f"{prefect_api}/events/filter", json=query, timeout=10).json()
+        names = sorted(e["event"] for e in page["events"])
+        if len(names) >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert names == ["flowforge.layer.completed"] * 3 + ["flowforge.layer.started"] * 3
