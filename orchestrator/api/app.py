@@ -54,6 +54,7 @@ def create_app(
         version="1",
         description="Workflows, jobs, uploads, executions, logs and previews of FlowForge.",
         lifespan=lifespan,
+        redirect_slashes=False,  # "/api/workflows/" is not "/api/workflows": no redirects
         responses=ERROR_RESPONSES,
     )
     app.state.context = context

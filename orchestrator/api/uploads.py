@@ -29,7 +29,7 @@ from orchestrator.api.schemas import Uploaded, UploadedFile
 
 router = APIRouter(tags=["jobs"])
 # A file name: letters, digits, '_', '-' and single dots, ending in .csv; no path.
-FILE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,122}")
+FILE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,63}")
 SNIFF_BYTES = 8192
 _CHUNK = 1 << 20
 

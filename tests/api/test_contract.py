@@ -1,0 +1,38 @@
+"""Every endpoint of the OpenAPI document, fuzzed by schemathesis over real HTTP: no
+request, however malformed, gets a 5xx. Bounded: a few examples per endpoint and a time
+budget for the whole run.
+
+/api/events is left out: it is a stream that runs until the client leaves (tested in
+test_runs.py with `once`). Schemathesis's pytest plugin does not run under pytest 9, so
+its command line runs here, as CI would run it against a deployment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.api.conftest import Api
+
+
+def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> None:
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    result = subprocess.run(
+        [
+            *(str(schemathesis), "run", f"{api.url}/openapi.json"),
+            *("--checks", "not_a_server_error", "--phases", "examples,coverage,fuzzing"),
+            *("--max-examples", "6", "--max-time", "50", "--seed", "6"),
+            *("--workers", "1"),  # hypothesis's lambda descriptions are not thread-safe
+            *("--request-timeout", "30", "--exclude-path", "/api/events"),
+            *("--header", f"Authorization: {api.client.headers['Authorization']}"),
+            *("--report", "junit", "--report-dir", str(tmp_path)),
+            *("--no-color", "--output-truncate", "true"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-12000:]
+    assert "API Operations:" in output and "15 selected" in output, output[-3000:]
