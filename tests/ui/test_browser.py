@@ -28,6 +28,7 @@ def test_run_a_job_and_read_its_execution(
     workflow = stack.add_workflow(sample_workflow)
     OUTPUT.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(60_000)  # a loaded CI machine: Prefect and the services share it
     page.add_init_script(f"localStorage.setItem('flowforge.token', {TOKEN!r})")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -68,14 +69,15 @@ def test_run_a_job_and_read_its_execution(
     logs = page.locator(".log-table")
     logs.get_by_text(
         f"bronze: 203 rows in, 201 out, 2 rejected, committed bronze/{workflow.id}/"
-    ).wait_for(timeout=30_000)
-    logs.get_by_text("gold: 192 rows in, 54 out").wait_for(timeout=30_000)
+    ).wait_for(timeout=60_000)
+    logs.get_by_text("gold: 192 rows in, 54 out").wait_for(timeout=60_000)
     page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
     assert errors == []
 
 
 def test_the_token_field_unlocks_an_api_that_needs_one(api: Api, browser: Browser) -> None:
     page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(60_000)
     page.goto(f"{api.url}/#/jobs")
     refused = page.get_by_role("alert")
     refused.wait_for()
