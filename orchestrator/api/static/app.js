@@ -1,0 +1,69 @@
+// FlowForge web UI: hash routing (#/jobs, #/executions/{id}), the token field, live updates.
+
+import { getToken, setToken, subscribe } from "./api.js";
+import { ExecutionPage } from "./execution.js";
+import { JobsPage } from "./jobs.js";
+
+const root = document.getElementById("app");
+const live = document.getElementById("live");
+let page = null;
+let events = null;
+let pending = null;
+let lastRefresh = 0;
+
+function route() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [name, ...rest] = hash.split("/");
+  if (name === "executions" && rest[0]) {
+    const id = decodeURIComponent(rest[0]);
+    return { title: `Execution ${id}`, make: () => new ExecutionPage(root, id) };
+  }
+  return { title: "Jobs", make: () => new JobsPage(root) };
+}
+
+// Many events arrive during a run: refresh at most every 300 ms.
+function refreshSoon() {
+  if (pending) return;
+  const wait = Math.max(0, 300 - (Date.now() - lastRefresh));
+  pending = setTimeout(async () => {
+    pending = null;
+    lastRefresh = Date.now();
+    if (page) await page.refresh();
+  }, wait);
+}
+
+function connect() {
+  if (events) events.close();
+  events = subscribe(() => refreshSoon());
+}
+
+function show() {
+  const target = route();
+  document.title = `${target.title} · FlowForge`;
+  page = target.make();
+  document.querySelectorAll("[data-nav]").forEach((a) => {
+    a.toggleAttribute("aria-current", location.hash.startsWith(`#/${a.dataset.nav}`) || (!location.hash && a.dataset.nav === "jobs"));
+  });
+  page.refresh();
+}
+
+// Events may be lost (proxy, restart) or refused: while a run is active, poll as well.
+setInterval(() => {
+  live.textContent = events && events.live ? "live" : "polling";
+  live.className = `live ${events && events.live ? "on" : "off"}`;
+  if (page && (page.anyActive || !(events && events.live))) refreshSoon();
+}, 2000);
+
+const tokenForm = document.getElementById("token-form");
+const tokenInput = document.getElementById("token");
+tokenInput.value = getToken();
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  setToken(tokenInput.value.trim());
+  connect();
+  show();
+});
+
+window.addEventListener("hashchange", show);
+connect();
+show();

@@ -1,0 +1,260 @@
+// The execution page: steps with counts, warnings and errors, the quality report, the
+// balance sheet, the quarantine and gold previews, and the Prefect logs (paginated).
+
+import { api, itemsOf } from "./api.js";
+import { LogPanel } from "./logs.js";
+import { LAYERS, alertBox, badge, count, dataTable, el, isActive, seconds, when } from "./dom.js";
+
+const PREVIEW_ROWS = 10;
+
+function section(title, ...children) {
+  const id = `sec-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
+  return el("section", { class: "panel", "aria-labelledby": id }, el("h3", { id, text: title }), ...children);
+}
+
+function stepsTable(execution) {
+  const rows = (execution.steps || []).slice().sort((a, b) => LAYERS.indexOf(a.layer) - LAYERS.indexOf(b.layer));
+  return el(
+    "div",
+    { class: "scroll" },
+    el(
+      "table",
+      { class: "steps-table" },
+      el("thead", {}, el("tr", {}, ["layer", "status", "rows in", "rows out", "rejected", "tries", "duration", "warnings and errors"].map((c) => el("th", { scope: "col", text: c })))),
+      el(
+        "tbody",
+        {},
+        rows.map((s) =>
+          el(
+            "tr",
+            { "data-layer": s.layer, "data-status": s.status },
+            el("th", { scope: "row", text: s.layer }),
+            el("td", {}, badge(s.status)),
+            el("td", { class: "num", text: count(s.rows_in) }),
+            el("td", { class: "num", text: count(s.rows_out) }),
+            el("td", { class: "num", text: count(s.rows_rejected) }),
+            el("td", { class: "num", text: s.attempts ? String(s.attempts) : "—" }),
+            el("td", { class: "num", text: seconds(s.started_at, s.finished_at) }),
+            el(
+              "td",
+              { class: "notes" },
+              s.error ? el("p", { class: "error-inline", text: s.error }) : null,
+              (s.warnings || []).length
+                ? el("ul", { class: "warnings" }, s.warnings.map((w) => el("li", { text: w })))
+                : null,
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function qualityView(execution) {
+  const parts = [];
+  for (const step of execution.steps || []) {
+    const q = step.quality || {};
+    const reasons = Object.entries(q.rejected_by_reason || {}).sort((a, b) => b[1] - a[1]);
+    const label = step.layer === "bronze" ? "rejected" : "quarantined";
+    const facts = [];
+    for (const [reason, n] of reasons) facts.push({ what: `${label}: ${reason}`, rows: n });
+    if (q.duplicates_removed) facts.push({ what: "duplicates removed", rows: q.duplicates_removed });
+    const drift = q.drift || {};
+    for (const kind of ["added", "removed", "retyped"]) {
+      if ((drift[kind] || []).length) facts.push({ what: `schema drift: ${kind}`, rows: drift[kind].join(", ") });
+    }
+    const rules = q.rules || [];
+    const files = q.files || [];
+    if (!facts.length && !rules.length && !files.length) continue;
+    parts.push(
+      el(
+        "div",
+        { class: "quality-step", "data-layer": step.layer },
+        el("h4", { text: step.layer }),
+        facts.length ? dataTable(facts, { columns: ["what", "rows"], numeric: ["rows"] }) : null,
+        rules.length
+          ? dataTable(rules, { caption: "rules", columns: ["rule_id", "rule", "column", "action", "checked", "passed", "failed"] })
+          : null,
+        files.length
+          ? dataTable(files, { caption: "files", columns: ["key", "status", "rows", "rows_rejected", "delimiter", "encoding"] })
+          : null,
+      ),
+    );
+  }
+  return parts.length ? el("div", { class: "quality" }, parts) : el("p", { class: "muted", text: "No quality report yet." });
+}
+
+function balanceView(balance) {
+  if (!balance) return el("p", { class: "muted", text: "No balance sheet yet." });
+  const figures = Object.entries(balance.figures || {}).map(([name, rows]) => ({ figure: name.replaceAll("_", " "), rows: count(rows) }));
+  return el(
+    "div",
+    { class: "balance" },
+    el("p", {}, balance.balanced ? el("span", { class: "badge s-completed", text: "balanced" }) : el("span", { class: "badge s-failed", text: "GAP" })),
+    dataTable(figures, { columns: ["figure", "rows"], numeric: ["rows"] }),
+    el(
+      "ul",
+      { class: "checks" },
+      (balance.checks || []).map((c) =>
+        el("li", { class: c.ok ? "ok" : "gap" }, el("strong", { text: c.ok ? "ok " : "GAP " }), `${c.name}: ${count(c.left)} = ${count(c.right)}`),
+      ),
+    ),
+  );
+}
+
+function previewRows(data) {
+  if (typeof data === "string") return JSON.parse(data || "[]");
+  return Array.isArray(data) ? data : [];
+}
+
+function replaced(runId) {
+  return el("p", { class: "note", text: `A later run (${runId}) has replaced this execution's output: shown is the job's current one.` });
+}
+
+export class ExecutionPage {
+  constructor(root, executionId) {
+    this.root = root;
+    this.id = executionId;
+    this.loadedPreviews = false;
+    this.head = el("div", { class: "page-head" });
+    this.error = el("div", { "aria-live": "polite" });
+    this.steps = section("Steps");
+    this.quality = section("Quality report");
+    this.balance = section("Balance sheet");
+    this.quarantine = section("Quarantine preview");
+    this.gold = section("Gold previews");
+    this.logs = new LogPanel(executionId);
+    root.replaceChildren(
+      el("p", {}, el("a", { href: "#/jobs", text: "← all jobs" })),
+      this.head,
+      this.error,
+      this.steps,
+      el("div", { class: "two" }, this.quality, this.balance),
+      this.gold,
+      this.quarantine,
+      section("Logs", this.logs.node),
+    );
+  }
+
+  // Prefect ships log lines in batches: keep refreshing for a while after the run ended.
+  get anyActive() {
+    const e = this.execution;
+    return isActive(e) || Boolean(e && e.finished_at && Date.now() - Date.parse(e.finished_at) < 20000);
+  }
+
+  async refresh() {
+    let execution;
+    try {
+      execution = await api.execution(this.id);
+      this.error.replaceChildren();
+    } catch (err) {
+      this.error.replaceChildren(alertBox(err.message));
+      return;
+    }
+    const wasActive = isActive(this.execution);
+    this.execution = execution;
+    this.renderHead(execution);
+    this.steps.replaceChildren(this.steps.firstChild, stepsTable(execution));
+    this.quality.replaceChildren(this.quality.firstChild, qualityView(execution));
+    this.balance.replaceChildren(this.balance.firstChild, balanceView(execution.balance));
+    // Previews and the first page of logs: once the run has ended (and again if it ends now).
+    if (!isActive(execution) && (!this.loadedPreviews || wasActive)) {
+      this.loadedPreviews = true;
+      this.loadPreviews(execution);
+    }
+    if (isActive(execution) || wasActive || !this.logs.loaded || this.logs.partial) this.logs.load();
+  }
+
+  renderHead(e) {
+    const cancel = isActive(e)
+      ? el("button", { type: "button", class: "danger", text: "Cancel", onclick: () => this.cancel() })
+      : null;
+    this.head.replaceChildren(
+      ...[
+      el("h2", {}, "Execution ", el("code", { text: e.id }), " ", badge(e.status)),
+      el(
+        "dl",
+        { class: "facts" },
+        el("dt", { text: "job" }),
+        el("dd", { text: `${e.workflow_id}/${e.job_id}` }),
+        el("dt", { text: "layers" }),
+        el("dd", { text: (e.layers || []).join(" → ") + (e.full_refresh ? " (full refresh)" : "") }),
+        el("dt", { text: "created" }),
+        el("dd", { text: when(e.created_at) }),
+        el("dt", { text: "duration" }),
+        el("dd", { text: seconds(e.started_at, e.finished_at) }),
+        e.flow_run_id ? el("dt", { text: "Prefect flow run" }) : null,
+        e.flow_run_id ? el("dd", {}, el("code", { text: e.flow_run_id })) : null,
+      ),
+      e.error ? alertBox(e.error) : null,
+      cancel,
+      ].filter(Boolean),
+    );
+  }
+
+  async cancel() {
+    try {
+      await api.cancel(this.id);
+    } catch (err) {
+      this.error.replaceChildren(alertBox(err.message));
+    }
+    this.refresh();
+  }
+
+  async loadPreviews(execution) {
+    const steps = Object.fromEntries((execution.steps || []).map((s) => [s.layer, s]));
+    const gold = [];
+    if (steps.gold && steps.gold.status === "COMPLETED") {
+      let items;
+      try {
+        const data = await api.goldPreviews(this.id, PREVIEW_ROWS);
+        if (data.current === false) gold.push(replaced(data.run_id));
+        items = itemsOf(data);
+      } catch (err) {
+        // The step's own report carries a few rows of each model.
+        gold.push(alertBox(`gold previews: ${err.message}`));
+        items = (steps.gold.quality?.models || []).map((m) => ({ ...m, preview: previewRows(m.preview_json) }));
+      }
+      for (const item of items.filter((m) => m.name !== "profile")) {
+        const rows = previewRows(item.preview ?? []).slice(0, PREVIEW_ROWS);
+        gold.push(
+          el(
+            "div",
+            { class: "preview", "data-model": item.name },
+            dataTable(rows, { columns: item.columns, caption: `${item.name} · ${count(item.rows)} rows, first ${rows.length}` }),
+          ),
+        );
+      }
+    }
+    this.gold.replaceChildren(
+      this.gold.firstChild,
+      gold.length ? el("div", { class: "previews" }, gold) : el("p", { class: "muted", text: "No gold output in this execution." }),
+    );
+    const quarantine = [];
+    for (const layer of ["bronze", "silver"]) {
+      const step = steps[layer];
+      if (!step || !step.rows_rejected) continue;
+      const label = layer === "bronze" ? "rejects" : "quarantine";
+      try {
+        const data = await api.quarantine(this.id, layer, PREVIEW_ROWS);
+        if (data.current === false) quarantine.push(replaced(data.run_id));
+        for (const item of itemsOf(data)) {
+          const rows = previewRows(item.preview ?? []);
+          quarantine.push(
+            el(
+              "div",
+              { class: "preview", "data-layer": layer },
+              dataTable(rows, { columns: item.columns, caption: `${layer} ${label} · ${count(item.rows)} rows, first ${rows.length}` }),
+            ),
+          );
+        }
+      } catch (err) {
+        quarantine.push(alertBox(`${layer} ${label}: ${err.message}`));
+      }
+    }
+    this.quarantine.replaceChildren(
+      this.quarantine.firstChild,
+      quarantine.length ? el("div", { class: "quarantine" }, quarantine) : el("p", { class: "muted", text: "Nothing was quarantined." }),
+    );
+  }
+}

@@ -1,0 +1,203 @@
+// The jobs page: every job of every workflow, its latest execution as bronze -> silver ->
+// gold, a Run button and a CSV upload per job; rows update in place so controls keep state.
+
+import { api, itemsOf } from "./api.js";
+import { LAYERS, alertBox, badge, count, el, isActive, seconds, stepsByLayer } from "./dom.js";
+
+const jobIdOf = (job) => job.job_id ?? job.id;
+const latestOf = (job) => job.latest_execution ?? job.latest ?? job.execution ?? null;
+const keyOf = (workflowId, jobId) => `${workflowId}/${jobId}`;
+
+function stepCell(layer, step) {
+  const status = step ? step.status : null;
+  return el(
+    "div",
+    { class: "step", "data-layer": layer, "data-status": status || "" },
+    el("div", { class: "step-head" }, el("span", { class: "layer", text: layer }), badge(status)),
+    el(
+      "dl",
+      { class: "counts" },
+      el("dt", { text: "in" }),
+      el("dd", { text: count(step?.rows_in) }),
+      el("dt", { text: "out" }),
+      el("dd", { text: count(step?.rows_out) }),
+      el("dt", { text: "rejected" }),
+      el("dd", { text: count(step?.rows_rejected) }),
+      el("dt", { text: "time" }),
+      el("dd", { text: step ? seconds(step.started_at, step.finished_at) : "—" }),
+    ),
+  );
+}
+
+function stepsView(execution) {
+  const steps = stepsByLayer(execution);
+  const cells = [];
+  LAYERS.forEach((layer, i) => {
+    if (i) cells.push(el("span", { class: "arrow", "aria-hidden": "true", text: "→" }));
+    cells.push(stepCell(layer, steps[layer]));
+  });
+  return el("div", { class: "steps" }, cells);
+}
+
+function executionLine(execution) {
+  if (!execution) return el("p", { class: "muted", text: "Never run." });
+  return el(
+    "p",
+    { class: "latest" },
+    badge(execution.status),
+    " ",
+    el("a", { href: `#/executions/${encodeURIComponent(execution.id)}`, text: `execution ${execution.id}` }),
+    execution.error ? el("span", { class: "error-inline", text: ` — ${execution.error}` }) : null,
+  );
+}
+
+class JobRow {
+  constructor(workflowId, jobId, onChanged) {
+    this.workflowId = workflowId;
+    this.jobId = jobId;
+    this.onChanged = onChanged;
+    const id = `${workflowId}--${jobId}`.replace(/[^A-Za-z0-9_-]/g, "_");
+    this.status = el("div", { class: "status" });
+    this.title = el("p", { class: "job-title muted" });
+    this.message = el("div", { class: "message", "aria-live": "polite" });
+    this.fromLayer = el(
+      "select",
+      { id: `from-${id}`, name: "from_layer" },
+      LAYERS.map((l) => el("option", { value: l, text: l })),
+    );
+    this.fullRefresh = el("input", { type: "checkbox", id: `full-${id}`, name: "full_refresh" });
+    this.runButton = el("button", { type: "button", class: "primary run", text: "Run", "aria-label": `Run ${jobId}`, onclick: () => this.run() });
+    this.files = el("input", { type: "file", id: `files-${id}`, accept: ".csv,text/csv", multiple: true });
+    this.uploadButton = el("button", { type: "button", class: "upload", text: "Upload", "aria-label": `Upload files to ${jobId}`, onclick: () => this.upload() });
+    this.node = el(
+      "article",
+      { class: "job", "data-job": jobId, "data-workflow": workflowId, "aria-label": `job ${jobId}` },
+      el("div", { class: "job-name" }, el("h3", { text: jobId }), this.title, this.status),
+      el("div", { class: "job-steps" }),
+      el(
+        "div",
+        { class: "job-actions" },
+        el(
+          "div",
+          { class: "row" },
+          this.runButton,
+          el("label", { for: `from-${id}`, text: "from" }),
+          this.fromLayer,
+          el("label", { class: "check", for: `full-${id}` }, this.fullRefresh, "full refresh"),
+        ),
+        el("div", { class: "row" }, el("label", { class: "visually-hidden", for: `files-${id}`, text: `CSV files for ${jobId}` }), this.files, this.uploadButton),
+        this.message,
+      ),
+    );
+  }
+
+  update(job) {
+    const execution = latestOf(job);
+    this.execution = execution;
+    if (job.name && job.name !== this.jobId) this.title.textContent = job.name;
+    this.node.querySelector(".job-steps").replaceChildren(stepsView(execution));
+    this.status.replaceChildren(executionLine(execution));
+    this.runButton.disabled = isActive(execution);
+    this.runButton.title = isActive(execution) ? "A run of this job is in progress" : "";
+  }
+
+  say(node) {
+    this.message.replaceChildren(node);
+  }
+
+  async run() {
+    this.runButton.disabled = true;
+    try {
+      const execution = await api.trigger(this.workflowId, this.jobId, this.fromLayer.value, this.fullRefresh.checked);
+      this.say(el("p", { class: "ok" }, "Started ", el("a", { href: `#/executions/${encodeURIComponent(execution.id)}`, text: execution.id }), "."));
+      this.update({ latest_execution: execution });
+    } catch (err) {
+      this.say(alertBox(err.message));
+      this.runButton.disabled = isActive(this.execution);
+    }
+    this.onChanged();
+  }
+
+  async upload() {
+    const files = [...this.files.files];
+    if (!files.length) {
+      this.say(alertBox("Choose one or more .csv files first."));
+      return;
+    }
+    const wrong = files.filter((f) => !f.name.toLowerCase().endsWith(".csv"));
+    if (wrong.length) {
+      this.say(alertBox(`Only .csv files can be uploaded: ${wrong.map((f) => f.name).join(", ")}`));
+      return;
+    }
+    this.uploadButton.disabled = true;
+    this.say(el("p", { class: "muted", text: `Uploading ${files.length} file(s)…` }));
+    try {
+      const result = await api.upload(this.workflowId, this.jobId, files);
+      const stored = itemsOf(result, "files", "uploaded");
+      const names = stored.length ? stored.map((f) => f.name ?? f.key ?? f).join(", ") : files.map((f) => f.name).join(", ");
+      this.say(el("p", { class: "ok", text: `Uploaded ${names}.` }));
+      this.files.value = "";
+    } catch (err) {
+      this.say(alertBox(err.message));
+    } finally {
+      this.uploadButton.disabled = false;
+    }
+  }
+}
+
+export class JobsPage {
+  constructor(root) {
+    this.root = root;
+    this.rows = new Map();
+    this.sections = new Map();
+    this.error = el("div", { "aria-live": "polite" });
+    this.list = el("div", { class: "workflows" });
+    root.replaceChildren(
+      el("div", { class: "page-head" }, el("h2", { text: "Jobs" }), el("p", { class: "muted", text: "Latest execution of every job, live." })),
+      this.error,
+      this.list,
+    );
+  }
+
+  get anyActive() {
+    return [...this.rows.values()].some((row) => isActive(row.execution));
+  }
+
+  async refresh() {
+    let jobs;
+    try {
+      jobs = itemsOf(await api.jobs(), "jobs");
+      this.error.replaceChildren();
+    } catch (err) {
+      this.error.replaceChildren(alertBox(err.message));
+      return;
+    }
+    if (!jobs.length && !this.rows.size) {
+      this.list.replaceChildren(el("p", { class: "muted", text: "No workflows yet: apply one (flowforge seed, or flowforge workflows apply FILE)." }));
+      return;
+    }
+    for (const job of jobs) {
+      const workflowId = job.workflow_id;
+      const jobId = jobIdOf(job);
+      const key = keyOf(workflowId, jobId);
+      if (!this.sections.has(workflowId)) {
+        const body = el("div", { class: "jobs" });
+        const section = el(
+          "section",
+          { class: "workflow", "data-workflow": workflowId, "aria-label": `workflow ${workflowId}` },
+          el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId }), job.workflow_name ? ` · ${job.workflow_name}` : ""),
+          body,
+        );
+        if (!this.rows.size) this.list.replaceChildren();
+        this.list.append(section);
+        this.sections.set(workflowId, body);
+      }
+      if (!this.rows.has(key)) {
+        const row = new JobRow(workflowId, jobId, () => this.refresh());
+        this.rows.set(key, row);
+        this.sections.get(workflowId).append(row.node);
+      }
+      this.rows.get(key).update(job);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+"""The browser test's fixtures: Debian's headless chromium, and the API of tests/api (the
+real stack, a served deployment, uvicorn on a free port, a bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.api.conftest import (  # noqa: F401 (the API's fixtures, by name)
+    TOKEN,
+    Api,
+    api,
+    served,
+)
+from tests.orchestrator.conftest import (  # noqa: F401 (the orchestrator's fixtures, by name)
+    postgres_schema_url,
+    sample_workflow,
+    stack,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT = Path(__file__).resolve().parents[1] / "output"
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """Debian's headless chromium through Playwright (Playwright never downloads one)."""
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium: install Debian's chromium (`apt-get install chromium`)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,0 +1,91 @@
+"""The web UI in real headless Chromium against the real stack: run a sample job from the
+jobs page, watch bronze, silver and gold complete, read the execution page."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Browser, Locator
+
+from orchestrator.workflows import Workflow
+from tests.orchestrator.conftest import ROOT, Stack
+from tests.ui.conftest import OUTPUT, TOKEN, Api
+
+# What the sample customers CSV gives (tests/orchestrator/test_end_to_end.py): in, out, rejected.
+CUSTOMERS = {
+    "bronze": ("203", "201", "2"),
+    "silver": ("201", "192", "6"),
+    "gold": ("192", "54", "0"),
+}
+
+
+def step_counts(step: Locator) -> tuple[str, str, str]:
+    values = step.locator("dd").all_inner_texts()
+    return values[0], values[1], values[2]
+
+
+def test_run_a_job_and_read_its_execution(
+    api: Api, stack: Stack, sample_workflow: Workflow, browser: Browser
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    OUTPUT.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(60_000)  # a loaded CI machine: Prefect and the services share it
+    page.add_init_script(f"localStorage.setItem('flowforge.token', {TOKEN!r})")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    page.goto(f"{api.url}/#/jobs")
+    job = page.locator(f'article.job[data-workflow="{workflow.id}"][data-job="customers"]')
+    job.wait_for()
+    assert job.locator(".status").inner_text() == "Never run."
+    # The same file again, through the page's upload (it replaces the landed one).
+    job.locator('input[type="file"]').set_input_files(ROOT / "examples/data/customers.csv")
+    job.get_by_role("button", name="Upload").click()
+    job.get_by_text("Uploaded customers.csv.").wait_for()
+    job.get_by_role("button", name="Run").click()
+    for layer in ("bronze", "silver", "gold"):
+        step = job.locator(f'.step[data-layer="{layer}"][data-status="COMPLETED"]')
+        step.wait_for(timeout=90_000)
+        assert step_counts(step) == CUSTOMERS[layer], layer
+    assert job.locator(".latest .badge").inner_text() == "COMPLETED"
+    page.screenshot(path=OUTPUT / "ui-jobs.png", full_page=True)
+
+    job.locator(".latest a").click()
+    steps = page.locator(".steps-table tbody tr")
+    steps.first.wait_for()
+    rows = {r.locator("th").inner_text(): r.locator("td").all_inner_texts() for r in steps.all()}
+    for layer, (rows_in, rows_out, rejected) in CUSTOMERS.items():
+        assert rows[layer][:4] == ["COMPLETED", rows_in, rows_out, rejected], layer
+    quality = page.locator("section", has=page.get_by_role("heading", name="Quality report"))
+    assert "rejected: wrong_field_count" in quality.inner_text()
+    assert "cast_lifetime_value" in quality.inner_text()  # the silver rules table
+    balance = page.locator("section", has=page.get_by_role("heading", name="Balance sheet"))
+    assert "balanced" in balance.inner_text()
+    preview = page.locator('.preview[data-model="customers_by_country"] tbody tr')
+    preview.first.wait_for()
+    assert preview.count() >= 5
+    quarantine = page.locator("section", has=page.get_by_role("heading", name="Quarantine preview"))
+    quarantine.locator("tbody tr").first.wait_for()
+    # The Prefect logs of this run's flow run: the flow's line for each layer.
+    logs = page.locator(".log-table")
+    logs.get_by_text(
+        f"bronze: 203 rows in, 201 out, 2 rejected, committed bronze/{workflow.id}/"
+    ).wait_for(timeout=60_000)
+    logs.get_by_text("gold: 192 rows in, 54 out").wait_for(timeout=60_000)
+    page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
+    assert errors == []
+
+
+def test_the_token_field_unlocks_an_api_that_needs_one(api: Api, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(60_000)
+    page.goto(f"{api.url}/#/jobs")
+    refused = page.get_by_role("alert")
+    refused.wait_for()
+    assert "Unauthorized" in refused.inner_text()
+    page.get_by_label("API token").fill(TOKEN)
+    page.get_by_role("button", name="Save").click()
+    page.locator("article.job").first.wait_for()
+    assert page.get_by_role("alert").count() == 0
+    assert page.evaluate("localStorage.getItem('flowforge.token')") == TOKEN
+    page.wait_for_function("document.getElementById('live').textContent === 'live'")
+    page.close()
