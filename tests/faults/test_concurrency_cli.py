@@ -54,5 +54,6 @@ def test_run_refuses_path_like_ids(cli_env: dict[str, str], option: str, value: 
     args = {"--workflow": "customer-data", "--job": "customers", option: value}
     result = CliRunner().invoke(app, ["run", *(x for kv in args.items() for x in kv)], env=cli_env)
     assert result.exit_code == 1, result.output
-    assert f"error: {option} " in result.output, result.output  # names the option
+    field = {"--workflow": "job.workflow_id", "--job": "job.job_id"}[option]
+    assert f"error: {field} " in result.output, result.output  # names the field
     assert "Traceback" not in result.output
