@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from flowforge.processes import stop_process_group
 
 # weed mini opens each of these (and each gRPC port at +10000); all are set explicitly
 # so that two stores can run side by side.
@@ -169,14 +169,7 @@ class EmbeddedS3:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout)
 
     def __enter__(self) -> EmbeddedS3:
         return self.start()

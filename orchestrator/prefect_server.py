@@ -8,7 +8,6 @@ locked" under concurrent runs, so we start one real server and point everything 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from flowforge.embedded import pick_ports
+from flowforge.processes import stop_process_group
 
 
 class PrefectServer:
@@ -95,14 +95,7 @@ class PrefectServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout)
 
     def __enter__(self) -> PrefectServer:
         return self.start()
