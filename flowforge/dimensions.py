@@ -8,7 +8,6 @@ gold build reads either the previous version or the new one, never half of one.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +35,11 @@ class DimensionInfo:
     source: str
 
 
-def upload_dimension(store: ObjectStore, name: str, data: bytes, filename: str) -> DimensionInfo:
-    """Stores `data` (a CSV or Parquet file, told apart by filename) as dimension `name`."""
+def upload_dimension(
+    store: ObjectStore, name: str, data: bytes | Path, filename: str
+) -> DimensionInfo:
+    """Stores `data` (a CSV or Parquet file's bytes or path, told apart by filename) as
+    dimension `name`."""
     dataset = Dataset.for_dimension(name)
     frame = read_table(data, filename)
     previous = read_committed(store, dataset)
@@ -52,8 +54,7 @@ def upload_dimension(store: ObjectStore, name: str, data: bytes, filename: str) 
         inputs={
             "file": filename,
             "format": FORMATS[Path(filename).suffix.lower()],
-            "size_bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            **fingerprint(data),
         },
     )
     commit(store, dataset, manifest, previous)
@@ -61,7 +62,17 @@ def upload_dimension(store: ObjectStore, name: str, data: bytes, filename: str) 
 
 
 def upload_dimension_file(store: ObjectStore, name: str, path: Path) -> DimensionInfo:
-    return upload_dimension(store, name, path.read_bytes(), path.name)
+    return upload_dimension(store, name, path, path.name)
+
+
+def fingerprint(data: bytes | Path) -> dict[str, object]:
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            return {
+                "size_bytes": data.stat().st_size,
+                "sha256": hashlib.file_digest(handle, "sha256").hexdigest(),
+            }
+    return {"size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def list_dimensions(store: ObjectStore) -> list[DimensionInfo]:
@@ -90,7 +101,7 @@ def info(name: str, manifest: Manifest) -> DimensionInfo:
     )
 
 
-def read_table(data: bytes, filename: str) -> pl.DataFrame:
+def read_table(data: bytes | Path, filename: str) -> pl.DataFrame:
     """The file's rows; CSV columns typed by inference over every value."""
     kind = FORMATS.get(Path(filename).suffix.lower())
     if kind is None:
@@ -99,7 +110,7 @@ def read_table(data: bytes, filename: str) -> pl.DataFrame:
             f"(got {Path(filename).suffix!r})"
         )
     try:
-        frame = pl.read_parquet(io.BytesIO(data)) if kind == "parquet" else read_csv_typed(data)
+        frame = pl.read_parquet(data) if kind == "parquet" else read_csv_typed(data)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InvalidArgument(
             f"dimension file {filename!r} is not readable {kind}: {exc}"
@@ -109,10 +120,10 @@ def read_table(data: bytes, filename: str) -> pl.DataFrame:
     return frame
 
 
-def read_csv_typed(data: bytes) -> pl.DataFrame:
+def read_csv_typed(data: bytes | Path) -> pl.DataFrame:
     """Infers types from all values, but keeps codes such as '007' or '+44' as text."""
-    text = pl.read_csv(io.BytesIO(data), infer_schema=False)
-    typed = pl.read_csv(io.BytesIO(data), infer_schema_length=None, try_parse_dates=True)
+    text = pl.read_csv(data, infer_schema=False)
+    typed = pl.read_csv(data, infer_schema_length=None, try_parse_dates=True)
     keep_text = [
         name
         for name in typed.columns

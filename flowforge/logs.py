@@ -101,3 +101,19 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
     handler.setLevel(level)  # records propagating from libraries' own loggers (Prefect) too
     for name in _CHATTY:
         logging.getLogger(name).setLevel(max(level, logging.INFO))
+    sys.unraisablehook = _log_unraisable
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    """Exceptions Python can only report (raised in a callback, a __del__) become one log
+    line instead of a traceback on stderr. A known one: pyarrow cannot hand bronze's row
+    handler a ragged row with undecodable bytes; bronze then reads the file again with its
+    compatibility parser, so nothing is lost."""
+    exc = unraisable.exc_value
+    logging.getLogger("flowforge.unraisable").warning(
+        "exception ignored",
+        extra={
+            "error": f"{type(exc).__name__}: {exc}"[:300] if exc is not None else "",
+            "where": repr(unraisable.object)[:200],
+        },
+    )

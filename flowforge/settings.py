@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         description="Executions store, e.g. postgresql+psycopg://user:pass@host/db. "
         "Empty: SQLite at {state_dir}/flowforge.db.",
     )
+    database_reconnect_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a store call waits for a lost database connection to come back "
+        "(a PostgreSQL restart or failover) before it fails.",
+    )
     bronze_address: str = Field(
         default="localhost:50051", description="host:port of the bronze service (gRPC)."
     )

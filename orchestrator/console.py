@@ -89,8 +89,7 @@ def report(console: Console, execution: ExecutionRecord, previews: bool = True) 
         console.print(balance_table(execution.balance))
     if previews and execution.steps and execution.steps[-1].layer == "gold":
         for model in execution.step("gold").quality.get("models", []):
-            if model["name"] != "profile":
-                console.print(preview_table(model))
+            console.print(preview_table(model))
 
 
 def balance_table(balance: dict) -> Group:  # type: ignore[type-arg]

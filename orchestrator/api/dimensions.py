@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
+from typing import IO
 
 from fastapi import APIRouter, Request
 
@@ -40,13 +43,24 @@ def get_dimensions(ctx: Context) -> list[Dimension]:
 @router.put("/{name}", response_model=Dimension, openapi_extra=DIMENSION_BODY)
 async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> Dimension:
     """Stores the uploaded file (multipart field `file`, .csv or .parquet) as dimension
-    NAME, replacing the previous version atomically. Dimensions are read whole (they are
-    reference tables), up to FLOWFORGE_API_UPLOAD_MAX_MB."""
+    NAME, replacing the previous version atomically. The body is spooled to a temporary
+    file, not memory; dimensions are reference tables, up to FLOWFORGE_API_UPLOAD_MAX_MB."""
     ids(name=name)
+    with tempfile.NamedTemporaryFile(prefix="flowforge-dimension-") as spool:
+        filename = await _spool(ctx, request, spool)
+        spool.flush()
+        info = await asyncio.to_thread(
+            upload_dimension, ctx.objects, name, Path(spool.name), filename
+        )
+    return dimension(info)
+
+
+async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:
+    """Writes the request's one file part to `spool`; returns its checked file name."""
     limit = ctx.settings.api_upload_max_mb << 20
     body = request.stream()
     filename: str | None = None
-    data = bytearray()
+    size = 0
     try:
         async for kind, value in read_parts(body, request.headers.get("content-type", "")):
             if kind == "part" and isinstance(value, Part) and value.filename is not None:
@@ -54,19 +68,19 @@ async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> 
                     raise InvalidArgument("send one file per dimension")
                 filename = check_dimension_file(value.filename)
             elif kind == "data" and filename is not None and isinstance(value, bytes):
-                data += value
-                if len(data) > limit:
+                size += len(value)
+                if size > limit:
                     raise PayloadTooLarge(
                         f"file {filename!r} is larger than the upload limit "
                         f"of {limit >> 20} MB (FLOWFORGE_API_UPLOAD_MAX_MB)"
                     )
+                await asyncio.to_thread(spool.write, value)
         if filename is None:
             raise InvalidArgument("the request has no file (multipart field 'file')")
     except FlowForgeError:
         await drain(body)
         raise
-    info = await asyncio.to_thread(upload_dimension, ctx.objects, name, bytes(data), filename)
-    return dimension(info)
+    return filename
 
 
 def check_dimension_file(name: str) -> str:

@@ -1,5 +1,9 @@
 """Live updates as Server-Sent Events: the store is polled every 0.5 s and each change to
-an execution or one of its steps is sent (the contract is in the README)."""
+an execution or one of its steps is sent (the contract is in the README).
+
+The first round is read before the response starts, so an unknown workflow, job or
+execution is a 404 like everywhere else; later rounds that find the store unreachable are
+skipped (the client keeps its stream and hears of changes once the store is back)."""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import DBAPIError
 
 from orchestrator.api.context import ApiContext, Context, ids
 from orchestrator.api.schemas import Execution
@@ -46,7 +52,9 @@ async def events(
     filters = {"workflow_id": workflow_id, "job_id": job_id, "execution_id": execution_id}
     ids(**{k: v for k, v in filters.items() if v})
     stopping: asyncio.Event = request.app.state.stopping
-    stream = _changes(ctx, request, stopping, workflow_id, job_id, execution_id, once)
+    watch = partial(_watched, ctx, workflow_id, job_id, execution_id)
+    first = await asyncio.to_thread(watch)
+    stream = _changes(request, stopping, first, watch, once)
     return StreamingResponse(
         stream,
         media_type="text/event-stream",
@@ -59,6 +67,10 @@ def _watched(
 ) -> list[Execution]:
     if execution_id:
         return [Execution.of(ctx.store.get_execution(execution_id))]
+    if workflow_id and job_id:
+        ctx.store.get_job(workflow_id, job_id)  # NotFound names what is unknown
+    elif workflow_id:
+        ctx.store.get_workflow(workflow_id)
     newest = ctx.store.list_executions(workflow_id, job_id, limit=WINDOW)
     seen = {e.id for e in newest}
     active = [
@@ -74,20 +86,18 @@ def sse(event: str, data: str, event_id: str) -> str:
 
 
 async def _changes(
-    ctx: ApiContext,
     request: Request,
     stopping: asyncio.Event,
-    workflow_id: str | None,
-    job_id: str | None,
-    execution_id: str | None,
+    first: list[Execution],
+    watch: Callable[[], list[Execution]],
     once: bool,
 ) -> AsyncIterator[str]:
     known: dict[str, Execution] = {}
     sequence = 0
     last_sent = time.monotonic()
+    current = first
     yield "retry: 2000\n\n"
-    while not stopping.is_set():
-        current = await asyncio.to_thread(_watched, ctx, workflow_id, job_id, execution_id)
+    while True:
         for execution in current:
             before = known.get(execution.id)
             if before == execution:
@@ -108,3 +118,9 @@ async def _changes(
             last_sent = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+        if stopping.is_set():
+            return
+        try:
+            current = await asyncio.to_thread(watch)
+        except DBAPIError:  # the store is unreachable for longer than its reconnect wait
+            current = []

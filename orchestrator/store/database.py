@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from flowforge.settings import Settings
 
@@ -47,6 +48,17 @@ def open_engine(url: str, migrate: bool = True) -> Engine:
     if migrate:
         upgrade(engine)
     return engine
+
+
+def connection_lost(engine: Engine, exc: DBAPIError) -> bool:
+    """Whether a failed call may succeed once the database is back (not a bad statement)."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if engine.dialect.name == "sqlite":  # SQLite raises OperationalError for bad SQL too
+        return "database is locked" in str(exc.orig)
+    return True  # PostgreSQL: refused, reset, shutting down, starting up
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

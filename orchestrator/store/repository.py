@@ -4,24 +4,31 @@ One Store per process; each method is its own short transaction, so the flow, th
 the API can share the database. At most one PENDING or RUNNING execution per job is
 enforced by a partial unique index, not by reading first: of two racing starts one wins,
 the other gets Conflict naming the execution that is going.
+
+A call whose database connection is lost (PostgreSQL restarting, a failover, SQLite busy)
+runs again with backoff for up to `database_reconnect_seconds`, so a running flow rides
+out a restart. Creating an execution is not retried: the trigger fails, clearly, instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from flowforge.errors import Conflict, InvalidArgument, NotFound
 from flowforge.ids import new_run_id, validate_id
 from flowforge.layout import LAYERS
 from flowforge.settings import Settings
-from orchestrator.store.database import database_url, open_engine
+from orchestrator.store.database import connection_lost, database_url, open_engine
 from orchestrator.store.models import (
     ACTIVE,
     ExecutionRow,
@@ -36,17 +43,42 @@ from orchestrator.store.records import ExecutionRecord, WorkflowRecord, aware
 from orchestrator.workflows import Job, Workflow
 
 FINISHED = {s.value for s in ExecutionStatus} - {s.value for s in ACTIVE}
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reconnecting(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """Runs a store call again while its database connection is lost, with backoff."""
+
+    @functools.wraps(method)
+    def call(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        deadline, delay = time.monotonic() + self.reconnect_seconds, 0.25
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                if not connection_lost(self.engine, exc) or time.monotonic() + delay > deadline:
+                    raise
+                # The class name only: a driver's message may carry the connection string.
+                log.warning("executions store: %s in %s; retrying in %.2f s",
+                            type(exc.orig).__name__, method.__name__, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    return call
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reconnect_seconds: float = 30.0) -> None:
         self.engine = engine
+        self.reconnect_seconds = reconnect_seconds
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
         """The store FLOWFORGE_DATABASE_URL names (SQLite under the state folder by default)."""
-        return cls(open_engine(database_url(settings)))
+        return cls(open_engine(database_url(settings)), settings.database_reconnect_seconds)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -57,6 +89,7 @@ class Store:
             yield session
 
     # -- workflows -------------------------------------------------------------
+    @reconnecting
     def save_workflow(self, workflow: Workflow, source_yaml: str | None = None) -> None:
         """Creates or replaces a workflow and its jobs (executions of kept jobs stay)."""
         with self._session() as session:
@@ -86,6 +119,7 @@ class Store:
                 raise Conflict(f"jobs {names} have executions and cannot be removed")
             row.jobs = wanted
 
+    @reconnecting
     def get_workflow(self, workflow_id: str) -> Workflow:
         with self._session() as session:
             row = session.get(WorkflowRow, validate_id(workflow_id, "workflow_id"))
@@ -93,6 +127,7 @@ class Store:
                 raise NotFound(f"workflow {workflow_id!r} does not exist")
             return Workflow.model_validate(row.definition)
 
+    @reconnecting
     def get_job(self, workflow_id: str, job_id: str) -> tuple[Workflow, Job]:
         workflow = self.get_workflow(workflow_id)
         try:
@@ -100,6 +135,7 @@ class Store:
         except InvalidArgument as exc:
             raise NotFound(exc.message) from None
 
+    @reconnecting
     def list_workflows(self) -> list[WorkflowRecord]:
         with self._session() as session:
             rows = session.scalars(
@@ -149,6 +185,7 @@ class Store:
             ) from None
         return self.get_execution(execution_id)
 
+    @reconnecting
     def active_execution(self, workflow_id: str, job_id: str) -> ExecutionRecord | None:
         with self._session() as session:
             row = session.scalar(
@@ -162,6 +199,7 @@ class Store:
             )
             return ExecutionRecord.of(row) if row is not None else None
 
+    @reconnecting
     def get_execution(self, execution_id: str) -> ExecutionRecord:
         with self._session() as session:
             row = session.get(
@@ -171,6 +209,7 @@ class Store:
                 raise NotFound(f"execution {execution_id!r} does not exist")
             return ExecutionRecord.of(row)
 
+    @reconnecting
     def list_executions(
         self,
         workflow_id: str | None = None,
@@ -190,6 +229,7 @@ class Store:
         with self._session() as session:
             return [ExecutionRecord.of(r) for r in session.scalars(query)]
 
+    @reconnecting
     def count_executions(
         self, workflow_id: str | None = None, job_id: str | None = None, status: str | None = None
     ) -> int:
@@ -197,6 +237,7 @@ class Store:
         with self._session() as session:
             return int(session.scalar(query) or 0)
 
+    @reconnecting
     def execution_for_flow_run(self, flow_run_id: str) -> ExecutionRecord | None:
         with self._session() as session:
             row = session.scalar(
@@ -206,10 +247,12 @@ class Store:
             )
             return ExecutionRecord.of(row) if row is not None else None
 
+    @reconnecting
     def attach_flow_run(self, execution_id: str, flow_run_id: str) -> None:
         with self._session() as session:
             self._row(session, execution_id).flow_run_id = flow_run_id
 
+    @reconnecting
     def start_execution(self, execution_id: str, flow_run_id: str | None = None) -> None:
         with self._session() as session:
             row = self._row(session, execution_id)
@@ -220,6 +263,7 @@ class Store:
             row.heartbeat_at = utcnow()
             row.flow_run_id = flow_run_id or row.flow_run_id
 
+    @reconnecting
     def heartbeat(self, execution_id: str) -> None:
         """The running flow is alive (see reconcile's check for flows that stopped)."""
         with self._session() as session:
@@ -232,6 +276,7 @@ class Store:
                 .values(heartbeat_at=utcnow())
             )
 
+    @reconnecting
     def silent_executions(self, since: datetime) -> list[ExecutionRecord]:
         """RUNNING executions whose flow has not beaten since `since`."""
         last_beat = func.coalesce(ExecutionRow.heartbeat_at, ExecutionRow.started_at)
@@ -243,6 +288,7 @@ class Store:
         with self._session() as session:
             return [ExecutionRecord.of(r) for r in session.scalars(query)]
 
+    @reconnecting
     def finish_execution(
         self,
         execution_id: str,
@@ -273,6 +319,7 @@ class Store:
             return True
 
     # -- steps -----------------------------------------------------------------
+    @reconnecting
     def start_step(self, execution_id: str, layer: str, run_id: str) -> None:
         with self._session() as session:
             step = self._step(session, execution_id, layer)
@@ -280,6 +327,7 @@ class Store:
             step.started_at = step.started_at or utcnow()
             step.attempts += 1
 
+    @reconnecting
     def finish_step(
         self,
         execution_id: str,
@@ -300,6 +348,7 @@ class Store:
             step.rows_in, step.rows_out, step.rows_rejected = rows_in, rows_out, rows_rejected
             step.manifest_key, step.warnings, step.quality = manifest_key, warnings, quality
 
+    @reconnecting
     def skip_steps(self, execution_id: str, layers: list[str]) -> None:
         with self._session() as session:
             for layer in layers:

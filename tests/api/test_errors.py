@@ -132,3 +132,20 @@ def test_a_second_trigger_names_the_running_execution_and_cancel(
     again = error_of(api.client.post(f"/api/executions/{execution_id}/cancel"), 409)
     assert "ended CANCELLED" in again
     assert api.client.get(f"/api/executions/{execution_id}").json()["status"] == "CANCELLED"
+
+
+def test_events_for_something_unknown_are_404_before_any_stream(
+    api: Api, workflow: Workflow
+) -> None:
+    unknown = {"execution_id": "no-such-run", "once": True}
+    assert "'no-such-run'" in error_of(api.client.get("/api/events", params=unknown), 404)
+    missing_workflow = {"workflow_id": "no-such-workflow", "once": True}
+    assert "no-such-workflow" in error_of(
+        api.client.get("/api/events", params=missing_workflow), 404
+    )
+    missing_job = {"workflow_id": workflow.id, "job_id": "no-such-job", "once": True}
+    assert "no-such-job" in error_of(api.client.get("/api/events", params=missing_job), 404)
+    error_of(api.client.get("/api/events", params={"execution_id": "../x", "once": True}), 400)
+    known = api.client.get("/api/events", params={"workflow_id": workflow.id, "once": True})
+    assert known.status_code == 200
+    assert known.headers["content-type"].startswith("text/event-stream")

@@ -124,3 +124,13 @@ def test_explicit_options_override_sniffing(bronze, store: ObjectStore, job: Job
         ("1", "2", "3"),
         ("4", "5", "6"),
     ]
+
+
+def test_quote_and_escape_options_are_honoured(bronze, store: ObjectStore, job: JobKey) -> None:
+    data = b"id|note\n1|'a|b'\n2|c\\|d\n3|'it''s'\n"
+    upload(store, job, "options.csv", data)
+    options = bronze_pb2.CsvOptions(delimiter="|", quote="'", escape="\\")
+    result = ingest(bronze, job, csv=options)
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (3, 3, 0)
+    frame = read_objects(store, result.data_objects).sort("_row_number")
+    assert frame.select("id", "note").rows() == [("1", "a|b"), ("2", "c|d"), ("3", "it's")]

@@ -14,7 +14,7 @@ import pytest
 
 from flowforge.layout import Dataset, JobKey
 from orchestrator.flow import medallion
-from orchestrator.store import ExecutionRecord
+from orchestrator.store import ExecutionRecord, StepStatus
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
 from tests.faults.conftest import FaultStack, one_output_per_layer
@@ -104,21 +104,49 @@ def test_layer_service_killed_mid_request_is_retried_on_the_restarted_service(
     one_output_per_layer(fault_stack.object_store, execution)
 
 
-def restart_postgresql() -> None:
-    """Restarts this machine's PostgreSQL cluster (the executions store's server)."""
+def postgresql(action: str) -> None:
+    """Starts, stops or restarts this machine's PostgreSQL (the executions store's server)."""
     version = sorted(os.listdir("/etc/postgresql"))[0]
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
         check=True,
         capture_output=True,
         timeout=60,
     )
 
 
-@pytest.mark.skipif(
+needs_pg_ctl = pytest.mark.skipif(
     not shutil.which("pg_ctlcluster") or os.geteuid() != 0,
     reason="restarting PostgreSQL needs pg_ctlcluster and root",
 )
+
+
+@needs_pg_ctl
+def test_store_calls_wait_for_postgresql_to_come_back(
+    fault_stack: FaultStack, sample_workflow: Workflow
+) -> None:
+    workflow = fault_stack.add_workflow(sample_workflow)
+    store = fault_stack.store
+    execution = store.create_execution(workflow.id, PRODUCTS, ["bronze"])
+    store.start_step(execution.id, "bronze", run_id=execution.id)
+    postgresql("stop")
+    try:
+        finished = threading.Thread(
+            target=store.finish_step,
+            args=(execution.id, "bronze", StepStatus.COMPLETED),
+            kwargs={"rows_in": 40, "rows_out": 40},
+        )
+        finished.start()
+        finished.join(3)
+        assert finished.is_alive(), "the write gave up while the database was down"
+    finally:
+        postgresql("start")
+    finished.join(store.reconnect_seconds)
+    step = store.get_execution(execution.id).step("bronze")
+    assert (step.status, step.rows_out) == ("COMPLETED", 40)
+
+
+@needs_pg_ctl
 def test_postgresql_restarting_during_a_run(
     fault_stack: FaultStack, sample_workflow: Workflow
 ) -> None:
@@ -135,7 +163,7 @@ def test_postgresql_restarting_during_a_run(
         return any(s.layer == "bronze" and s.status == "RUNNING" for s in steps)
 
     wait_until(bronze_running)
-    restart_postgresql()
+    postgresql("restart")
     proxy.set("pass")
     deadline = time.monotonic() + 90
     execution = fault_stack.store.get_execution(execution_id)

@@ -32,6 +32,7 @@ def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) ->
         "silver quarantined (cast_price): 4",
         "ok bronze rows = silver + quarantined + duplicates removed: 201 = 201",
         "gold · customers_by_country",
+        "gold · profile",
     ):
         assert line in output, line
     assert "Traceback" not in output and "Error logging" not in output
