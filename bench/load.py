@@ -1,21 +1,22 @@
-"""Load: 20 jobs started at once on one machine; figures printed, not asserted.
+"""Load: 20 jobs started at once through the HTTP API on one machine; figures printed, not asserted.
 
     python -m bench.load               # 20 jobs (the sample jobs, cycled)
     python -m bench.load --jobs 5      # a quick run
 
-Starts an embedded S3, the three services as `flowforge serve <layer>` subprocesses (their
-peak RSS sampled), a Prefect server and `flowforge serve deployment` (the orchestrator,
-running each flow run in a child process). Lands the sample CSVs for N jobs, starts all N
-executions at once through trigger_execution() — what `flowforge run` and the HTTP API's
-trigger call — and waits. Prints the total time, p50/p95 per execution (created ->
-finished), peak RSS per service and of the orchestrator, and checks every execution
-completed with the same counts as the other runs of its sample job.
+Starts an embedded S3, the three services as `flowforge serve <layer>` subprocesses, a
+Prefect server, `flowforge serve deployment` (the orchestrator, running each flow run in a
+child process) and `flowforge serve api`, each with its peak RSS sampled. Through the API
+it applies a workflow `load` with N+1 jobs cycling the sample jobs, uploads the countries
+dimension and each job's sample CSV, runs one job alone (the baseline), then POSTs all N
+triggers at once and polls GET /api/executions/{id} until they end. Prints the total time,
+p50/p95 per execution (created -> finished), the trigger latency, peak RSS per process and
+whether every execution completed with the same counts as the other runs of its sample job.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextvars
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,21 +24,21 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psutil
-from prefect.settings import PREFECT_API_URL, temporary_settings
+import yaml
 
 from bench.common import ROOT, ServiceProcess, env_for, start_s3
-from flowforge.dimensions import upload_dimension_file
-from flowforge.layout import JobKey, landing_prefix
-from flowforge.storage import ObjectStore
-from orchestrator.prefect_server import PrefectServer, flush_clients
-from orchestrator.store import ExecutionRecord, Store
-from orchestrator.trigger import trigger_execution
+from flowforge.settings import Settings
+from orchestrator.prefect_server import PrefectServer
 from orchestrator.workflows import load_workflow_file
 
 SAMPLE = ROOT / "examples" / "workflows" / "customer-data.yaml"
+Execution = dict[str, Any]
 
 
 class TreeRss:
@@ -69,172 +70,220 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ff-bench-load-"))
     s3, settings = start_s3(work)
     services: list[ServiceProcess] = []
-    runner: subprocess.Popen[bytes] | None = None
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         services = [ServiceProcess(layer, settings, work) for layer in ("bronze", "silver", "gold")]
-        settings = settings.model_copy(
-            update={
-                "state_dir": work / "state",
-                "bronze_address": services[0].address,
-                "silver_address": services[1].address,
-                "gold_address": services[2].address,
-                **({"database_url": args.database_url} if args.database_url else {}),
-            }
-        )
-        with (
-            PrefectServer(work / "prefect") as prefect,
-            temporary_settings(updates={PREFECT_API_URL: prefect.api_url}),
-        ):
-            runner, orchestrator_rss = start_runner(settings, prefect, work)
-            store = Store.open(settings)
-            kinds = prepare(settings, store, args.jobs + 1)
-            baseline_job = next(iter(kinds))  # one job alone first: the baseline
-            kinds.pop(baseline_job)
-            alone = wait(store, trigger_execution(settings, "load", baseline_job, store=store).id)
-            for service in services:
-                service.reset_peak()
-            started = time.monotonic()
-            with ThreadPoolExecutor(args.jobs) as pool:  # all at once
-                # Each start carries this thread's Prefect settings (a context variable).
-                started_runs = [
-                    pool.submit(
-                        contextvars.copy_context().run,
-                        trigger_execution,
-                        settings,
-                        "load",
-                        job,
-                        store=store,
-                    )
-                    for job in kinds
-                ]
-                executions = [f.result() for f in started_runs]
-            done = [wait(store, e.id) for e in executions]
-            total = time.monotonic() - started
-            orchestrator_rss.stop()
-            report(done, kinds, total, services, orchestrator_rss.peak, alone)
-            stop_runner(runner)  # before the Prefect server it talks to
-            flush_clients()
+        with PrefectServer(work / "prefect") as prefect:
+            env = orchestrator_env(settings, services, prefect, work, args.database_url)
+            runner = start("runner", ["serve", "deployment"], env, work)
+            processes.append(runner)
+            port = free_port()
+            api_process = start("api", ["serve", "api", "--port", str(port)], env, work)
+            processes.append(api_process)
+            runner_rss, api_rss = TreeRss(runner.pid), TreeRss(api_process.pid)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as api:
+                wait_ready(api, api_process, work / "api.log")
+                kinds = prepare(api, args.jobs + 1)
+                baseline_job = next(iter(kinds))  # one job alone first: the baseline
+                kinds.pop(baseline_job)
+                wait_deployment(prefect.api_url, runner, work / "runner.log")
+                alone = wait(api, trigger(api, baseline_job)[0]["id"])
+                for service in services:
+                    service.reset_peak()
+                started = time.monotonic()
+                gate = threading.Barrier(len(kinds))
+
+                def at_once(job: str) -> tuple[Execution, float]:
+                    gate.wait()  # every trigger leaves together
+                    return trigger(api, job)
+
+                with ThreadPoolExecutor(len(kinds)) as pool:
+                    triggered = list(pool.map(at_once, kinds))
+                done = [wait(api, execution["id"]) for execution, _ in triggered]
+                total = time.monotonic() - started
+            runner_rss.stop()
+            api_rss.stop()
+            report(done, kinds, total, [s for _, s in triggered], alone)
+            for layer, service in zip(("bronze", "silver", "gold"), services, strict=True):
+                print(f"peak RSS {layer}: {service.peak_rss / 2**20:.0f} MiB")
+            print(f"peak RSS orchestrator (runner + flow runs): {runner_rss.peak / 2**20:.0f} MiB")
+            print(f"peak RSS api: {api_rss.peak / 2**20:.0f} MiB")
+            for process in processes:  # before the Prefect server they talk to
+                stop(process)
     finally:
-        stop_runner(runner)
+        for process in processes:
+            stop(process)
         for service in services:
             service.stop()
         s3.stop()
 
 
-def stop_runner(runner: subprocess.Popen[bytes] | None) -> None:
-    if runner is None or runner.poll() is not None:
-        return
-    runner.terminate()
-    try:
-        runner.wait(30)
-    except subprocess.TimeoutExpired:
-        runner.kill()
-        runner.wait(10)
-
-
-def start_runner(
-    settings: object, prefect: PrefectServer, work: Path
-) -> tuple[subprocess.Popen[bytes], TreeRss]:
-    s = settings  # the orchestrator reads the same settings from its environment
+def orchestrator_env(
+    settings: Settings,
+    services: list[ServiceProcess],
+    prefect: PrefectServer,
+    work: Path,
+    database_url: str,
+) -> dict[str, str]:
+    """What the runner and the API read: the same S3, services, Prefect and store."""
     env = {
-        **env_for(s),  # type: ignore[arg-type]
+        **env_for(settings),
         **prefect.client_env(),
         "FLOWFORGE_STATE_DIR": str(work / "state"),
-        "FLOWFORGE_BRONZE_ADDRESS": s.bronze_address,  # type: ignore[attr-defined]
-        "FLOWFORGE_SILVER_ADDRESS": s.silver_address,  # type: ignore[attr-defined]
-        "FLOWFORGE_GOLD_ADDRESS": s.gold_address,  # type: ignore[attr-defined]
+        "FLOWFORGE_BRONZE_ADDRESS": services[0].address,
+        "FLOWFORGE_SILVER_ADDRESS": services[1].address,
+        "FLOWFORGE_GOLD_ADDRESS": services[2].address,
     }
-    database = s.database_url  # type: ignore[attr-defined]
-    if database is not None:
-        env["FLOWFORGE_DATABASE_URL"] = database.get_secret_value()
-    log = (work / "runner.log").open("wb")
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+    if database_url:
+        env["FLOWFORGE_DATABASE_URL"] = database_url
+    return env
+
+
+def start(
+    name: str, command: list[str], env: dict[str, str], work: Path
+) -> subprocess.Popen[bytes]:
+    log = (work / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowforge.cli", *command],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    deadline = time.monotonic() + 120
-    with get_client(sync_client=True) as client:
-        while True:
-            try:
-                client.read_deployment_by_name(s.deployment_name)  # type: ignore[attr-defined]
-                break
-            except ObjectNotFound:
-                if time.monotonic() > deadline or runner.poll() is not None:
-                    raise RuntimeError((work / "runner.log").read_text()[-3000:]) from None
-                time.sleep(0.5)
-    return runner, TreeRss(runner.pid)
 
 
-def prepare(settings: object, store: Store, count: int) -> dict[str, str]:
-    """A workflow `load` with `count` jobs cycling the sample jobs; returns job -> sample."""
-    sample = load_workflow_file(SAMPLE)
-    objects = ObjectStore(settings)  # type: ignore[arg-type]
-    upload_dimension_file(objects, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
-    jobs, kinds = [], {}
-    for i in range(count):
-        base = sample.jobs[i % len(sample.jobs)]
-        job_id = f"{base.id}-{i:02d}"
-        jobs.append(base.model_copy(update={"id": job_id}))
-        kinds[job_id] = base.id
-        data = (ROOT / "examples" / "data" / f"{base.id}.csv").read_bytes()
-        objects.put_bytes(landing_prefix(JobKey("load", job_id)) + f"{base.id}.csv", data)
-    store.save_workflow(sample.model_copy(update={"id": "load", "jobs": jobs}))
-    return kinds
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def kinds_of(execution: ExecutionRecord) -> str:
-    return execution.job_id.rsplit("-", 1)[0]
-
-
-def wait(store: Store, execution_id: str, timeout: float = 1800) -> ExecutionRecord:
-    deadline = time.monotonic() + timeout
+def wait_ready(api: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
     while True:
-        execution = store.get_execution(execution_id)
-        if not execution.active or time.monotonic() > deadline:
-            return execution
+        try:
+            if api.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def wait_deployment(prefect_api: str, runner: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the runner has registered its deployment (a trigger before that is refused)."""
+    url = f"{prefect_api}/deployments/name/{Settings().deployment_name}"
+    deadline = time.monotonic() + 120
+    while httpx.get(url, timeout=10).status_code != 200:
+        if time.monotonic() > deadline or runner.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
         time.sleep(0.5)
 
 
+def checked(response: httpx.Response, status: int) -> Any:
+    if response.status_code != status:
+        raise RuntimeError(f"{response.request.method} {response.request.url.path}: "
+                           f"{response.status_code} {response.text[:500]}")  # fmt: skip
+    return response.json()
+
+
+def prepare(api: httpx.Client, count: int) -> dict[str, str]:
+    """Workflow `load` with `count` jobs cycling the sample jobs, data landed through the API;
+    returns job -> sample job."""
+    sample = load_workflow_file(SAMPLE)
+    countries = ROOT / "examples" / "dimensions" / "countries.csv"
+    with countries.open("rb") as file:
+        checked(api.put("/api/dimensions/countries", files={"file": file}), 200)
+    jobs, kinds = [], {}
+    for i in range(count):
+        base = sample.jobs[i % len(sample.jobs)]
+        jobs.append(base.model_copy(update={"id": f"{base.id}-{i:02d}"}))
+        kinds[f"{base.id}-{i:02d}"] = base.id
+    workflow = sample.model_copy(update={"id": "load", "jobs": jobs})
+    document = yaml.safe_dump(workflow.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    headers = {"Content-Type": "application/yaml"}
+    checked(api.post("/api/workflows", content=document, headers=headers), 200)
+    for job, base_id in kinds.items():
+        with (ROOT / "examples" / "data" / f"{base_id}.csv").open("rb") as file:
+            files = {"files": (f"{base_id}.csv", file, "text/csv")}
+            checked(api.post(f"/api/workflows/load/jobs/{job}/files", files=files), 201)
+    return kinds
+
+
+def trigger(api: httpx.Client, job: str) -> tuple[Execution, float]:
+    """POSTs a trigger; returns the execution and how long the API took to answer."""
+    started = time.monotonic()
+    execution = checked(api.post(f"/api/workflows/load/jobs/{job}/executions", json={}), 201)
+    return execution, time.monotonic() - started
+
+
+def wait(api: httpx.Client, execution_id: str, timeout: float = 1800) -> Execution:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.get(f"/api/executions/{execution_id}")
+        if response.status_code == 200:
+            execution: Execution = response.json()
+            if execution["status"] not in ("PENDING", "RUNNING"):
+                return execution
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"execution {execution_id} did not end in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def seconds(execution: Execution) -> float:
+    created, finished = execution["created_at"], execution["finished_at"]
+    if finished is None:
+        return 0.0
+    return (datetime.fromisoformat(finished) - datetime.fromisoformat(created)).total_seconds()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
 def report(
-    done: list[ExecutionRecord],
+    done: list[Execution],
     kinds: dict[str, str],
     total: float,
-    services: list[ServiceProcess],
-    orchestrator_peak: int,
-    alone: ExecutionRecord,
+    trigger_seconds: list[float],
+    alone: Execution,
 ) -> None:
-    seconds = sorted(
-        (e.finished_at - e.created_at).total_seconds() for e in done if e.finished_at is not None
-    )
     counts: dict[str, set[tuple[object, ...]]] = {}
     for e in done:
-        counts.setdefault(kinds[e.job_id], set()).add(
-            tuple((s.layer, s.rows_in, s.rows_out, s.rows_rejected) for s in e.steps)
+        counts.setdefault(kinds[e["job_id"]], set()).add(
+            tuple((s["layer"], s["rows_in"], s["rows_out"], s["rows_rejected"]) for s in e["steps"])
         )
-    completed = sum(e.status == "COMPLETED" for e in done)
-    print(f"executions: {len(done)} started at once, {completed} completed")
+    completed = sum(e["status"] == "COMPLETED" for e in done)
+    print(f"executions: {len(done)} triggered at once through the API, {completed} completed")
     for e in done:
-        if e.status != "COMPLETED":
-            print(f"  {e.job_id}: {e.status} {e.error}")
+        if e["status"] != "COMPLETED":
+            print(f"  {e['job_id']}: {e['status']} {e['error']}")
     for kind, seen in sorted(counts.items()):
         state = "same counts in every run" if len(seen) == 1 else f"{len(seen)} DIFFERENT counts"
         print(f"  {kind}: {state}: {sorted(seen)[0]}")
-    single = (alone.finished_at - alone.created_at).total_seconds() if alone.finished_at else 0
-    print(f"baseline: one {kinds_of(alone)} execution alone: {single:.1f} s ({alone.status})")
+    single = seconds(alone)
+    print(f"baseline: one {alone['job_id']} execution alone: {single:.1f} s ({alone['status']})")
     ratio = f" = {total / single:.1f}x one execution alone" if single else ""
     print(f"total time for {len(done)} at once: {total:.1f} s{ratio} (one after another: "
           f"about {len(done)}x)")  # fmt: skip
-    if seconds:
-        p95 = seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))]
-        print(f"per execution: p50 {statistics.median(seconds):.1f} s, p95 {p95:.1f} s")
-    for layer, service in zip(("bronze", "silver", "gold"), services, strict=True):
-        print(f"peak RSS {layer}: {service.peak_rss / 2**20:.0f} MiB")
-    print(f"peak RSS orchestrator (runner + flow runs): {orchestrator_peak / 2**20:.0f} MiB")
+    per_execution = [seconds(e) for e in done if e["finished_at"] is not None]
+    if per_execution:
+        print(f"per execution: p50 {statistics.median(per_execution):.1f} s, "
+              f"p95 {percentile(per_execution, 0.95):.1f} s")  # fmt: skip
+    print(f"trigger (POST answered): p50 {statistics.median(trigger_seconds):.2f} s, "
+          f"p95 {percentile(trigger_seconds, 0.95):.2f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
