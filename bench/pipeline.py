@@ -67,6 +67,8 @@ WORKFLOW = ROOT / "examples" / "workflows" / "customer-data.yaml"
 MODELS = ["customers_by_country", "signups_per_month", "data_quality"]
 LAYERS = ("bronze", "silver", "gold")
 JOB = "customers"
+POLL_WAIT = "runner poll wait (scheduled -> pending)"
+START_UP = "flow-run process start-up (pending -> running)"
 
 
 def main() -> None:
@@ -130,9 +132,9 @@ def run(settings: Settings, store: Store, sizes: list[float], runs: int) -> None
     spread("trigger -> committed gold", [t.seconds for t in triggered], "  (aim: p50 < 2 s)")
     spread("  created -> finished (store)", [t.store_seconds for t in triggered])
     spread("flow in process (medallion())", in_process)
-    print("where the trigger -> committed gold time goes (p50 of each part):")
-    for part, seconds in breakdown(triggered).items():
-        print(f"  {part:<44} {seconds:6.2f} s")
+    print("where the time goes, in the median run:")
+    for part, seconds in median_run(triggered).parts.items():
+        print(f"  {part:<48} {seconds:6.2f} s")
     print(flush=True)
     for size in sizes:
         csv = generated_csv(JOB, size)
@@ -167,8 +169,9 @@ def compare(settings: Settings, objects: ObjectStore, store: Store, name: str, c
     """The triggered flow once, then both bare variants; prints times, rows and ratio."""
     print(f"{csv.stat().st_size / 1e6:,.0f} MB of CSV:", flush=True)
     flow = triggered_run(settings, store, name)
-    layers = ", ".join(f"{layer} {flow.parts[layer]:.1f} s" for layer in LAYERS)
-    print(f"  flow, trigger -> committed gold        {flow.seconds:8.2f} s  "
+    shown = {"poll wait": POLL_WAIT, "start-up": START_UP, **{layer: layer for layer in LAYERS}}
+    layers = ", ".join(f"{label} {flow.parts[part]:.1f} s" for label, part in shown.items())
+    print(f"  {'flow, trigger -> committed gold':<47} {flow.seconds:8.2f} s  "
           f"({flow.silver_rows:,} silver rows; {layers})", flush=True)  # fmt: skip
     bare = {
         "polars lazy (+ DuckDB gold)": bare_polars(settings, objects, name),
@@ -176,7 +179,9 @@ def compare(settings: Settings, objects: ObjectStore, store: Store, name: str, c
     }
     for label, (seconds, rows) in bare.items():
         same = "same as the flow" if rows == flow.silver_rows else "DIFFERENT from the flow"
-        print(f"  one bare process, {label:<20} {seconds:8.2f} s  ({rows:,} silver rows, {same})")
+        print(
+            f"  {'one bare process, ' + label:<47} {seconds:8.2f} s  ({rows:,} silver rows, {same})"
+        )
     fastest = min(bare, key=lambda label: bare[label][0])
     print(f"  ratio flow / faster bare ({fastest}): {flow.seconds / bare[fastest][0]:.2f}"
           "  (aim: <= 1.5)\n", flush=True)  # fmt: skip
@@ -264,20 +269,17 @@ def timeline(
     body = between(execution.started_at, execution.finished_at)
     return {
         "trigger -> flow run scheduled": between(called, states.get("SCHEDULED")),
-        "runner poll wait (scheduled -> pending)": between(
-            states.get("SCHEDULED"), states.get("PENDING")
-        ),
-        "flow-run process start-up (pending -> running)": between(
-            states.get("PENDING"), states.get("RUNNING")
-        ),
+        POLL_WAIT: between(states.get("SCHEDULED"), states.get("PENDING")),
+        START_UP: between(states.get("PENDING"), states.get("RUNNING")),
         "flow running -> execution started": between(states.get("RUNNING"), execution.started_at),
         **layers,
         "flow's own work between/after layers": body - sum(layers.values()),
     }
 
 
-def breakdown(runs: list[TriggeredRun]) -> dict[str, float]:
-    return {part: statistics.median(r.parts[part] for r in runs) for part in runs[0].parts}
+def median_run(runs: list[TriggeredRun]) -> TriggeredRun:
+    """The run whose trigger -> committed gold time is the median (its parts add up)."""
+    return sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2]
 
 
 # --- one bare process ----------------------------------------------------------------------
