@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: cached input files, an embedded S3, a service subprocess, RSS."""
+"""Shared benchmark plumbing: cached input files, an embedded S3, a service subprocess, RSS,
+and the orchestrator (`flowforge serve deployment`) as a runner subprocess."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
         "FLOWFORGE_S3_READ_TIMEOUT_SECONDS": "600",
         "FLOWFORGE_LOG_LEVEL": "WARNING",
+        # Child processes run this checkout's code, not the one the venv was installed from.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
 
 
@@ -114,3 +117,68 @@ def timed(label: str, fn):  # type: ignore[no-untyped-def]
     seconds = time.perf_counter() - started
     print(f"  {label:<38} {seconds:8.2f} s", flush=True)
     return seconds, result
+
+
+def orchestrator_env(settings: Settings, prefect_env: dict[str, str]) -> dict[str, str]:
+    """What `flowforge serve deployment` (and its flow runs) read: the same S3, services,
+    executions store and Prefect server as `settings` and `prefect_env`."""
+    env = {
+        **env_for(settings),
+        **prefect_env,
+        "FLOWFORGE_STATE_DIR": str(settings.state_dir),
+        "FLOWFORGE_BRONZE_ADDRESS": settings.bronze_address,
+        "FLOWFORGE_SILVER_ADDRESS": settings.silver_address,
+        "FLOWFORGE_GOLD_ADDRESS": settings.gold_address,
+    }
+    if settings.database_url is not None:
+        env["FLOWFORGE_DATABASE_URL"] = settings.database_url.get_secret_value()
+    return env
+
+
+def start_runner(env: dict[str, str], log: Path, deployment: str) -> subprocess.Popen[bytes]:
+    """`flowforge serve deployment` as a child process (output to `log`), once Prefect knows
+    its deployment; the caller's Prefect settings must point at the same server."""
+    with log.open("wb") as output:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_deployment(deployment, runner, log)
+    except BaseException:
+        stop_process(runner)
+        raise
+    return runner
+
+
+def wait_for_deployment(
+    name: str, runner: subprocess.Popen[bytes], log: Path, timeout: float = 120
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except ObjectNotFound:
+                if time.monotonic() > deadline or runner.poll() is not None:
+                    raise RuntimeError(log.read_text()[-3000:]) from None
+                time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; a no-op once it has ended."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
