@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -292,13 +293,22 @@ def serve_deployment(
     limit: Annotated[
         int | None, typer.Option(help="Flow runs at once (default: no limit).")
     ] = None,
+    host: Annotated[str, typer.Option(help="Address of the /health endpoint.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Serve GET /health on this port (default: none).")
+    ] = None,
 ) -> None:
     """Serve the flow deployment against PREFECT_API_URL (a worker without a work pool)."""
+    if port is not None:
+        # Before Prefect is imported: its runner's webserver thread reads the settings
+        # Prefect loaded from the environment at import.
+        os.environ["PREFECT_RUNNER_SERVER_HOST"] = host
+        os.environ["PREFECT_RUNNER_SERVER_PORT"] = str(port)
     from orchestrator.deployment import serve_deployment as serve_flow
 
     settings = get_settings()
     configure_logging(settings)
-    serve_flow(name, limit)
+    serve_flow(name, limit, health=port is not None)
 
 
 @app.command()

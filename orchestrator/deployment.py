@@ -23,8 +23,12 @@ FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT}"
 POLL_SECONDS = 1
 
 
-def serve_deployment(name: str = DEPLOYMENT, limit: int | None = None) -> None:
-    """Blocks, running flow runs of the deployment until interrupted."""
+def serve_deployment(
+    name: str = DEPLOYMENT, limit: int | None = None, health: bool = False
+) -> None:
+    """Blocks, running flow runs of the deployment until interrupted. `health`: the
+    runner also answers GET /health at PREFECT_RUNNER_SERVER_HOST:_PORT (a liveness probe;
+    `flowforge serve deployment --port` sets those)."""
     with poll_frequency():  # read once, when serve() builds its runner
         medallion.serve(
             name=name,
@@ -32,6 +36,7 @@ def serve_deployment(name: str = DEPLOYMENT, limit: int | None = None) -> None:
             tags=["flowforge"],
             limit=limit,
             print_starting_message=False,
+            webserver=health,
         )
 
 

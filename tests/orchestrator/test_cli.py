@@ -11,11 +11,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from typer.testing import CliRunner
 
 from flowforge.cli import app
+from flowforge.embedded import pick_ports
 from flowforge.settings import Settings, get_settings
 from orchestrator.flow import medallion
 from orchestrator.trigger import trigger_execution
@@ -49,6 +51,9 @@ def cli(stack: Stack) -> Iterator[tuple[CliRunner, dict[str, str]]]:
     get_settings.cache_clear()
 
 
+HEALTH_PORT = pick_ports()["s3.port"]  # any free port
+
+
 @pytest.fixture(scope="module")
 def served_deployment(
     stack: Stack, prefect_api: str, tmp_path_factory: pytest.TempPathFactory
@@ -57,7 +62,7 @@ def served_deployment(
     home = tmp_path_factory.mktemp("runner")
     log = (home / "runner.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+        [sys.executable, "-m", "flowforge.cli", "serve", "deployment", "--port", str(HEALTH_PORT)],
         env={
             **os.environ,
             **env_of(stack.settings),
@@ -124,6 +129,26 @@ def test_executions_list_and_show(
     assert record["status"] == "COMPLETED" and record["balance"]["balanced"]
     missing = runner.invoke(app, ["executions", "show", "nope"], env=env)
     assert missing.exit_code == 1 and "execution 'nope' does not exist" in missing.output
+
+
+def test_served_deployment_answers_health_on_its_port(
+    served_deployment: subprocess.Popen[bytes],
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{HEALTH_PORT}/health", timeout=5)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "no /health on the runner's port"
+            time.sleep(0.5)
+    assert response.status_code == 200, response.text
+    healthy = subprocess.run(
+        [sys.executable, "-m", "flowforge.cli", "health", "http",
+         f"http://127.0.0.1:{HEALTH_PORT}/health"],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert healthy.returncode == 0, healthy.stderr
 
 
 def test_run_uploads_and_goes_through_the_served_deployment(
