@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -34,17 +36,40 @@ log = logging.getLogger("flowforge.cli")
 Host = Annotated[str | None, typer.Option(help="Interface to bind (default: FLOWFORGE_GRPC_HOST).")]
 
 
-def prepare_store(settings: Settings) -> ObjectStore:
-    """Creates the bucket when missing and probes conditional writes; tolerates a store
-    that is not up yet (requests then fail with UNAVAILABLE until it is)."""
+def prepare_store(settings: Settings, keep_trying: bool = False) -> ObjectStore:
+    """Creates the bucket when missing and probes conditional writes. A store that is not
+    up yet is tolerated (requests fail with UNAVAILABLE until it is); with `keep_trying`
+    (the servers) this is retried in the background until it succeeds, so a service that
+    started before its object store still creates the bucket."""
     store = ObjectStore(settings)
     try:
-        if settings.s3_create_bucket:
-            store.ensure_bucket()
-        store.supports_conditional_writes()
+        _prepare(store, settings)
     except Unavailable as exc:
         log.warning("object store not reachable at start-up", extra={"error": exc.message})
+        if keep_trying:
+            threading.Thread(
+                target=_keep_preparing, args=(store, settings), name="prepare-store", daemon=True
+            ).start()
     return store
+
+
+def _prepare(store: ObjectStore, settings: Settings) -> None:
+    if settings.s3_create_bucket:
+        store.ensure_bucket()
+    store.supports_conditional_writes()
+
+
+def _keep_preparing(store: ObjectStore, settings: Settings) -> None:
+    delay = 1.0
+    while True:
+        time.sleep(delay)
+        try:
+            _prepare(store, settings)
+        except Unavailable:
+            delay = min(delay * 2, 30.0)
+            continue
+        log.info("object store reachable: bucket ready", extra={"bucket": settings.s3_bucket})
+        return
 
 
 def _serve_layer(layer: str, host: str | None, port: int | None) -> None:
@@ -52,7 +77,7 @@ def _serve_layer(layer: str, host: str | None, port: int | None) -> None:
     configure_logging(settings)
     service = LAYER_SERVICES[layer]
     address = f"{host or settings.grpc_host}:{port if port is not None else service.default_port}"
-    server = service.factory()(settings, address, prepare_store(settings))
+    server = service.factory()(settings, address, prepare_store(settings, keep_trying=True))
     log.info("serving", extra={"service": layer, "address": address, "port": server.port})
     serve_forever(server, settings)
 

@@ -162,14 +162,18 @@ class ObjectStore:
             )
 
     # -- bucket and capabilities ----------------------------------------------
-    def ensure_bucket(self) -> None:
-        """Creates the bucket when it is missing."""
+    def bucket_exists(self) -> bool:
         try:
             with self._errors(self.bucket):
                 self._client.head_bucket(Bucket=self.bucket)
-            return
         except (NotFound, FailedPrecondition):
-            pass
+            return False
+        return True
+
+    def ensure_bucket(self) -> None:
+        """Creates the bucket when it is missing."""
+        if self.bucket_exists():
+            return
         with (
             self._errors(self.bucket),
             contextlib.suppress(self._client.exceptions.BucketAlreadyOwnedByYou),

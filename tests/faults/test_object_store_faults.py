@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import grpc
 import pytest
 
+from flowforge.cli import prepare_store
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import read_committed
@@ -129,3 +130,35 @@ def test_proxy_delay_only_slows_down(
         result = ingest(stub, job)
         assert result.rows_out == 1
         assert time.monotonic() - started >= 0.05
+
+
+def test_a_service_started_before_its_object_store_creates_the_bucket_once_it_is_up(
+    s3: EmbeddedS3, settings: Settings, proxy: FaultProxy, job: JobKey
+) -> None:
+    bucket = f"late-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
+    late = settings.model_copy(
+        update={
+            "s3_endpoint_url": f"http://{proxy.address}",
+            "s3_bucket": bucket,
+            "s3_max_attempts": 1,
+            "s3_connect_timeout_seconds": 1,
+        }
+    )
+    proxy.set("refuse")  # the object store is not up yet when the service starts
+    server = create_server(late, "127.0.0.1:0", prepare_store(late, keep_trying=True))
+    try:
+        channel, stub = _stub(server)
+        with channel:
+            with pytest.raises(grpc.RpcError) as info:
+                ingest(stub, job, run_id="r1")
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            proxy.set("pass")  # it comes up: the service creates the bucket by itself
+            direct = ObjectStore(settings.model_copy(update={"s3_bucket": bucket}))
+            deadline = time.monotonic() + 20
+            while not direct.bucket_exists():
+                assert time.monotonic() < deadline, f"bucket {bucket!r} was never created"
+                time.sleep(0.2)
+            upload(direct, job, "a.csv", b"id\n1\n2\n")
+            assert ingest(stub, job, run_id="r1").rows_out == 2
+    finally:
+        server.stop(0)
