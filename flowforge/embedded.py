@@ -8,13 +8,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from flowforge.processes import stop_process_group
+from flowforge.processes import Started, stop_process_group, wait_ready
 
 # weed mini opens each of these (and each gRPC port at +10000); all are set explicitly
 # so that two stores can run side by side.
@@ -64,7 +63,7 @@ def pick_ports(preferred_s3_port: int | None = None) -> dict[str, int]:
     return chosen
 
 
-class EmbeddedS3:
+class EmbeddedS3(Started):
     """Runs `weed mini` with one identity (access key, secret key) and one bucket."""
 
     def __init__(
@@ -89,7 +88,7 @@ class EmbeddedS3:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.ports['s3.port']}"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedS3:
+    def start(self, timeout: float = 30.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "s3-identities.json"
         config.write_text(
@@ -130,24 +129,23 @@ class EmbeddedS3:
             cwd=self.data_dir,
         )
         log_file.close()
-        self._wait_ready(timeout)
+        try:
+            wait_ready(
+                self._process, self._answers, timeout, "weed mini", self.data_dir / "weed.log"
+            )
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"weed mini exited; see {self.data_dir / 'weed.log'}")
-            try:
-                urllib.request.urlopen(self.endpoint_url, timeout=1)  # noqa: S310 (loopback)
-            except urllib.error.HTTPError:
-                if self._bucket_ready():
-                    return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"weed mini did not answer within {timeout:.0f}s")
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.endpoint_url, timeout=1)  # noqa: S310 (loopback)
+        except urllib.error.HTTPError:  # S3 answers an anonymous request with an error
+            return self._bucket_ready()
+        except (urllib.error.URLError, OSError):
+            pass
+        return False
 
     def _bucket_ready(self) -> bool:
         import boto3
@@ -170,14 +168,3 @@ class EmbeddedS3:
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
         stop_process_group(process, timeout)
-
-    def __enter__(self) -> EmbeddedS3:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from flowforge.embedded import pick_ports
-from flowforge.processes import stop_process_group
+from flowforge.processes import Started, stop_process_group, wait_ready
 
 
-class PrefectServer:
+class PrefectServer(Started):
     def __init__(self, home: Path, port: int | None = None, ui: bool = False) -> None:
         self.home = Path(home)
         self.port = port or pick_ports()["s3.port"]
@@ -39,7 +38,7 @@ class PrefectServer:
         """What a process needs to use this server (flows, workers, `prefect` commands)."""
         return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home / "client")}
 
-    def start(self, timeout: float = 180.0) -> PrefectServer:
+    def start(self, timeout: float = 180.0) -> Self:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -75,38 +74,24 @@ class PrefectServer:
             cwd=self.home,
         )
         log.close()
-        self._wait_healthy(timeout)
+        try:
+            wait_ready(self._process, self._healthy, timeout, "the Prefect server",
+                       self.home / "server.log", interval=0.3)  # fmt: skip
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"the Prefect server exited; see {self.home / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as reply:  # noqa: S310
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f}s")
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as reply:  # noqa: S310
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
         stop_process_group(process, timeout)
-
-    def __enter__(self) -> PrefectServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def flush_clients(timeout: float = 10.0) -> None:

@@ -11,13 +11,14 @@ import os
 import secrets
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from pydantic import SecretStr
 
 from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import JobKey, landing_prefix
+from flowforge.processes import Started
 from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
@@ -29,7 +30,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE_WORKFLOW = EXAMPLES / "workflows" / "customer-data.yaml"
 
 
-class EmbeddedStack:
+class EmbeddedStack(Started):
     def __init__(
         self, settings: Settings, state: Path, prefect: bool = True, prefect_ui: bool = False
     ) -> None:
@@ -43,7 +44,7 @@ class EmbeddedStack:
         self.ports: dict[str, int] = {}
         self._exit = ExitStack()
 
-    def start(self) -> EmbeddedStack:
+    def start(self) -> Self:
         try:
             self._start()
         except BaseException:
@@ -110,17 +111,6 @@ class EmbeddedStack:
 
     def stop(self) -> None:
         self._exit.close()
-
-    def __enter__(self) -> EmbeddedStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _prefect_settings(server: PrefectServer):  # type: ignore[no-untyped-def]
