@@ -69,6 +69,14 @@ class GoldModel(BaseModel):
         return self
 
 
+def _once_each(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is used twice")
+        seen.add(value)
+
+
 class GoldSettings(BaseModel):
     model_config = _STRICT
     models: list[GoldModel] = Field(default_factory=list)
@@ -78,10 +86,7 @@ class GoldSettings(BaseModel):
     @field_validator("models")
     @classmethod
     def _unique(cls, models: list[GoldModel]) -> list[GoldModel]:
-        names = [m.name for m in models]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"model name {name!r} is used twice")
+        _once_each([m.name for m in models], "model name")
         return models
 
 
@@ -126,10 +131,7 @@ class Workflow(BaseModel):
     @field_validator("jobs")
     @classmethod
     def _unique_jobs(cls, jobs: list[Job]) -> list[Job]:
-        ids = [j.id for j in jobs]
-        for job_id in ids:
-            if ids.count(job_id) > 1:
-                raise ValueError(f"job id {job_id!r} is used twice")
+        _once_each([j.id for j in jobs], "job id")
         return jobs
 
     def job(self, job_id: str) -> Job:
