@@ -69,6 +69,7 @@ class ServiceProcess:
     """`flowforge serve <layer>` as a child process, with its peak RSS sampled."""
 
     def __init__(self, layer: str, settings: Settings, workdir: Path) -> None:
+        self.layer = layer
         self.port = pick_ports()["s3.port"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flowforge.cli", "serve", layer, "--port", str(self.port)],

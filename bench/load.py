@@ -16,7 +16,6 @@ whether every execution completed with the same counts as the other runs of its 
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,10 +30,20 @@ from typing import Any
 import httpx
 import psutil
 import yaml
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import SecretStr
 
-from bench.common import ROOT, ServiceProcess, env_for, start_s3
-from flowforge.settings import Settings
-from orchestrator.prefect_server import PrefectServer
+from bench.common import (
+    ROOT,
+    ServiceProcess,
+    orchestrator_env,
+    start_runner,
+    start_s3,
+    stop_process,
+)
+from flowforge.embedded import pick_ports
+from flowforge.layout import LAYERS
+from orchestrator.prefect_server import PrefectServer, flush_clients
 from orchestrator.workflows import load_workflow_file
 
 SAMPLE = ROOT / "examples" / "workflows" / "customer-data.yaml"
@@ -72,13 +81,27 @@ def main() -> None:
     services: list[ServiceProcess] = []
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        services = [ServiceProcess(layer, settings, work) for layer in ("bronze", "silver", "gold")]
-        with PrefectServer(work / "prefect") as prefect:
-            env = orchestrator_env(settings, services, prefect, work, args.database_url)
-            runner = start("runner", ["serve", "deployment"], env, work)
+        services = [ServiceProcess(layer, settings, work) for layer in LAYERS]
+        settings = settings.model_copy(
+            update={
+                "state_dir": work / "state",
+                **{f"{s.layer}_address": s.address for s in services},
+                **({"database_url": SecretStr(args.database_url)} if args.database_url else {}),
+            }
+        )
+        with (
+            PrefectServer(work / "prefect") as prefect,
+            temporary_settings(updates={PREFECT_API_URL: prefect.api_url}),
+        ):
+            env = orchestrator_env(settings, prefect.client_env())
+            runner = start_runner(env, work / "runner.log", settings.deployment_name)
             processes.append(runner)
-            port = free_port()
-            api_process = start("api", ["serve", "api", "--port", str(port)], env, work)
+            port = pick_ports()["s3.port"]
+            with (work / "api.log").open("wb") as log:
+                api_process = subprocess.Popen(
+                    [sys.executable, "-m", "flowforge.cli", "serve", "api", "--port", str(port)],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
             processes.append(api_process)
             runner_rss, api_rss = TreeRss(runner.pid), TreeRss(api_process.pid)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as api:
@@ -86,7 +109,6 @@ def main() -> None:
                 kinds = prepare(api, args.jobs + 1)
                 baseline_job = next(iter(kinds))  # one job alone first: the baseline
                 kinds.pop(baseline_job)
-                wait_deployment(prefect.api_url, runner, work / "runner.log")
                 alone = wait(api, trigger(api, baseline_job)[0]["id"])
                 for service in services:
                     service.reset_peak()
@@ -104,57 +126,19 @@ def main() -> None:
             runner_rss.stop()
             api_rss.stop()
             report(done, kinds, total, [s for _, s in triggered], alone)
-            for layer, service in zip(("bronze", "silver", "gold"), services, strict=True):
-                print(f"peak RSS {layer}: {service.peak_rss / 2**20:.0f} MiB")
+            for service in services:
+                print(f"peak RSS {service.layer}: {service.peak_rss / 2**20:.0f} MiB")
             print(f"peak RSS orchestrator (runner + flow runs): {runner_rss.peak / 2**20:.0f} MiB")
             print(f"peak RSS api: {api_rss.peak / 2**20:.0f} MiB")
             for process in processes:  # before the Prefect server they talk to
-                stop(process)
+                stop_process(process)
+            flush_clients()
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)
         for service in services:
             service.stop()
         s3.stop()
-
-
-def orchestrator_env(
-    settings: Settings,
-    services: list[ServiceProcess],
-    prefect: PrefectServer,
-    work: Path,
-    database_url: str,
-) -> dict[str, str]:
-    """What the runner and the API read: the same S3, services, Prefect and store."""
-    env = {
-        **env_for(settings),
-        **prefect.client_env(),
-        "FLOWFORGE_STATE_DIR": str(work / "state"),
-        "FLOWFORGE_BRONZE_ADDRESS": services[0].address,
-        "FLOWFORGE_SILVER_ADDRESS": services[1].address,
-        "FLOWFORGE_GOLD_ADDRESS": services[2].address,
-    }
-    if database_url:
-        env["FLOWFORGE_DATABASE_URL"] = database_url
-    return env
-
-
-def start(
-    name: str, command: list[str], env: dict[str, str], work: Path
-) -> subprocess.Popen[bytes]:
-    log = (work / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowforge.cli", *command],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(api: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -168,16 +152,6 @@ def wait_ready(api: httpx.Client, process: subprocess.Popen[bytes], log: Path) -
         if time.monotonic() > deadline or process.poll() is not None:
             raise RuntimeError(log.read_text()[-3000:])
         time.sleep(0.2)
-
-
-def wait_deployment(prefect_api: str, runner: subprocess.Popen[bytes], log: Path) -> None:
-    """Until the runner has registered its deployment (a trigger before that is refused)."""
-    url = f"{prefect_api}/deployments/name/{Settings().deployment_name}"
-    deadline = time.monotonic() + 120
-    while httpx.get(url, timeout=10).status_code != 200:
-        if time.monotonic() > deadline or runner.poll() is not None:
-            raise RuntimeError(log.read_text()[-3000:])
-        time.sleep(0.5)
 
 
 def checked(response: httpx.Response, status: int) -> Any:
@@ -228,17 +202,6 @@ def wait(api: httpx.Client, execution_id: str, timeout: float = 1800) -> Executi
         if time.monotonic() > deadline:
             raise RuntimeError(f"execution {execution_id} did not end in {timeout:.0f} s")
         time.sleep(0.5)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 def seconds(execution: Execution) -> float:

@@ -53,7 +53,7 @@ from bench.common import (
 from bench.gold import bare_duckdb
 from bench.silver import run_duckdb, run_polars
 from flowforge.dimensions import upload_dimension_file
-from flowforge.layout import Dataset, JobKey, landing_prefix
+from flowforge.layout import LAYERS, Dataset, JobKey, landing_prefix
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, polars_storage_options, s3_url
@@ -65,7 +65,7 @@ from orchestrator.workflows import Workflow, load_workflow_file
 
 WORKFLOW = ROOT / "examples" / "workflows" / "customer-data.yaml"
 MODELS = ["customers_by_country", "signups_per_month", "data_quality"]
-LAYERS = ("bronze", "silver", "gold")
+
 JOB = "customers"
 POLL_WAIT = "runner poll wait (scheduled -> pending)"
 START_UP = "flow-run process start-up (pending -> running)"
