@@ -23,16 +23,22 @@ COPY examples ./examples
 COPY prefect.yaml ./
 # Editable: the code stays in /app, next to examples/ (the sample workflow `flowforge seed`
 # reads) and prefect.yaml; the final stage copies /app and /opt/venv to the same paths.
-RUN /opt/venv/bin/pip install --no-deps --force-reinstall -e .
+# Then the installer leaves the venv: the final stage gets no pip, setuptools or wheel
+# (grpcio-tools, protoc, is in the dev extra only, so it is not installed at all).
+RUN /opt/venv/bin/pip install --no-deps --force-reinstall -e . \
+    && /opt/venv/bin/python -m pip uninstall --yes pip setuptools wheel
 
-# -- runtime: no compiler, no pip cache, not root -----------------------------------------
+# -- runtime: no compiler, no installer, not root -----------------------------------------
 FROM python:3.11.14-slim-bookworm AS runtime
 
 LABEL org.opencontainers.image.title="flowforge" \
       org.opencontainers.image.description="FlowForge: a medallion pipeline for CSV data" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-RUN groupadd --system --gid 10001 flowforge \
+# The base image's own installer goes too (pip, setuptools, wheel and ensurepip's wheels).
+RUN python -m pip uninstall --yes pip setuptools wheel \
+    && rm -rf /usr/local/lib/python3.11/ensurepip \
+    && groupadd --system --gid 10001 flowforge \
     && useradd --system --uid 10001 --gid flowforge --home-dir /home/flowforge \
        --create-home --shell /usr/sbin/nologin flowforge \
     && mkdir -p /var/lib/flowforge \

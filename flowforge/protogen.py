@@ -1,4 +1,5 @@
-"""Regenerates the Python code for protos/ into flowforge/v1 (run: python -m flowforge.protogen)."""
+"""Regenerates the Python code for protos/ into flowforge/v1 (run: python -m flowforge.protogen).
+A developer tool: grpcio-tools (protoc) is in the dev extra, not in the runtime image."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The FastAPI application: routers under /api, /healthz, the web UI at /."""
+"""The FastAPI application: routers under /api, /healthz, the OpenAPI document and its
+Swagger UI (/openapi.json, /docs), the web UI at /."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from orchestrator.api import (
     workflows,
 )
 from orchestrator.api.context import ApiContext, require_token
+from orchestrator.api.docs import install_docs
 from orchestrator.api.errors import ERROR_RESPONSES, install_error_handlers
 from orchestrator.api.schemas import Health
 from orchestrator.flow import open_store
@@ -56,6 +58,11 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,  # "/api/workflows/" is not "/api/workflows": no redirects
         responses=ERROR_RESPONSES,
+        # Served by install_docs: the document behind the token, Swagger UI without a CDN.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.context = context
     app.state.stopping = asyncio.Event()
@@ -75,5 +82,6 @@ def create_app(
 
     for module in ROUTERS:
         app.include_router(module.router, dependencies=[Depends(require_token)])
+    install_docs(app)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
     return app

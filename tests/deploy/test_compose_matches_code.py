@@ -4,6 +4,7 @@ settings and the gRPC services each layer registers."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from flowforge.settings import Settings
 from tests.deploy.compose import (
     environment,
     flowforge_services,
+    interpolate,
     long_running,
     raw_compose,
     variables,
@@ -153,6 +155,23 @@ def test_every_flowforge_variable_is_a_setting() -> None:
         for key in environment(service):
             if key.startswith("FLOWFORGE_"):
                 assert key in fields, f"{name}: {key} is not a FlowForge setting"
+
+
+def test_the_api_takes_its_cors_origins_and_upload_limit_from_dotenv() -> None:
+    """Operators set them in .env (no override file); unset or empty, the settings' defaults."""
+    env = environment(SERVICES["api"])
+    for setting in ("api_cors_origins", "api_upload_max_mb"):
+        variable = f"FLOWFORGE_{setting.upper()}"
+        assert variables().get(variable) == [":-"], f"{variable} is not passed through from .env"
+        for dotenv in ({}, {variable: ""}):
+            value = interpolate(env[variable], dotenv)
+            parsed = Settings(**{setting: json.loads(value)})  # pydantic-settings: JSON values
+            assert getattr(parsed, setting) == Settings.model_fields[setting].default, variable
+    chosen = {
+        "FLOWFORGE_API_CORS_ORIGINS": '["https://ui.example"]',
+        "FLOWFORGE_API_UPLOAD_MAX_MB": "64",
+    }
+    assert {name: interpolate(env[name], chosen) for name in chosen} == chosen
 
 
 def test_every_prefect_variable_is_a_prefect_setting() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.deploy.compose import COMPOSE_FILE, ROOT
@@ -66,12 +67,44 @@ def test_dockerfile_is_multi_stage_on_a_pinned_slim_python() -> None:
 
 
 def test_final_stage_runs_as_non_root_without_build_tools() -> None:
-    final = stages()[-1]
+    *builders, final = stages()
     users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("0", "root")
     text = " ".join(final)
     for tool in ("gcc", "g++", "build-essential", "apt-get install", "pip install"):
         assert tool not in text, f"the final stage installs {tool}"
+
+    # The final stage takes the venv from the builder, so the builder must leave no installer
+    # in it: pip, setuptools and wheel uninstalled after the last install into /opt/venv.
+    copied = [line for line in final if line.upper().startswith("COPY") and "/opt/venv" in line]
+    assert copied, "the final stage copies the builder's /opt/venv"
+    build = " && ".join(line for stage in builders for line in stage if line.startswith("RUN "))
+    installs = [m.end() for m in re.finditer(r"/opt/venv/bin/(?:pip|python -m pip) install", build)]
+    removal = re.search(r"/opt/venv/bin/python -m pip uninstall (?:--yes|-y) ([\w\s-]+)", build)
+    assert installs and removal, "the builder does not remove the installer from /opt/venv"
+    assert removal.start() > max(installs), "the builder installs into /opt/venv after removing pip"
+    assert {"pip", "setuptools", "wheel"} <= set(removal.group(1).split())
+    # The base image's own pip goes too, before anything else runs in the final stage.
+    assert re.search(r"RUN python -m pip uninstall (?:--yes|-y) pip setuptools wheel", text)
+
+
+def test_protoc_is_a_developer_tool_only() -> None:
+    """grpcio-tools (protoc) is for `make protos` and the generated-code test: in the dev
+    extra, not a runtime dependency, and imported by nothing but flowforge/protogen.py."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert "grpcio-tools" not in names(project["dependencies"])
+    assert "grpcio-tools" in names(project["optional-dependencies"]["dev"])
+    importers = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("flowforge", "services", "orchestrator")
+        for path in (ROOT / package).rglob("*.py")
+        if re.search(r"^\s*(?:import|from) grpc_tools\b", path.read_text(), re.M)
+    }
+    assert importers == {"flowforge/protogen.py"}
 
 
 def test_docker_context_leaves_out_local_state_and_secrets() -> None:
