@@ -110,7 +110,8 @@ def test_the_token_is_enforced(api: Api) -> None:
     assert events.status_code == 200
     error_of(bare.get("/api/jobs", params={"access_token": token}), 401)  # events only
     assert bare.get("/").status_code == 200  # the UI's files are public; its data is not
-    assert token not in bare.get("/openapi.json").text
+    error_of(bare.get("/openapi.json"), 401)  # the OpenAPI document needs the token too
+    assert token not in api.client.get("/openapi.json").text
 
 
 def test_a_second_trigger_names_the_running_execution_and_cancel(
