@@ -9,7 +9,7 @@ from typing import IO
 
 import polars as pl
 
-from services.bronze.parse import BlankLines, Reject, Restart, parse_file
+from services.bronze.parse import LinesUncertain, Reject, Restart, parse_file
 from services.bronze.sniff import Dialect
 from services.bronze.transform import Audit, decode_fields, to_bronze
 
@@ -37,10 +37,10 @@ def bronze_batches(
         if isinstance(parsed, Restart):
             yield parsed
             continue
-        if isinstance(parsed, BlankLines):
-            # The fast parser's line numbers may be too low: only rejects show them.
+        if isinstance(parsed, LinesUncertain):
+            # The fast parser's line numbers may be off: only rejects show them.
             if rejected:
-                yield Restart("blank lines between records: the rejects' line numbers are unknown")
+                yield Restart(f"rejects' line numbers unknown: {parsed.reason}")
                 yield from bronze_batches(
                     open_stream, dialect, names, block_bytes, audit, null_markers, compat=True
                 )

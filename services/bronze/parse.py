@@ -13,7 +13,8 @@ line break inside earlier quoted values counted; CRLF, LF and a lone CR are one 
 break each, as in Python's universal newlines). Arrow gives no byte offsets, so the fast
 path adds up the line breaks inside the values of the records before; it cannot see the
 blank lines Arrow skips, so it checks at the end that the line breaks it accounted for
-are all the file holds, and says so (BlankLines) when they are not.
+are all the file holds, and says so (LinesUncertain) when they are not; the caller then
+reads the file again with the compatibility path if the line numbers were used.
 """
 
 from __future__ import annotations
@@ -64,12 +65,12 @@ class Restart:
 
 
 @dataclass(frozen=True)
-class BlankLines:
+class LinesUncertain:
     """The last item of a fast parse whose line numbers cannot be trusted: the file has
     blank lines between records (Arrow skips them unseen) or line breaks the fast path
-    could not account for. Line numbers are exact up to the first of them, too low after."""
+    could not account for. Row numbers are right; line numbers may be off after them."""
 
-    unaccounted: int  # physical line breaks minus those the fast path accounted for
+    reason: str
 
 
 class ParseFallback(Exception):
@@ -82,9 +83,9 @@ def parse_file(
     names: list[str],
     block_bytes: int,
     compat: bool = False,
-) -> Iterator[ParsedBatch | Restart | BlankLines]:
+) -> Iterator[ParsedBatch | Restart | LinesUncertain]:
     """Parses a whole file: the fast path, or after a Restart (or with `compat`) the
-    compatibility path. A fast parse may end with BlankLines (see there)."""
+    compatibility path. A fast parse may end with LinesUncertain (see there)."""
     if not compat:
         try:
             with open_stream() as stream:
@@ -193,14 +194,19 @@ def _lines_countable(encoding: str) -> bool:
 
 def parse_fast(
     stream: IO[bytes], dialect: Dialect, names: list[str], block_bytes: int
-) -> Iterator[ParsedBatch | BlankLines]:
+) -> Iterator[ParsedBatch | LinesUncertain]:
     pending: list[_Skipped] = []
     header = 1 if dialect.header else 0
     expected = len(names)
+    # With an escape character, an escaped CR ending a record's last field may form a
+    # CRLF with the line break after it: one break in the file, two in the count.
+    escaped_cr = False
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        nonlocal escaped_cr
         if row.number is None:
             raise ParseFallback("row numbers unknown")
+        escaped_cr |= bool(dialect.escape) and row.text.endswith(("\r", dialect.escape))
         lines = 1 + line_breaks(row.text.encode("utf-8", errors="surrogateescape"))
         if row.number <= header:
             pending.append(_Skipped(row.number, lines, None))
@@ -244,6 +250,8 @@ def parse_fast(
         header_row_pending = bool(header)
         for batch in reader:
             lines = record_lines(batch)
+            if dialect.escape and batch.num_rows:
+                escaped_cr |= pc.any(pc.ends_with(batch.column(expected - 1), "\r")).as_py()
             if header_row_pending and not (pending and pending[0].position == 1):
                 if not batch.num_rows:
                     continue  # wait for the header (nothing pending can be numbered yet)
@@ -272,13 +280,15 @@ def parse_fast(
     if next_position == 1:
         return  # no records: no line numbers given
     if not _lines_countable(dialect.encoding):
-        yield BlankLines(-1)
-        return
-    # Breaks in the file = breaks inside and after the records (the last one's may be
-    # missing) + blank lines. Blank lines at the end of the file change no line number.
-    unaccounted = counted.breaks - (next_line - 1) - (counted.trailing - 1)
-    if unaccounted:
-        yield BlankLines(unaccounted)
+        yield LinesUncertain(f"line breaks are not countable in {dialect.encoding} bytes")
+    elif escaped_cr:
+        yield LinesUncertain("an escaped CR ends a record")
+    else:
+        # Breaks in the file = breaks inside and after the records (the last one's may
+        # be missing) + blank lines. Blank lines at the end of the file move no record.
+        unaccounted = counted.breaks - (next_line - 1) - (counted.trailing - 1)
+        if unaccounted:
+            yield LinesUncertain(f"{unaccounted} line breaks outside records (blank lines)")
 
 
 def _skipped_among(start: int, good: int, pending: list[_Skipped]) -> int:
