@@ -95,13 +95,15 @@ def test_line_breaks_counts_crlf_lf_and_lone_cr_once_each() -> None:
     assert line_breaks(b"\r\r\n\n\r") == 4
 
 
-def _read(data: bytes, compat: bool, block: int = 1 << 20) -> tuple[list[tuple[int, int]], int]:
+def _read(
+    data: bytes, compat: bool, options: CsvOptions | None = None
+) -> tuple[list[tuple[int, int]], int]:
     """The (row number, line number) of each reject, and how many restarts it took."""
-    dialect, records = sniff(data, CsvOptions.validated(), True)
+    dialect, records = sniff(data, options or CsvOptions.validated(), True)
     names, _ = unique_column_names(records[0])
     rejects, restarts = [], 0
     for item in bronze_batches(
-        lambda: contextlib.nullcontext(io.BytesIO(data)), dialect, names, block, AUDIT, (), compat
+        lambda: contextlib.nullcontext(io.BytesIO(data)), dialect, names, 1 << 20, AUDIT, (), compat
     ):
         if isinstance(item, Restart):
             rejects, restarts = [], restarts + 1
@@ -137,6 +139,16 @@ def test_blank_lines_send_a_file_with_rejects_to_the_compatibility_parser() -> N
     assert _read(data.replace(b"3,y,z", b"3,y"), compat=False) == ([], 0)
     # Blank lines inside values or at the end move no line number.
     assert _read(b'id,txt\n1,"a\n\nb"\n3,y,z\n\n\n', compat=False) == ([(2, 5)], 0)
+
+
+def test_line_breaks_the_fast_parser_cannot_count_send_rejects_to_compat() -> None:
+    # An escaped CR ending a field, then LF: one CRLF in the file, so row 2 is on line 3.
+    escaped = CsvOptions.validated(delimiter="|", escape="\\", header=True)
+    assert _read(b"id|note\n1|a\\\r\n2\n", False, escaped) == ([(2, 3)], 1)
+    assert _read(b"id|note\n1|a\\\r\n2\n", True, escaped) == ([(2, 3)], 0)
+    # UTF-16: the bytes' line breaks are not countable.
+    utf16 = CsvOptions.validated(encoding="utf-16")
+    assert _read('id,txt\n1,"a\nb"\n2\n'.encode("utf-16"), False, utf16) == ([(2, 4)], 1)
 
 
 def test_decode_splits_rows_with_undecodable_bytes() -> None:
