@@ -295,7 +295,7 @@ def parse_fast(
         # be missing) + blank lines. Blank lines at the end of the file move no record.
         unaccounted = counted.breaks - (next_line - 1) - (counted.trailing - 1)
         if unaccounted:
-            yield LinesUncertain(f"{unaccounted} line breaks outside records (blank lines)")
+            yield LinesUncertain(f"blank lines between records ({unaccounted} unaccounted breaks)")
 
 
 def _skipped_among(start: int, good: int, pending: list[_Skipped]) -> int:
