@@ -9,7 +9,7 @@ from typing import IO
 
 import polars as pl
 
-from services.bronze.parse import Reject, Restart, parse_file
+from services.bronze.parse import LinesUncertain, Reject, Restart, parse_file
 from services.bronze.sniff import Dialect
 from services.bronze.transform import Audit, decode_fields, to_bronze
 
@@ -28,14 +28,31 @@ def bronze_batches(
     block_bytes: int,
     audit: Audit,
     null_markers: tuple[str, ...],
+    compat: bool = False,
 ) -> Iterator[BronzeBatch | Restart]:
-    """Bronze rows and rejects of one file; after a Restart, discard what came before."""
-    for parsed in parse_file(open_stream, dialect, names, block_bytes):
+    """Bronze rows and rejects of one file; after a Restart, discard what came before.
+    `compat` reads the file with the compatibility parser from the start."""
+    rejected = False
+    for parsed in parse_file(open_stream, dialect, names, block_bytes, compat):
         if isinstance(parsed, Restart):
             yield parsed
             continue
+        if isinstance(parsed, LinesUncertain):
+            # The fast parser's line numbers may be off: only rejects show them.
+            if rejected:
+                yield Restart(f"rejects' line numbers unknown: {parsed.reason}")
+                yield from bronze_batches(
+                    open_stream, dialect, names, block_bytes, audit, null_markers, compat=True
+                )
+            return
         text, numbers, undecodable = decode_fields(
-            parsed.fields, parsed.row_numbers, dialect.delimiter, dialect.encoding
+            parsed.fields,
+            parsed.row_numbers,
+            parsed.line_numbers,
+            dialect.delimiter,
+            dialect.encoding,
         )
         frame = to_bronze(text, numbers, audit, null_markers)
-        yield BronzeBatch(frame, parsed.rejects + undecodable, parsed.fields.nbytes)
+        rejects = parsed.rejects + undecodable
+        rejected = rejected or bool(rejects)
+        yield BronzeBatch(frame, rejects, parsed.fields.nbytes)

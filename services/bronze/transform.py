@@ -72,9 +72,14 @@ def generated_column_names(count: int) -> list[str]:
 
 
 def decode_fields(
-    fields: pa.RecordBatch, row_numbers: np.ndarray, delimiter: str, encoding: str
+    fields: pa.RecordBatch,
+    row_numbers: np.ndarray,
+    line_numbers: np.ndarray,
+    delimiter: str,
+    encoding: str,
 ) -> tuple[pl.DataFrame, np.ndarray, list[Reject]]:
-    """Decodes raw field bytes as UTF-8 text; rows with undecodable bytes become rejects."""
+    """Decodes raw field bytes as UTF-8 text; rows with undecodable bytes become rejects.
+    Returns the decoded rows, their row numbers, and the rejects."""
     decoded, invalid = [], np.zeros(fields.num_rows, dtype=bool)
     first_bad_column = np.full(fields.num_rows, -1)
     for index, column in enumerate(fields.columns):
@@ -91,6 +96,7 @@ def decode_fields(
     rejects = [
         Reject(
             int(row_numbers[i]),
+            int(line_numbers[i]),
             INVALID_ENCODING,
             f"bytes not valid in {encoding} in column {fields.schema.names[first_bad_column[i]]!r}",
             _raw_line(fields, int(i), delimiter),
@@ -186,6 +192,7 @@ def rejects_frame(rejects: list[Reject], audit: Audit) -> pl.DataFrame:
             "source_key": [audit.source_key] * len(rejects),
             "source_etag": [audit.source_etag] * len(rejects),
             "row_number": [r.row_number for r in rejects],
+            "line_number": [r.line_number for r in rejects],
             "kind": [r.kind for r in rejects],
             "reason": [r.reason for r in rejects],
             "raw_line": [r.raw_line for r in rejects],
@@ -195,6 +202,7 @@ def rejects_frame(rejects: list[Reject], audit: Audit) -> pl.DataFrame:
             "source_key": pl.String,
             "source_etag": pl.String,
             "row_number": pl.Int64,
+            "line_number": pl.Int64,
             "kind": pl.String,
             "reason": pl.String,
             "raw_line": pl.String,

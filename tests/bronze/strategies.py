@@ -1,6 +1,7 @@
 """Hypothesis strategies for hostile CSV files whose correct reading is known by construction:
 random quoting, delimiters, quotes and line breaks inside fields, LF/CRLF/CR mixes, BOMs,
-invalid UTF-8, ragged rows, huge fields, thousands of columns, empty and repeated headers."""
+invalid UTF-8, ragged rows, huge fields, thousands of columns, empty and repeated headers,
+blank lines between rows."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from hypothesis import strategies as st
 INVALID_MARKER = "\u2603"  # replaced by an undecodable byte after encoding
 SPECIALS = [",", ";", "\t", "|", '"', "'", "\n", "\r", " ", "\\", "\x00", "\ufeff"]
 
-field_text = st.text(
+_text = st.text(
     alphabet=st.one_of(
         st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters=INVALID_MARKER),
         st.sampled_from(SPECIALS),
     ),
     max_size=24,
 )
+field_text = st.one_of(_text, st.tuples(_text, _text).map("\r\n".join))  # CRLF inside, too
 
 
 @dataclass
@@ -29,6 +31,13 @@ class CsvDocument:
     rows: dict[int, list[str]] = field(default_factory=dict)  # row number -> fields
     ragged: list[int] = field(default_factory=list)
     undecodable: list[int] = field(default_factory=list)
+    lines: dict[int, int] = field(default_factory=dict)  # row number -> line it starts on
+    blank_lines: int = 0  # between rows
+
+
+def line_breaks(data: bytes) -> int:
+    """CRLF, LF and a lone CR: one line break each."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _encode(
@@ -76,8 +85,15 @@ def csv_documents(draw: st.DrawFn) -> CsvDocument:
     document = CsvDocument(b"", delimiter, header)
     chunks = [codecs.BOM_UTF8] if draw(st.booleans()) else []
     chunks.append(_encode(header, delimiter, terminators[0]))
+    blank_lines = draw(st.booleans())
     count = draw(st.integers(0, 25 if width < 100 else 3))
     for number in range(1, count + 1):
+        if blank_lines and draw(st.integers(0, 4)) == 0:
+            # LF after a CR would make a CRLF, not a blank line.
+            chunks.append(b"\r\n" if chunks[-1].endswith(b"\r") else b"\n")
+            document.blank_lines += 1
+        # Each chunk is whole lines: the row starts on the line after the breaks so far.
+        document.lines[number] = 1 + sum(line_breaks(c) for c in chunks)
         kind = draw(st.sampled_from(["ok", "ok", "ok", "ragged", "undecodable", "huge"]))
         terminator = draw(st.sampled_from(terminators))
         if kind == "ragged":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,11 @@ import pytest
 from flowforge.layout import JobKey
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2
-from services.bronze.transform import AUDIT_COLUMNS
+from services.bronze.convert import BronzeBatch, bronze_batches
+from services.bronze.options import CsvOptions
+from services.bronze.parse import Restart
+from services.bronze.sniff import sniff
+from services.bronze.transform import AUDIT_COLUMNS, Audit, unique_column_names
 from tests.bronze.conftest import ingest, read_objects, upload
 from tests.bronze.oracle import read_expected
 
@@ -28,6 +35,8 @@ CASE_TABLE = {
     "ragged.csv": (",", True, "utf-8", None, {}),
     "invalid_utf8.csv": (",", True, "utf-8", None, {}),
     "invalid_utf8_ragged.csv": (",", True, "utf-8", None, {}),
+    # Line breaks inside quoted values (CRLF, LF, lone CR) before rejects of both kinds.
+    "multiline_ragged.csv": (",", True, "utf-8", None, {"line_terminator": "CRLF"}),
 }
 
 
@@ -62,6 +71,7 @@ def test_case_matches_independent_reading(
     by_kind = {}
     for row in rejects.iter_rows(named=True) if rejects.height else []:
         by_kind.setdefault(row["kind"], []).append(row["row_number"])
+        assert row["line_number"] == expected.lines[row["row_number"]]  # where it starts
     assert sorted(by_kind.get("wrong_field_count", [])) == expected.wrong_field_count
     assert sorted(by_kind.get("invalid_encoding", [])) == expected.invalid_encoding
     if rejects.height:
@@ -71,6 +81,32 @@ def test_case_matches_independent_reading(
     report = result.files[0]
     for field, value in sniffed.items():
         assert getattr(report, field) == value, field
+
+
+@pytest.mark.parametrize("compat", [False, True], ids=["fast", "compat"])
+@pytest.mark.parametrize("case", sorted(CASE_TABLE))
+def test_case_rejects_in_each_parser(case: str, compat: bool) -> None:
+    """Without I/O, each parser on its own: the rejects' row and line numbers."""
+    delimiter, header, encoding, options, _ = CASE_TABLE[case]
+    data = (CASES / case).read_bytes()
+    expected = read_expected(data, delimiter, header, encoding)
+    chosen = CsvOptions.validated(
+        delimiter=delimiter, header=header, encoding=options.encoding if options else ""
+    )
+    dialect, records = sniff(data, chosen, complete=True)
+    names, _ = unique_column_names(records[0])
+    audit = Audit(datetime(2026, 1, 1, tzinfo=UTC), case, "e", "r", "w", "j")
+    rejects = {}
+    for batch in bronze_batches(
+        lambda: contextlib.nullcontext(io.BytesIO(data)), dialect, names, 1 << 20, audit, (), compat
+    ):
+        if isinstance(batch, Restart):
+            rejects = {}
+            continue
+        assert isinstance(batch, BronzeBatch)
+        rejects.update((r.row_number, r.line_number) for r in batch.rejects)
+    bad = expected.wrong_field_count + expected.invalid_encoding
+    assert rejects == {number: expected.lines[number] for number in bad}
 
 
 def test_rfc4180_values_survive_exactly(bronze, store: ObjectStore, job: JobKey) -> None:
