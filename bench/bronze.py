@@ -1,6 +1,6 @@
 """Bronze throughput and memory against the bare engines, same data, same S3, same run.
 
-    python bench/bronze.py [--size-mb 1024]
+    python -m bench.bronze [--size-mb 1024]
 
 Ingests a generated CSV through a running `flowforge serve bronze` on the embedded
 SeaweedFS, then converts the same CSV to Parquet with DuckDB (COPY ... TO parquet) and

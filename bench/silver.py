@@ -1,7 +1,7 @@
 """Silver against one DuckDB statement and one polars lazy query doing the same work.
 
-    python bench/silver.py                  # ~1 GB of customers CSV (generated once, cached)
-    python bench/silver.py --size-mb 50     # a quick run while developing
+    python -m bench.silver                  # ~1 GB of customers CSV (generated once, cached)
+    python -m bench.silver --size-mb 50     # a quick run while developing
 
 Starts an embedded S3, lands the CSV and ingests it with bronze, then refines the bronze
 dataset three ways, each reading the same bronze Parquet objects from the same S3 and
