@@ -116,8 +116,18 @@ def preview_table(model: dict, limit: int = 5) -> Table:  # type: ignore[type-ar
     for column in rows[0] if rows else []:
         table.add_column(str(column))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(_cell(v) for v in row.values()))
     return table
+
+
+def _cell(value: object, width: int = 32) -> str:
+    """A preview value, cut to `width`; the profile's most frequent values as `value (n)`."""
+    if value is None:
+        return ""
+    text = str(value)
+    if isinstance(value, list) and all(isinstance(v, dict) and "value" in v for v in value):
+        text = ", ".join(f"{v['value']} ({v.get('count', '?')})" for v in value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def executions_table(executions: list[ExecutionRecord]) -> Table:
