@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, cast
 
+from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import InvalidArgument, NotFound
 from flowforge.layout import Dataset, JobKey, landing_prefix
 from flowforge.manifest import (
@@ -32,7 +33,6 @@ from services.bronze.parse import Reject, Restart
 from services.bronze.sniff import SAMPLE_BYTES, sniff
 from services.bronze.transform import (
     Audit,
-    bronze_schema,
     generated_column_names,
     rejects_frame,
     unique_column_names,

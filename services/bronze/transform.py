@@ -14,18 +14,9 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers the stable `nchash` namespace on expressions)
 import pyarrow as pa
 
+from flowforge.bronze_columns import AUDIT_COLUMNS
 from services.bronze.parse import INVALID_ENCODING, Reject
 
-AUDIT_COLUMNS = (
-    "_ingested_at",
-    "_source_key",
-    "_source_etag",
-    "_row_number",
-    "_row_hash",
-    "_run_id",
-    "_workflow_id",
-    "_job_id",
-)
 # The hash folds one xxh3-64 per field: h = h * K xor xxh3_64(field), starting from K.
 _HASH_K = 0x9E3779B97F4A7C15
 _NULL_FIELD_HASH = 0x5851F42D4C957F2D
@@ -166,24 +157,6 @@ def to_bronze(
             for i, c in enumerate(columns)
         )
     return frame
-
-
-def bronze_schema(columns: list[str]) -> dict[str, pl.DataType]:
-    """The schema of a bronze frame with these source columns (for empty outputs)."""
-    schema: dict[str, pl.DataType] = {name: pl.String() for name in columns}
-    schema.update(
-        {
-            "_ingested_at": pl.Datetime("us", "UTC"),
-            "_source_key": pl.String(),
-            "_source_etag": pl.String(),
-            "_row_number": pl.Int64(),
-            "_row_hash": pl.UInt64(),
-            "_run_id": pl.String(),
-            "_workflow_id": pl.String(),
-            "_job_id": pl.String(),
-        }
-    )
-    return schema
 
 
 def rejects_frame(rejects: list[Reject], audit: Audit) -> pl.DataFrame:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import FailedPrecondition
 from flowforge.manifest import Committed, ManifestObject
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, s3_url
 from flowforge.v1 import common_pb2
-from services.bronze.transform import bronze_schema
 from services.silver import casting, report, transform
 from services.silver.engine import Workspace, polars_errors, storage_options
 from services.silver.model import ColumnRule

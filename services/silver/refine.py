@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowforge.bronze_columns import AUDIT_COLUMNS as BRONZE_AUDIT
 from flowforge.errors import FailedPrecondition
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import (
@@ -28,7 +29,6 @@ from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2
-from services.bronze.transform import AUDIT_COLUMNS as BRONZE_AUDIT
 from services.silver import report, transform
 from services.silver.engine import Workspace
 from services.silver.model import Spec

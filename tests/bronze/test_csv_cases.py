@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flowforge.bronze_columns import AUDIT_COLUMNS
 from flowforge.layout import JobKey
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2
@@ -16,7 +17,7 @@ from services.bronze.convert import BronzeBatch, bronze_batches
 from services.bronze.options import CsvOptions
 from services.bronze.parse import Restart
 from services.bronze.sniff import sniff
-from services.bronze.transform import AUDIT_COLUMNS, Audit, unique_column_names
+from services.bronze.transform import Audit, unique_column_names
 from tests.bronze.conftest import ingest, read_objects, upload
 from tests.bronze.oracle import read_expected
 

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from flowforge.bronze_columns import AUDIT_COLUMNS
 from services.bronze.convert import BronzeBatch, bronze_batches
 from services.bronze.options import CsvOptions
 from services.bronze.parse import LinesUncertain, ParseFallback, Restart, parse_fast
 from services.bronze.sniff import SAMPLE_BYTES, sniff
-from services.bronze.transform import AUDIT_COLUMNS, Audit, unique_column_names
+from services.bronze.transform import Audit, unique_column_names
 from tests.bronze.strategies import CsvDocument, csv_documents
 
 AUDIT = Audit(datetime(2026, 1, 1, tzinfo=UTC), "landing/w/j/f.csv", "e", "r", "w", "j")
