@@ -265,7 +265,7 @@ class Refinery:
         key_rows: list[pl.DataFrame] = []
         ties = 0
         kept_files: list[Path] = []
-        partial: dict[str, list[pl.DataFrame]] = {u.flag: [] for u in uniques}
+        parts = len(buckets)  # value-count partitions per unique rule (spilled, see below)
         for index in range(len(buckets)):
             self.deadline.check("removing duplicates")
             bucket = buckets.pop(0)  # no reference left: the rows go once deduplicated
@@ -280,14 +280,14 @@ class Refinery:
             ties += found.ties
             if uniques:
                 for u in uniques:
-                    partial[u.flag].append(transform.duplicated_values(found.kept, u.column))
+                    self.spill_value_counts(found.kept, u, parts, index)
                 kept_files.append(self.work.path(f"kept-{index:05d}.parquet"))
                 found.kept.write_parquet(kept_files[-1], compression="lz4")
             else:
                 self.write_silver(found.kept, run_prefix, index, silver_schema)
         self.count_duplicates(key_rows, ties)
         if uniques:
-            self.check_uniques(uniques, partial, kept_files, columns, run_prefix, silver_schema)
+            self.check_uniques(uniques, parts, kept_files, columns, run_prefix, silver_schema)
         if not self.out.data_objects:
             self.write_silver(pl.DataFrame(schema=silver_schema), run_prefix, 0, silver_schema)
 
@@ -308,10 +308,43 @@ class Refinery:
             )
         self.out.rejected_by_reason = dict(self.reasons)
 
+    def spill_value_counts(
+        self, kept: pl.DataFrame, rule: transform.Check, parts: int, bucket: int
+    ) -> None:
+        """Writes a bucket's value counts for a unique rule to disk, split by the value's
+        hash into `parts` partitions, so that adding them up later holds one partition's
+        distinct values in memory at a time, not the whole column's."""
+        counts = transform.duplicated_values(kept, rule.column)
+        partition = (pl.col(rule.column).hash() % parts).alias("__part")
+        for (part,), frame in counts.with_columns(partition).group_by("__part"):
+            path = self.work.path(f"values-{rule.flag}-{part:05d}-{bucket:05d}.parquet")
+            frame.drop("__part").write_parquet(path, compression="lz4")
+
+    def repeated_values(
+        self, rule: transform.Check, parts: int, dtype: pl.DataType
+    ) -> tuple[pl.Series, int]:
+        """The values of a unique rule's column that more than one kept row holds, and how
+        many rows hold them; one partition of value counts in memory at a time."""
+        repeated, rows = [], 0
+        for part in range(parts):
+            self.deadline.check("checking unique rules")
+            files = sorted(self.work.root.glob(f"values-{rule.flag}-{part:05d}-*.parquet"))
+            if not files:
+                continue
+            values = pl.concat([pl.read_parquet(f) for f in files]).group_by(rule.column)
+            found = values.agg(pl.col("n").sum()).filter(pl.col("n") > 1)
+            repeated.append(found.get_column(rule.column))
+            rows += int(found.get_column("n").sum() or 0)
+            for path in files:
+                path.unlink()
+        if not repeated:
+            return pl.Series(rule.column, [], dtype=dtype), 0
+        return pl.concat(repeated), rows
+
     def check_uniques(
         self,
         uniques: list[transform.Check],
-        partial: dict[str, list[pl.DataFrame]],
+        parts: int,
         kept_files: list[Path],
         columns: tuple[ColumnRule, ...],
         run_prefix: str,
@@ -320,12 +353,9 @@ class Refinery:
         repeated: dict[str, pl.Series] = {}
         counted = []
         for u in uniques:
-            values = pl.concat(partial[u.flag]).group_by(u.column).agg(pl.col("n").sum())
-            values = values.filter(pl.col("n") > 1)
-            repeated[u.flag] = values.get_column(u.column)
-            counted.append(
-                report.Counted(u, self.kept_rows, int(values.get_column("n").sum() or 0))
-            )
+            dtype = silver_schema[u.column]
+            repeated[u.flag], rows = self.repeated_values(u, parts, dtype)
+            counted.append(report.Counted(u, self.kept_rows, rows))
         report.fail_if_breached(counted)
         self.out.quality += counted
         self.out.warnings += report.warn_messages(counted)
