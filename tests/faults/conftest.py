@@ -14,7 +14,7 @@ from pydantic import SecretStr
 import orchestrator.flow as flow_module
 from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
-from flowforge.layout import Dataset, JobKey
+from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.runtime import LayerServer
 from flowforge.services_registry import LAYER_SERVICES
@@ -27,8 +27,6 @@ from tests.faults.proxy import FaultProxy
 from tests.orchestrator.conftest import ROOT, Stack, postgres_schema_url, sample_workflow, stack
 
 __all__ = ["postgres_schema_url", "sample_workflow", "stack"]
-
-LAYERS = ("bronze", "silver", "gold")
 
 
 @pytest.fixture

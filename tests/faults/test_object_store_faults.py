@@ -1,11 +1,10 @@
-"""A layer against a misbehaving object store (through the fault proxy, real sockets)."""
+"""A layer against a misbehaving object store (through the fault store_proxy, real sockets)."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator
-from urllib.parse import urlparse
 
 import grpc
 import pytest
@@ -24,18 +23,10 @@ from tests.faults.proxy import FaultProxy
 
 
 @pytest.fixture
-def proxy(s3: EmbeddedS3) -> Iterator[FaultProxy]:
-    endpoint = urlparse(s3.endpoint_url)
-    fault_proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
-    yield fault_proxy
-    fault_proxy.close()
-
-
-@pytest.fixture
-def bronze_via_proxy(settings: Settings, proxy: FaultProxy) -> Iterator[LayerServer]:
+def bronze_via_proxy(settings: Settings, store_proxy: FaultProxy) -> Iterator[LayerServer]:
     proxied = settings.model_copy(
         update={
-            "s3_endpoint_url": f"http://{proxy.address}",
+            "s3_endpoint_url": f"http://{store_proxy.address}",
             "s3_max_attempts": 1,
             "s3_connect_timeout_seconds": 1,
             "s3_read_timeout_seconds": 5,
@@ -52,12 +43,12 @@ def _stub(server: LayerServer) -> tuple[grpc.Channel, bronze_pb2_grpc.BronzeServ
 
 
 def test_refused_connections_are_unavailable_then_recover(
-    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+    bronze_via_proxy: LayerServer, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "a.csv", b"id\n1\n2\n")
     channel, stub = _stub(bronze_via_proxy)
     with channel:
-        proxy.set("refuse")
+        store_proxy.set("refuse")
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as info:
             ingest(stub, job, run_id="r1")
@@ -65,13 +56,13 @@ def test_refused_connections_are_unavailable_then_recover(
         assert "unreachable" in info.value.details()
         assert time.monotonic() - started < 10  # fails fast, so the caller can back off
         assert serving(channel)
-        proxy.set("pass")
+        store_proxy.set("pass")
         result = ingest(stub, job, run_id="r1")
         assert result.rows_out == 2
 
 
 def test_upload_cut_half_way_leaves_nothing_visible_and_retry_commits_whole(
-    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+    bronze_via_proxy: LayerServer, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
 ) -> None:
     dataset = Dataset.for_layer("bronze", job)
     upload(store, job, "a.csv", b"id\n1\n")
@@ -84,11 +75,11 @@ def test_upload_cut_half_way_leaves_nothing_visible_and_retry_commits_whole(
         )
         upload(store, job, "b.csv", big)
         # Cut the first connection that sends more than 2 MB: the Parquet part upload.
-        proxy.set("cut", cut_after_bytes=2 << 20, times=1)
+        store_proxy.set("cut", cut_after_bytes=2 << 20, times=1)
         with pytest.raises(grpc.RpcError) as info:
             ingest(stub, job, run_id="r2")
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert proxy.hurt == 1
+        assert store_proxy.hurt == 1
         committed = read_committed(store, dataset)
         assert committed is not None and committed.manifest.run_id == "r1"  # untouched
         assert [o.key for o in committed.manifest.data_objects] == [
@@ -103,29 +94,29 @@ def test_upload_cut_half_way_leaves_nothing_visible_and_retry_commits_whole(
 
 
 def test_store_that_stops_answering_hits_the_deadline(
-    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+    bronze_via_proxy: LayerServer, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "a.csv", b"id\n1\n")
     channel, stub = _stub(bronze_via_proxy)
     with channel:
-        proxy.set("drop")
+        store_proxy.set("drop")
         with pytest.raises(grpc.RpcError) as info:
             ingest(stub, job, timeout=3)
         assert info.value.code() in (
             grpc.StatusCode.DEADLINE_EXCEEDED,
             grpc.StatusCode.UNAVAILABLE,
         )
-        proxy.set("pass")
+        store_proxy.set("pass")
         assert serving(channel)
 
 
 def test_proxy_delay_only_slows_down(
-    bronze_via_proxy: LayerServer, proxy: FaultProxy, store: ObjectStore, job: JobKey
+    bronze_via_proxy: LayerServer, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "a.csv", b"id\n1\n")
     channel, stub = _stub(bronze_via_proxy)
     with channel:
-        proxy.set("delay", delay_seconds=0.05)
+        store_proxy.set("delay", delay_seconds=0.05)
         started = time.monotonic()
         result = ingest(stub, job)
         assert result.rows_out == 1
@@ -133,18 +124,18 @@ def test_proxy_delay_only_slows_down(
 
 
 def test_a_service_started_before_its_object_store_creates_the_bucket_once_it_is_up(
-    s3: EmbeddedS3, settings: Settings, proxy: FaultProxy, job: JobKey
+    s3: EmbeddedS3, settings: Settings, store_proxy: FaultProxy, job: JobKey
 ) -> None:
     bucket = f"late-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
     late = settings.model_copy(
         update={
-            "s3_endpoint_url": f"http://{proxy.address}",
+            "s3_endpoint_url": f"http://{store_proxy.address}",
             "s3_bucket": bucket,
             "s3_max_attempts": 1,
             "s3_connect_timeout_seconds": 1,
         }
     )
-    proxy.set("refuse")  # the object store is not up yet when the service starts
+    store_proxy.set("refuse")  # the object store is not up yet when the service starts
     server = create_server(late, "127.0.0.1:0", prepare_store(late, keep_trying=True))
     try:
         channel, stub = _stub(server)
@@ -152,7 +143,7 @@ def test_a_service_started_before_its_object_store_creates_the_bucket_once_it_is
             with pytest.raises(grpc.RpcError) as info:
                 ingest(stub, job, run_id="r1")
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-            proxy.set("pass")  # it comes up: the service creates the bucket by itself
+            store_proxy.set("pass")  # it comes up: the service creates the bucket by itself
             direct = ObjectStore(settings.model_copy(update={"s3_bucket": bucket}))
             deadline = time.monotonic() + 20
             while not direct.bucket_exists():

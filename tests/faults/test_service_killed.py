@@ -7,12 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import grpc
 import pytest
 
-from flowforge.embedded import EmbeddedS3
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings
@@ -24,30 +22,22 @@ from tests.faults.proxy import FaultProxy
 
 
 @pytest.fixture
-def slow_store(s3: EmbeddedS3) -> Iterator[FaultProxy]:
-    endpoint = urlparse(s3.endpoint_url)
-    proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
-    yield proxy
-    proxy.close()
-
-
-@pytest.fixture
 def bronze_process(
-    settings: Settings, slow_store: FaultProxy, tmp_path: Path
+    settings: Settings, store_proxy: FaultProxy, tmp_path: Path
 ) -> Iterator[ServiceProcess]:
-    proxied = settings.model_copy(update={"s3_endpoint_url": f"http://{slow_store.address}"})
+    proxied = settings.model_copy(update={"s3_endpoint_url": f"http://{store_proxy.address}"})
     service = ServiceProcess("bronze", service_env(proxied, tmp_path), tmp_path / "bronze.log")
     yield service.start()
     service.stop()
 
 
 def test_bronze_killed_mid_request_then_restarted(
-    bronze_process: ServiceProcess, slow_store: FaultProxy, store: ObjectStore, job: JobKey
+    bronze_process: ServiceProcess, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
 ) -> None:
     dataset = Dataset.for_layer("bronze", job)
     for i in range(6):
         upload(store, job, f"part-{i}.csv", b"id,name\n" + b"%d,x\n" % i * 2000)
-    slow_store.set("delay", delay_seconds=0.3)  # every S3 exchange is slow: a long request
+    store_proxy.set("delay", delay_seconds=0.3)  # every S3 exchange is slow: a long request
     outcome: dict[str, object] = {}
 
     def call() -> None:
@@ -77,7 +67,7 @@ def test_bronze_killed_mid_request_then_restarted(
     orphaned = list(store.list(dataset.run_prefix("killed")))
     assert orphaned  # the killed run's objects are left behind ... for now
 
-    slow_store.set("pass")
+    store_proxy.set("pass")
     bronze_process.start()  # same port: the caller's address does not change
     with grpc.insecure_channel(bronze_process.address) as channel:
         result = ingest(bronze_pb2_grpc.BronzeServiceStub(channel), job, run_id="retry")
