@@ -15,24 +15,11 @@ from orchestrator.api.context import Context, DimensionName, ids
 from orchestrator.api.errors import PayloadTooLarge, UnsupportedMediaType
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Dimension
-from orchestrator.api.uploads import FILE_NAME, drain
+from orchestrator.api.uploads import FILE_NAME, drain, multipart_body
 
 router = APIRouter(prefix="/api/dimensions", tags=["dimensions"])
 SUFFIXES = (".csv", ".parquet", ".pq")
-DIMENSION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+DIMENSION_BODY = multipart_body("file")
 
 
 @router.get("", response_model=list[Dimension])

@@ -16,6 +16,7 @@ import queue
 import re
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -33,22 +34,21 @@ FILE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,63}")
 SNIFF_BYTES = 8192
 _CHUNK = 1 << 20
 
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                }
-            }
-        },
+
+def multipart_body(field: str, many: bool = False) -> dict[str, Any]:
+    """The OpenAPI request body of a multipart upload with file field `field`."""
+    binary = {"type": "string", "format": "binary"}
+    schema = {
+        "type": "object",
+        "required": [field],
+        "properties": {field: {"type": "array", "items": binary} if many else binary},
     }
-}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
+
+
+UPLOAD_BODY = multipart_body("files", many=True)
 
 
 def check_file_name(name: str | None) -> str:
