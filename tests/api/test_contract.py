@@ -2,17 +2,18 @@
 request, however malformed, gets a 5xx. Bounded: a few examples per endpoint and a time
 budget for the whole run.
 
-/api/events is left out: it is a stream that runs until the client leaves (tested in
-test_runs.py with `once`). Schemathesis's pytest plugin does not run under pytest 9, so
-its command line runs here, as CI would run it against a deployment."""
+/api/events, a stream that runs until the client leaves, is fuzzed with `once` set (a
+hook, tests/api/schemathesis_hooks.py). Schemathesis's pytest plugin does not run under
+pytest 9, so its command line runs here, as CI would run it against a deployment."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.api.conftest import Api
+from tests.api.conftest import ROOT, Api
 
 
 def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> None:
@@ -23,7 +24,7 @@ def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> No
             *("--checks", "not_a_server_error", "--phases", "examples,coverage,fuzzing"),
             *("--max-examples", "6", "--max-time", "35", "--seed", "6"),
             *("--workers", "1"),  # hypothesis's lambda descriptions are not thread-safe
-            *("--request-timeout", "30", "--exclude-path", "/api/events"),
+            *("--request-timeout", "30"),
             *("--header", f"Authorization: {api.client.headers['Authorization']}"),
             *("--report", "junit", "--report-dir", str(tmp_path)),
             *("--no-color", "--output-truncate", "true"),
@@ -32,7 +33,14 @@ def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> No
         text=True,
         timeout=180,
         cwd=tmp_path,
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks",
+            "PYTHONPATH": str(ROOT),
+        },
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12000:]
     assert " selected / " in output and "Fuzzing" in output, output[-3000:]
+    report = "".join(path.read_text() for path in tmp_path.glob("junit*.xml"))
+    assert 'name="GET /api/events"' in report, "the event stream was not fuzzed"
