@@ -2,8 +2,8 @@
 
     python -m bench.gold [--size-mb 1024] [--repeat 3]
 
-Generates the customers CSV (cached), casts it to silver-shaped Parquet parts (typed
-columns plus audit columns, committed through the manifest protocol as silver does),
+Generates the customers CSV (cached), lands it and runs bronze and silver on it (in this
+process, with the sample's silver spec) so gold reads the real committed silver output,
 uploads the countries dimension, then times
 
   * the sample customer models through a running `flowforge serve gold`, and
@@ -24,74 +24,41 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-import polars as pl
+import yaml
+from google.protobuf import json_format
 
 from bench.common import ROOT, ServiceProcess, generated_csv, httpfs_connection, start_s3, timed
 from flowforge.dimensions import upload_dimension_file
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import Manifest, commit, start_run
-from flowforge.parts import write_parquet
+from flowforge.layout import Dataset, JobKey, landing_prefix
+from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, s3_url
-from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
+from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc, silver_pb2
+from services.bronze.ingest import IngestPlan, ingest
+from services.bronze.options import CsvOptions
 from services.gold.profile import profile_sql
+from services.silver.refine import RefinePlan, refine
+from services.silver.spec import parse_spec
 
 JOB = JobKey("bench", "customers")
 MODELS = ["customers_by_country", "signups_per_month", "data_quality"]
-ROWS_PER_PART = 1_000_000
-NULLS = ["", "N/A", "NULL", "null"]
+SILVER_SPEC = yaml.safe_load((ROOT / "examples" / "silver" / "customers.yaml").read_text())
 # The gold settings the service process will read (FLOWFORGE_GOLD_* from the environment);
 # threads default to every core, as a bare DuckDB's do.
 os.environ.setdefault("FLOWFORGE_GOLD_THREADS", str(os.cpu_count() or 2))
 SERVICE = Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def silver_frame(csv_path: Path) -> pl.DataFrame:
-    """The CSV cast the way silver would: trimmed, typed, null markers mapped, audited."""
-
-    def text(name: str) -> pl.Expr:
-        value = pl.col(name).str.strip_chars()
-        return pl.when(value.is_in(NULLS)).then(None).otherwise(value).alias(name)
-
-    return (
-        pl.scan_csv(csv_path, infer_schema=False, truncate_ragged_lines=True)
-        .with_row_index("_row_number", offset=1)
-        .select(
-            text("customer_id").cast(pl.Int64, strict=False).alias("customer_id"),
-            text("first_name").alias("first_name"),
-            text("last_name").alias("last_name"),
-            text("email").str.to_lowercase().alias("email"),
-            text("country_code").alias("country_code"),
-            pl.coalesce(
-                text("signup_date").str.to_date("%Y-%m-%d", strict=False),
-                text("signup_date").str.to_date("%d/%m/%Y", strict=False),
-            ).alias("signup_date"),
-            text("updated_at").str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False),
-            text("lifetime_value").cast(pl.Decimal(12, 2), strict=False),
-            text("status").str.to_lowercase(),
-            pl.lit(csv_path.name).alias("_source_key"),
-            pl.col("_row_number").cast(pl.Int64),
-        )
-        .collect()
-    )
-
-
-def prepare(store: ObjectStore, csv_path: Path) -> tuple[list[str], int]:
-    frame = silver_frame(csv_path)
-    return commit_silver(store, frame), frame.height
-
-
-def commit_silver(store: ObjectStore, frame: pl.DataFrame) -> list[str]:
-    dataset = Dataset.for_layer("silver", JOB)
-    prefix = start_run(store, dataset, "bench")
-    parts = [
-        write_parquet(store, f"{prefix}part-{i:05d}.parquet", frame.slice(offset, ROWS_PER_PART))
-        for i, offset in enumerate(range(0, frame.height, ROWS_PER_PART))
-    ]
-    commit(
-        store, dataset, Manifest(dataset=dataset.prefix, run_id="bench", data_objects=parts), None
-    )
-    return [p.key for p in parts]
+def prepare(settings: Settings, store: ObjectStore, csv_path: Path) -> tuple[list[str], int]:
+    """The committed silver of the CSV: landed, ingested by bronze, refined by silver with
+    examples/silver/customers.yaml; returns its object keys and rows."""
+    with csv_path.open("rb") as handle:
+        store.upload(landing_prefix(JOB) + csv_path.name, handle)
+    ingest(store, settings, IngestPlan(JOB, "bronze-1", CsvOptions.validated()), Deadline())
+    spec = json_format.ParseDict(SILVER_SPEC, silver_pb2.SilverSpec())
+    plan = RefinePlan(JOB, "silver-1", parse_spec(spec))
+    silver = refine(store, settings, plan, Deadline())
+    return [o.key for o in silver.data_objects], silver.rows_out
 
 
 def bare_duckdb(
@@ -179,7 +146,7 @@ def main() -> None:
         try:
             store = ObjectStore(settings)
             silver, rows = timed(
-                "cast to silver, write its parts", lambda: prepare(store, csv_path)
+                "bronze and silver on the CSV", lambda: prepare(settings, store, csv_path)
             )[1]
             total = sum(info.size for key in silver if (info := store.head(key)))
             print(
