@@ -53,7 +53,7 @@ async def events(
     ids(**{k: v for k, v in filters.items() if v})
     stopping: asyncio.Event = request.app.state.stopping
     watch = partial(_watched, ctx, workflow_id, job_id, execution_id)
-    first = await asyncio.to_thread(watch)
+    first = await asyncio.to_thread(_first_round, ctx, workflow_id, job_id, watch)
     stream = _changes(request, stopping, first, watch, once)
     return StreamingResponse(
         stream,
@@ -62,15 +62,25 @@ async def events(
     )
 
 
+def _first_round(
+    ctx: ApiContext,
+    workflow_id: str | None,
+    job_id: str | None,
+    watch: Callable[[], list[Execution]],
+) -> list[Execution]:
+    """The watched executions now; NotFound (404) names an unknown workflow or job."""
+    if workflow_id and job_id:
+        ctx.store.get_job(workflow_id, job_id)
+    elif workflow_id:
+        ctx.store.get_workflow(workflow_id)
+    return watch()
+
+
 def _watched(
     ctx: ApiContext, workflow_id: str | None, job_id: str | None, execution_id: str | None
 ) -> list[Execution]:
     if execution_id:
         return [Execution.of(ctx.store.get_execution(execution_id))]
-    if workflow_id and job_id:
-        ctx.store.get_job(workflow_id, job_id)  # NotFound names what is unknown
-    elif workflow_id:
-        ctx.store.get_workflow(workflow_id)
     newest = ctx.store.list_executions(workflow_id, job_id, limit=WINDOW)
     seen = {e.id for e in newest}
     active = [
