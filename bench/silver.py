@@ -34,6 +34,7 @@ import yaml
 from google.protobuf import json_format
 from pydantic import SecretStr
 
+from bench.common import ROOT, generated_csv
 from flowforge.embedded import EmbeddedS3, pick_ports
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import Deadline
@@ -43,8 +44,6 @@ from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "bench" / "output"
 SPEC = yaml.safe_load((ROOT / "examples" / "silver" / "customers.yaml").read_text())
 JOB = JobKey("bench", "customers")
 MARKERS = ["", "NULL", "N/A", "null"]
@@ -59,7 +58,7 @@ def main() -> None:
         "--service-only", action="store_true", help="skip the baselines (e.g. to see memory)"
     )
     args = parser.parse_args()
-    csv = generated_csv(args.size_mb)
+    csv = generated_csv("customers", args.size_mb)
     with tempfile.TemporaryDirectory(prefix="silver-bench-") as tmp:
         s3 = EmbeddedS3(Path(tmp) / "s3", "bench", secrets.token_urlsafe(16), "bench")
         with s3:
@@ -73,20 +72,6 @@ def main() -> None:
                 silver_memory_limit_mb=args.memory_mb,
             )
             run(settings, csv, baselines=not args.service_only)
-
-
-def generated_csv(size_mb: float) -> Path:
-    path = OUTPUT / f"customers-{size_mb:g}mb.csv"
-    if not path.exists():
-        print(f"generating {path.name} (about 100 s per GB) ...", flush=True)
-        partial = path.with_suffix(".partial")
-        subprocess.run(
-            [sys.executable, str(ROOT / "examples" / "generate.py"), "--job", "customers",
-             "--size-mb", str(size_mb), "--out", str(partial)],
-            check=True,
-        )  # fmt: skip
-        partial.rename(path)
-    return path
 
 
 def run(settings: Settings, csv: Path, baselines: bool = True) -> None:

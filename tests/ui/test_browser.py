@@ -3,7 +3,7 @@ jobs page, watch bronze, silver and gold complete, read the execution page."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Browser, Locator
+from playwright.sync_api import Browser, Locator, expect
 
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import ROOT, Stack
@@ -46,7 +46,8 @@ def test_run_a_job_and_read_its_execution(
         step = job.locator(f'.step[data-layer="{layer}"][data-status="COMPLETED"]')
         step.wait_for(timeout=90_000)
         assert step_counts(step) == CUSTOMERS[layer], layer
-    assert job.locator(".latest .badge").inner_text() == "COMPLETED"
+    # The execution ends a moment after its last step (the balance sheet is checked first).
+    expect(job.locator(".latest .badge")).to_have_text("COMPLETED", timeout=30_000)
     page.screenshot(path=OUTPUT / "ui-jobs.png", full_page=True)
 
     job.locator(".latest a").click()
