@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
 import logging
-import queue
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -19,6 +17,7 @@ import botocore.exceptions as bexc
 from botocore.config import Config
 
 from flowforge.errors import Conflict, FailedPrecondition, NotFound, Unavailable
+from flowforge.pipes import ChunkPipe
 from flowforge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -252,17 +251,12 @@ def make_client(settings: Settings) -> Any:
     )
 
 
-class PrefetchReader(io.RawIOBase):
+class PrefetchReader(ChunkPipe):
     """Reads a streaming body in a background thread so parsing and network overlap."""
 
     def __init__(self, body: Any, chunk_bytes: int, on_error: Any, depth: int = 4) -> None:
-        super().__init__()
-        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(depth)
-        self._buffer = memoryview(b"")
-        self._eof = False
-        self._stop = threading.Event()
+        super().__init__(depth, on_error)
         self._body = body
-        self._on_error = on_error
         self._thread = threading.Thread(
             target=self._fetch, args=(chunk_bytes,), name="s3-prefetch", daemon=True
         )
@@ -272,49 +266,16 @@ class PrefetchReader(io.RawIOBase):
         try:
             while not self._stop.is_set():
                 chunk = self._body.read(chunk_bytes)
-                self._put(chunk)
+                self.put(chunk)
                 if not chunk:
                     return
         except BaseException as exc:  # handed to the reading thread
-            self._put(exc)
-
-    def _put(self, item: bytes | BaseException) -> None:
-        while not self._stop.is_set():
-            try:
-                self._chunks.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        """Fills target completely unless the object ends first (no short reads)."""
-        view = memoryview(target).cast("B")
-        filled = 0
-        while filled < len(view):
-            if not self._buffer:
-                if self._eof:
-                    break
-                item = self._chunks.get()
-                if isinstance(item, BaseException):
-                    raise self._on_error(item) from None
-                if not item:
-                    self._eof = True
-                    continue
-                self._buffer = memoryview(item)
-            n = min(len(view) - filled, len(self._buffer))
-            view[filled : filled + n] = self._buffer[:n]
-            self._buffer = self._buffer[n:]
-            filled += n
-        return filled
+            self.put(exc)
 
     def close(self) -> None:
-        self._stop.set()
+        super().close()
         with contextlib.suppress(Exception):
             self._body.close()
-        super().close()
 
 
 def s3_url(settings: Settings, key: str) -> str:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import queue
 import re
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +19,7 @@ from fastapi import APIRouter, Request
 
 from flowforge.errors import FlowForgeError, InvalidArgument
 from flowforge.layout import JobKey, landing_prefix
+from flowforge.pipes import ChunkPipe
 from flowforge.storage import ObjectStore
 from orchestrator.api.context import Context, JobId, WorkflowId, ids
 from orchestrator.api.errors import PayloadTooLarge, UnsupportedMediaType
@@ -65,53 +63,12 @@ def check_file_name(name: str | None) -> str:
     return name
 
 
-class Pipe(io.RawIOBase):
-    """Bytes from the event loop to a reader thread, at most `depth` chunks in between."""
-
-    def __init__(self, depth: int = 4) -> None:
-        super().__init__()
-        self._chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
-        self._buffer = bytearray()
-        self._eof = False
-        self.reader_done = threading.Event()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._eof and (size < 0 or len(self._buffer) < size):
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                raise item
-            if item is None:
-                self._eof = True
-            else:
-                self._buffer += item
-        size = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
-
-    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(target))
-        target[: len(data)] = data
-        return len(data)
-
-    def put(self, item: bytes | BaseException | None) -> None:
-        while not self.reader_done.is_set():
-            try:
-                self._chunks.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-
 class FileUpload:
     """One file part on its way to `key`."""
 
     def __init__(self, objects: ObjectStore, name: str, key: str, limit: int) -> None:
         self.name, self.key, self.limit, self.size = name, key, limit, 0
-        self._pipe = Pipe()
+        self._pipe = ChunkPipe()
         self._pending = bytearray()
         self._sniffed = False
         self._task = asyncio.create_task(asyncio.to_thread(self._run, objects))
@@ -120,7 +77,7 @@ class FileUpload:
         try:
             objects.upload(self.key, self._pipe)  # type: ignore[arg-type]
         finally:
-            self._pipe.reader_done.set()
+            self._pipe.close()  # a writer still putting is let go
 
     async def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -151,7 +108,7 @@ class FileUpload:
             self._sniff()
         if self._pending:
             await self._flush()
-        await asyncio.to_thread(self._pipe.put, None)
+        await asyncio.to_thread(self._pipe.put, b"")  # the end
         await self._task
         return UploadedFile(name=self.name, key=self.key, size_bytes=self.size)
 
