@@ -39,11 +39,14 @@ def store_proxy(s3: EmbeddedS3) -> Iterator[FaultProxy]:
 
 @dataclass
 class FaultStack(Stack):
-    """A Stack whose services reach the object store through `proxy`; `processes` holds
-    the layers started as child processes (which a test may SIGKILL)."""
+    """A Stack whose services reach the object store through `proxy` (shared by all
+    layers), each through its own `layer_proxies[layer]` first (to break the store for one
+    layer only); `processes` holds the layers started as child processes (which a test may
+    SIGKILL)."""
 
     proxy: FaultProxy | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    layer_proxies: dict[str, FaultProxy] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -60,18 +63,20 @@ def fault_stack(
     (`@pytest.mark.parametrize("fault_stack", [("bronze",)], indirect=True)`) run as
     child processes instead of in this one."""
     as_process = set(getattr(request, "param", ()))
-    service_settings = settings.model_copy(
-        update={
-            "s3_endpoint_url": f"http://{store_proxy.address}",
-            "s3_max_attempts": 1,
-            "s3_connect_timeout_seconds": 1,
-            "s3_read_timeout_seconds": 10,
-        }
-    )
     servers: dict[str, LayerServer] = {}
     processes: dict[str, ServiceProcess] = {}
     addresses: dict[str, str] = {}
+    layer_proxies: dict[str, FaultProxy] = {}
     for layer in LAYERS:
+        layer_proxies[layer] = FaultProxy(("127.0.0.1", store_proxy.port))
+        service_settings = settings.model_copy(
+            update={
+                "s3_endpoint_url": f"http://{layer_proxies[layer].address}",
+                "s3_max_attempts": 1,
+                "s3_connect_timeout_seconds": 1,
+                "s3_read_timeout_seconds": 10,
+            }
+        )
         if layer in as_process:
             env = service_env(service_settings, tmp_path / layer, FLOWFORGE_S3_MAX_ATTEMPTS="1")
             processes[layer] = ServiceProcess(layer, env, tmp_path / f"{layer}.log").start()
@@ -93,7 +98,13 @@ def fault_stack(
     previous = flow_module._settings_override
     use_settings(flow_settings)
     stack = FaultStack(
-        flow_settings, open_store(flow_settings), store, servers, store_proxy, processes
+        flow_settings,
+        open_store(flow_settings),
+        store,
+        servers,
+        store_proxy,
+        processes,
+        layer_proxies,
     )
     try:
         yield stack
@@ -103,6 +114,8 @@ def fault_stack(
             server.stop(0)
         for process in processes.values():
             process.stop()
+        for proxy in layer_proxies.values():
+            proxy.close()
 
 
 def one_output_per_layer(store: ObjectStore, execution: ExecutionRecord) -> None:

@@ -40,18 +40,18 @@ def test_store_refusing_connections_during_a_layer_is_retried_to_completion(
     fault_stack: FaultStack, sample_workflow: Workflow
 ) -> None:
     workflow = fault_stack.add_workflow(sample_workflow)
-    proxy = fault_stack.proxy
-    assert proxy is not None
+    silver_store = fault_stack.layer_proxies["silver"]
     outage_seen = threading.Event()
+    # The store is gone for silver from the start, and comes back 3 s after bronze has
+    # committed: silver's first call is certain to meet the outage, however fast it is.
+    silver_store.set("refuse")
 
     def outage_during_silver() -> None:
-        # As soon as bronze has committed, the store goes away for 3 s: silver hits it.
         bronze = Dataset.for_layer("bronze", JobKey(workflow.id, PRODUCTS))
         wait_until(lambda: fault_stack.object_store.head(bronze.manifest_key) is not None)
-        proxy.set("refuse")
         outage_seen.set()
         time.sleep(3)
-        proxy.set("pass")
+        silver_store.set("pass")
 
     outage = threading.Thread(target=outage_during_silver, daemon=True)
     outage.start()
