@@ -2,7 +2,8 @@
 bounded time, not "running" for ever, and running the job again completes.
 
 The orchestrator here is `flowforge serve deployment` (a Prefect runner that runs each
-flow run in a child process), as `flowforge up` and the compose worker run it."""
+flow run in a process forked from its fork server), as `flowforge up` and the compose
+worker run it."""
 
 from __future__ import annotations
 
@@ -52,10 +53,11 @@ class Runner:
         _wait_for_deployment(self.process, self.log_path)
 
     def flow_processes(self) -> list[psutil.Process]:
-        """The processes running flow runs (not multiprocessing's resource tracker)."""
+        """The processes running flow runs: the children of the runner's fork server."""
         assert self.process is not None
-        children = psutil.Process(self.process.pid).children(recursive=True)
-        return [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        children = psutil.Process(self.process.pid).children()
+        servers = [c for c in children if "multiprocessing.forkserver" in " ".join(c.cmdline())]
+        return [run for server in servers for run in server.children()]
 
     def kill_group(self) -> None:
         if self.process is not None and self.process.poll() is None:

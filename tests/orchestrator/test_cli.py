@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from flowforge.cli import app
 from flowforge.embedded import pick_ports
 from flowforge.settings import Settings, get_settings
 from orchestrator.flow import medallion
+from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
@@ -194,34 +196,64 @@ def test_seed_lands_the_sample(cli: tuple[CliRunner, dict[str, str]], stack: Sta
     assert stack.store.get_workflow("customer-data").dimensions == ["countries"]
 
 
+@contextmanager
+def waiting_in_bronze(stack: Stack, workflow: Workflow) -> Iterator[ExecutionRecord]:
+    """A triggered execution of the served deployment, held in bronze's retries (bronze is
+    stopped) with its bronze step RUNNING; bronze restarts on the way out."""
+    stack.servers["bronze"].stop(0)
+    try:
+        execution = trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
+        deadline = time.monotonic() + 60
+        while stack.store.get_execution(execution.id).step("bronze").status != "RUNNING":
+            assert time.monotonic() < deadline, "the flow run did not start"
+            time.sleep(0.2)
+        yield execution
+    finally:
+        stack.restart("bronze")
+
+
+def wait_for_end(stack: Stack, execution_id: str, timeout: float = 90) -> ExecutionRecord:
+    deadline = time.monotonic() + timeout
+    while (execution := stack.store.get_execution(execution_id)).active:
+        assert time.monotonic() < deadline, "the execution did not end"
+        time.sleep(0.2)
+    return execution
+
+
 def test_a_terminated_flow_run_ends_its_execution_crashed(
     stack: Stack, sample_workflow: Workflow, served_deployment: subprocess.Popen[bytes]
 ) -> None:
     """The worker's flow run process gets SIGTERM (a node draining): the on_crashed hook
     ends the execution CRASHED."""
     workflow = stack.add_workflow(sample_workflow)
-    stack.servers["bronze"].stop(0)  # the run waits in bronze's retries
-    try:
-        execution = trigger_execution(stack.settings, workflow.id, "customers", store=stack.store)
-        deadline = time.monotonic() + 60
-        # Bronze itself must have started (not just the execution), so its step is
-        # RUNNING when the signal lands.
-        while stack.store.get_execution(execution.id).step("bronze").status != "RUNNING":
-            assert time.monotonic() < deadline, "the flow run did not start"
-            time.sleep(0.2)
+    with waiting_in_bronze(stack, workflow) as execution:
         runs = psutil.Process(served_deployment.pid).children(recursive=True)
         assert runs, "no flow run process under the served deployment"
         for process in runs:
             process.send_signal(signal.SIGTERM)
-        while stack.store.get_execution(execution.id).active:
-            assert time.monotonic() < deadline + 30, "the execution did not end"
-            time.sleep(0.2)
-    finally:
-        stack.restart("bronze")
-    ended = stack.store.get_execution(execution.id)
+        ended = wait_for_end(stack, execution.id)
     assert ended.status == "CRASHED", (ended.status, ended.error)
     assert ended.step("bronze").status == "FAILED"
     assert [s.status for s in ended.steps[1:]] == ["SKIPPED", "SKIPPED"]
+
+
+def test_flow_runs_are_forks_of_the_warm_fork_server(
+    stack: Stack, sample_workflow: Workflow, served_deployment: subprocess.Popen[bytes]
+) -> None:
+    """A flow run starts as a fork of a process that has imported Prefect and the flow
+    already, not as a fresh interpreter importing them (seconds per run), and completes."""
+    workflow = stack.add_workflow(sample_workflow)
+    with waiting_in_bronze(stack, workflow) as execution:
+        servers = [
+            p
+            for p in psutil.Process(served_deployment.pid).children()
+            if "multiprocessing.forkserver" in " ".join(p.cmdline())
+        ]
+        assert len(servers) == 1, "no fork server beside the served deployment"
+        assert "orchestrator.flow" in " ".join(servers[0].cmdline())  # its preloaded modules
+        assert servers[0].children(), "the flow run is not a fork of the fork server"
+    ended = wait_for_end(stack, execution.id)
+    assert ended.status == "COMPLETED", ended.error
 
 
 def test_run_refuses_bad_ids_before_touching_anything(tmp_path: Path) -> None:
