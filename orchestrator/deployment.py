@@ -98,6 +98,8 @@ def warm_flow_run_processes() -> bool:
     says so) and only start slower. Returns whether flow runs start from the fork server."""
     from prefect import flow_engine
 
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return False
     if getattr(flow_engine, "multiprocessing", None) is not multiprocessing or not hasattr(
         flow_engine, "run_flow_in_subprocess"
     ):
