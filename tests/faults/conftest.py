@@ -29,6 +29,14 @@ from tests.orchestrator.conftest import ROOT, Stack, postgres_schema_url, sample
 __all__ = ["postgres_schema_url", "sample_workflow", "stack"]
 
 
+def through(proxy: FaultProxy, settings: Settings, **update: object) -> Settings:
+    """`settings` reaching the object store through `proxy` and failing fast (one attempt,
+    a 1 s connect timeout: a refused store is seen at once); `update` on top."""
+    fail_fast = {"s3_max_attempts": 1, "s3_connect_timeout_seconds": 1}
+    endpoint = {"s3_endpoint_url": f"http://{proxy.address}"}
+    return settings.model_copy(update=endpoint | fail_fast | update)
+
+
 @pytest.fixture
 def store_proxy(s3: EmbeddedS3) -> Iterator[FaultProxy]:
     endpoint = urlparse(s3.endpoint_url)
@@ -69,14 +77,7 @@ def fault_stack(
     layer_proxies: dict[str, FaultProxy] = {}
     for layer in LAYERS:
         layer_proxies[layer] = FaultProxy(("127.0.0.1", store_proxy.port))
-        service_settings = settings.model_copy(
-            update={
-                "s3_endpoint_url": f"http://{layer_proxies[layer].address}",
-                "s3_max_attempts": 1,
-                "s3_connect_timeout_seconds": 1,
-                "s3_read_timeout_seconds": 10,
-            }
-        )
+        service_settings = through(layer_proxies[layer], settings, s3_read_timeout_seconds=10)
         if layer in as_process:
             env = service_env(service_settings, tmp_path / layer, FLOWFORGE_S3_MAX_ATTEMPTS="1")
             processes[layer] = ServiceProcess(layer, env, tmp_path / f"{layer}.log").start()

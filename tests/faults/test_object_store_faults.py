@@ -19,19 +19,13 @@ from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2_grpc
 from services.bronze.server import create_server
 from tests.bronze.conftest import ingest, serving, upload
+from tests.faults.conftest import through
 from tests.faults.proxy import FaultProxy
 
 
 @pytest.fixture
 def bronze_via_proxy(settings: Settings, store_proxy: FaultProxy) -> Iterator[LayerServer]:
-    proxied = settings.model_copy(
-        update={
-            "s3_endpoint_url": f"http://{store_proxy.address}",
-            "s3_max_attempts": 1,
-            "s3_connect_timeout_seconds": 1,
-            "s3_read_timeout_seconds": 5,
-        }
-    )
+    proxied = through(store_proxy, settings, s3_read_timeout_seconds=5)
     server = create_server(proxied, "127.0.0.1:0", ObjectStore(proxied))
     yield server
     server.stop(0)
@@ -127,14 +121,7 @@ def test_a_service_started_before_its_object_store_creates_the_bucket_once_it_is
     s3: EmbeddedS3, settings: Settings, store_proxy: FaultProxy, job: JobKey
 ) -> None:
     bucket = f"late-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
-    late = settings.model_copy(
-        update={
-            "s3_endpoint_url": f"http://{store_proxy.address}",
-            "s3_bucket": bucket,
-            "s3_max_attempts": 1,
-            "s3_connect_timeout_seconds": 1,
-        }
-    )
+    late = through(store_proxy, settings, s3_bucket=bucket)
     store_proxy.set("refuse")  # the object store is not up yet when the service starts
     server = create_server(late, "127.0.0.1:0", prepare_store(late, keep_trying=True))
     try:
