@@ -8,6 +8,7 @@ locked-down connection (see engine.py) is the second line of defence.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -28,18 +29,15 @@ ALLOWED_TABLE_REFS = frozenset(
     {"BASE_TABLE", "SUBQUERY", "JOIN", "EXPRESSION_LIST", "EMPTY", "TABLE_FUNCTION", "PIVOT"}
 )
 _NO_LOCATION = 2**64 - 1
-_parsers = threading.local()
+_parser_lock = threading.Lock()
 
 
+@functools.cache
 def _parser() -> duckdb.DuckDBPyConnection:
-    """This thread's DuckDB, used only to parse (never to run) model SQL: an empty
-    in-memory database without external access. Opening one costs ~30 ms, so each
-    thread keeps its own rather than opening one per model."""
-    parser: duckdb.DuckDBPyConnection | None = getattr(_parsers, "connection", None)
-    if parser is None:
-        parser = duckdb.connect(":memory:", config={"enable_external_access": False})
-        _parsers.connection = parser
-    return parser
+    """The DuckDB used only to parse (never to run) model SQL, one thread at a time (hold
+    _parser_lock): an empty in-memory database without external access, opened once
+    (opening one costs ~30 ms a model) and kept for the life of the process."""
+    return duckdb.connect(":memory:", config={"enable_external_access": False})
 
 
 def check_model_sql(model: str, sql: str, readable: set[str]) -> str:
@@ -52,22 +50,23 @@ def check_model_sql(model: str, sql: str, readable: set[str]) -> str:
     query = sql.strip().rstrip(";").strip()
     if not query:
         raise InvalidArgument(f"model {model!r}: the SQL is empty")
-    parser = _parser()
-    try:
-        statements = parser.extract_statements(query)
-    except duckdb.Error as exc:
-        raise InvalidArgument(f"model {model!r}: {exc}") from None
-    kinds = [s.type.name for s in statements]
-    if len(statements) != 1:
-        raise InvalidArgument(
-            f"model {model!r} must be one SELECT statement; it holds {len(statements)} "
-            f"({', '.join(kinds)})"
-        )
-    if kinds[0] != "SELECT":
-        raise InvalidArgument(
-            f"model {model!r} must be a SELECT (WITH ... SELECT is fine), not {kinds[0]}"
-        )
-    row = parser.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
+    with _parser_lock:
+        parser = _parser()
+        try:
+            statements = parser.extract_statements(query)
+        except duckdb.Error as exc:
+            raise InvalidArgument(f"model {model!r}: {exc}") from None
+        kinds = [s.type.name for s in statements]
+        if len(statements) != 1:
+            raise InvalidArgument(
+                f"model {model!r} must be one SELECT statement; it holds {len(statements)} "
+                f"({', '.join(kinds)})"
+            )
+        if kinds[0] != "SELECT":
+            raise InvalidArgument(
+                f"model {model!r} must be a SELECT (WITH ... SELECT is fine), not {kinds[0]}"
+            )
+        row = parser.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
     tree = json.loads(row[0]) if row else {"error": True, "error_message": "unreadable SQL"}
     if tree.get("error"):
         raise InvalidArgument(f"model {model!r}: {tree.get('error_message', 'unreadable SQL')}")
