@@ -127,9 +127,8 @@ class Store:
                 raise NotFound(f"workflow {workflow_id!r} does not exist")
             return Workflow.model_validate(row.definition)
 
-    @reconnecting
     def get_job(self, workflow_id: str, job_id: str) -> tuple[Workflow, Job]:
-        workflow = self.get_workflow(workflow_id)
+        workflow = self.get_workflow(workflow_id)  # that call rides out a lost connection
         try:
             return workflow, workflow.job(validate_id(job_id, "job_id"))
         except InvalidArgument as exc:
