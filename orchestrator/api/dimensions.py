@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import IO
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 
 from flowforge.dimensions import DimensionInfo, list_dimensions, upload_dimension
 from flowforge.errors import FlowForgeError, InvalidArgument
@@ -36,7 +36,7 @@ async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> 
     with tempfile.NamedTemporaryFile(prefix="flowforge-dimension-") as spool:
         filename = await _spool(ctx, request, spool)
         spool.flush()
-        info = await asyncio.to_thread(
+        info = await run_in_threadpool(
             upload_dimension, ctx.objects, name, Path(spool.name), filename
         )
     return dimension(info)
@@ -61,7 +61,7 @@ async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:
                         f"file {filename!r} is larger than the upload limit "
                         f"of {limit >> 20} MB (FLOWFORGE_API_UPLOAD_MAX_MB)"
                     )
-                await asyncio.to_thread(spool.write, value)
+                await run_in_threadpool(spool.write, value)
         if filename is None:
             raise InvalidArgument("the request has no file (multipart field 'file')")
     except FlowForgeError:

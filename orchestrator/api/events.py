@@ -16,6 +16,7 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import DBAPIError
 
@@ -53,7 +54,7 @@ async def events(
     ids(**{k: v for k, v in filters.items() if v})
     stopping: asyncio.Event = request.app.state.stopping
     watch = partial(_watched, ctx, workflow_id, job_id, execution_id)
-    first = await asyncio.to_thread(_first_round, ctx, workflow_id, job_id, watch)
+    first = await run_in_threadpool(_first_round, ctx, workflow_id, job_id, watch)
     stream = _changes(request, stopping, first, watch, once)
     return StreamingResponse(
         stream,
@@ -131,6 +132,6 @@ async def _changes(
         if stopping.is_set():
             return
         try:
-            current = await asyncio.to_thread(watch)
+            current = await run_in_threadpool(watch)
         except DBAPIError:  # the store is unreachable for longer than its reconnect wait
             current = []

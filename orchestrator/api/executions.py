@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
+from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import FailedPrecondition
 from orchestrator.api.context import Context, ExecutionId, JobId, WorkflowId, ids
@@ -31,7 +31,7 @@ async def trigger(
     """Starts the job through the Prefect deployment; 409 names the execution already going."""
     ids(workflow_id=workflow_id, job_id=job_id)
     options = request or TriggerRequest()
-    execution = await asyncio.to_thread(
+    execution = await run_in_threadpool(
         trigger_execution,
         ctx.settings,
         workflow_id,
@@ -71,12 +71,12 @@ def get_execution(ctx: Context, execution_id: ExecutionId) -> Execution:
 @router.post("/api/executions/{execution_id}/cancel", response_model=Execution)
 async def cancel(ctx: Context, execution_id: ExecutionId) -> Execution:
     """Cancels a PENDING or RUNNING execution (and its Prefect flow run); 409 otherwise."""
-    execution = await asyncio.to_thread(read_execution, ctx, execution_id)
+    execution = await run_in_threadpool(read_execution, ctx, execution_id)
     if not execution.active:
         raise FailedPrecondition(
             f"execution {execution_id!r} is not running: it ended {execution.status}"
         )
-    ended = await asyncio.to_thread(cancel_execution, ctx.settings, execution_id, ctx.store)
+    ended = await run_in_threadpool(cancel_execution, ctx.settings, execution_id, ctx.store)
     return Execution.of(ended)
 
 

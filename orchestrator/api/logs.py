@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import Unavailable
 from orchestrator.api.context import Context, ExecutionId
@@ -25,7 +25,7 @@ async def execution_logs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> LogPage:
     """The log lines Prefect holds for the execution's flow run (its tasks included)."""
-    execution = await asyncio.to_thread(read_execution, ctx, execution_id)
+    execution = await run_in_threadpool(read_execution, ctx, execution_id)
     page = LogPage(
         execution_id=execution.id,
         flow_run_id=execution.flow_run_id,

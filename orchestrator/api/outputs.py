@@ -3,11 +3,11 @@ quarantine (silver) or rejects (bronze), read from the committed manifest, never
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import NotFound, Unavailable
 from flowforge.layout import Dataset, JobKey
@@ -26,7 +26,7 @@ Rows = Annotated[int, Query(ge=1, le=MAX_ROWS, description=f"Rows per preview (<
 @router.get("/api/executions/{execution_id}/gold", response_model=Previews)
 async def gold_previews(ctx: Context, execution_id: ExecutionId, limit: Rows = 20) -> Previews:
     """The first rows of each model of the job's committed gold output."""
-    return await asyncio.to_thread(_previews, ctx, execution_id, "gold", limit)
+    return await run_in_threadpool(_previews, ctx, execution_id, "gold", limit)
 
 
 @router.get("/api/executions/{execution_id}/quarantine", response_model=Previews)
@@ -37,7 +37,7 @@ async def quarantine_preview(
     limit: Rows = 20,
 ) -> Previews:
     """The first rows set aside by a step: silver's quarantine, or bronze's rejects."""
-    return await asyncio.to_thread(_previews, ctx, execution_id, layer, limit)
+    return await run_in_threadpool(_previews, ctx, execution_id, layer, limit)
 
 
 def _previews(ctx: Context, execution_id: str, layer: str, limit: int) -> Previews:

@@ -9,6 +9,8 @@ import logging
 import threading
 import time
 
+from fastapi.concurrency import run_in_threadpool
+
 from flowforge.settings import Settings
 from orchestrator.liveness import crash_silent
 from orchestrator.reconcile import reconcile
@@ -46,6 +48,6 @@ class Reconciler:
     async def poll(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set, every FLOWFORGE_API_RECONCILE_SECONDS."""
         while not stop.is_set():
-            await asyncio.to_thread(self.now)
+            await run_in_threadpool(self.now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._settings.api_reconcile_seconds)

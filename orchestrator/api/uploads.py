@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import FlowForgeError, InvalidArgument
 from flowforge.layout import JobKey, landing_prefix
@@ -71,7 +73,10 @@ class FileUpload:
         self._pipe = ChunkPipe()
         self._pending = bytearray()
         self._sniffed = False
-        self._task = asyncio.create_task(asyncio.to_thread(self._run, objects))
+        # Not a pool's thread: the writer waits on this request's bytes for as long as the
+        # upload lasts, and the pool's threads pass those bytes (put below). Uploads that
+        # held every pool thread would wait for bytes no thread is left to pass.
+        self._task = asyncio.create_task(in_own_thread(self._run, objects))
 
     def _run(self, objects: ObjectStore) -> None:
         try:
@@ -99,7 +104,7 @@ class FileUpload:
 
     async def _flush(self) -> None:
         chunk, self._pending = bytes(self._pending), bytearray()
-        await asyncio.to_thread(self._pipe.put, chunk)
+        await run_in_threadpool(self._pipe.put, chunk)
         if self._task.done():
             await self._task  # the store failed: raise its error
 
@@ -108,12 +113,12 @@ class FileUpload:
             self._sniff()
         if self._pending:
             await self._flush()
-        await asyncio.to_thread(self._pipe.put, b"")  # the end
+        await run_in_threadpool(self._pipe.put, b"")  # the end
         await self._task
         return UploadedFile(name=self.name, key=self.key, size_bytes=self.size)
 
     async def abort(self, exc: BaseException) -> None:
-        await asyncio.to_thread(self._pipe.put, exc)
+        await run_in_threadpool(self._pipe.put, exc)
         with contextlib.suppress(BaseException):
             await self._task
 
@@ -130,7 +135,7 @@ async def upload_files(
     """Uploads one or more CSV files (multipart field `files`) to the job's landing prefix;
     a file with the same name is replaced."""
     ids(workflow_id=workflow_id, job_id=job_id)
-    await asyncio.to_thread(ctx.store.get_job, workflow_id, job_id)
+    await run_in_threadpool(ctx.store.get_job, workflow_id, job_id)
     prefix = landing_prefix(JobKey.of(workflow_id, job_id))
     limit = ctx.settings.api_upload_max_mb << 20
     done: list[UploadedFile] = []
@@ -155,11 +160,37 @@ async def upload_files(
         if current is not None:
             await current.abort(exc if isinstance(exc, Exception) else RuntimeError("aborted"))
         if done:
-            await asyncio.to_thread(ctx.objects.delete_keys, [f.key for f in done])
+            await run_in_threadpool(ctx.objects.delete_keys, [f.key for f in done])
         if isinstance(exc, FlowForgeError):
             await drain(body)
         raise
     return Uploaded(workflow_id=workflow_id, job_id=job_id, files=done)
+
+
+async def in_own_thread(func: Callable[..., None], *args: Any) -> None:
+    """Runs func(*args) in a new thread and waits for it; its exception is raised here."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+
+    def run() -> None:
+        outcome: BaseException | None = None
+        try:
+            func(*args)
+        except BaseException as exc:
+            outcome = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name=getattr(func, "__qualname__", "upload"), daemon=True).start()
+    await done
 
 
 async def drain(body: AsyncIterator[bytes]) -> None:

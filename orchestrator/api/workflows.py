@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import InvalidArgument
 from orchestrator.api.context import Context, WorkflowId, ids
@@ -56,7 +56,7 @@ async def apply_workflow(ctx: Context, request: Request) -> WorkflowDetail:
         raise Unprocessable("the workflow document is not UTF-8 text") from None
     except InvalidArgument as exc:
         raise Unprocessable(exc.message) from None
-    await asyncio.to_thread(ctx.store.save_workflow, workflow, text)
+    await run_in_threadpool(ctx.store.save_workflow, workflow, text)
     return detail(workflow)
 
 
