@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from flowforge.cli import prepare_store
@@ -140,3 +142,37 @@ def test_a_service_started_before_its_object_store_creates_the_bucket_once_it_is
             assert ingest(stub, job, run_id="r1").rows_out == 2
     finally:
         server.stop(0)
+
+
+def test_api_upload_while_the_store_refuses_is_503_then_lands(
+    settings: Settings, store_proxy: FaultProxy, store: ObjectStore, tmp_path: Path
+) -> None:
+    """The upload's S3 writer runs in a thread of its own: its failure reaches the request
+    as a 503 naming the store, and the API goes on serving."""
+    from orchestrator.api.app import create_app
+    from orchestrator.store import Store
+    from orchestrator.workflows import load_workflow_file
+    from tests.api.conftest import ApiServer
+    from tests.orchestrator.conftest import SAMPLE_WORKFLOW
+
+    proxied = through(store_proxy, settings, state_dir=tmp_path)
+    executions = Store.open(proxied)
+    workflow = load_workflow_file(SAMPLE_WORKFLOW)
+    executions.save_workflow(workflow)
+    app = create_app(proxied, store=executions, objects=ObjectStore(proxied))
+    url = f"/api/workflows/{workflow.id}/jobs/customers/files"
+    key = f"landing/{workflow.id}/customers/c.csv"
+    csv = b"id,name\n" + b"1,a\n" * 300_000  # several parts' worth
+    with ApiServer(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        store_proxy.set("refuse")
+        refused = client.post(url, files=[("files", ("c.csv", csv, "text/csv"))])
+        assert refused.status_code == 503, refused.text
+        assert "object store" in refused.json()["error"]["message"]
+        assert store.head(key) is None  # (read past the proxy) nothing landed
+        assert client.get("/healthz").status_code == 200
+        store_proxy.set("pass")
+        landed = client.post(url, files=[("files", ("c.csv", csv, "text/csv"))])
+        assert landed.status_code == 201, landed.text
+    info = store.head(key)
+    assert info is not None and info.size == len(csv)
+    executions.close()
