@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -73,10 +73,11 @@ class FileUpload:
         self._pipe = ChunkPipe()
         self._pending = bytearray()
         self._sniffed = False
-        # Not a pool's thread: the writer waits on this request's bytes for as long as the
-        # upload lasts, and the pool's threads pass those bytes (put below). Uploads that
-        # held every pool thread would wait for bytes no thread is left to pass.
-        self._task = asyncio.create_task(in_own_thread(self._run, objects))
+        # A limiter of its own, not the shared thread pool's: the writer waits on this
+        # request's bytes for as long as the upload lasts, and the pool's threads pass those
+        # bytes (put below). Uploads holding every pooled thread would wait for ever.
+        writer = anyio.to_thread.run_sync(self._run, objects, limiter=anyio.CapacityLimiter(1))
+        self._task = asyncio.create_task(writer)
 
     def _run(self, objects: ObjectStore) -> None:
         try:
@@ -165,32 +166,6 @@ async def upload_files(
             await drain(body)
         raise
     return Uploaded(workflow_id=workflow_id, job_id=job_id, files=done)
-
-
-async def in_own_thread(func: Callable[..., None], *args: Any) -> None:
-    """Runs func(*args) in a new thread and waits for it; its exception is raised here."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(exc: BaseException | None) -> None:
-        if done.done():
-            return
-        if exc is None:
-            done.set_result(None)
-        else:
-            done.set_exception(exc)
-
-    def run() -> None:
-        outcome: BaseException | None = None
-        try:
-            func(*args)
-        except BaseException as exc:
-            outcome = exc
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, outcome)
-
-    threading.Thread(target=run, name=getattr(func, "__qualname__", "upload"), daemon=True).start()
-    await done
 
 
 async def drain(body: AsyncIterator[bytes]) -> None:
