@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,7 +158,8 @@ def test_api_upload_while_the_store_refuses_is_503_then_lands(
 
     proxied = through(store_proxy, settings, state_dir=tmp_path)
     executions = Store.open(proxied)
-    workflow = load_workflow_file(SAMPLE_WORKFLOW)
+    sample = load_workflow_file(SAMPLE_WORKFLOW)  # under an id no other test lands under
+    workflow = sample.model_copy(update={"id": f"upload-{uuid.uuid4().hex[:8]}"})
     executions.save_workflow(workflow)
     app = create_app(proxied, store=executions, objects=ObjectStore(proxied))
     url = f"/api/workflows/{workflow.id}/jobs/customers/files"
