@@ -225,6 +225,7 @@ def run(
     Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
     from rich.console import Console
 
+    from flowforge.ids import validate_file_name
     from flowforge.layout import JobKey, landing_prefix
     from orchestrator.console import follow, report
     from orchestrator.flow import plan_layers
@@ -234,6 +235,10 @@ def run(
     try:  # refused before anything is contacted or written
         key = JobKey.of(workflow, job)
         plan_layers(from_layer)
+        for file in files or []:  # each name becomes the last part of a landing key
+            validate_file_name(file.name, (".csv",))
+            if not file.is_file():
+                raise FlowForgeError(f"{file} is not a file")
     except FlowForgeError as exc:
         raise _fail(exc) from None
     settings, store = _store()
@@ -244,10 +249,8 @@ def run(
         if files:
             objects = prepare_store(settings)
             for file in files:
-                if not file.is_file():
-                    raise FlowForgeError(f"{file} is not a file")
-                objects.put_bytes(landing_prefix(key) + file.name, file.read_bytes(),
-                                  content_type="text/csv")  # fmt: skip
+                with file.open("rb") as stream:  # streamed, in parts when large
+                    objects.upload(landing_prefix(key) + file.name, stream)
                 console.print(f"uploaded {file} to {landing_prefix(key)}{file.name}")
         execution = trigger_execution(
             settings, workflow, job, from_layer, full_refresh, store=store

@@ -44,7 +44,7 @@ def upload_dimension(
     frame = read_table(data, filename)
     previous = read_committed(store, dataset)
     run_id = new_run_id()
-    prefix = start_run(store, dataset, run_id)
+    prefix = start_run(store, dataset, run_id, previous)
     part = write_parquet(store, f"{prefix}{name}.parquet", frame, source_key=filename)
     manifest = Manifest(
         dataset=dataset.prefix,

@@ -24,6 +24,12 @@ class InvalidArgument(FlowForgeError):
     status, http_status = "INVALID_ARGUMENT", 400
 
 
+class UnsupportedMediaType(InvalidArgument):
+    """A file of a kind that is not accepted here (not .csv, binary content)."""
+
+    http_status = 415
+
+
 class NotFound(FlowForgeError):
     status, http_status = "NOT_FOUND", 404
 

@@ -6,10 +6,13 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from flowforge.errors import InvalidArgument
+from flowforge.errors import InvalidArgument, UnsupportedMediaType
 
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _ID = re.compile(ID_PATTERN)
+# The stem of a file name that becomes the last part of an object key: letters, digits,
+# '_', '-' and single dots; no path, no '..'.
+_FILE_STEM = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,63}")
 
 
 def validate_id(value: object, field: str) -> str:
@@ -23,6 +26,24 @@ def validate_id(value: object, field: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+def validate_file_name(name: str | None, suffixes: tuple[str, ...]) -> str:
+    """Returns name when it may end an object key and has one of `suffixes` (lower case,
+    with the dot); InvalidArgument (UnsupportedMediaType for the suffix) otherwise."""
+    if not name:
+        raise InvalidArgument("every file needs a file name (filename=...)")
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in suffixes:
+        kinds = " or ".join(suffixes)
+        raise UnsupportedMediaType(f"file {shown!r}: only {kinds} files are accepted here")
+    if _FILE_STEM.fullmatch(stem) is None:
+        raise InvalidArgument(
+            f"file name {shown!r} is not allowed: use letters, digits, '_', '-' and single "
+            f"dots, ending in {' or '.join(suffixes)} (no paths)"
+        )
+    return name
 
 
 def new_run_id() -> str:

@@ -84,8 +84,19 @@ def require_committed(store: ObjectStore, dataset: Dataset, what: str) -> Commit
     return committed
 
 
-def start_run(store: ObjectStore, dataset: Dataset, run_id: str) -> str:
-    """Clears what an earlier, uncommitted attempt of this run id left; returns the prefix."""
+def start_run(store: ObjectStore, dataset: Dataset, run_id: str, previous: Committed | None) -> str:
+    """Clears what an earlier, uncommitted attempt of this run id left; returns the prefix.
+
+    A run id that the committed manifest still references (bronze keeps an older run's
+    parts for files it skipped) is refused: clearing its prefix would delete committed data,
+    and writing under it would overwrite objects readers trust. (A repeat of the committed
+    run itself is replayed by the caller before it gets here.)
+    """
+    if previous is not None and run_id in referenced_runs(previous.manifest, dataset):
+        raise FailedPrecondition(
+            f"run id {run_id!r} is part of the committed output of {dataset.prefix} "
+            f"(committed by run {previous.manifest.run_id}); start a run with a new run id"
+        )
     prefix = dataset.run_prefix(run_id)
     removed = store.delete_prefix(prefix)
     if removed:
@@ -132,9 +143,7 @@ def commit(
 
 def collect_garbage(store: ObjectStore, dataset: Dataset, manifest: Manifest) -> list[str]:
     """Deletes run prefixes that the committed manifest no longer references."""
-    keep = {manifest.run_id}
-    for obj in [*manifest.data_objects, *manifest.reject_objects]:
-        keep.add(run_id_of(obj.key, dataset))
+    keep = referenced_runs(manifest, dataset)
     removed = []
     for prefix in store.list_prefixes(dataset.prefix):
         name = prefix[len(dataset.prefix) :].rstrip("/")
@@ -143,6 +152,12 @@ def collect_garbage(store: ObjectStore, dataset: Dataset, manifest: Manifest) ->
     if removed:
         log.info("deleted superseded runs", extra={"dataset": dataset.prefix, "runs": removed})
     return removed
+
+
+def referenced_runs(manifest: Manifest, dataset: Dataset) -> set[str]:
+    """The run ids whose prefixes hold objects the manifest lists (and its own)."""
+    objects = [*manifest.data_objects, *manifest.reject_objects]
+    return {manifest.run_id} | {run_id_of(o.key, dataset) for o in objects}
 
 
 def run_id_of(key: str, dataset: Dataset) -> str:

@@ -11,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from flowforge.dimensions import DimensionInfo, list_dimensions, upload_dimension
 from flowforge.errors import FlowForgeError, InvalidArgument
+from flowforge.ids import validate_file_name
 from orchestrator.api.context import Context, DimensionName, ids
-from orchestrator.api.errors import PayloadTooLarge, UnsupportedMediaType
+from orchestrator.api.errors import PayloadTooLarge
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Dimension
-from orchestrator.api.uploads import FILE_NAME, drain, multipart_body
+from orchestrator.api.uploads import drain, multipart_body
 
 router = APIRouter(prefix="/api/dimensions", tags=["dimensions"])
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -53,7 +54,7 @@ async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:
             if kind == "part" and isinstance(value, Part) and value.filename is not None:
                 if filename is not None:
                     raise InvalidArgument("send one file per dimension")
-                filename = check_dimension_file(value.filename)
+                filename = validate_file_name(value.filename, SUFFIXES)
             elif kind == "data" and filename is not None and isinstance(value, bytes):
                 size += len(value)
                 if size > limit:
@@ -68,19 +69,6 @@ async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:
         await drain(body)
         raise
     return filename
-
-
-def check_dimension_file(name: str) -> str:
-    shown = name if len(name) <= 80 else name[:77] + "..."
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or f".{suffix.lower()}" not in SUFFIXES:
-        raise UnsupportedMediaType(f"file {shown!r}: a dimension is a .csv or .parquet file")
-    if FILE_NAME.fullmatch(stem) is None:
-        raise InvalidArgument(
-            f"file name {shown!r} is not allowed: use letters, digits, "
-            "'_', '-' and single dots (no paths)"
-        )
-    return name
 
 
 def dimension(info: DimensionInfo) -> Dimension:

@@ -27,10 +27,6 @@ class PayloadTooLarge(InvalidArgument):
     http_status = 413
 
 
-class UnsupportedMediaType(InvalidArgument):
-    http_status = 415
-
-
 class ErrorDetail(BaseModel):
     status: int
     code: str

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser
 
-from flowforge.errors import InvalidArgument
-from orchestrator.api.errors import UnsupportedMediaType
+from flowforge.errors import InvalidArgument, UnsupportedMediaType
 
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.I)
 _PARAM = r'{name}=(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))'

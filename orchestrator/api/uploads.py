@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,18 +18,17 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from flowforge.errors import FlowForgeError, InvalidArgument
+from flowforge.errors import FlowForgeError, InvalidArgument, UnsupportedMediaType
+from flowforge.ids import validate_file_name
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.pipes import ChunkPipe
 from flowforge.storage import ObjectStore
 from orchestrator.api.context import Context, JobId, WorkflowId, ids
-from orchestrator.api.errors import PayloadTooLarge, UnsupportedMediaType
+from orchestrator.api.errors import PayloadTooLarge
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Uploaded, UploadedFile
 
 router = APIRouter(tags=["jobs"])
-# A file name: letters, digits, '_', '-' and single dots, ending in .csv; no path.
-FILE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,63}")
 SNIFF_BYTES = 8192
 _CHUNK = 1 << 20
 
@@ -49,20 +47,6 @@ def multipart_body(field: str, many: bool = False) -> dict[str, Any]:
 
 
 UPLOAD_BODY = multipart_body("files", many=True)
-
-
-def check_file_name(name: str | None) -> str:
-    if not name:
-        raise InvalidArgument("every file part needs a file name (filename=...)")
-    shown = name if len(name) <= 80 else name[:77] + "..."
-    if not name.lower().endswith(".csv"):
-        raise UnsupportedMediaType(f"file {shown!r}: only .csv files can be uploaded")
-    if FILE_NAME.fullmatch(name[:-4]) is None:
-        raise InvalidArgument(
-            f"file name {shown!r} is not allowed: use letters, digits, '_', '-' and single "
-            "dots, ending in .csv (no paths)"
-        )
-    return name
 
 
 class FileUpload:
@@ -146,7 +130,7 @@ async def upload_files(
     try:
         async for kind, value in parts:
             if kind == "part" and isinstance(value, Part) and value.filename is not None:
-                name = check_file_name(value.filename)
+                name = validate_file_name(value.filename, (".csv",))
                 if any(f.name == name for f in done):
                     raise InvalidArgument(f"file {name!r} is in the request twice")
                 current = FileUpload(ctx.objects, name, prefix + name, limit)

@@ -74,7 +74,7 @@ def ingest(
         if plan.full_refresh or previous is None
         else {i["key"]: i for i in previous.manifest.inputs.get("landing", [])}
     )
-    run_prefix = start_run(store, dataset, plan.run_id)
+    run_prefix = start_run(store, dataset, plan.run_id, previous)
     ingested_at = datetime.now(UTC)
     writer = PartWriter(store, run_prefix, settings.bronze_part_target_mb << 20)
     outcomes: list[FileOutcome] = []

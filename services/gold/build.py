@@ -68,7 +68,7 @@ def build(
         silver=[o.key for o in silver.manifest.data_objects],
         dimensions={n: [o.key for o in c.manifest.data_objects] for n, c in dimensions.items()},
     )
-    run_prefix = start_run(store, dataset, plan.run_id)
+    run_prefix = start_run(store, dataset, plan.run_id, previous)
     try:
         runs = run_models(settings, inputs, run_prefix, models, plan, deadline)
         deadline.check("committing")  # a caller that gave up must not see a late commit

@@ -63,7 +63,7 @@ def refine(
     defaults, name_warnings = transform.default_targets(sources)
     columns = resolve_columns(plan.spec, sources, defaults)
     deadline.check("starting")
-    run_prefix = start_run(store, dataset, plan.run_id)
+    run_prefix = start_run(store, dataset, plan.run_id, previous)
     try:
         with Workspace(settings) as work:
             outcome = Refinery(store, settings, plan, bronze, sources, work, deadline).run(

@@ -120,6 +120,23 @@ def test_repeating_a_run_id_is_idempotent(bronze, store: ObjectStore, job: JobKe
     assert store.get_bytes(first.manifest_key) == manifest_before
 
 
+def test_an_older_run_id_still_committed_is_refused_and_its_data_kept(
+    bronze, store: ObjectStore, job: JobKey
+) -> None:
+    upload(store, job, "a.csv", b"id\n1\n2\n")
+    ingest(bronze, job, run_id="older")
+    upload(store, job, "b.csv", b"id\n3\n")
+    newer = ingest(bronze, job, run_id="newer")  # keeps run=older's part for a.csv
+    manifest_before = store.get_bytes(newer.manifest_key)
+    with pytest.raises(grpc.RpcError) as caught:
+        ingest(bronze, job, run_id="older")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "run id 'older' is part of the committed output" in caught.value.details()
+    assert store.get_bytes(newer.manifest_key) == manifest_before
+    # Every object the committed manifest lists is still there and readable.
+    assert sorted(read_objects(store, newer.data_objects)["id"].to_list()) == ["1", "2", "3"]
+
+
 @pytest.mark.parametrize(
     ("request_fields", "message"),
     [
@@ -272,7 +289,15 @@ def test_sigterm_finishes_in_flight_request(
             result = future.result()
             assert result.rows_out == 1_500_000
         assert process.wait(timeout=30) == 0
-        logs = process.stderr.read()
-        assert '"rpc": "Ingest"' in logs and '"rows_out": 1500000' in logs
+        lines = [json.loads(line) for line in process.stderr.read().splitlines() if "{" in line]
+        (request_line,) = [line for line in lines if line.get("rpc") == "Ingest"]
+        assert request_line["code"] == "OK"
+        assert request_line["run_id"] == result.run_id != ""
+        assert (request_line["workflow_id"], request_line["job_id"]) == (
+            job.workflow_id,
+            job.job_id,
+        )
+        assert request_line["rows_out"] == 1_500_000
+        assert request_line["duration_ms"] > 500  # it outlived the SIGTERM sent at 0.5 s
     finally:
         process.kill()

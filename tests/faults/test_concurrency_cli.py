@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -57,3 +58,34 @@ def test_run_refuses_path_like_ids(cli_env: dict[str, str], option: str, value: 
     field = {"--workflow": "job.workflow_id", "--job": "job.job_id"}[option]
     assert f"error: {field} " in result.output, result.output  # names the field
     assert "Traceback" not in result.output
+
+
+def _is_local_file_name(value: str) -> bool:
+    """Linux can hold the name as a file (no '/', no NUL, at most 255 bytes with .csv)."""
+    return "/" not in value and "\x00" not in value and len((value + ".csv").encode()) <= 255
+
+
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param(v, id=label) for label, v in HOSTILE_NON_EMPTY if _is_local_file_name(v)],
+)
+def test_run_refuses_path_like_file_names(
+    stack: Stack,
+    sample_workflow: Workflow,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    value: str,
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    landed = [o.key for o in stack.object_store.list(f"landing/{workflow.id}/")]
+    path = tmp_path / (value + ".csv")
+    path.write_bytes(b"id\n1\n")
+    result = CliRunner().invoke(
+        app, ["run", "--workflow", workflow.id, "--job", "orders", "--", str(path)], env=cli_env
+    )
+    assert result.exit_code == 1, result.output
+    assert "error: file name " in result.output, result.output
+    assert "Traceback" not in result.output
+    # Refused before anything was written or started.
+    assert [o.key for o in stack.object_store.list(f"landing/{workflow.id}/")] == landed
+    assert stack.store.list_executions(workflow_id=workflow.id) == []

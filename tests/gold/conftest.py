@@ -46,7 +46,7 @@ def commit_silver(
     """Commits frames as the job's silver output, through the manifest protocol silver uses."""
     dataset = Dataset.for_layer("silver", job)
     previous = read_committed(store, dataset)
-    prefix = start_run(store, dataset, run_id)
+    prefix = start_run(store, dataset, run_id, previous)
     objects = [
         write_parquet(store, f"{prefix}part-{i:05d}.parquet", frame)
         for i, frame in enumerate(parts)

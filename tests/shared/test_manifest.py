@@ -20,7 +20,7 @@ from flowforge.storage import ObjectStore
 
 
 def _write_run(store: ObjectStore, dataset: Dataset, run_id: str) -> Manifest:
-    prefix = start_run(store, dataset, run_id)
+    prefix = start_run(store, dataset, run_id, read_committed(store, dataset))
     key = prefix + "part-0.parquet"
     store.put_bytes(key, run_id.encode())
     obj = ManifestObject(key=key, size_bytes=len(run_id), rows=1)
@@ -80,5 +80,5 @@ def test_racing_commits_one_wins_loser_aborted(store: ObjectStore, job: JobKey) 
 def test_start_run_clears_an_earlier_uncommitted_attempt(store: ObjectStore, job: JobKey) -> None:
     dataset = Dataset.for_layer("gold", job)
     store.put_bytes(dataset.run_prefix("r1") + "stale.parquet", b"x")
-    start_run(store, dataset, "r1")
+    start_run(store, dataset, "r1", None)
     assert list(store.list(dataset.run_prefix("r1"))) == []
