@@ -108,7 +108,7 @@ def main() -> None:
                 wait_ready(api, api_process, work / "api.log")
                 kinds = prepare(api, args.jobs + 1)
                 baseline_job = next(iter(kinds))  # one job alone first: the baseline
-                kinds.pop(baseline_job)
+                alone_kind = kinds.pop(baseline_job)
                 alone = wait(api, trigger(api, baseline_job)[0]["id"])
                 for service in services:
                     service.reset_peak()
@@ -125,7 +125,7 @@ def main() -> None:
                 total = time.monotonic() - started
             runner_rss.stop()
             api_rss.stop()
-            report(done, kinds, total, [s for _, s in triggered], alone)
+            problems = report(done, kinds, total, [s for _, s in triggered], alone, alone_kind)
             for service in services:
                 print(f"peak RSS {service.layer}: {service.peak_rss / 2**20:.0f} MiB")
             print(f"peak RSS orchestrator (runner + flow runs): {runner_rss.peak / 2**20:.0f} MiB")
@@ -133,6 +133,8 @@ def main() -> None:
             for process in processes:  # before the Prefect server they talk to
                 stop_process(process)
             flush_clients()
+            if problems:  # figures are printed, not asserted; wrong results are an error
+                sys.exit("load run went wrong: " + "; ".join(problems))
     finally:
         for process in processes:
             stop_process(process)
@@ -222,18 +224,28 @@ def report(
     total: float,
     trigger_seconds: list[float],
     alone: Execution,
-) -> None:
+    alone_kind: str,
+) -> list[str]:
+    """Prints the figures; returns what went wrong (an execution that did not complete or
+    balance, runs of one sample job with different counts, or counts other than the same
+    job's run alone)."""
+    problems = [
+        f"{e['job_id']}: {e['status']} {e['error'] or ''}".strip()
+        for e in [alone, *done]
+        if e["status"] != "COMPLETED" or not (e["balance"] or {}).get("balanced")
+    ]
     counts: dict[str, set[tuple[object, ...]]] = {}
     for e in done:
-        counts.setdefault(kinds[e["job_id"]], set()).add(
-            tuple((s["layer"], s["rows_in"], s["rows_out"], s["rows_rejected"]) for s in e["steps"])
-        )
+        counts.setdefault(kinds[e["job_id"]], set()).add(step_counts(e))
     completed = sum(e["status"] == "COMPLETED" for e in done)
     print(f"executions: {len(done)} triggered at once through the API, {completed} completed")
-    for e in done:
-        if e["status"] != "COMPLETED":
-            print(f"  {e['job_id']}: {e['status']} {e['error']}")
+    for problem in problems:
+        print(f"  {problem}")
     for kind, seen in sorted(counts.items()):
+        if len(seen) > 1:
+            problems.append(f"{kind}: {len(seen)} different counts: {sorted(seen)}")
+        if kind == alone_kind and seen != {step_counts(alone)}:
+            problems.append(f"{kind}: counts differ from its run alone {step_counts(alone)}")
         state = "same counts in every run" if len(seen) == 1 else f"{len(seen)} DIFFERENT counts"
         print(f"  {kind}: {state}: {sorted(seen)[0]}")
     single = seconds(alone)
@@ -247,6 +259,13 @@ def report(
               f"p95 {percentile(per_execution, 0.95):.1f} s")  # fmt: skip
     print(f"trigger (POST answered): p50 {statistics.median(trigger_seconds):.2f} s, "
           f"p95 {percentile(trigger_seconds, 0.95):.2f} s")  # fmt: skip
+    return problems
+
+
+def step_counts(execution: Execution) -> tuple[object, ...]:
+    return tuple(
+        (s["layer"], s["rows_in"], s["rows_out"], s["rows_rejected"]) for s in execution["steps"]
+    )
 
 
 if __name__ == "__main__":
