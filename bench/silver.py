@@ -8,8 +8,11 @@ dataset three ways, each reading the same bronze Parquet objects from the same S
 writing Parquet back to it: the silver service (`flowforge serve silver` in a subprocess,
 whose peak RSS is sampled), one DuckDB statement and one polars lazy query. The baselines
 do the same casting, filtering (casts, required id, the email and range drop rules) and
-latest-wins dedupe as examples/silver/customers.yaml; they skip what only the service
-does (quarantine objects, rule counts, duplicate report, manifest).
+latest-wins dedupe as examples/silver/customers.yaml, and read text the way the service
+does: the same trimmed whitespace (non-breaking and ideographic spaces too) and, for
+`updated_at`, the ISO 8601 variants the service accepts (date only, minutes, fractions,
+offsets converted to UTC). They skip what only the service does (quarantine objects, rule
+counts, duplicate report, manifest).
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ from flowforge.storage import ObjectStore, polars_storage_options, s3_url
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
+from services.silver.casting import WHITESPACE, Parser, parsers
+from services.silver.model import SilverType
 
 SPEC = yaml.safe_load((ROOT / "examples" / "silver" / "customers.yaml").read_text())
 JOB = JobKey("bench", "customers")
 MARKERS = ["", "NULL", "N/A", "null"]
 EMAIL = r"[^@\s]+@[^@\s]+\.[a-z]+"
+# The service's whitespace set as a DuckDB expression (its trim() alone strips spaces only).
+DUCKDB_WHITESPACE = " || ".join(f"chr({ord(ch)})" for ch in WHITESPACE)
 
 
 def main() -> None:
@@ -184,7 +191,8 @@ def run_duckdb(settings: Settings, urls: list[str]) -> tuple[float, int]:
 
     def text(name: str, case: str = "") -> str:
         markers = ", ".join(repr(m) for m in MARKERS)
-        value = f"CASE WHEN trim({name}) IN ({markers}) THEN NULL ELSE trim({name}) END"
+        trimmed = f"trim({name}, {DUCKDB_WHITESPACE})"
+        value = f"CASE WHEN {trimmed} IN ({markers}) THEN NULL ELSE {trimmed} END"
         return f"{case}({value})" if case else value
 
     listed = "[" + ", ".join(f"'{u}'" for u in urls) + "]"
@@ -198,7 +206,7 @@ COPY (
            coalesce(try_strptime({text("signup_date")}, '%Y-%m-%d'),
                     try_strptime({text("signup_date")}, '%d/%m/%Y'))::DATE AS signup_date,
            {text("signup_date")} AS signup_text,
-           TRY_CAST({text("updated_at")} AS TIMESTAMP) AS updated_at,
+           TRY_CAST({text("updated_at")} AS TIMESTAMPTZ)::TIMESTAMP AS updated_at,
            {text("updated_at")} AS updated_text,
            TRY_CAST({text("lifetime_value")} AS DECIMAL(12,2)) AS lifetime_value,
            {text("lifetime_value")} AS lifetime_text,
@@ -225,6 +233,9 @@ def duckdb_on_s3(settings: Settings) -> duckdb.DuckDBPyConnection:
     extension = Path(str(resources.files("duckdb_extension_httpfs"))) / "extensions"
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     con.execute(f"LOAD '{extension / f'v{duckdb.__version__}' / 'httpfs.duckdb_extension'}'")
+    # TIMESTAMPTZ -> TIMESTAMP in UTC: a value with an offset is converted, as the service does;
+    # TRY_CAST to TIMESTAMP would drop the offset instead.
+    con.execute("SET TimeZone = 'UTC'")
     secret = settings.s3_secret_access_key.get_secret_value()  # type: ignore[union-attr]
     host = (settings.s3_endpoint_url or "").split("://", 1)[-1]
     con.execute(
@@ -234,12 +245,21 @@ def duckdb_on_s3(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def first_parsed(text: pl.Expr, attempts: list[Parser]) -> pl.Expr:
+    """The first attempt that parses, each tried only on what the earlier ones refused (as
+    the service does; a plain coalesce would run every attempt on every value)."""
+    value = attempts[0](text)
+    for attempt in attempts[1:]:
+        value = pl.coalesce(value, attempt(pl.when(value.is_null()).then(text)))
+    return value
+
+
 def run_polars(settings: Settings, urls: list[str]) -> tuple[float, int]:
     """The whole refine as one polars lazy query on the streaming engine."""
     options = polars_storage_options(settings)
 
     def text(name: str) -> pl.Expr:
-        trimmed = pl.col(name).str.strip_chars()
+        trimmed = pl.col(name).str.strip_chars(WHITESPACE)
         return pl.when(~trimmed.is_in(MARKERS)).then(trimmed)
 
     signup, updated, lifetime = text("signup_date"), text("updated_at"), text("lifetime_value")
@@ -249,11 +269,9 @@ def run_polars(settings: Settings, urls: list[str]) -> tuple[float, int]:
         last_name=text("last_name"),
         email=text("email").str.to_lowercase(),
         country_code=text("country_code").str.to_uppercase(),
-        signup_date=pl.coalesce(
-            signup.str.strptime(pl.Date, "%Y-%m-%d", strict=False),
-            signup.str.strptime(pl.Date, "%d/%m/%Y", strict=False),
-        ),
-        updated_at=updated.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False),
+        signup_date=first_parsed(signup, parsers(SilverType("date"), ("%Y-%m-%d", "%d/%m/%Y"))),
+        # No formats in the spec: the service's ISO 8601 list, "T" or " ", offsets to UTC.
+        updated_at=first_parsed(updated, parsers(SilverType("timestamp"))),
         lifetime_value=lifetime.cast(pl.Decimal(12, 2), strict=False),
         status=text("status").str.to_lowercase(),
         _row_hash=pl.col("_row_hash"),

@@ -26,7 +26,7 @@ from services.silver.model import (
     SilverType,
     Spec,
 )
-from services.silver.transform import snake_case
+from services.silver.transform import snake_case, whole_value
 
 TYPES = ("string", "integer", "decimal(p,s)", "float", "boolean", "date", "timestamp")
 RULES = ("not_null", "unique", "accepted_values", "range", "regex", "length")
@@ -316,12 +316,22 @@ def check_format(fmt: str, field: str) -> None:
 
 
 def check_pattern(pattern: str, field: str) -> None:
-    try:
-        pl.select(pl.lit("").str.contains(f"^(?:{pattern})$"))
-    except pl.exceptions.PolarsError as exc:
-        raise InvalidArgument(
-            f"{field} {_shown(pattern)} is not a valid regular expression: {_first_line(exc)}"
-        ) from None
+    """Compiles the pattern with polars, the engine that runs the rule (Rust regex syntax:
+    no lookaround, no backreferences, which Python's re would accept).
+
+    The pattern alone first: `a)|(b` is unbalanced, yet its whole-value form compiles as
+    `^(?:a)|(b)$`, which matches "xb". Then the whole-value form itself, which is what
+    runs: e.g. a `(?x)` comment would swallow its closing `)$`."""
+    for text, problem in (
+        (pattern, "is not a valid regular expression"),
+        (whole_value(pattern), "cannot be matched against the whole value"),
+    ):
+        try:
+            pl.select(pl.lit("").str.contains(text))
+        except pl.exceptions.PolarsError as exc:
+            raise InvalidArgument(
+                f"{field} {_shown(pattern)} {problem}: {_first_line(exc)}"
+            ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,21 +30,6 @@ AUDIT_COLUMNS = (*(silver for _, silver in CARRIED_AUDIT), "_silver_run_id")
 QUARANTINE_COLUMNS = ("_rule_id", "_rule", "_column", "_reason")
 # Later bronze rows win ties: the order bronze ingested them in.
 BRONZE_ORDER = ("_ingested_at", "_source_key", "_row_number")
-WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u3000"
-# Inference tries these in order; decimal is never inferred (there is no scale to pick).
-INFERENCE_ORDER = ("integer", "float", "boolean", "date", "timestamp")
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
-# ISO 8601 as silver reads it when a timestamp column names no formats ("T" is made " ").
-_ISO_TIMESTAMP = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f%#z",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
-_TIME_DIRECTIVE = re.compile(r"%[-_0]?(?:[HkIlMSfpPTRXrcs]|\.?[369]?f|:{0,3}z|#z|Z)")
-_OFFSET_DIRECTIVE = re.compile(r"%(?::{0,3}z|#z|Z)")
 
 
 # -- names -------------------------------------------------------------------------------
@@ -118,6 +103,12 @@ def unique_checks(expectations: Sequence[Expectation]) -> list[Check]:
     ]
 
 
+def whole_value(pattern: str) -> str:
+    """A regex rule's pattern as polars runs it: matched against the whole value. spec.py
+    compiles this same text, so a pattern it accepts is one this can run."""
+    return f"^(?:{pattern})$"
+
+
 def failure_condition(rule: Expectation, kind: SilverType) -> pl.Expr:
     """True when a typed value fails a row-level rule; null passes all but not_null."""
     value = pl.col(rule.column)
@@ -134,7 +125,7 @@ def failure_condition(rule: Expectation, kind: SilverType) -> pl.Expr:
             failed = failed | (value > pl.lit(parse_literal(rule.max, kind), dtype=dtype(kind)))
         return failed
     if rule.type == "regex":
-        return ~value.str.contains(f"^(?:{rule.pattern})$")
+        return ~value.str.contains(whole_value(rule.pattern))
     if rule.type == "length":
         length = value.str.len_chars()
         failed = pl.lit(False)

@@ -100,6 +100,12 @@ def test_missing_bronze_is_failed_precondition(silver, channel, job: JobKey) -> 
             "spec.expectations[0].pattern",
         ),
         ({"dedupe": {"keys": ["nope"]}}, "spec.dedupe.keys[0] 'nope' is not a silver column"),
+        # Types inferred: whether a rule fits its column's type is known only after the
+        # inference pass has read bronze; it is still INVALID_ARGUMENT and nothing is kept.
+        (
+            {"expectations": [{"type": "range", "column": "name", "min": 1}]},
+            "spec.expectations[0]: range does not apply to 'name' of type string",
+        ),
     ],
 )
 def test_bad_spec_is_invalid_argument(
@@ -112,6 +118,96 @@ def test_bad_spec_is_invalid_argument(
     assert message in info.value.details()
     assert silver_objects(store, job) == []
     assert serving(channel)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (  # no columns: rules name default targets, which the bronze manifest lists
+            {"expectations": [{"type": "not_null", "column": "nope"}]},
+            "spec.expectations[0].column 'nope' is not a silver column "
+            "(silver has: 'id', 'name', 'joined', 'score')",
+        ),
+        (
+            {"expectations": [{"type": "unique", "column": "Name"}]},
+            "spec.expectations[0].column 'Name' is not a silver column",
+        ),
+        (  # valid for Python's re, not for polars, which runs it
+            {"expectations": [{"type": "regex", "column": "name", "pattern": "(?=A)"}]},
+            "spec.expectations[0].pattern '(?=A)' is not a valid regular expression",
+        ),
+    ],
+)
+def test_spec_errors_are_found_before_bronze_is_read(
+    silver, channel, store: ObjectStore, settings: Settings, job: JobKey, spec, message
+) -> None:
+    """The bronze data objects are gone: reading them would fail with another error."""
+    bronze = fill_bronze(store, settings, job, PEOPLE)
+    store.delete_keys([o.key for o in bronze.data_objects])
+    with pytest.raises(grpc.RpcError) as info:
+        refine(silver, job, spec)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+    assert silver_objects(store, job) == []
+    assert serving(channel)
+
+
+# Emails: a@x twice among the rows kept after dedupe (id 6 twice: one removed), nulls never
+# duplicates, id "x" quarantined by its cast before the unique rule sees it.
+EMAILS = b"id,email\n1,a@x\n2,b@x\n3,a@x\n4,\n5,\n6,c@x\n6,c@x\nx,a@x\n"
+
+
+def unique_email(action: str, **rule: object) -> dict:
+    return {
+        "columns": [{"source": "id", "type": "integer"}, {"source": "email"}],
+        "expectations": [{"type": "unique", "column": "email", "action": action, **rule}],
+        "dedupe": {"keys": ["id"]},
+    }
+
+
+def quality_of(result, rule_id: str) -> tuple:
+    (q,) = [q for q in result.quality if q.rule_id == rule_id]
+    return (q.rule, q.column, q.action, q.checked, q.passed, q.failed)
+
+
+def test_unique_warn_keeps_the_rows_and_counts_them(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, EMAILS)
+    result = refine(silver, job, unique_email("warn"))
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (8, 6, 1)
+    assert result.duplicates_removed == 1 and dict(result.rejected_by_reason) == {"cast_id": 1}
+    # Checked: the 6 rows left after casts and dedupe; failed: both rows holding a@x.
+    assert quality_of(result, "unique_email") == ("unique", "email", "warn", 6, 4, 2)
+    assert (
+        "rule 'unique_email' (unique on column 'email', action warn) failed for 2 of 6 rows "
+        "(33.33%); the rows were kept"
+    ) in result.warnings
+    kept = read_objects(store, result.data_objects).sort("id")
+    assert kept["email"].to_list() == ["a@x", "b@x", "a@x", None, None, "c@x"]
+    quarantine = read_objects(store, result.reject_objects)
+    assert quarantine["_rule_id"].to_list() == ["cast_id"]
+
+
+def test_unique_fail_fails_the_layer_unless_within_max_bad_percent(
+    silver, store: ObjectStore, settings: Settings, job: JobKey
+) -> None:
+    fill_bronze(store, settings, job, EMAILS)
+    for spec, limit in ((unique_email("fail"), ""), (unique_email("fail", max_bad_percent=30), 30)):
+        with pytest.raises(grpc.RpcError) as info:
+            refine(silver, job, spec, run_id=f"bad-{limit}")
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert (
+            "rule 'unique_email' (unique on column 'email', action fail) failed for 2 of 6 "
+            "rows (33.33%)"
+        ) in info.value.details()
+        assert ("above max_bad_percent 30" in info.value.details()) == bool(limit)
+        assert committed(store, job) is None and silver_objects(store, job) == []
+    result = refine(silver, job, unique_email("fail", max_bad_percent=40), run_id="within")
+    assert result.rows_out == 6
+    assert quality_of(result, "unique_email") == ("unique", "email", "fail", 6, 4, 2)
+    assert "(33.33%); the rows were kept" in result.warnings[0]
+    assert committed(store, job)["run_id"] == "within"  # type: ignore[index]
 
 
 def test_fail_rule_fails_the_layer_and_commits_nothing(
@@ -296,6 +392,9 @@ def test_dedupe_and_unique_rules_agree_in_memory_and_in_buckets(
     assert (result.rows_in, result.duplicates_removed) == (30_000, 29_700)
     assert (result.rows_out, result.rows_rejected) == (280, 20)
     assert dict(result.rejected_by_reason) == {"unique_email": 20}
+    # Checked: the 300 rows left after dedupe; failed: the 20 holding one of 10 emails twice.
+    (unique,) = [q for q in result.quality if q.rule_id == "unique_email"]
+    assert (unique.action, unique.checked, unique.passed, unique.failed) == ("drop", 300, 280, 20)
     kept = read_objects(store, result.data_objects)
     assert kept.height == 280 and kept["id"].is_unique().all()
     assert set(kept["id"]) == set(range(10, 290))

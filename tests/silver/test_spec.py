@@ -180,6 +180,43 @@ def test_bad_specs_name_the_field(data: dict[str, Any], message: str) -> None:
     assert message in info.value.message
 
 
+def regex_spec(pattern: str) -> silver_pb2.SilverSpec:
+    return spec_of(
+        {
+            "columns": [{"source": "a"}],
+            "expectations": [{"type": "regex", "column": "a", "pattern": pattern}],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        # Unbalanced, yet `^(?:a)|(b)$` compiles and would match "xb": the pattern alone is
+        # compiled first.
+        ("a)|(b", "'a)|(b' is not a valid regular expression: error: unopened group"),
+        ("abc)", "'abc)' is not a valid regular expression"),
+        # Python's re accepts these; polars (Rust regex), which runs the rule, does not.
+        ("(?=a)", "'(?=a)' is not a valid regular expression: error: look-around"),
+        ("(?<=a)b", "is not a valid regular expression: error: look-around"),
+        (r"(a)\1", "is not a valid regular expression: error: backreferences"),
+        # Valid alone, but the comment swallows the `)$` of the whole-value form.
+        ("(?x) a # note", "'(?x) a # note' cannot be matched against the whole value"),
+    ],
+)
+def test_patterns_polars_cannot_run_are_refused(pattern: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        parse_spec(regex_spec(pattern))
+    assert info.value.message.startswith("spec.expectations[0].pattern ")
+    assert message in info.value.message
+
+
+@pytest.mark.parametrize("pattern", [r"\p{L}+", "a|b", "(?i)[a-z]{2}", "(?x) a # note\n"])
+def test_patterns_polars_runs_are_accepted(pattern: str) -> None:
+    """`\\p{L}` is Rust syntax Python's re refuses: the engine that runs it decides."""
+    assert parse_spec(regex_spec(pattern)).expectations[0].pattern == pattern
+
+
 def test_columns_are_checked_against_bronze() -> None:
     spec = parse_spec(spec_of({"columns": [{"source": "id"}, {"source": "Email"}]}))
     with pytest.raises(InvalidArgument) as info:

@@ -203,6 +203,18 @@ def test_typed_frame_flags_first_failed_drop_rule_and_keeps_raw_for_rejects() ->
             ["DE", "DEU", "de", None],
             [False, True, True, False],
         ),
+        (  # whole value: `a|b` is `^(?:a|b)$`, not `^a|b$`
+            Expectation("r", "regex", "v", pattern="a|b"),
+            "string",
+            ["a", "b", "xb", "ax", "ab"],
+            [False, False, True, True, True],
+        ),
+        (  # Rust regex syntax (Python's re has no \p{..})
+            Expectation("r", "regex", "v", pattern=r"\p{Lu}\p{Ll}+"),
+            "string",
+            ["Élodie", "élodie", "Él0die"],
+            [False, True, True],
+        ),
         (
             Expectation("r", "length", "v", min_length=2, max_length=3),
             "string",
@@ -276,6 +288,34 @@ def test_dedupe_without_keys_drops_exact_duplicates_only() -> None:
         (None, None),
     ]
     assert found.kept.filter(pl.col("a") == "x", pl.col("b") == 1)["_row_number"].item() == 2
+
+
+def test_duplicated_values_counts_kept_rows_per_non_null_value() -> None:
+    kept = kept_rows({"email": ["a@x", "b@x", "a@x", None, None, "a@x"], "id": [1, 2, 3, 4, 5, 6]})
+    counts = transform.duplicated_values(kept, "email")
+    assert counts.columns == ["email", "n"]
+    # Nulls are never duplicates of each other: a null passes a unique rule.
+    assert sorted(counts.iter_rows()) == [("a@x", 3), ("b@x", 1)]
+    assert transform.duplicated_values(kept.head(0), "email").height == 0
+
+
+def test_unique_rules_are_checked_after_dedupe_not_per_row() -> None:
+    """typed_frame has no flag for unique rules (the second pass counts them over the kept
+    rows); every other rule gets one, in order."""
+    rules = [
+        Expectation("u", "unique", "v", action="warn"),
+        Expectation("n", "not_null", "v", action="drop"),
+        Expectation("u2", "unique", "v", action="fail"),
+    ]
+    assert [(c.rule_id, c.flag) for c in transform.row_checks(rules)] == [("n", "__f1")]
+    assert [(c.rule_id, c.action, c.flag) for c in transform.unique_checks(rules)] == [
+        ("u", "warn", "__u0"),
+        ("u2", "fail", "__u2"),
+    ]
+    columns = [ColumnRule("v", "v", SilverType("string"))]
+    typed = transform.typed_frame(bronze({"v": ["a", "a", ""]}), ["v"], columns, rules).collect()
+    assert typed.get_column("__reject").to_list() == [None, None, "n"]
+    assert not [c for c in typed.columns if c.startswith("__u")]
 
 
 def test_inference_uses_every_value() -> None:
