@@ -14,7 +14,7 @@ import threading
 from typing import Any
 from uuid import UUID
 
-from flowforge.errors import FlowForgeError, NotFound, Unavailable
+from flowforge.errors import FailedPrecondition, FlowForgeError, NotFound, Unavailable
 from flowforge.settings import Settings
 from orchestrator.flow import medallion, open_store, plan_layers, use_settings
 from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
@@ -113,20 +113,26 @@ def _run_here(parameters: dict[str, Any]) -> None:
 def cancel_execution(
     settings: Settings, execution_id: str, store: Store | None = None
 ) -> ExecutionRecord:
-    """Cancels the execution's Prefect flow run (when it has one) and marks it CANCELLED.
+    """Marks the execution CANCELLED, then cancels its Prefect flow run (when it has one).
 
-    An execution that already ended is returned unchanged."""
+    Raises FailedPrecondition (409) when it already ended, NotFound for an unknown one."""
     store = store or open_store(settings)
+    # The store decides, in one statement: a run that ends between a check here and the
+    # cancel would otherwise be answered as cancelled while it ended on its own.
+    if not store.finish_execution(
+        execution_id, ExecutionStatus.CANCELLED, error="cancelled on request"
+    ):
+        ended = store.get_execution(execution_id)
+        raise FailedPrecondition(
+            f"execution {execution_id!r} is not running: it ended {ended.status}"
+        )
     execution = store.get_execution(execution_id)
-    if not execution.active:
-        return execution
     if execution.flow_run_id and prefect_api_configured():
         try:
             _cancel_flow_run(execution.flow_run_id)
-        except Exception as exc:  # still mark it: the flow checks before each layer
+        except Exception as exc:  # cancelled all the same: the flow checks before each layer
             log.warning("could not cancel the Prefect flow run", extra={"error": str(exc)})
-    store.finish_execution(execution_id, ExecutionStatus.CANCELLED, error="cancelled on request")
-    return store.get_execution(execution_id)
+    return execution
 
 
 def _cancel_flow_run(flow_run_id: str) -> None:

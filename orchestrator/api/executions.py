@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query
 from fastapi.concurrency import run_in_threadpool
 
-from flowforge.errors import FailedPrecondition
 from orchestrator.api.context import Context, ExecutionId, JobId, WorkflowId, ids
 from orchestrator.api.schemas import Execution, ExecutionPage, TriggerRequest
 from orchestrator.store import ExecutionRecord
@@ -71,11 +70,9 @@ def get_execution(ctx: Context, execution_id: ExecutionId) -> Execution:
 @router.post("/api/executions/{execution_id}/cancel", response_model=Execution)
 async def cancel(ctx: Context, execution_id: ExecutionId) -> Execution:
     """Cancels a PENDING or RUNNING execution (and its Prefect flow run); 409 otherwise."""
-    execution = await run_in_threadpool(read_execution, ctx, execution_id)
-    if not execution.active:
-        raise FailedPrecondition(
-            f"execution {execution_id!r} is not running: it ended {execution.status}"
-        )
+    # Reconciled first (one that crashed in Prefect is 409 CRASHED, not cancelled); whether
+    # it is still running is decided by cancel_execution, atomically, not by this read.
+    await run_in_threadpool(read_execution, ctx, execution_id)
     ended = await run_in_threadpool(cancel_execution, ctx.settings, execution_id, ctx.store)
     return Execution.of(ended)
 

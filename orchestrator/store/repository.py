@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -43,6 +43,7 @@ from orchestrator.store.records import ExecutionRecord, WorkflowRecord, aware
 from orchestrator.workflows import Job, Workflow
 
 FINISHED = {s.value for s in ExecutionStatus} - {s.value for s in ACTIVE}
+_ACTIVE = [s.value for s in ACTIVE]
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -300,10 +301,19 @@ class Store:
         Returns False when it had already ended (the first ending wins, e.g. a cancel
         that raced the flow's own end)."""
         with self._session() as session:
-            row = self._row(session, execution_id)
-            if row.status in FINISHED:
+            # One conditional UPDATE decides which end wins, on PostgreSQL and SQLite alike:
+            # reading the status first, then writing, let two racing ends (a cancel, the
+            # flow's own) both see the row active and both "win", the later write standing.
+            decided = session.execute(
+                update(ExecutionRow)
+                .where(ExecutionRow.id == execution_id, ExecutionRow.status.in_(_ACTIVE))
+                .values(status=status.value)
+                .execution_options(synchronize_session=False)
+            )
+            row = self._row(session, execution_id)  # NotFound for an unknown one
+            if cast(CursorResult[Any], decided).rowcount == 0:
                 return False
-            row.status, row.error, row.finished_at = status.value, error, utcnow()
+            row.error, row.finished_at = error, utcnow()
             if balance is not None:
                 row.balance = balance
             for step in row.steps:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.api.conftest import ROOT, Api
+
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> None:
@@ -42,5 +45,19 @@ def test_no_endpoint_answers_with_a_server_error(api: Api, tmp_path: Path) -> No
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12000:]
     assert " selected / " in output and "Fuzzing" in output, output[-3000:]
-    report = "".join(path.read_text() for path in tmp_path.glob("junit*.xml"))
-    assert 'name="GET /api/events"' in report, "the event stream was not fuzzed"
+    # Every operation of the document was run, none skipped: an endpoint the fuzzer could
+    # not generate a request for would pass the check above by never being called.
+    document = api.client.get("/openapi.json").json()
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+    assert len(operations) >= 17, sorted(operations)  # the README table's 17, at least
+    reports = list(tmp_path.glob("**/junit*.xml"))
+    assert reports, f"no junit report in {list(tmp_path.iterdir())}"
+    cases = [case for path in reports for case in ET.parse(path).getroot().iter("testcase")]
+    run = {case.get("name") for case in cases if case.find("skipped") is None}
+    assert operations - run == set(), f"not exercised: {sorted(operations - run)}"
+    assert "GET /api/events" in run, "the event stream was not fuzzed"

@@ -48,3 +48,12 @@ def test_refused_uploads_name_the_file_and_keep_the_committed_version(api: Api) 
     listed = {d["name"]: d for d in api.client.get("/api/dimensions").json()}
     assert listed["regions"]["run_id"] == kept["run_id"] and listed["regions"]["rows"] == 2
     assert api.client.get("/healthz").status_code == 200
+
+
+def test_an_invalid_dimension_name_is_400_naming_it(api: Api) -> None:
+    before = api.client.get("/api/dimensions").json()
+    for name in ("bad name!", "-rf", "a.b", "x" * 65):
+        response = api.client.put(f"/api/dimensions/{name}", files={"file": ("d.csv", b"a\n1\n")})
+        message = error_of(response, 400)
+        assert f"name {name!r} is not a valid ID" in message, message
+    assert api.client.get("/api/dimensions").json() == before  # nothing stored

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import httpx
 import pytest
+from sqlalchemy import event
 
+from orchestrator.store import ExecutionStatus
 from orchestrator.workflows import Workflow
 from tests.api.conftest import UPLOAD_MAX_MB, Api, applied
 
@@ -50,6 +59,14 @@ def test_uploads_refused_name_the_file_and_leave_nothing(api: Api, workflow: Wor
         f"/api/workflows/{workflow.id}/jobs/customers/files", content=b"a,b\n1,2\n"
     )
     error_of(not_multipart, 415)
+    csv = [("files", ("good.csv", b"a,b\n1,2\n", "text/csv"))]
+    unknown_job = api.client.post(f"/api/workflows/{workflow.id}/jobs/nope/files", files=csv)
+    assert "'nope'" in error_of(unknown_job, 404)
+    unknown_workflow = api.client.post("/api/workflows/no-such-workflow/jobs/customers/files",
+                                       files=csv)  # fmt: skip
+    assert "'no-such-workflow'" in error_of(unknown_workflow, 404)
+    assert landed(api, workflow, "nope") == []
+    assert list(api.stack.object_store.list("landing/no-such-workflow/")) == []
     assert api.client.get("/healthz").status_code == 200  # still serving
 
 
@@ -114,6 +131,32 @@ def test_the_token_is_enforced(api: Api) -> None:
     assert token not in api.client.get("/openapi.json").text
 
 
+def test_every_operation_needs_the_token(api: Api) -> None:
+    """Each operation of the OpenAPI document without the token, with a wrong one and with
+    the token but not as 'Bearer': 401 before anything else (IDs are placeholders: a request
+    that got past the token check would answer 404, 400 or 200 instead)."""
+    document = api.client.get("/openapi.json").json()
+    operations = [
+        (method.upper(), re.sub(r"\{[^}]+\}", "placeholder", path))
+        for path, item in document["paths"].items()
+        for method in item
+        if path != "/healthz"
+    ]
+    assert len(operations) >= 16 and ("GET", "/api/events") in operations
+    token = api.client.headers["Authorization"].split(" ", 1)[1]
+    with httpx.Client(base_url=api.url, timeout=10) as bare:
+        for method, path in operations:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+                response = bare.request(method, path, headers=headers)
+                assert response.status_code == 401, (method, path, headers, response.text)
+                assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+                assert response.headers["WWW-Authenticate"] == "Bearer"
+        # The stream's ?access_token= is checked like the header.
+        wrong = bare.get("/api/events", params={"once": True, "access_token": "wrong"})
+        assert wrong.status_code == 401, wrong.text
+        assert bare.get("/healthz").status_code == 200
+
+
 def test_a_second_trigger_names_the_running_execution_and_cancel(
     api: Api, workflow: Workflow
 ) -> None:
@@ -150,3 +193,72 @@ def test_events_for_something_unknown_are_404_before_any_stream(
     known = api.client.get("/api/events", params={"workflow_id": workflow.id, "once": True})
     assert known.status_code == 200
     assert known.headers["content-type"].startswith("text/event-stream")
+
+
+@pytest.fixture
+def running(api: Api, workflow: Workflow) -> Iterator[str]:
+    """A RUNNING execution of the workflow's products job with no flow behind it: the test
+    ends it as the flow would."""
+    store = api.stack.store
+    execution = store.create_execution(workflow.id, "products", ["bronze", "silver", "gold"])
+    store.start_execution(execution.id)
+    yield execution.id
+    store.finish_execution(execution.id, ExecutionStatus.FAILED, error="test over")
+
+
+def test_a_cancel_the_run_ended_just_before_is_409(
+    api: Api, running: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ends on its own after the API read it as running, just before the cancel is
+    written: the answer is 409 naming how it ended, not 200 with a finished execution, and
+    the execution stays COMPLETED."""
+    store = api.stack.store
+    finish = store.finish_execution
+
+    def flow_ends_first(execution_id: str, status: ExecutionStatus, **kwargs: Any) -> bool:
+        if execution_id == running and status == ExecutionStatus.CANCELLED:
+            finish(running, ExecutionStatus.COMPLETED)  # the flow's own end, a moment earlier
+        return finish(execution_id, status, **kwargs)
+
+    monkeypatch.setattr(store, "finish_execution", flow_ends_first)
+    response = api.client.post(f"/api/executions/{running}/cancel")
+    monkeypatch.undo()
+    message = error_of(response, 409)
+    assert f"execution {running!r} is not running: it ended COMPLETED" in message
+    shown = api.client.get(f"/api/executions/{running}").json()
+    assert (shown["status"], shown["error"]) == ("COMPLETED", None)
+
+
+def test_a_cancel_racing_the_runs_end_in_the_database_is_409(api: Api, running: str) -> None:
+    """The flow's end is in flight (its transaction open, paused just after its first
+    statement on the execution) when the cancel arrives: one of them wins, the other hears
+    so. Here the flow came first, so the cancel is 409 and the execution COMPLETED."""
+    store = api.stack.store
+    paused, resume = threading.Event(), threading.Event()
+    flow_thread: list[int] = []
+
+    def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        mine = flow_thread == [threading.get_ident()]
+        if mine and "executions" in statement and not paused.is_set():
+            paused.set()
+            resume.wait(30)
+
+    def flow_ends() -> bool:
+        flow_thread.append(threading.get_ident())
+        return store.finish_execution(running, ExecutionStatus.COMPLETED)
+
+    event.listen(store.engine, "after_cursor_execute", pause)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            flow = pool.submit(flow_ends)
+            assert paused.wait(30), "the flow's end did not reach the database"
+            cancel = pool.submit(api.client.post, f"/api/executions/{running}/cancel")
+            time.sleep(1.5)  # the cancel reaches the database while the flow's end is open
+            resume.set()
+            assert flow.result(30) is True
+            message = error_of(cancel.result(30), 409)
+    finally:
+        resume.set()
+        event.remove(store.engine, "after_cursor_execute", pause)
+    assert "it ended COMPLETED" in message
+    assert api.client.get(f"/api/executions/{running}").json()["status"] == "COMPLETED"

@@ -1,5 +1,6 @@
-"""The web UI in real headless Chromium against the real stack: run a sample job from the
-jobs page, watch bronze, silver and gold complete, read the execution page."""
+"""The web UI in real headless Chromium against the real stack: upload a job's CSV and run
+it from the jobs page, watch bronze run and bronze, silver and gold complete, read the
+execution page."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def test_run_a_job_and_read_its_execution(
     api: Api, stack: Stack, sample_workflow: Workflow, browser: Browser
 ) -> None:
     workflow = stack.add_workflow(sample_workflow)
+    # The job's landing is empty: what the run reads is what the page uploads.
+    landing = f"landing/{workflow.id}/customers/"
+    stack.object_store.delete_prefix(landing)
+    csv = ROOT / "examples/data/customers.csv"
     OUTPUT.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.set_default_timeout(60_000)  # a loaded CI machine: Prefect and the services share it
@@ -37,11 +42,23 @@ def test_run_a_job_and_read_its_execution(
     job = page.locator(f'article.job[data-workflow="{workflow.id}"][data-job="customers"]')
     job.wait_for()
     assert job.locator(".status").inner_text() == "Never run."
-    # The same file again, through the page's upload (it replaces the landed one).
-    job.locator('input[type="file"]').set_input_files(ROOT / "examples/data/customers.csv")
+    job.locator('input[type="file"]').set_input_files(csv)
     job.get_by_role("button", name="Upload").click()
     job.get_by_text("Uploaded customers.csv.").wait_for()
-    job.get_by_role("button", name="Run").click()
+    landed = [(o.key, o.size) for o in stack.object_store.list(landing)]
+    assert landed == [(landing + "customers.csv", csv.stat().st_size)]
+
+    # Bronze stopped, the run waits in its retries (about 8 s) with bronze RUNNING: the page
+    # shows that, then bronze is back and the run goes on. Without the stop, bronze takes
+    # about a second, which the page may or may not catch between two refreshes.
+    stack.servers["bronze"].stop(0)
+    try:
+        job.get_by_role("button", name="Run").click()
+        job.locator('.step[data-layer="bronze"][data-status="RUNNING"]').wait_for(timeout=30_000)
+        assert job.get_by_role("button", name="Run").is_disabled()  # one run at a time
+        assert job.locator('.step[data-layer="gold"]').get_attribute("data-status") == "PENDING"
+    finally:
+        stack.restart("bronze")
     for layer in ("bronze", "silver", "gold"):
         step = job.locator(f'.step[data-layer="{layer}"][data-status="COMPLETED"]')
         step.wait_for(timeout=90_000)
@@ -64,6 +81,16 @@ def test_run_a_job_and_read_its_execution(
     preview = page.locator('.preview[data-model="customers_by_country"] tbody tr')
     preview.first.wait_for()
     assert preview.count() >= 5
+    # Every committed gold model has a preview; the built-in profile comes last, folded.
+    models = page.locator(".previews .preview").evaluate_all("ns => ns.map(n => n.dataset.model)")
+    assert {"customers_by_country", "signups_per_month", "data_quality"} <= set(models)
+    assert models[-1] == "profile", models
+    profile = page.locator('details.preview[data-model="profile"]')
+    assert profile.get_attribute("open") is None
+    assert not profile.locator("table").is_visible()
+    profile.locator("summary").click()
+    assert profile.locator("thead th").first.inner_text() == "column_name"
+    assert profile.locator("tbody tr").count() >= 5
     quarantine = page.locator("section", has=page.get_by_role("heading", name="Quarantine preview"))
     quarantine.locator("tbody tr").first.wait_for()
     # The Prefect logs of this run's flow run: the flow's line for each layer.

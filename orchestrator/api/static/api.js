@@ -19,16 +19,10 @@ export class ApiError extends Error {
   }
 }
 
+// The API answers every error as {"error": {status, code, message}}; anything else (a
+// proxy's page) is shown as text.
 function messageOf(status, body) {
-  if (body && typeof body === "object") {
-    const detail = body.detail ?? body.message ?? body.error;
-    if (typeof detail === "string") return detail;
-    // FastAPI validation errors: [{loc: [...], msg: "..."}]
-    if (Array.isArray(detail)) {
-      return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-    }
-    if (detail && typeof detail === "object" && detail.message) return detail.message;
-  }
+  if (body && typeof body === "object" && typeof body.error?.message === "string") return body.error.message;
   if (typeof body === "string" && body) return body.slice(0, 300);
   return `HTTP ${status}`;
 }
@@ -68,13 +62,9 @@ export async function request(path, { method = "GET", json, form, query } = {}) 
   return data;
 }
 
-// Lists come either bare or wrapped ({items: [...], total}); the UI reads both.
-export function itemsOf(data, ...keys) {
-  if (Array.isArray(data)) return data;
-  for (const key of ["items", ...keys]) {
-    if (data && Array.isArray(data[key])) return data[key];
-  }
-  return [];
+// The items of a page ({items: [...], ...}: executions, logs, previews).
+export function itemsOf(data) {
+  return data && Array.isArray(data.items) ? data.items : [];
 }
 
 const enc = encodeURIComponent;
@@ -131,10 +121,8 @@ export function subscribe(onChange, { pollMs = 2000 } = {}) {
       }
       onChange(data);
     };
-    source.onmessage = handle;
-    for (const name of ["execution", "step", "executions", "steps", "update"]) {
-      source.addEventListener(name, handle);
-    }
+    // The two events the stream sends (orchestrator/api/events.py); it sends no unnamed ones.
+    for (const name of ["execution", "step"]) source.addEventListener(name, handle);
     source.onerror = () => {
       // The browser retries on its own while the stream is reachable; a stream that is
       // refused (401, 404) closes: from then on, poll.

@@ -85,7 +85,7 @@ export function stepsByLayer(execution) {
   return steps;
 }
 
-export const ACTIVE = new Set(["PENDING", "RUNNING", "SCHEDULED", "CANCELLING"]);
+export const ACTIVE = new Set(["PENDING", "RUNNING"]); // the execution statuses still going
 
 export function isActive(execution) {
   return Boolean(execution) && ACTIVE.has(execution.status);

@@ -6,6 +6,7 @@ import { LogPanel } from "./logs.js";
 import { LAYERS, alertBox, badge, count, dataTable, el, isActive, seconds, when } from "./dom.js";
 
 const PREVIEW_ROWS = 10;
+const PROFILE = "profile"; // the gold service's built-in model (services/gold/profile.py)
 
 function section(title, ...children) {
   const id = `sec-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
@@ -102,6 +103,8 @@ function balanceView(balance) {
   );
 }
 
+// Preview.preview is a list of rows; a step's own report keeps them as JSON text
+// (quality.models[].preview_json), read when the previews endpoint fails.
 function previewRows(data) {
   if (typeof data === "string") return JSON.parse(data || "[]");
   return Array.isArray(data) ? data : [];
@@ -215,14 +218,16 @@ export class ExecutionPage {
         gold.push(alertBox(`gold previews: ${err.message}`));
         items = (steps.gold.quality?.models || []).map((m) => ({ ...m, preview: previewRows(m.preview_json) }));
       }
-      for (const item of items.filter((m) => m.name !== "profile")) {
-        const rows = previewRows(item.preview ?? []).slice(0, PREVIEW_ROWS);
+      // The built-in profile (one row per silver column) is a committed model too: shown
+      // last and folded, as it describes the data rather than being a result.
+      const ordered = [...items.filter((m) => m.name !== PROFILE), ...items.filter((m) => m.name === PROFILE)];
+      for (const item of ordered) {
+        const rows = previewRows(item.preview).slice(0, PREVIEW_ROWS);
+        const caption = `${item.name} · ${count(item.rows)} rows, first ${rows.length}`;
         gold.push(
-          el(
-            "div",
-            { class: "preview", "data-model": item.name },
-            dataTable(rows, { columns: item.columns, caption: `${item.name} · ${count(item.rows)} rows, first ${rows.length}` }),
-          ),
+          item.name === PROFILE
+            ? el("details", { class: "preview", "data-model": item.name }, el("summary", { text: caption }), dataTable(rows, { columns: item.columns }))
+            : el("div", { class: "preview", "data-model": item.name }, dataTable(rows, { columns: item.columns, caption })),
         );
       }
     }
@@ -239,7 +244,7 @@ export class ExecutionPage {
         const data = await api.quarantine(this.id, layer, PREVIEW_ROWS);
         if (data.current === false) quarantine.push(replaced(data.run_id));
         for (const item of itemsOf(data)) {
-          const rows = previewRows(item.preview ?? []);
+          const rows = previewRows(item.preview);
           quarantine.push(
             el(
               "div",

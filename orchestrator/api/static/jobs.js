@@ -1,11 +1,9 @@
 // The jobs page: every job of every workflow, its latest execution as bronze -> silver ->
 // gold, a Run button and a CSV upload per job; rows update in place so controls keep state.
 
-import { api, itemsOf } from "./api.js";
+import { api } from "./api.js";
 import { LAYERS, alertBox, badge, count, el, isActive, seconds, stepsByLayer } from "./dom.js";
 
-const jobIdOf = (job) => job.job_id ?? job.id;
-const latestOf = (job) => job.latest_execution ?? job.latest ?? job.execution ?? null;
 const keyOf = (workflowId, jobId) => `${workflowId}/${jobId}`;
 
 function stepCell(layer, step) {
@@ -92,7 +90,7 @@ class JobRow {
   }
 
   update(job) {
-    const execution = latestOf(job);
+    const execution = job.latest_execution;
     this.execution = execution;
     if (job.name && job.name !== this.jobId) this.title.textContent = job.name;
     this.node.querySelector(".job-steps").replaceChildren(stepsView(execution));
@@ -133,9 +131,7 @@ class JobRow {
     this.say(el("p", { class: "muted", text: `Uploading ${files.length} file(s)…` }));
     try {
       const result = await api.upload(this.workflowId, this.jobId, files);
-      const stored = itemsOf(result, "files", "uploaded");
-      const names = stored.length ? stored.map((f) => f.name ?? f.key ?? f).join(", ") : files.map((f) => f.name).join(", ");
-      this.say(el("p", { class: "ok", text: `Uploaded ${names}.` }));
+      this.say(el("p", { class: "ok", text: `Uploaded ${result.files.map((f) => f.name).join(", ")}.` }));
       this.files.value = "";
     } catch (err) {
       this.say(alertBox(err.message));
@@ -166,7 +162,7 @@ export class JobsPage {
   async refresh() {
     let jobs;
     try {
-      jobs = itemsOf(await api.jobs(), "jobs");
+      jobs = await api.jobs();
       this.error.replaceChildren();
     } catch (err) {
       this.error.replaceChildren(alertBox(err.message));
@@ -178,14 +174,14 @@ export class JobsPage {
     }
     for (const job of jobs) {
       const workflowId = job.workflow_id;
-      const jobId = jobIdOf(job);
+      const jobId = job.job_id;
       const key = keyOf(workflowId, jobId);
       if (!this.sections.has(workflowId)) {
         const body = el("div", { class: "jobs" });
         const section = el(
           "section",
           { class: "workflow", "data-workflow": workflowId, "aria-label": `workflow ${workflowId}` },
-          el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId }), job.workflow_name ? ` · ${job.workflow_name}` : ""),
+          el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId })),
           body,
         );
         if (!this.rows.size) this.list.replaceChildren();

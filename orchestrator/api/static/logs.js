@@ -1,20 +1,19 @@
 // The Prefect logs of an execution's flow run, a page at a time.
 
-import { api, itemsOf } from "./api.js";
+import { api } from "./api.js";
 import { alertBox, el, when } from "./dom.js";
 
 const LOG_PAGE = 50;
-const LEVELS = { 10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL" };
 
+// A LogLine of the API (orchestrator/api/schemas.py).
 function logLine(entry) {
-  const level = entry.level_name ?? LEVELS[entry.level] ?? entry.level ?? "";
   return el(
     "tr",
-    { class: `log-${String(level).toLowerCase()}` },
-    el("td", { class: "nowrap", text: when(entry.timestamp ?? entry.time) }),
-    el("td", { text: String(level) }),
-    el("td", { class: "nowrap", text: entry.logger ?? entry.name ?? "" }),
-    el("td", { class: "log-message", text: entry.message ?? entry.msg ?? "" }),
+    { class: `log-${entry.level_name.toLowerCase()}` },
+    el("td", { class: "nowrap", text: when(entry.timestamp) }),
+    el("td", { text: entry.level_name }),
+    el("td", { class: "nowrap", text: entry.logger }),
+    el("td", { class: "log-message", text: entry.message }),
   );
 }
 
@@ -39,14 +38,14 @@ export class LogPanel {
     }
     this.loaded = true;
     this.offset = offset;
-    const entries = itemsOf(data, "logs");
+    const entries = data.items;
     this.partial = entries.length < LOG_PAGE;
-    const total = data && typeof data.total === "number" ? data.total : null;
-    const hasNext = total !== null ? offset + entries.length < total : entries.length === LOG_PAGE;
+    // A LogPage has no total (Prefect counts none): a full page may have a next one.
+    const hasNext = entries.length === LOG_PAGE;
     const last = offset + entries.length;
     this.pager.replaceChildren(
       el("button", { type: "button", text: "← previous", disabled: offset === 0, onclick: () => this.load(Math.max(0, offset - LOG_PAGE)) }),
-      el("span", { class: "muted", text: entries.length ? ` lines ${offset + 1}–${last}${total !== null ? ` of ${total}` : ""} ` : " no lines " }),
+      el("span", { class: "muted", text: entries.length ? ` lines ${offset + 1}–${last} ` : " no lines " }),
       el("button", { type: "button", text: "next →", disabled: !hasNext, onclick: () => this.load(offset + LOG_PAGE) }),
       el("button", { type: "button", text: "reload", onclick: () => this.load(this.offset) }),
     );
