@@ -52,8 +52,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     FLOWFORGE_STATE_DIR=/var/lib/flowforge \
     FLOWFORGE_GRPC_HOST=0.0.0.0 \
+    FLOWFORGE_WORKDIR=/app \
     PREFECT_HOME=/home/flowforge/.prefect
 
+# The code, examples/ and prefect.yaml; prefect.yaml's pull step goes to FLOWFORGE_WORKDIR.
 WORKDIR /app
 USER 10001:10001
 EXPOSE 50051 50052 50053 8000 4200

@@ -42,7 +42,25 @@ class SecretMasker(logging.Filter):
             for key, value in list(record.__dict__.items()):
                 if key not in _RESERVED and isinstance(value, str):
                     setattr(record, key, self.mask(value))
+            # An exception's message may hold one too (a URL a driver could not parse):
+            # formatters use the cached, masked text (logging.Formatter does the same).
+            if record.exc_info and not record.exc_text:
+                record.exc_text = _PLAIN.formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self.mask(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self.mask(record.stack_info)
         return True
+
+
+_PLAIN = logging.Formatter()
+
+
+def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """The record's traceback: the masker's text when it made one."""
+    if record.exc_text:
+        return record.exc_text
+    return formatter.formatException(record.exc_info) if record.exc_info else None
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,8 +74,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if exc := _exception(self, record):
+            entry["exc"] = exc
         return json.dumps(entry, default=str)
 
 
@@ -70,8 +88,8 @@ class TextFormatter(logging.Formatter):
         )
         line = f"{record.levelname.lower():7} {record.name}: {record.getMessage()}"
         line = f"{line} {extras}" if extras else line
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        if exc := _exception(self, record):
+            line += "\n" + exc
         return line
 
 

@@ -72,3 +72,10 @@ def long_running(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def flowforge_services(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n: s for n, s in services.items() if "build" in s}
+
+
+def flag(command: list[Any], name: str) -> str:
+    """The value of `name=value` (weed's `-s3.port=8333` style) in a service's command."""
+    values = [str(a).split("=", 1)[1] for a in command if str(a).startswith(f"{name}=")]
+    assert len(values) == 1, f"{name} is given {len(values)} times in {command}"
+    return values[0]

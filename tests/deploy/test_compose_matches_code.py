@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,10 @@ from flowforge.cli import app
 from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
 from tests.deploy.compose import (
+    COMPOSE_FILE,
+    ROOT,
     environment,
+    flag,
     flowforge_services,
     interpolate,
     long_running,
@@ -269,3 +273,186 @@ def test_flowforge_containers_run_without_privileges() -> None:
         assert service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
         assert not service.get("privileged") and "user" not in service, name  # image's uid
+
+
+# -- what .env sets, and the values the compose file repeats --------------------------------
+README = ROOT / "README.md"
+ENV_KEY = re.compile(r"\bFLOWFORGE_[A-Z0-9_]*[A-Z0-9]\b")
+DOTENV = re.compile(r"(?<![\w./])\.env(?![\w.])")  # .env itself, not .env.example or stack.env
+
+
+def readme_dotenv_keys_for_compose() -> set[str]:
+    """The FLOWFORGE_* keys the README tells a compose user to set in .env: those named in
+    a paragraph (or code block) that speaks of `.env`, in the compose section or saying
+    "compose" itself."""
+    text = README.read_text()
+    section = text.split("## Deploy with docker compose", 1)[1].split("\n## ", 1)[0]
+    keys = set()
+    for paragraph in re.split(r"\n\s*\n", text):
+        in_compose = paragraph in section or "compose" in paragraph
+        if in_compose and DOTENV.search(paragraph):
+            keys |= set(ENV_KEY.findall(paragraph))
+    return keys
+
+
+def test_every_key_the_readme_puts_in_dotenv_reaches_the_containers() -> None:
+    """compose passes a container only the keys its file names: one the README says to set
+    in .env but the file leaves out would be silently ignored."""
+    keys = readme_dotenv_keys_for_compose()
+    # The parser finds the paragraphs at all: the secrets, another S3's switch, the API's.
+    assert {"FLOWFORGE_GRPC_TOKEN", "FLOWFORGE_S3_CREATE_BUCKET",
+            "FLOWFORGE_API_UPLOAD_MAX_MB"} <= keys, keys  # fmt: skip
+    passed = {
+        key
+        for service in SERVICES.values()
+        for key, value in environment(service).items()
+        if value.startswith(f"${{{key}:")  # KEY: ${KEY:-default} or ${KEY:?message}
+    }
+    assert keys <= passed, f"the README sets {sorted(keys - passed)} in .env; compose drops them"
+
+
+def test_defaults_in_the_compose_file_are_the_settings_defaults() -> None:
+    """An empty .env gives the containers the settings' defaults, but for the S3 endpoint
+    (the bundled SeaweedFS)."""
+    for variable, operators in variables().items():
+        if not variable.startswith("FLOWFORGE_") or ":-" not in operators:
+            continue
+        setting = variable.removeprefix("FLOWFORGE_").lower()
+        value = interpolate(f"${{{variable}:-{_default_in_file(variable)}}}", {})
+        if variable == "FLOWFORGE_S3_ENDPOINT_URL":
+            assert urlsplit(value).hostname == "seaweedfs", value
+            continue
+        field = Settings.model_fields[setting]
+        parsed = Settings(_env_file=None, **{setting: _as_env(value, field)})  # type: ignore[call-arg]
+        assert getattr(parsed, setting) == field.default, variable
+
+
+def _default_in_file(variable: str) -> str:
+    defaults = set(re.findall(rf"\$\{{{variable}:-([^}}]*)\}}", COMPOSE_FILE.read_text()))
+    assert len(defaults) == 1, f"{variable} has several defaults: {defaults}"
+    return defaults.pop()
+
+
+def _as_env(value: str, field: Any) -> Any:
+    """A value as pydantic-settings reads it from the environment (lists are JSON)."""
+    return json.loads(value) if "list" in str(field.annotation) else value
+
+
+def test_the_env_example_marks_what_compose_does_with_each_key() -> None:
+    """envfile's lists are the compose file's `${KEY:?}` and `${KEY:-}` variables."""
+    used = variables()
+    required = {v for v, ops in used.items() if ":?" in ops}
+    optional = {v for v, ops in used.items() if ":-" in ops}
+    assert set(envfile.COMPOSE_REQUIRED) == required
+    assert set(envfile.COMPOSE_OPTIONAL) == optional
+    assert set(envfile.COMPOSE_KEYS) == {v for v in used if not v.startswith("FLOWFORGE_")}
+    assert set(envfile.COMPOSE_NOTES) <= optional
+    example = envfile.render()
+    for key in required:
+        block = re.search(rf"((?:^#.*\n)+){key}=", example, re.M)
+        assert block and "required" in block.group(1), f"{key} is not marked required"
+
+
+def _healthcheck_options(test: list[str]) -> dict[str, str]:
+    return {a: b for a, b in zip(test, test[1:], strict=False) if a.startswith("--")}
+
+
+def _created_databases() -> dict[str, str]:
+    """Database -> owner, from the postgres service's init scripts."""
+    postgres = SERVICES["postgres"]
+    configs = raw_compose()["configs"]
+    found = {}
+    for config in postgres["configs"]:
+        assert config["target"].startswith("/docker-entrypoint-initdb.d/")
+        assert config["target"].endswith(".sql")
+        sql = configs[config["source"]]["content"]
+        found |= dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", sql))
+    env = environment(postgres)
+    return found | {env["POSTGRES_DB"]: env["POSTGRES_USER"]}
+
+
+def test_database_urls_name_the_databases_the_postgres_service_creates() -> None:
+    databases = _created_databases()
+    assert set(databases) == {"flowforge", "prefect"}
+    urls = {
+        "flowforge": environment(SERVICES["worker"])["FLOWFORGE_DATABASE_URL"],
+        "prefect": environment(SERVICES["prefect-server"])[
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+        ],
+    }
+    for service in ("api", "seed"):
+        assert environment(SERVICES[service])["FLOWFORGE_DATABASE_URL"] == urls["flowforge"]
+    user = environment(SERVICES["postgres"])["POSTGRES_USER"]
+    for database, url in urls.items():
+        parts = urlsplit(interpolate(url, {"POSTGRES_PASSWORD": "pw"}))
+        assert (parts.hostname, parts.port) == ("postgres", 5432), url
+        assert parts.username == user == databases[database]
+        assert (parts.password, parts.path) == ("pw", f"/{database}")
+
+
+URL_KEYS = [
+    ("worker", "FLOWFORGE_DATABASE_URL"),
+    ("prefect-server", "PREFECT_SERVER_DATABASE_CONNECTION_URL"),
+]
+
+
+def test_a_url_safe_postgres_password_survives_the_database_urls() -> None:
+    """POSTGRES_PASSWORD goes into the URLs as it is; .env.example asks for URL-safe
+    characters (token_urlsafe), and those come out of the URL unchanged."""
+    import secrets
+
+    from sqlalchemy.engine import make_url
+
+    assert "URL-safe" in envfile.COMPOSE_KEYS["POSTGRES_PASSWORD"]
+    for password in [secrets.token_urlsafe(32) for _ in range(20)] + ["-_~.AZaz09"]:
+        for service, key in URL_KEYS:
+            raw = environment(SERVICES[service])[key]
+            url = make_url(interpolate(raw, {"POSTGRES_PASSWORD": password}))
+            assert (url.password, url.host) == (password, "postgres")
+    # What it guards against: '@' or '/' in the password moves the host.
+    worker = environment(SERVICES["worker"])["FLOWFORGE_DATABASE_URL"]
+    assert make_url(interpolate(worker, {"POSTGRES_PASSWORD": "a@b/c"})).host != "postgres"
+
+
+def test_postgres_is_healthy_only_once_the_prefect_database_exists() -> None:
+    """The first start runs the init scripts on a server listening on the Unix socket only;
+    a TCP probe of the database the last script creates waits for the real server."""
+    test = SERVICES["postgres"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"]
+    options = _healthcheck_options(test)
+    assert options["--host"] == "127.0.0.1"  # TCP, not the socket
+    assert options["--username"] == environment(SERVICES["postgres"])["POSTGRES_USER"]
+    created = [d for d in _created_databases() if d != "flowforge"]
+    assert options["--dbname"] == created[-1] == "prefect"
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_the_prefect_server_has_time_for_its_first_migrations() -> None:
+    """Migrating an empty prefect database takes a minute or more on a small machine;
+    failures in the start period do not count, a success still counts at once."""
+    check = SERVICES["prefect-server"]["healthcheck"]
+    assert _seconds(check["start_period"]) >= 120
+    assert SERVICES["prefect-server"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_seaweedfs_listens_where_everything_reaches_it() -> None:
+    """-s3.port, -ip (the address SeaweedFS gives out: the service name), the clients'
+    default endpoint, the healthcheck and the topology test's port substitution agree."""
+    from tests.deploy.topology import Topology
+
+    command = SERVICES["seaweedfs"]["command"]
+    port = int(flag(command, "-s3.port"))
+    assert flag(command, "-ip") == "seaweedfs" and "seaweedfs" in SERVICES
+    assert flag(command, "-ip.bind") == "0.0.0.0"
+    endpoint = urlsplit(_default_in_file("FLOWFORGE_S3_ENDPOINT_URL"))
+    assert (endpoint.scheme, endpoint.hostname, endpoint.port) == ("http", "seaweedfs", port)
+    health = urlsplit(SERVICES["seaweedfs"]["healthcheck"]["test"][-1])
+    assert (health.hostname, health.port, health.path) == ("127.0.0.1", port, "/healthz")
+    stack = SimpleNamespace(services=SERVICES)  # what the property reads
+    assert Topology.s3_port.fget(stack) == port  # type: ignore[attr-defined]

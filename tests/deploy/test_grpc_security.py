@@ -229,3 +229,42 @@ def _serving_port(log: Path, process: subprocess.Popen[bytes], timeout: float = 
         assert process.poll() is None, log.read_text()
         time.sleep(0.2)
     raise AssertionError(f"the server did not start: {log.read_text()}")
+
+
+def test_the_other_servers_default_to_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executions API (`flowforge serve api`), the runner's /health, the embedded Prefect
+    server and SeaweedFS (`flowforge up`, the demo) bind loopback unless told otherwise;
+    read from the CLI's defaults and the commands the embedded servers would start."""
+    import typer.main
+
+    from flowforge import embedded
+    from flowforge.cli import app
+    from orchestrator import prefect_server
+
+    serve = typer.main.get_command(app).commands["serve"].commands  # type: ignore[attr-defined]
+    for command in ("api", "deployment", *LAYER_SERVICES):
+        host = next(p for p in serve[command].params if p.name == "host")
+        # Layers: no default of their own, FLOWFORGE_GRPC_HOST (checked above) decides.
+        assert host.default == (None if command in LAYER_SERVICES else "127.0.0.1"), command
+
+    started: list[list[str]] = []
+
+    class NotStarted:  # what Popen hands back: nothing runs
+        pid = 0
+
+        def __init__(self, args: list[str], **_: object) -> None:
+            started.append([str(a) for a in args])
+
+        def poll(self) -> None:
+            return None
+
+    monkeypatch.setattr(subprocess, "Popen", NotStarted)
+    for module in (prefect_server, embedded):
+        monkeypatch.setattr(module, "wait_ready", lambda *a, **k: None)
+    prefect_server.PrefectServer(tmp_path / "prefect").start()
+    embedded.EmbeddedS3(tmp_path / "s3", "access", "secret-key", "bucket").start()
+    prefect, weed = started
+    assert prefect[prefect.index("--host") + 1] == "127.0.0.1"
+    assert {"-ip=127.0.0.1", "-ip.bind=127.0.0.1"} <= set(weed), weed

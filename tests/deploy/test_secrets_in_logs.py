@@ -4,6 +4,7 @@ botocore's request logging and Prefect's client secrets from the environment."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ from pydantic import SecretStr
 
 from flowforge.embedded import EmbeddedS3
 from flowforge.errors import FlowForgeError
-from flowforge.logs import configure_logging
+from flowforge.logs import MASK, configure_logging
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 
@@ -30,18 +31,52 @@ def captured() -> Iterator[io.StringIO]:
         logging.getLogger(name).setLevel(logging.NOTSET)
 
 
-def test_botocore_debug_logging_shows_no_secret(
+def botocore_lines(text: str, level: str | None = None) -> list[dict[str, str]]:
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [
+        line
+        for line in lines
+        if line["logger"].startswith("botocore") and level in (None, line["level"])
+    ]
+
+
+def test_botocore_stays_at_info_with_flowforge_log_level_debug(
+    settings: Settings, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FLOWFORGE_LOG_LEVEL=DEBUG (from the environment, as in a container) turns FlowForge's
+    loggers to DEBUG, not botocore's: its DEBUG lines (headers, signing) never show."""
+    monkeypatch.setenv("FLOWFORGE_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("FLOWFORGE_LOG_FORMAT", "json")
+    fields = settings.model_dump(exclude={"log_level", "log_format"})
+    debug = Settings(_env_file=None, **fields)  # type: ignore[call-arg]
+    assert debug.log_level == "DEBUG"
+    configure_logging(debug, stream=captured)
+    logging.getLogger("flowforge.canary").debug("FlowForge's own debug line")
+    store = ObjectStore(debug)
+    store.put_bytes("canary/capped.txt", b"hello")
+    assert store.get_bytes("canary/capped.txt") == b"hello"
+    text = captured.getvalue()
+    assert "FlowForge's own debug line" in text
+    assert not botocore_lines(text, "debug"), botocore_lines(text)[:3]
+
+
+def test_botocore_debug_lines_carrying_the_secret_are_masked(
     s3: EmbeddedS3, settings: Settings, captured: io.StringIO
 ) -> None:
-    configure_logging(settings.model_copy(update={"log_level": "DEBUG"}), stream=captured)
-    # Someone turns botocore's request logging on anyway (headers, bodies, signing steps).
+    """Someone turns botocore's request logging on anyway: a request whose key and body
+    hold the secret (botocore logs both at DEBUG) shows it masked."""
+    configure_logging(
+        settings.model_copy(update={"log_level": "DEBUG", "log_format": "json"}), stream=captured
+    )
     logging.getLogger("botocore").setLevel(logging.DEBUG)
     store = ObjectStore(settings)
-    store.put_bytes("canary/object.txt", b"hello")
-    assert store.get_bytes("canary/object.txt") == b"hello"
+    key = f"canary/{s3.secret_key}.txt"
+    store.put_bytes(key, f"body {s3.secret_key}".encode())
+    assert store.get_bytes(key) == f"body {s3.secret_key}".encode()
     text = captured.getvalue()
-    assert "botocore" in text  # the debug lines are there ...
-    assert s3.secret_key not in text  # ... without the secret
+    assert s3.secret_key not in text
+    masked = [line for line in botocore_lines(text, "debug") if MASK in line["msg"]]
+    assert masked, "botocore logged no request with the secret in it"
 
 
 def test_a_wrong_secret_fails_without_showing_it(settings: Settings, captured: io.StringIO) -> None:

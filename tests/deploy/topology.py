@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from flowforge.embedded import pick_ports, weed_binary
-from tests.deploy.compose import environment, load_compose
+from tests.deploy.compose import environment, flag, load_compose
 
 BIN = Path(sys.executable).parent
 # The PostgreSQL server of this machine (trust auth), as the orchestrator's tests use it.
@@ -53,6 +53,11 @@ class Topology:
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:8]
         self.databases = {name: f"ff_topo_{tag}_{name}" for name in ("flowforge", "prefect")}
+
+    @property
+    def s3_port(self) -> int:
+        """The seaweedfs service's S3 port, as its command sets it."""
+        return int(flag(self.services["seaweedfs"]["command"], "-s3.port"))
 
     # -- substitutions ----------------------------------------------------------------
     def local(self, service: str, port: int) -> list[int]:
@@ -148,25 +153,25 @@ class Topology:
         """The seaweedfs service's command (`weed mini ...`) and environment, run by the
         `weed` binary from pip (same version as the image, a test checks it)."""
         service = self.services["seaweedfs"]
-        s3_port = self.local("seaweedfs", 8333)[0]
-        admin_port = self.local("seaweedfs", 23646)[0]
+        s3_port = self.local("seaweedfs", self.s3_port)[0]
+        admin_port = self.local("seaweedfs", int(flag(service["command"], "-admin.port")))[0]
         internal = pick_ports()
         data = self.folder / "seaweedfs"
         data.mkdir()
         args = [weed_binary()]
         for arg in service["command"]:
-            flag, _, value = str(arg).partition("=")
+            option, _, value = str(arg).partition("=")
             value = {
                 "-dir": str(data),
                 "-ip": "127.0.0.1",
                 "-ip.bind": "127.0.0.1",
                 "-s3.port": str(s3_port),
                 "-admin.port": str(admin_port),
-            }.get(flag, value)
-            args.append(f"{flag}={value}" if value else flag)
+            }.get(option, value)
+            args.append(f"{option}={value}" if value else option)
         # Listeners the container keeps to itself: free ports here.
-        args += [f"-{flag}={port}" for flag, port in internal.items()
-                 if flag in ("master.port", "volume.port", "filer.port")]  # fmt: skip
+        args += [f"-{name}={port}" for name, port in internal.items()
+                 if name in ("master.port", "volume.port", "filer.port")]  # fmt: skip
         self.spawn("seaweedfs", args, self.env("seaweedfs"))
         self.wait_healthy("seaweedfs")
 
@@ -199,7 +204,7 @@ class Topology:
             args = [str(a) for a in service.get("command", [])]
             if "--port" in args:
                 self.local(name, int(args[args.index("--port") + 1]))
-        self.local("seaweedfs", 8333)
+        self.local("seaweedfs", self.s3_port)
         runner = environment(self.services["worker"]).get("PREFECT_RUNNER_SERVER_PORT")
         if runner:
             self.local("worker", int(runner))

@@ -1,9 +1,13 @@
-"""The layer clients against a real server: token, deadlines, errors tagged transient or not."""
+"""The layer clients against a real server: token, deadlines, errors tagged transient or not,
+UNAVAILABLE retried by the channel."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import grpc
 import pytest
 from pydantic import SecretStr
 
@@ -12,7 +16,7 @@ from flowforge.errors import InvalidArgument, NotFound, Unauthenticated, Unavail
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from flowforge.v1 import bronze_pb2, common_pb2
+from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
 from orchestrator.clients import BronzeClient
 from services.bronze.server import create_server
 
@@ -57,3 +61,61 @@ def test_nobody_listening_is_transient(settings: Settings) -> None:
     with client, pytest.raises(Unavailable, match="bronze service unavailable") as down:
         client.ingest(request())
     assert down.value.retryable
+
+
+class Flaky(bronze_pb2_grpc.BronzeServiceServicer):
+    """Answers each Ingest with the next code of `codes` (OK once they run out)."""
+
+    def __init__(self, *codes: grpc.StatusCode) -> None:
+        self.codes = list(codes)
+        self.attempts = 0
+
+    def Ingest(self, request: Any, context: grpc.ServicerContext) -> common_pb2.LayerResult:  # noqa: N802
+        self.attempts += 1
+        if self.codes:
+            context.abort(self.codes.pop(0), f"attempt {self.attempts} refused")
+        return common_pb2.LayerResult()
+
+
+@pytest.fixture
+def flaky() -> Iterator[tuple[Flaky, str]]:
+    """A bare bronze service on loopback (no FlowForge server around it)."""
+    servicer = Flaky()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    bronze_pb2_grpc.add_BronzeServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def test_unavailable_once_is_retried_by_the_channel(
+    settings: Settings, flaky: tuple[Flaky, str]
+) -> None:
+    """The client channel's service config retries UNAVAILABLE within the one call."""
+    servicer, address = flaky
+    servicer.codes = [grpc.StatusCode.UNAVAILABLE]
+    with BronzeClient(settings, address) as client:
+        assert client.ingest(request()) == common_pb2.LayerResult()
+    assert servicer.attempts == 2
+
+
+def test_the_channel_gives_up_after_max_attempts(
+    settings: Settings, flaky: tuple[Flaky, str]
+) -> None:
+    servicer, address = flaky
+    servicer.codes = [grpc.StatusCode.UNAVAILABLE] * 10
+    with BronzeClient(settings, address) as client, pytest.raises(Unavailable) as down:
+        client.ingest(request())
+    assert servicer.attempts == 4  # the retry policy's maxAttempts
+    assert down.value.retryable and "attempt 4 refused" in str(down.value)
+
+
+def test_other_codes_are_not_retried_by_the_channel(
+    settings: Settings, flaky: tuple[Flaky, str]
+) -> None:
+    servicer, address = flaky
+    servicer.codes = [grpc.StatusCode.INVALID_ARGUMENT]
+    with BronzeClient(settings, address) as client, pytest.raises(InvalidArgument):
+        client.ingest(request())
+    assert servicer.attempts == 1
