@@ -11,7 +11,8 @@ uploads the countries dimension, then times
     COPY ... TO parquet per model on the same S3),
 
 alternating the two, `--repeat` times each. Then the same for the built-in profile.
-Prints the median times and the ratio service / bare DuckDB (aim: <= 1.3).
+Prints the median times and the ratio service / bare DuckDB (aim: <= 1.3), and exits
+non-zero when a model's output rows differ between the two (they read the same views).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -63,8 +65,9 @@ def prepare(settings: Settings, store: ObjectStore, csv_path: Path) -> tuple[lis
 
 def bare_duckdb(
     settings: Settings, silver: list[str], countries: list[str], models: dict[str, str], out: str
-) -> None:
-    """What a user would write by hand: views over the same files, a COPY per model."""
+) -> dict[str, int]:
+    """What a user would write by hand: views over the same files, a COPY per model;
+    returns each model's rows."""
     con = httpfs_connection(settings)
     # The service's limits, so the ratio measures the service and not a bigger budget;
     # spilling under the bench's temporary folder (DuckDB's default is ./.tmp).
@@ -73,18 +76,22 @@ def bare_duckdb(
     con.execute(f"SET temp_directory = '{settings.state_dir / 'baseline-spill'}'")
     for view, keys in (("silver", silver), ("dim_countries", countries)):
         con.execute(f"CREATE VIEW {view} AS {read_parquet(settings, keys)}")
+    rows = {}
     for name, sql in models.items():
-        con.execute(
+        copied = con.execute(
             f"COPY ({sql}) TO '{s3_url(settings, out)}{name}.parquet' "
             "(FORMAT parquet, COMPRESSION zstd)"
-        )
+        ).fetchone()
+        rows[name] = int(copied[0]) if copied else -1
     con.close()
+    return rows
 
 
 def read_parquet(settings: Settings, keys: list[str]) -> str:
-    # Without hive_partitioning=false the run=... folder would become a column.
+    # The service's views (services/gold/engine.py): parts matched by column name, and
+    # without hive_partitioning=false the run=... folder would become a column.
     files = ", ".join(f"'{s3_url(settings, k)}'" for k in keys)
-    return f"SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
+    return f"SELECT * FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
 
 
 def silver_columns(settings: Settings, silver: list[str]) -> list[tuple[str, str]]:
@@ -95,7 +102,10 @@ def silver_columns(settings: Settings, silver: list[str]) -> list[tuple[str, str
     return columns
 
 
-def service_build(address: str, models: dict[str, str], run_id: str, profile: bool) -> None:
+def service_build(
+    address: str, models: dict[str, str], run_id: str, profile: bool
+) -> dict[str, int]:
+    """Builds the models (and the profile) through the service; returns each model's rows."""
     with grpc.insecure_channel(address) as channel:
         result = gold_pb2_grpc.GoldServiceStub(channel).Build(
             gold_pb2.BuildRequest(
@@ -110,20 +120,31 @@ def service_build(address: str, models: dict[str, str], run_id: str, profile: bo
             timeout=3600,
         )
     assert len(result.models) == len(models) + profile
+    return {m.name: m.rows for m in result.models}
 
 
 def compare(
-    label: str, repeat: int, service: Callable[[int], None], baseline: Callable[[int], None]
-) -> float:
-    """Runs both sides alternately, so neither gets the warmer caches; returns the ratio."""
+    label: str,
+    repeat: int,
+    service: Callable[[int], dict[str, int]],
+    baseline: Callable[[int], dict[str, int]],
+) -> tuple[float, list[str]]:
+    """Runs both sides alternately, so neither gets the warmer caches; returns the ratio
+    and, per run whose outputs differ in rows, what each side wrote."""
     print(f"{label}:")
-    service_times, baseline_times = [], []
+    service_times, baseline_times, mismatches = [], [], []
     for i in range(repeat):
-        baseline_times.append(timed(f"bare DuckDB, run {i + 1}", lambda: baseline(i))[0])  # noqa: B023
-        service_times.append(timed(f"gold service, run {i + 1}", lambda: service(i))[0])  # noqa: B023
+        seconds, expected = timed(f"bare DuckDB, run {i + 1}", lambda: baseline(i))  # noqa: B023
+        baseline_times.append(seconds)
+        seconds, got = timed(f"gold service, run {i + 1}", lambda: service(i))  # noqa: B023
+        service_times.append(seconds)
+        if got != expected:
+            mismatch = f"{label}, run {i + 1}: rows {got} from the service, {expected} bare"
+            print(f"  WARNING: {mismatch}", flush=True)
+            mismatches.append(mismatch)
     s, b = statistics.median(service_times), statistics.median(baseline_times)
     print(f"  median: service {s:.2f} s, bare DuckDB {b:.2f} s, ratio {s / b:.2f}\n", flush=True)
-    return s / b
+    return s / b, mismatches
 
 
 def main() -> None:
@@ -161,14 +182,14 @@ def main() -> None:
             ]
             service = ServiceProcess("gold", settings, Path(tmp))
             address = service.address
-            ratio = compare(
+            ratio, mismatches = compare(
                 f"sample models ({', '.join(MODELS)})",
                 args.repeat,
                 lambda i: service_build(address, models, f"models-{i}", profile=False),
                 lambda i: bare_duckdb(settings, silver, countries, models, f"baseline/models-{i}/"),
             )
             profile = {"profile": profile_sql(silver_columns(settings, silver))}
-            profile_ratio = compare(
+            profile_ratio, profile_mismatches = compare(
                 "built-in profile",
                 args.repeat,
                 lambda i: service_build(address, {}, f"profile-{i}", profile=True),
@@ -183,6 +204,10 @@ def main() -> None:
             if service is not None:
                 service.stop()
             s3.stop()
+    if mismatches or profile_mismatches:  # a fast wrong answer is no result
+        sys.exit(
+            "gold service and bare DuckDB disagree: " + "; ".join(mismatches + profile_mismatches)
+        )
 
 
 if __name__ == "__main__":

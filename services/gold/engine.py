@@ -162,6 +162,10 @@ class GoldSession:
         with watch:
             try:
                 relation = self.bind(sql)
+                if relation is None:
+                    # Only a statement that is no query returns nothing (and it has run,
+                    # inside the lock); the guard lets none through.
+                    raise InvalidArgument(f"model {name!r} is not a query: it returns no rows")
                 columns = [
                     (n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
                 ]
@@ -189,8 +193,8 @@ class GoldSession:
             preview_rows=[row[0] for row in preview],
         )
 
-    def bind(self, sql: str) -> duckdb.DuckDBPyRelation:
-        """The query as a relation (bound, not run yet)."""
+    def bind(self, sql: str) -> duckdb.DuckDBPyRelation | None:
+        """The query as a relation (bound, not run yet); None for a statement (run)."""
         try:
             return self.con.sql(sql)
         except (duckdb.BinderException, duckdb.CatalogException) as exc:
@@ -214,7 +218,8 @@ class GoldSession:
             return ResourceExhausted(
                 f"{what} needs more memory or spill space than a gold build may use "
                 f"(FLOWFORGE_GOLD_MEMORY_LIMIT={settings.gold_memory_limit}, "
-                f"FLOWFORGE_GOLD_MAX_TEMP_SIZE={settings.gold_max_temp_size or 'DuckDB default'})"
+                f"FLOWFORGE_GOLD_MAX_TEMP_SIZE={settings.gold_max_temp_size or 'DuckDB default'}, "
+                f"spilling to FLOWFORGE_GOLD_TEMP_DIRECTORY={self._spill.parent})"
                 f": {first_line}"
             )
         if isinstance(exc, duckdb.HTTPException):

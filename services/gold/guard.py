@@ -87,9 +87,11 @@ def refusals(
         return
     ctes = node.get("cte_map", {}).get("map", []) if isinstance(node.get("cte_map"), dict) else []
     for entry in ctes:
-        # A CTE sees itself (recursive) and those before it; the query sees all of them.
-        scope = scope | {str(entry["key"]).lower()}
+        # A CTE's body sees the CTEs before it, not itself: there DuckDB resolves the CTE's
+        # own name like any table (`WITH pg_settings AS (FROM pg_settings)` reads the
+        # catalog's). The query, and the CTEs after it, see it.
         yield from refusals(entry["value"], scope, readable)
+        scope = scope | {str(entry["key"]).lower()}
     if is_table_ref(node):
         problem = table_ref_problem(node, scope, readable)
         if problem:
@@ -99,7 +101,13 @@ def refusals(
     ):
         yield node, f"calls {node['function_name']}(), which models may not use"
     for key, child in node.items():
-        if key != "cte_map":
+        if key == "cte_map":
+            continue
+        if key == "right" and node.get("type") == "RECURSIVE_CTE_NODE":
+            # WITH RECURSIVE t AS (anchor UNION step): only `step` reads t (the rows so
+            # far); the anchor resolves t outside the CTE, to the catalog if nothing else.
+            yield from refusals(child, scope | {str(node.get("cte_name")).lower()}, readable)
+        else:
             yield from refusals(child, scope, readable)
 
 

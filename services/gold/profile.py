@@ -4,13 +4,15 @@ Per column, one GROUP BY of that column alone (Parquet reads just that column) i
 materialized, and every statistic comes from those groups: row, null and distinct
 counts, typed min and max, and the most frequent values through a top-N. One
 GROUPING SETS pass over all columns was tried first and was 13 times slower on ten
-million rows: its rows carry every column. Audit columns (`_row_hash`, ...) are left
-out: they describe the pipeline, not the data.
+million rows: its rows carry every column. Silver's audit columns (`_row_hash`, ...)
+are left out: they describe the pipeline, not the data; any other column is profiled,
+`_id` too.
 """
 
 from __future__ import annotations
 
 from flowforge.duckdb_s3 import sql_identifier, sql_literal
+from flowforge.silver_columns import AUDIT_COLUMNS
 
 PROFILE_MODEL = "profile"
 TOP_VALUES = 5
@@ -24,7 +26,8 @@ _EMPTY = (
 
 
 def profiled_columns(columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(name, type_) for name, type_ in columns if not name.startswith("_")]
+    # Silver's own list, not a `_` prefix: a column of the data may start with `_` too.
+    return [(name, type_) for name, type_ in columns if name not in AUDIT_COLUMNS]
 
 
 def profile_sql(columns: list[tuple[str, str]]) -> str:

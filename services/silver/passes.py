@@ -23,6 +23,7 @@ from flowforge.errors import FailedPrecondition
 from flowforge.manifest import Committed, ManifestObject
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.silver_columns import CARRIED_AUDIT
 from flowforge.storage import ObjectStore, s3_url
 from flowforge.v1 import common_pb2
 from services.silver import casting, report, transform
@@ -143,7 +144,7 @@ class Refinery:
     def silver_schema(self, source: pl.LazyFrame, columns: tuple[ColumnRule, ...]) -> pl.Schema:
         typed = transform.typed_frame(source, self.sources, columns, self.spec.expectations)
         schema = typed.select(
-            *(c.target for c in columns), *(s for _, s in transform.CARRIED_AUDIT)
+            *(c.target for c in columns), *(s for _, s in CARRIED_AUDIT)
         ).collect_schema()
         return pl.Schema({**schema, "_silver_run_id": pl.String()})
 
@@ -160,7 +161,7 @@ class Refinery:
         rules = transform.row_checks(spec.expectations)
         dropping = [*implicit, *(r for r in rules if r.action == "drop")]
         quarantine = quarantine_frame(typed, "__reject", dropping, self.sources, columns, run_id)
-        kept = [*(c.target for c in columns), *(s for _, s in transform.CARRIED_AUDIT)]
+        kept = [*(c.target for c in columns), *(s for _, s in CARRIED_AUDIT)]
         if keep_raw:
             kept += [f"__raw{i}" for i in range(len(self.sources))]
         keys = list(spec.dedupe.keys) or [c.target for c in columns] or ["_row_hash"]

@@ -6,14 +6,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from flowforge.silver_columns import AUDIT_COLUMNS, CARRIED_AUDIT
 from services.silver.model import ColumnRule, Expectation, SilverType
-from services.silver.transform import (
-    AUDIT_COLUMNS,
-    CARRIED_AUDIT,
-    QUARANTINE_COLUMNS,
-    Check,
-    cases,
-)
+from services.silver.transform import QUARANTINE_COLUMNS, Check, cases
 
 REASON_VALUE_CHARS = 80
 

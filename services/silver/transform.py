@@ -14,19 +14,10 @@ from typing import Any
 
 import polars as pl
 
+from flowforge.silver_columns import CARRIED_AUDIT
 from services.silver.casting import clean_text, dtype, parse_in_order, parse_literal, parsers
 from services.silver.model import ColumnRule, Expectation, SilverType
 
-# Bronze audit columns silver carries, as (bronze name, silver name).
-CARRIED_AUDIT = (
-    ("_row_hash", "_row_hash"),
-    ("_source_key", "_source_key"),
-    ("_source_etag", "_source_etag"),
-    ("_row_number", "_row_number"),
-    ("_ingested_at", "_ingested_at"),
-    ("_run_id", "_bronze_run_id"),
-)
-AUDIT_COLUMNS = (*(silver for _, silver in CARRIED_AUDIT), "_silver_run_id")
 QUARANTINE_COLUMNS = ("_rule_id", "_rule", "_column", "_reason")
 # Later bronze rows win ties: the order bronze ingested them in.
 BRONZE_ORDER = ("_ingested_at", "_source_key", "_row_number")

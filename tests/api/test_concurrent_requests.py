@@ -27,7 +27,7 @@ def slow_body(name: str, csv: bytes, started: threading.Barrier) -> Iterator[byt
     """A multipart body sent in two halves: the second only once every upload has sent its
     first, so that all of them are open on the server at the same time."""
     yield (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
         "Content-Type: text/csv\r\n\r\n"
     ).encode() + csv[: len(csv) // 2]
     started.wait(30)

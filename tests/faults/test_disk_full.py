@@ -97,6 +97,7 @@ def test_gold_spill_disk_full(
             details = caught.value.details()
             assert details.startswith("model 'groups' needs more memory or spill space"), details
             assert "FLOWFORGE_GOLD_MEMORY_LIMIT=100MB" in details
+            assert f"FLOWFORGE_GOLD_TEMP_DIRECTORY={spill_disk}" in details
             committed = read_committed(store, dataset)
             assert committed is not None and committed.manifest.run_id == first.run_id
             assert list(store.list(dataset.run_prefix("g2"))) == []

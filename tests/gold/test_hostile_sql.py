@@ -2,11 +2,13 @@
 
 Each query goes through the real service and must come back INVALID_ARGUMENT naming the
 model. Then the second line of defence is tested on its own: with the SQL guard bypassed,
-the locked-down DuckDB session itself refuses to touch files, URLs or other prefixes.
+every query runs in the locked-down DuckDB session, which refuses to touch files, URLs or
+other prefixes; what does run there shows nothing from outside the job.
 """
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +62,44 @@ HOSTILE = {
     "cte_out_of_scope": (
         "WITH a AS (SELECT * FROM duckdb_settings), duckdb_settings AS (SELECT 1 AS x) "
         "SELECT * FROM a"
+    ),
+    # A CTE does not see itself in its own body: there its name is the catalog's table.
+    "self_named_cte_settings": (
+        "WITH pg_settings AS (FROM pg_settings) SELECT name, setting FROM pg_settings"
+    ),
+    "self_named_cte_views": (
+        "WITH duckdb_views AS (FROM duckdb_views) SELECT view_name, sql FROM duckdb_views"
+    ),
+    "self_named_cte_sqlite_master": (
+        "WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT sql FROM sqlite_master"
+    ),
+    "self_named_cte_in_subquery": (
+        "SELECT * FROM (WITH pg_settings AS (FROM pg_settings) SELECT name, setting "
+        "FROM pg_settings)"
+    ),
+    "self_named_cte_in_cte": (
+        "WITH a AS (WITH duckdb_views AS (FROM duckdb_views) SELECT sql FROM duckdb_views) "
+        "SELECT * FROM a"
+    ),
+    "self_named_recursive_cte": (
+        "WITH RECURSIVE pg_settings AS (FROM pg_settings) SELECT name, setting FROM pg_settings"
+    ),
+    "recursive_cte_anchor": (
+        "WITH RECURSIVE duckdb_views AS (FROM duckdb_views UNION ALL "
+        "FROM duckdb_views WHERE false) SELECT sql FROM duckdb_views"
+    ),
+    "recursive_cte_anchor_subquery": (
+        "WITH RECURSIVE pg_settings(name, setting) AS (SELECT name, setting FROM "
+        "(FROM pg_settings) UNION ALL SELECT name, setting FROM pg_settings WHERE false) "
+        "SELECT * FROM pg_settings"
+    ),
+    "recursive_cte_inner_with": (
+        "WITH RECURSIVE sqlite_master(sql) AS (WITH a AS (FROM sqlite_master) SELECT sql "
+        "FROM a UNION ALL SELECT sql FROM sqlite_master WHERE false) SELECT * FROM sqlite_master"
+    ),
+    "recursive_cte_union_by_name": (
+        "WITH RECURSIVE pg_settings AS (FROM pg_settings UNION ALL BY NAME "
+        "FROM pg_settings WHERE false) SELECT name, setting FROM pg_settings"
     ),
 }
 
@@ -131,40 +171,76 @@ def test_refusals_explain_themselves(gold, scene: dict[str, str]) -> None:
         assert message in caught.value.details(), label
 
 
-@pytest.mark.parametrize(
-    "label",
-    [
-        "copy_to_local_file",
-        "copy_to_other_prefix",
-        "attach",
-        "export",
-        "set",
-        "read_csv_local",
-        "replacement_scan_local",
-        "read_parquet_other_workflow",
-        "http_url",
-        "table_function_in_cte",
-        "unlisted_dimension",
-    ],
-)
-def test_the_locked_session_refuses_even_without_the_guard(
+# What the locked session itself must refuse (the rest it refuses for other reasons, or
+# runs over nothing but this job's views and its own configuration).
+LOCKED_OUT = {
+    "copy_to_local_file",
+    "copy_to_other_prefix",
+    "attach",
+    "install",
+    "load",
+    "set",
+    "pragma",
+    "export",
+    "comment_smuggling",
+    "read_csv_local",
+    "replacement_scan_local",
+    "read_parquet_other_workflow",
+    "http_url",
+    "table_function_in_subquery",
+    "table_function_in_cte",
+    "dynamic_sql",
+    "unlisted_dimension",
+    "cte_out_of_scope",
+}
+
+
+def outside_the_job(settings: Settings, scene: dict[str, str]) -> list[str]:
+    """Text that shows up only if something beyond the job's own inputs was read."""
+    texts = [CANARY, scene["other"], scene["hidden"]]
+    if settings.s3_secret_access_key:
+        texts.append(settings.s3_secret_access_key.get_secret_value())
+    return texts
+
+
+@pytest.mark.parametrize("label", list(HOSTILE))
+def test_the_locked_session_reads_nothing_else_even_without_the_guard(
     settings: Settings, store: ObjectStore, scene: dict[str, str], label: str
 ) -> None:
     job = JobKey(scene["workflow_id"], "job")
     silver = Dataset.for_layer("silver", job).run_prefix("silver-1") + "part-00000.parquet"
-    output = Dataset.for_layer("gold", job).run_prefix("locked")
+    output = Dataset.for_layer("gold", job).run_prefix(f"locked-{label.replace('_', '-')}")
     sql = HOSTILE[label].format(**scene)
+    before = everything(store)
     with GoldSession(settings, Inputs([silver], {}), output) as session:
-        with pytest.raises(InvalidArgument) as caught:
-            session.run_model("hostile", sql, Deadline(), 5)
-        assert CANARY not in caught.value.message
-        # The same session still reads its silver and writes under its own prefix.
-        run = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", Deadline(), 5)
-    assert any(
-        phrase in caught.value.message
-        for phrase in ("disabled by configuration", "configuration has been locked", "not exist")
-    ), caught.value.message
-    assert (run.rows, run.key) == (2, f"{output}allowed.parquet")
+        # The lock leaves the session its own silver and its own prefix ...
+        allowed = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", Deadline(), 5)
+        assert (allowed.rows, allowed.key) == (2, f"{output}allowed.parquet")
+        # ... and whatever the model does, nothing else.
+        try:
+            run = session.run_model("hostile", sql, Deadline(), 5)
+        except InvalidArgument as exc:
+            assert CANARY not in exc.message, label
+            if label in LOCKED_OUT:
+                assert any(
+                    phrase in exc.message
+                    for phrase in (
+                        "disabled by configuration",
+                        "disabled through configuration",
+                        "configuration has been locked",
+                        "not exist",
+                    )
+                ), exc.message
+        else:
+            assert label not in LOCKED_OUT, label
+            assert run.key == f"{output}hostile.parquet"
+            written = pl.read_parquet(io.BytesIO(store.get_bytes(run.key)))
+            shown = f"{written.to_dicts()} {run.preview_rows}"
+            for text in outside_the_job(settings, scene):
+                assert text not in shown, (label, text)
+    written_elsewhere = {o for o in everything(store) - before if not o[0].startswith(output)}
+    assert written_elsewhere == set(), label
+    assert before - everything(store) == set(), label  # nor anything deleted
     store.delete_prefix(output)
-    for written in ("out", "db", "folder"):
-        assert not Path(scene[written]).exists()
+    for path in ("out", "db", "folder"):
+        assert not Path(scene[path]).exists()

@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import grpc
@@ -170,6 +170,35 @@ def test_profile_counts_nulls_ties_and_unicode(gold, store: ObjectStore, job: Jo
     assert [v["value"] for v in expected[0]["top_values"]][:2] == ["Zoë", "Łukasz"]
 
 
+def test_profile_leaves_out_only_silvers_audit_columns(
+    gold, store: ObjectStore, job: JobKey
+) -> None:
+    frame = pl.DataFrame(
+        {
+            "_id": [7, 7, 9],
+            "name": ["a", "b", None],
+            "_row_hash": [1, 2, 3],
+            "_source_key": ["landing/a.csv"] * 3,
+            "_source_etag": ["e"] * 3,
+            "_row_number": [1, 2, 3],
+            "_ingested_at": [datetime(2024, 1, 1, tzinfo=UTC)] * 3,
+            "_bronze_run_id": ["b1"] * 3,
+            "_silver_run_id": ["s1"] * 3,
+        }
+    )
+    commit_silver(store, job, frame)
+    profile = read_model(store, build(gold, job), "profile")
+    assert profile["column_name"].to_list() == ["_id", "name"]
+    (row,) = profile.filter(pl.col("column_name") == "_id").to_dicts()
+    assert (row["column_type"], row["distinct_count"], row["min_value"], row["max_value"]) == (
+        "BIGINT",
+        2,
+        "7",
+        "9",
+    )
+    assert row["top_values"] == [{"value": "7", "count": 2}, {"value": "9", "count": 1}]
+
+
 def test_a_failing_model_leaves_the_committed_output_untouched(
     gold, channel, store: ObjectStore, job: JobKey
 ) -> None:
@@ -266,6 +295,22 @@ def test_engine_errors_name_the_model_and_never_show_the_secret(
     logged = [str(r.__dict__) for r in caplog.records]
     assert any("FAILED_PRECONDITION" in line for line in logged)  # the request's log line
     assert not any(secret in line for line in logged)
+    assert serving(channel)
+
+
+def test_a_syntax_error_names_the_model_with_duckdbs_pointer(
+    gold, channel, store: ObjectStore, job: JobKey
+) -> None:
+    commit_silver(store, job, sales(1, 3))
+    with pytest.raises(grpc.RpcError) as caught:
+        build(gold, job, {"fine": "SELECT 1 AS one", "typo": "SELEC 1"})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details()
+    assert details.startswith("model 'typo': Parser Error: syntax error at or near \"SELEC\""), (
+        details
+    )
+    assert details.endswith("\n\nLINE 1: SELEC 1\n        ^")  # the caret under SELEC
+    assert read_committed(store, Dataset.for_layer("gold", job)) is None
     assert serving(channel)
 
 
