@@ -181,15 +181,18 @@ class ObjectStore:
         log.info("created bucket", extra={"bucket": self.bucket})
 
     def supports_conditional_writes(self) -> bool:
-        """Probes once whether the store honours If-None-Match on PUT."""
+        """Probes once whether the store honours both conditions a manifest commit uses:
+        If-None-Match (the first commit) and If-Match (every later one) on PUT."""
         if self._conditional_writes is None:
             key = f"_flowforge/probe/{uuid.uuid4().hex}"
-            self.put_bytes(key, b"1", if_none_match=True)
+            first = self.put_bytes(key, b"1", if_none_match=True)
             try:
-                self.put_bytes(key, b"2", if_none_match=True)
+                exists_refused = self._refuses(key, if_none_match=True)
+                self.put_bytes(key, b"2", if_match=first)  # the current ETag: must pass ...
+                stale_refused = self._refuses(key, if_match=first)  # ... and now is stale
+                self._conditional_writes = exists_refused and stale_refused
+            except Conflict:  # the current ETag refused: the store's conditions are unusable
                 self._conditional_writes = False
-            except Conflict:
-                self._conditional_writes = True
             finally:
                 self.delete_keys([key])
             log.info(
@@ -197,6 +200,17 @@ class ObjectStore:
                 extra={"conditional_writes": self._conditional_writes},
             )
         return self._conditional_writes
+
+    def _refuses(
+        self, key: str, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> bool:
+        """Whether a conditional PUT that must fail (the object exists / the ETag is stale)
+        is refused."""
+        try:
+            self.put_bytes(key, b"x", if_match=if_match, if_none_match=if_none_match)
+        except Conflict:
+            return True
+        return False
 
     # -- error translation -----------------------------------------------------
     @contextlib.contextmanager

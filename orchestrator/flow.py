@@ -117,8 +117,22 @@ def _emit(
     )
 
 
-@flow(name=FLOW_NAME, log_prints=False, on_crashed=[lambda f, r, s: _ended(r, s, "CRASHED")],
-      on_cancellation=[lambda f, r, s: _ended(r, s, "CANCELLED")])  # fmt: skip
+# State hooks take these parameter names: the flow engine passes them by position, the
+# runner (which runs them when a flow run's process died) by keyword.
+def _on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
+    _ended(flow_run, state, "CRASHED")
+
+
+def _on_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
+    _ended(flow_run, state, "CANCELLED")
+
+
+@flow(
+    name=FLOW_NAME,
+    log_prints=False,
+    on_crashed=[_on_crashed],
+    on_cancellation=[_on_cancellation],
+)
 def medallion(
     workflow_id: str,
     job_id: str,

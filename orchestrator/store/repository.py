@@ -296,7 +296,8 @@ class Store:
         error: str | None = None,
         balance: dict[str, Any] | None = None,
     ) -> bool:
-        """Ends an execution unless it already ended; PENDING/RUNNING steps become SKIPPED.
+        """Ends an execution unless it already ended; a RUNNING step becomes FAILED (SKIPPED
+        when the execution COMPLETED), PENDING ones SKIPPED.
 
         Returns False when it had already ended (the first ending wins, e.g. a cancel
         that raced the flow's own end)."""

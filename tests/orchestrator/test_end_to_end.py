@@ -42,6 +42,31 @@ def counts(execution: ExecutionRecord) -> dict[str, tuple[int | None, ...]]:
     return {s.layer: (s.rows_in, s.rows_out, s.rows_rejected) for s in execution.steps}
 
 
+def table_artifact(key: str) -> list[dict[str, object]]:
+    """The rows of the one table artifact Prefect holds under `key`."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert len(artifacts) == 1 and artifacts[0].type == "table"
+    data = artifacts[0].data
+    return json.loads(data) if isinstance(data, str) else data  # type: ignore[no-any-return]
+
+
+def layer_events(prefect_api: str, execution_id: str, expected: int) -> list[dict[str, object]]:
+    """The flowforge.layer.* events Prefect received for the execution (waiting, up to
+    30 s, until `expected` have arrived)."""
+    flush_clients()
+    query = {"filter": {"resource": {"id": [f"flowforge.execution.{execution_id}"]}}, "limit": 50}
+    deadline = time.monotonic() + 30
+    while True:
+        page = httpx.post(f"{prefect_api}/events/filter", json=query, timeout=10).json()
+        events: list[dict[str, object]] = page["events"]
+        if len(events) >= expected or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
 def test_sample_job_completes_with_exact_counts(stack: Stack, sample_workflow: Workflow) -> None:
     workflow = stack.add_workflow(sample_workflow)
     result = medallion(workflow_id=workflow.id, job_id="customers")
@@ -89,7 +114,7 @@ def test_jobs_of_a_workflow_run_at_once_without_interfering(
 
 
 def test_bad_spec_fails_silver_with_its_message_and_skips_gold(
-    stack: Stack, sample_workflow: Workflow
+    stack: Stack, sample_workflow: Workflow, prefect_api: str
 ) -> None:
     customers = sample_workflow.job("customers")
     broken = customers.model_copy(
@@ -104,7 +129,25 @@ def test_bad_spec_fails_silver_with_its_message_and_skips_gold(
     assert execution.error.startswith("silver: spec.columns[0].source 'customer_identifier'")
     assert [s.status for s in execution.steps] == ["COMPLETED", "FAILED", "SKIPPED"]
     assert execution.step("silver").attempts == 1  # INVALID_ARGUMENT is not retried
-    assert "is not a bronze column" in (execution.step("silver").error or "")
+    silver_error = execution.step("silver").error or ""
+    assert "is not a bronze column" in silver_error
+    # What Prefect shows of the failure: the table artifact and an event per transition.
+    rows = table_artifact(f"{workflow.id}-customers")
+    assert [(r["layer"], r["status"], r["error"]) for r in rows] == [
+        ("bronze", "COMPLETED", ""), ("silver", "FAILED", silver_error), ("gold", "SKIPPED", "")
+    ]  # fmt: skip
+    events = {
+        (e["event"], e["resource"]["flowforge.layer"]): e["payload"]
+        for e in layer_events(prefect_api, execution.id, expected=5)
+    }
+    assert sorted(events) == [
+        ("flowforge.layer.completed", "bronze"),
+        ("flowforge.layer.failed", "silver"),
+        ("flowforge.layer.skipped", "gold"),
+        ("flowforge.layer.started", "bronze"),
+        ("flowforge.layer.started", "silver"),
+    ]
+    assert events["flowforge.layer.failed", "silver"] == {"status": "FAILED", "error": silver_error}
 
 
 def test_a_service_stopped_during_a_run_is_retried_after_its_restart(
@@ -171,23 +214,9 @@ def test_prefect_sees_the_artifact_and_the_layer_events(
 ) -> None:
     workflow = stack.add_workflow(sample_workflow)
     execution_id = medallion(workflow_id=workflow.id, job_id="products")["execution_id"]
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"{workflow.id}-products"]))
-        )
-    assert len(artifacts) == 1 and artifacts[0].type == "table"
-    data = artifacts[0].data
-    rows = json.loads(data) if isinstance(data, str) else data
+    rows = table_artifact(f"{workflow.id}-products")
     assert [(r["layer"], r["status"], r["rows_out"]) for r in rows] == [
         ("bronze", "COMPLETED", 40), ("silver", "COMPLETED", 36), ("gold", "COMPLETED", 11)
     ]  # fmt: skip
-    flush_clients()
-    query = {"filter": {"resource": {"id": [f"flowforge.execution.{execution_id}"]}}, "limit": 50}
-    deadline = time.monotonic() + 30
-    while True:
-        page = httpx.post(f"{prefect_api}/events/filter", json=query, timeout=10).json()
-        names = sorted(e["event"] for e in page["events"])
-        if len(names) >= 6 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    names = sorted(e["event"] for e in layer_events(prefect_api, execution_id, expected=6))
     assert names == ["flowforge.layer.completed"] * 3 + ["flowforge.layer.started"] * 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,8 @@ from flowforge.manifest import (
     require_committed,
     start_run,
 )
-from flowforge.storage import ObjectStore
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore, make_client
 
 
 def _write_run(store: ObjectStore, dataset: Dataset, run_id: str) -> Manifest:
@@ -29,6 +31,39 @@ def _write_run(store: ObjectStore, dataset: Dataset, run_id: str) -> Manifest:
 
 def test_store_honours_conditional_writes(store: ObjectStore) -> None:
     assert store.supports_conditional_writes() is True
+
+
+class IgnoringClient:
+    """The real S3 client to the real store, dropping one conditional header from PUTs:
+    a store that ignores it (SeaweedFS honours both, so this fault cannot be caused here
+    for real)."""
+
+    def __init__(self, client: Any, ignored: str) -> None:
+        self._client, self._ignored = client, ignored
+
+    def put_object(self, **kwargs: Any) -> Any:
+        kwargs.pop(self._ignored, None)
+        return self._client.put_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@pytest.mark.parametrize("ignored", ["IfNoneMatch", "IfMatch"])
+def test_a_store_ignoring_either_condition_commits_without_conditions(
+    settings: Settings, job: JobKey, ignored: str
+) -> None:
+    store = ObjectStore(settings, client=IgnoringClient(make_client(settings), ignored))
+    assert store.supports_conditional_writes() is False
+    assert list(store.list("_flowforge/probe/")) == []  # the probe cleaned up
+    # Commits still publish (plain PUTs; one execution per job is what keeps writers apart).
+    dataset = Dataset.for_layer("silver", job)
+    commit(store, dataset, _write_run(store, dataset, "r1"), None)
+    commit(store, dataset, _write_run(store, dataset, "r2"), read_committed(store, dataset))
+    committed = read_committed(store, dataset)
+    assert committed is not None and committed.manifest.run_id == "r2"
+    assert store.get_bytes(committed.manifest.data_objects[0].key) == b"r2"
+    assert list(store.list(dataset.run_prefix("r1"))) == []  # r1 collected
 
 
 def test_uncommitted_run_leaves_previous_output_readable(store: ObjectStore, job: JobKey) -> None:

@@ -1,0 +1,185 @@
+"""The flow against a silver that misbehaves on purpose: a small real gRPC server on
+loopback in front of the real silver, answering a status code a given number of times
+before it forwards, or altering the real silver's answer. The flow's silver_address points
+at it; bronze, gold, SeaweedFS, PostgreSQL and Prefect are the real ones of the stack."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+
+from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument
+from flowforge.settings import Settings
+from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
+from orchestrator.flow import medallion, use_settings
+from orchestrator.workflows import Workflow
+from tests.orchestrator.conftest import Stack
+
+DEADLINE_SECONDS = 20.0  # FLOWFORGE_LAYER_DEADLINE_SECONDS of these runs (the stack's is 60)
+RETRY_DELAY = 0.5
+# The channel itself retries UNAVAILABLE within one call, up to 4 attempts (clients.py):
+# answering it 4 times makes the first attempt of the layer task fail.
+IN_CALL_ATTEMPTS = {grpc.StatusCode.UNAVAILABLE: 4}
+
+
+@dataclass
+class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
+    """Answers `code` to the first `times` Refine calls, then forwards to the real silver
+    (and hands its answer to `alter`, when given). Records every call's time and deadline."""
+
+    real: silver_pb2_grpc.SilverServiceStub
+    code: grpc.StatusCode | None = None
+    times: int = 0
+    alter: Callable[[common_pb2.LayerResult], None] | None = None
+    calls: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, remaining)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def message(self) -> str:
+        assert self.code is not None
+        return f"{self.code.name} from the scripted silver"
+
+    def Refine(  # noqa: N802 (gRPC method name)
+        self, request: silver_pb2.RefineRequest, context: grpc.ServicerContext
+    ) -> common_pb2.LayerResult:
+        with self._lock:
+            self.calls.append((time.monotonic(), context.time_remaining()))
+            number = len(self.calls)
+        if self.code is not None and number <= self.times:
+            context.abort(self.code, self.message)
+        result = self.real.Refine(request, timeout=context.time_remaining())
+        if self.alter is not None:
+            self.alter(result)
+        return result
+
+
+@contextmanager
+def scripted_silver(
+    stack: Stack, servicer_of: Callable[..., ScriptedSilver]
+) -> Iterator[ScriptedSilver]:
+    """The scripted silver on a free loopback port, the flow's settings pointing at it."""
+    channel = grpc.insecure_channel(stack.settings.silver_address)
+    servicer = servicer_of(silver_pb2_grpc.SilverServiceStub(channel))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    silver_pb2_grpc.add_SilverServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    settings: Settings = stack.settings.model_copy(
+        update={
+            "silver_address": f"127.0.0.1:{port}",
+            "layer_retry_delays_seconds": [RETRY_DELAY] * 3,
+            "layer_deadline_seconds": DEADLINE_SECONDS,
+        }
+    )
+    use_settings(settings)
+    try:
+        yield servicer
+    finally:
+        use_settings(stack.settings)
+        server.stop(0).wait()
+        channel.close()
+
+
+@pytest.fixture(scope="module")
+def ingested(stack: Stack, sample_workflow: Workflow) -> Workflow:
+    """A workflow whose products job has committed bronze: the runs here start at silver."""
+    workflow = stack.add_workflow(sample_workflow)
+    result = medallion(workflow_id=workflow.id, job_id="products", to_layer="bronze")
+    assert stack.store.get_execution(result["execution_id"]).status == "COMPLETED"
+    return workflow
+
+
+TRANSIENT = [
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+]
+
+
+@pytest.mark.parametrize("code", TRANSIENT, ids=lambda c: c.name)
+def test_transient_errors_are_retried_with_backoff(
+    stack: Stack, ingested: Workflow, code: grpc.StatusCode
+) -> None:
+    times = IN_CALL_ATTEMPTS.get(code, 1)
+    with scripted_silver(stack, lambda real: ScriptedSilver(real, code, times)) as silver:
+        result = medallion(
+            workflow_id=ingested.id, job_id="products", from_layer="silver", to_layer="silver"
+        )
+    execution = stack.store.get_execution(result["execution_id"])
+    assert execution.status == "COMPLETED", execution.error
+    step = execution.step("silver")
+    assert step.attempts >= 2, "the layer task was not retried"
+    assert (step.status, step.rows_in, step.rows_out, step.rows_rejected) == (
+        "COMPLETED", 40, 36, 4
+    )  # fmt: skip
+    assert len(silver.calls) == times + 1  # the scripted answers, then the real silver once
+    waited = silver.calls[times][0] - silver.calls[times - 1][0]
+    assert waited >= RETRY_DELAY * 0.9, f"retried after {waited:.2f}s, not after the delay"
+    for _, remaining in silver.calls:  # every call, retries too, carries the deadline
+        assert 0 < remaining <= DEADLINE_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        pytest.param(grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument, id="INVALID_ARGUMENT"),
+        pytest.param(
+            grpc.StatusCode.FAILED_PRECONDITION, FailedPrecondition, id="FAILED_PRECONDITION"
+        ),
+    ],
+)
+def test_terminal_errors_fail_at_once_with_the_services_message(
+    stack: Stack, ingested: Workflow, code: grpc.StatusCode, error: type[FlowForgeError]
+) -> None:
+    message = f"{code.name} from the scripted silver"
+    with (
+        scripted_silver(stack, lambda real: ScriptedSilver(real, code, times=1)) as silver,
+        pytest.raises(error, match=message),
+    ):
+        medallion(workflow_id=ingested.id, job_id="products", from_layer="silver")
+    assert silver.message == message
+    execution = stack.store.list_executions(workflow_id=ingested.id, limit=1)[0]
+    assert execution.status == "FAILED"
+    assert execution.error == f"silver: {silver.message}"
+    assert [(s.layer, s.status) for s in execution.steps] == [
+        ("silver", "FAILED"), ("gold", "SKIPPED")
+    ]  # fmt: skip
+    assert execution.step("silver").attempts == 1
+    assert execution.step("silver").error == silver.message
+    assert len(silver.calls) == 1  # not retried, neither by the channel nor by the task
+    assert 0 < silver.calls[0][1] <= DEADLINE_SECONDS
+
+
+def test_counts_that_do_not_add_up_fail_the_execution_with_the_balance_sheet(
+    stack: Stack, ingested: Workflow
+) -> None:
+    """Silver reports 3 rows fewer than it wrote: a fault the real services never produce
+    (their counts come from what they commit), so the scripted silver alters its answer.
+    Every layer completes; the balance sheet says rows went missing and the execution fails."""
+
+    def lose_rows(result: common_pb2.LayerResult) -> None:
+        result.rows_out -= 3
+
+    with (
+        scripted_silver(stack, lambda real: ScriptedSilver(real, alter=lose_rows)),
+        pytest.raises(FailedPrecondition, match="^rows unaccounted for"),
+    ):
+        medallion(workflow_id=ingested.id, job_id="products", from_layer="silver")
+    execution = stack.store.list_executions(workflow_id=ingested.id, limit=1)[0]
+    assert execution.status == "FAILED"
+    assert execution.error == (
+        "rows unaccounted for: bronze rows = silver + quarantined + duplicates removed: 40 != 37"
+    )
+    assert [s.status for s in execution.steps] == ["COMPLETED", "COMPLETED"]
+    assert execution.balance is not None and execution.balance["balanced"] is False
+    assert execution.balance["figures"]["silver_rows"] == 33
+    assert [(c["name"], c["ok"]) for c in execution.balance["checks"]] == [
+        ("bronze rows = silver + quarantined + duplicates removed", False)
+    ]
