@@ -22,12 +22,19 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_reflection_lists_services(bronze_server) -> None:
-    listed = grpcurl(f"127.0.0.1:{bronze_server.port}", "list")
+def assert_reflects(port: int, service: str, message: str, field: str) -> None:
+    """Reflection lists the layer's service beside health, and describes its messages."""
+    address = f"127.0.0.1:{port}"
+    listed = grpcurl(address, "list")
     assert listed.returncode == 0, listed.stderr
-    assert set(listed.stdout.split()) >= {"flowforge.v1.BronzeService", "grpc.health.v1.Health"}
-    described = grpcurl(f"127.0.0.1:{bronze_server.port}", "describe", "flowforge.v1.IngestRequest")
-    assert "full_refresh" in described.stdout
+    assert set(listed.stdout.split()) >= {f"flowforge.v1.{service}", "grpc.health.v1.Health"}
+    described = grpcurl(address, "describe", f"flowforge.v1.{message}")
+    assert described.returncode == 0, described.stderr
+    assert field in described.stdout
+
+
+def test_reflection_lists_services(bronze_server) -> None:
+    assert_reflects(bronze_server.port, "BronzeService", "IngestRequest", "full_refresh")
 
 
 def test_ingest_with_json(bronze_server, store: ObjectStore, job: JobKey) -> None:

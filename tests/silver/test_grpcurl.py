@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from flowforge.runtime import LayerServer
-from tests.bronze.test_grpcurl import grpcurl
+from tests.bronze.test_grpcurl import assert_reflects
 
 
 def test_reflection_lists_services(silver_server: LayerServer) -> None:
-    address = f"127.0.0.1:{silver_server.port}"
-    listed = grpcurl(address, "list")
-    assert listed.returncode == 0, listed.stderr
-    assert set(listed.stdout.split()) >= {"flowforge.v1.SilverService", "grpc.health.v1.Health"}
-    described = grpcurl(address, "describe", "flowforge.v1.Expectation")
-    assert described.returncode == 0, described.stderr
-    assert "max_bad_percent" in described.stdout
+    assert_reflects(silver_server.port, "SilverService", "Expectation", "max_bad_percent")
