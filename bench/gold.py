@@ -31,6 +31,7 @@ from google.protobuf import json_format
 
 from bench.common import ROOT, ServiceProcess, generated_csv, httpfs_connection, start_s3, timed
 from flowforge.dimensions import upload_dimension_file
+from flowforge.duckdb_s3 import read_parquet_sql
 from flowforge.layout import Dataset, JobKey, landing_prefix
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
@@ -88,10 +89,8 @@ def bare_duckdb(
 
 
 def read_parquet(settings: Settings, keys: list[str]) -> str:
-    # The service's views (services/gold/engine.py): parts matched by column name, and
-    # without hive_partitioning=false the run=... folder would become a column.
-    files = ", ".join(f"'{s3_url(settings, k)}'" for k in keys)
-    return f"SELECT * FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
+    """The same view SQL as the service's (services/gold/engine.py)."""
+    return read_parquet_sql([s3_url(settings, k) for k in keys])
 
 
 def silver_columns(settings: Settings, silver: list[str]) -> list[tuple[str, str]]:

@@ -44,6 +44,13 @@ def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def read_parquet_sql(urls: list[str]) -> str:
+    """A SELECT over these Parquet files as one table: parts matched by column name, and
+    hive partitioning off, so a run=... folder does not turn into a column."""
+    files = ", ".join(sql_literal(url) for url in urls)
+    return f"SELECT * FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
+
+
 def connect(settings: Settings, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory database with httpfs loaded and the store's credentials as a secret.
 

@@ -21,7 +21,7 @@ from types import TracebackType
 
 import duckdb
 
-from flowforge.duckdb_s3 import connect, scrub, sql_identifier, sql_literal
+from flowforge.duckdb_s3 import connect, read_parquet_sql, scrub, sql_identifier, sql_literal
 from flowforge.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -120,12 +120,9 @@ class GoldSession:
             f"dim_{name}": keys for name, keys in self._inputs.dimensions.items()
         }
         for view, keys in views.items():
-            files = ", ".join(sql_literal(url) for url in self._urls(keys))
-            # hive_partitioning off: the run=... folder must not turn into a column.
             try:
                 con.execute(
-                    f"CREATE VIEW {sql_identifier(view)} AS SELECT * FROM read_parquet([{files}], "
-                    "union_by_name = true, hive_partitioning = false)"
+                    f"CREATE VIEW {sql_identifier(view)} AS {read_parquet_sql(self._urls(keys))}"
                 )
             except duckdb.Error as exc:
                 # Where in our own SQL it failed means nothing to the caller.

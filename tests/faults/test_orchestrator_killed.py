@@ -41,15 +41,20 @@ SILENT_CRASH = (
 )
 
 
+def process_env(stack: FaultStack, prefect_api: str, home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `flowforge` process of the product against the stack."""
+    return {
+        **os.environ,
+        **env_of(stack.settings),
+        "PREFECT_API_URL": prefect_api,
+        "PREFECT_HOME": str(home),
+        **extra,
+    }
+
+
 class Runner:
     def __init__(self, stack: FaultStack, prefect_api: str, home: Path) -> None:
-        self.env = {
-            **os.environ,
-            **env_of(stack.settings),
-            "PREFECT_API_URL": prefect_api,
-            "PREFECT_HOME": str(home),
-            "FLOWFORGE_EXECUTION_HEARTBEAT_SECONDS": "1",
-        }
+        self.env = process_env(stack, prefect_api, home, FLOWFORGE_EXECUTION_HEARTBEAT_SECONDS="1")
         self.log_path = home / "runner.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -100,14 +105,13 @@ class ApiProcess:
     def __init__(self, stack: FaultStack, prefect_api: str, home: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            **env_of(stack.settings),
-            "PREFECT_API_URL": prefect_api,
-            "PREFECT_HOME": str(home),
-            "FLOWFORGE_API_RECONCILE_SECONDS": "1",
-            "FLOWFORGE_EXECUTION_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
-        }
+        self.env = process_env(
+            stack,
+            prefect_api,
+            home,
+            FLOWFORGE_API_RECONCILE_SECONDS="1",
+            FLOWFORGE_EXECUTION_HEARTBEAT_TIMEOUT_SECONDS=str(HEARTBEAT_TIMEOUT_SECONDS),
+        )
         self.log_path = home / "api.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -142,13 +146,12 @@ class ApiProcess:
 
 def cli_reconcile(stack: FaultStack, prefect_api: str, home: Path) -> str:
     """`flowforge executions reconcile` once, as an operator (or a cron job) runs it."""
-    env = {
-        **os.environ,
-        **env_of(stack.settings),
-        "PREFECT_API_URL": prefect_api,
-        "PREFECT_HOME": str(home),
-        "FLOWFORGE_EXECUTION_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
-    }
+    env = process_env(
+        stack,
+        prefect_api,
+        home,
+        FLOWFORGE_EXECUTION_HEARTBEAT_TIMEOUT_SECONDS=str(HEARTBEAT_TIMEOUT_SECONDS),
+    )
     done = subprocess.run(
         [sys.executable, "-m", "flowforge.cli", "executions", "reconcile"],
         env=env,
@@ -198,7 +201,6 @@ def crash_shown(
     execution_id: str,
     watcher: str,
     killed_at: float,
-    api: ApiProcess | None,
     prefect_api: str,
     home: Path,
     timeout: float = CRASH_SHOWN_WITHIN_SECONDS,
@@ -264,7 +266,7 @@ def test_flow_run_process_killed(
     flow_process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     crashed, _ = crash_shown(
-        fault_stack, execution_id, watcher, killed_at, api_if, prefect_api, tmp_path, 10
+        fault_stack, execution_id, watcher, killed_at, prefect_api, tmp_path, 10
     )
     print(f"{watcher}: crashed after {time.monotonic() - killed_at:.1f}s: {crashed.error}")
     assert crashed.status == "CRASHED", (crashed.status, crashed.error)
@@ -297,7 +299,7 @@ def test_whole_orchestrator_killed(
     runner.kill_group()  # the runner and its flow run: a lost node
     killed_at = time.monotonic()
     crashed, printed = crash_shown(
-        fault_stack, execution_id, watcher, killed_at, api_if, prefect_api, tmp_path / "cli"
+        fault_stack, execution_id, watcher, killed_at, prefect_api, tmp_path / "cli"
     )
     took = time.monotonic() - killed_at
     print(f"{watcher}: after {took:.1f}s: {crashed.status} {crashed.error}")
