@@ -121,7 +121,7 @@ def test_repeating_a_run_id_is_idempotent(bronze, store: ObjectStore, job: JobKe
 
 
 def test_an_older_run_id_still_committed_is_refused_and_its_data_kept(
-    bronze, store: ObjectStore, job: JobKey
+    bronze, channel, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "a.csv", b"id\n1\n2\n")
     ingest(bronze, job, run_id="older")
@@ -135,6 +135,10 @@ def test_an_older_run_id_still_committed_is_refused_and_its_data_kept(
     assert store.get_bytes(newer.manifest_key) == manifest_before
     # Every object the committed manifest lists is still there and readable.
     assert sorted(read_objects(store, newer.data_objects)["id"].to_list()) == ["1", "2", "3"]
+    # The service still serves: a new run id commits.
+    assert serving(channel)
+    upload(store, job, "c.csv", b"id\n4\n")
+    assert ingest(bronze, job, run_id="newest").rows_out == 1
 
 
 @pytest.mark.parametrize(
