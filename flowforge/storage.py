@@ -22,6 +22,9 @@ from flowforge.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long closing a PrefetchReader waits for its fetching thread to stop.
+CLOSE_WAIT_SECONDS = 2.0
+
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
@@ -77,11 +80,20 @@ class ObjectStore:
             response = self._client.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read(), response["ETag"].strip('"')
 
-    def open_stream(self, key: str, chunk_bytes: int = 8 << 20) -> PrefetchReader:
-        """A file-like reader that fetches the next chunks in the background."""
+    def open_stream(
+        self, key: str, chunk_bytes: int = 8 << 20, expires_at: float | None = None
+    ) -> PrefetchReader:
+        """A file-like reader that fetches the next chunks in the background; reading it
+        after `expires_at` (a time.monotonic() instant) raises DeadlineExceeded."""
         with self._errors(key):
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return PrefetchReader(body, chunk_bytes, on_error=lambda e: self._translate(e, key))
+        return PrefetchReader(
+            body,
+            chunk_bytes,
+            on_error=lambda e: self._translate(e, key),
+            expires_at=expires_at,
+            name=f"s3://{self.bucket}/{key}",
+        )
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -266,10 +278,22 @@ def make_client(settings: Settings) -> Any:
 
 
 class PrefetchReader(ChunkPipe):
-    """Reads a streaming body in a background thread so parsing and network overlap."""
+    """Reads a streaming body in a background thread so parsing and network overlap.
 
-    def __init__(self, body: Any, chunk_bytes: int, on_error: Any, depth: int = 4) -> None:
-        super().__init__(depth, on_error)
+    close() lets the fetching thread go (its put() returns False, its body is closed) and
+    waits for it at most CLOSE_WAIT_SECONDS: a read stuck on the network ends at the
+    store's read timeout, without anyone waiting on it."""
+
+    def __init__(
+        self,
+        body: Any,
+        chunk_bytes: int,
+        on_error: Any,
+        depth: int = 4,
+        expires_at: float | None = None,
+        name: str = "the object",
+    ) -> None:
+        super().__init__(depth, on_error, expires_at, name)
         self._body = body
         self._thread = threading.Thread(
             target=self._fetch, args=(chunk_bytes,), name="s3-prefetch", daemon=True
@@ -278,18 +302,26 @@ class PrefetchReader(ChunkPipe):
 
     def _fetch(self, chunk_bytes: int) -> None:
         try:
-            while not self._stop.is_set():
+            while True:
                 chunk = self._body.read(chunk_bytes)
-                self.put(chunk)
-                if not chunk:
-                    return
+                if not self.put(chunk) or not chunk:
+                    return  # closed, or the end handed over
         except BaseException as exc:  # handed to the reading thread
             self.put(exc)
 
     def close(self) -> None:
+        if self.closed:
+            return
         super().close()
         with contextlib.suppress(Exception):
             self._body.close()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(CLOSE_WAIT_SECONDS)
+            if self._thread.is_alive():
+                log.warning(
+                    "prefetch still reading after close; it ends at the store's read timeout",
+                    extra={"stream": self._name},
+                )
 
 
 def s3_url(settings: Settings, key: str) -> str:
