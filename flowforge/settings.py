@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         default=8,
         description="CSV parser block size; peak memory grows with it (8 MB: under 1 GB peak).",
     )
+    bronze_max_field_mb: int = Field(
+        default=16,
+        ge=1,
+        description="Largest CSV field bronze ingests, in MB (its value's UTF-8 bytes); a row "
+        "with a larger field is rejected (kind field_too_large) without being held in memory.",
+    )
 
     # Silver.
     silver_memory_limit_mb: int = Field(
