@@ -280,9 +280,12 @@ def make_client(settings: Settings) -> Any:
 class PrefetchReader(ChunkPipe):
     """Reads a streaming body in a background thread so parsing and network overlap.
 
-    close() lets the fetching thread go (its put() returns False, its body is closed) and
-    waits for it at most CLOSE_WAIT_SECONDS: a read stuck on the network ends at the
-    store's read timeout, without anyone waiting on it."""
+    close() lets the fetching thread go: a put() returns False, and a read in progress is
+    cut short by shutting the socket for reading (urllib3's shutdown(), the one call meant
+    for another thread; closing the body would wait for the read). The fetching thread
+    closes the body itself on its way out; close() waits for it at most
+    CLOSE_WAIT_SECONDS, and without shutdown() (urllib3 < 2.3) its read ends at the
+    store's read timeout, nobody waiting on it."""
 
     def __init__(
         self,
@@ -308,20 +311,27 @@ class PrefetchReader(ChunkPipe):
                     return  # closed, or the end handed over
         except BaseException as exc:  # handed to the reading thread
             self.put(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self._body.close()
 
     def close(self) -> None:
         if self.closed:
             return
         super().close()
-        with contextlib.suppress(Exception):
-            self._body.close()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(CLOSE_WAIT_SECONDS)
-            if self._thread.is_alive():
-                log.warning(
-                    "prefetch still reading after close; it ends at the store's read timeout",
-                    extra={"stream": self._name},
-                )
+        if threading.current_thread() is self._thread:
+            return
+        # botocore's StreamingBody keeps the urllib3 response it wraps as _raw_stream.
+        shutdown = getattr(getattr(self._body, "_raw_stream", None), "shutdown", None)
+        if self._thread.is_alive() and shutdown is not None:
+            with contextlib.suppress(Exception):  # e.g. the whole body was read already
+                shutdown()
+        self._thread.join(CLOSE_WAIT_SECONDS)
+        if self._thread.is_alive():
+            log.warning(
+                "prefetch still reading after close; it ends at the store's read timeout",
+                extra={"stream": self._name},
+            )
 
 
 def s3_url(settings: Settings, key: str) -> str:
