@@ -83,8 +83,13 @@ def field_too_large(
 
 
 def batch_raw_line(fields: pa.RecordBatch, row: int, delimiter: str) -> str:
-    """A batch row's fields joined by the delimiter, each cut to the raw_line bound (the
-    row is rejected: a few per file, so Python per field is fine)."""
-    cut = RAW_LINE_MAX_CHARS + 1  # one more, so that a cut row is longer than the bound
-    values = [(column[row].as_py() or b"")[:cut] for column in fields.columns]
-    return delimiter.encode().join(values).decode("utf-8", errors="backslashreplace")
+    """A batch row's fields joined by the delimiter, each cut to one character more than
+    the raw_line bound (so that a cut row is longer than it). For rejected rows: a few per
+    file, so Python per field is fine."""
+    cut = RAW_LINE_MAX_CHARS + 1
+    values = [
+        # 4 bytes per character at most: enough bytes to make `cut` characters.
+        (column[row].as_py() or b"")[: 4 * cut].decode("utf-8", errors="backslashreplace")[:cut]
+        for column in fields.columns
+    ]
+    return delimiter.join(values)
