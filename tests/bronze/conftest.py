@@ -109,6 +109,6 @@ def serving(channel: grpc.Channel) -> bool:
 
 def nothing_left_reading() -> bool:
     """No thread fetches an object or waits on a stream: no s3-prefetch thread, and no
-    thread (Arrow's I/O threads included) in a pipe."""
+    thread (RPC workers and Arrow's I/O threads included) in a pipe or in bronze's code."""
     prefetching = [t for t in threading.enumerate() if t.name == "s3-prefetch"]
-    return not prefetching and not threads_in("flowforge/pipes.py")
+    return not (prefetching or threads_in("flowforge/pipes.py") or threads_in("services/bronze/"))
