@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from flowforge.errors import InvalidArgument
-from services.bronze.records import Oversized, Record, read_records, utf8_size
+from services.bronze.csv_machine import Oversized, utf8_size
+from services.bronze.records import Record, read_records
 from services.bronze.rows import (
     DEFAULT_MAX_FIELD_BYTES,
     INVALID_ENCODING,

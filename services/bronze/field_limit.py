@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.bronze.records import Oversized, read_records, utf8_size
+from services.bronze.csv_machine import Oversized, utf8_size
+from services.bronze.records import read_records
 from services.bronze.rows import (
     RAW_LINE_MAX_CHARS,
     ParsedBatch,

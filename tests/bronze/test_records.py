@@ -11,7 +11,8 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.bronze.records import Oversized, read_records, utf8_size
+from services.bronze.csv_machine import Oversized, utf8_size
+from services.bronze.records import read_records
 
 # Every character csv treats apart, two ordinary ones, a multi-byte one and an escaped
 # undecodable byte.
