@@ -4,8 +4,9 @@
 
 Ingests a CSV whose row 2 holds a quoted field of --field-mb (line breaks every KB) between
 ordinary rows, through `flowforge serve bronze` (default settings) on the embedded
-SeaweedFS, and prints the outcome and the service's peak RSS. --code runs the service
-from another checkout (e.g. the main branch, for a before/after figure).
+SeaweedFS, and prints the outcome, the service's RSS before the request and its peak.
+--code runs the service from another checkout (one with the same CLI), for a before/after
+figure.
 """
 
 from __future__ import annotations
