@@ -145,7 +145,7 @@ def run_service(settings: Settings) -> dict[str, Any]:
         "FLOWFORGE_SILVER_MEMORY_LIMIT_MB": str(settings.silver_memory_limit_mb),
         "FLOWFORGE_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "flowforge.cli", "serve", "silver", "--port", str(port)]
+    command = [sys.executable, "-m", "cli", "serve", "silver", "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from flowforge import errors
+from flowforge.reports import LayerReport
 from flowforge.runtime import MAX_MESSAGE_BYTES, channel_credentials
 from flowforge.settings import Settings
 from flowforge.v1 import (
@@ -28,6 +29,7 @@ from flowforge.v1 import (
     silver_pb2,
     silver_pb2_grpc,
 )
+from flowforge.wire import from_proto
 
 _SERVICE_CONFIG = json.dumps(
     {
@@ -96,11 +98,14 @@ class _LayerClient:
         self._metadata = (("authorization", f"Bearer {token.get_secret_value()}"),) if token else ()
         self._channel = open_channel(address, settings)
 
-    def _call(self, method: Callable[..., Any], request: Any) -> common_pb2.LayerResult:
+    def _call(self, method: Callable[..., Any], request: Any) -> LayerReport:
         try:
-            return method(request, timeout=self._deadline, metadata=self._metadata)  # type: ignore[no-any-return]
+            result: common_pb2.LayerResult = method(
+                request, timeout=self._deadline, metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, self.service) from None
+        return from_proto(result)
 
     def close(self) -> None:
         self._channel.close()
@@ -119,7 +124,7 @@ class BronzeClient(_LayerClient):
         super().__init__(settings, address or settings.bronze_address)
         self._stub = bronze_pb2_grpc.BronzeServiceStub(self._channel)
 
-    def ingest(self, request: bronze_pb2.IngestRequest) -> common_pb2.LayerResult:
+    def ingest(self, request: bronze_pb2.IngestRequest) -> LayerReport:
         return self._call(self._stub.Ingest, request)
 
 
@@ -130,7 +135,7 @@ class SilverClient(_LayerClient):
         super().__init__(settings, address or settings.silver_address)
         self._stub = silver_pb2_grpc.SilverServiceStub(self._channel)
 
-    def refine(self, request: silver_pb2.RefineRequest) -> common_pb2.LayerResult:
+    def refine(self, request: silver_pb2.RefineRequest) -> LayerReport:
         return self._call(self._stub.Refine, request)
 
 
@@ -141,5 +146,5 @@ class GoldClient(_LayerClient):
         super().__init__(settings, address or settings.gold_address)
         self._stub = gold_pb2_grpc.GoldServiceStub(self._channel)
 
-    def build(self, request: gold_pb2.BuildRequest) -> common_pb2.LayerResult:
+    def build(self, request: gold_pb2.BuildRequest) -> LayerReport:
         return self._call(self._stub.Build, request)

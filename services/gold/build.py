@@ -18,11 +18,11 @@ from flowforge.manifest import (
     require_committed,
     start_run,
 )
-from flowforge.results import finish, job_ref, object_to_proto, replay
+from flowforge.reports import Column, LayerReport, ModelOutput
+from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from flowforge.v1 import common_pb2
 from services.gold.engine import GoldSession, Inputs, ModelRun
 from services.gold.guard import check_model_sql
 from services.gold.profile import PROFILE_MODEL, profile_sql
@@ -51,7 +51,7 @@ class BuildPlan:
 
 def build(
     store: ObjectStore, settings: Settings, plan: BuildPlan, deadline: Deadline
-) -> common_pb2.LayerResult:
+) -> LayerReport:
     started = time.monotonic()
     dataset = Dataset.for_layer("gold", plan.job)
     previous = read_committed(store, dataset)
@@ -90,13 +90,14 @@ def build(
             "models": {m.name: hashlib.sha256(m.sql.encode()).hexdigest() for m in models},
         },
     )
-    result = common_pb2.LayerResult(
+    result = LayerReport(
         layer="gold",
-        job=job_ref(plan.job),
+        workflow_id=plan.job.workflow_id,
+        job_id=plan.job.job_id,
         run_id=plan.run_id,
         manifest_key=dataset.manifest_key,
         output_prefix=run_prefix,
-        data_objects=[object_to_proto(o) for o in objects],
+        data_objects=[data_object(o) for o in objects],
         rows_in=silver.manifest.total_rows,
         rows_out=sum(r.rows for r in runs),
         total_rows=sum(r.rows for r in runs),
@@ -147,13 +148,13 @@ def run_models(
     return runs
 
 
-def model_output(run: ModelRun) -> common_pb2.ModelOutput:
-    return common_pb2.ModelOutput(
+def model_output(run: ModelRun) -> ModelOutput:
+    return ModelOutput(
         name=run.name,
         key=run.key,
         rows=run.rows,
         size_bytes=run.size_bytes,
-        schema=[common_pb2.Column(name=n, type=t) for n, t in run.columns],
+        columns=[Column(name=n, type=t) for n, t in run.columns],
         preview_json=bounded_preview(run.preview_rows),
     )
 

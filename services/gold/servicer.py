@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from flowforge.errors import InvalidArgument
@@ -13,6 +11,7 @@ from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
+from flowforge.wire import log_fields, to_proto
 from services.gold.build import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS, BuildPlan, Model, build
 from services.gold.profile import PROFILE_MODEL
 
@@ -49,18 +48,6 @@ def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
     )
 
 
-def log_fields(request: Any, result: common_pb2.LayerResult | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "workflow_id": request.job.workflow_id[:64],
-        "job_id": request.job.job_id[:64],
-        "run_id": (result.run_id if result else request.run_id)[:64],
-        "models": [m.name[:64] for m in request.spec.models][:50],
-    }
-    if result is not None:
-        fields.update(rows_in=result.rows_in, rows_out=result.rows_out, reused=result.reused)
-    return fields
-
-
 class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self._settings = settings
@@ -70,4 +57,4 @@ class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def Build(  # noqa: N802 (gRPC method name)
         self, request: gold_pb2.BuildRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return build(self._store, self._settings, plan_from_proto(request), deadline)
+        return to_proto(build(self._store, self._settings, plan_from_proto(request), deadline))

@@ -21,11 +21,11 @@ import polars as pl
 from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import FailedPrecondition
 from flowforge.manifest import Committed, ManifestObject
+from flowforge.reports import DuplicateCount
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.silver_columns import CARRIED_AUDIT
 from flowforge.storage import ObjectStore, s3_url
-from flowforge.v1 import common_pb2
 from services.silver import casting, report, transform
 from services.silver.engine import Workspace, polars_errors, storage_options
 from services.silver.model import ColumnRule
@@ -55,7 +55,7 @@ class Outcome:
     duplicates_removed: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     quality: list[report.Counted] = field(default_factory=list)
-    duplicates: list[common_pb2.DuplicateCount] = field(default_factory=list)
+    duplicates: list[DuplicateCount] = field(default_factory=list)
     schema: list[tuple[str, str]] = field(default_factory=list)
     data_objects: list[ManifestObject] = field(default_factory=list)
     quarantine_objects: list[ManifestObject] = field(default_factory=list)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flowforge.errors import FailedPrecondition
-from flowforge.v1 import common_pb2
+from flowforge.reports import Column, ColumnChange, DuplicateCount, RuleResult, SchemaDrift
 from services.silver.transform import Check, drift
 
 
@@ -20,8 +20,8 @@ class Counted:
     def percent(self) -> float:
         return 100.0 * self.failed / self.checked if self.checked else 0.0
 
-    def to_proto(self) -> common_pb2.RuleResult:
-        return common_pb2.RuleResult(
+    def result(self) -> RuleResult:
+        return RuleResult(
             rule_id=self.check.rule_id,
             rule=self.check.rule,
             column=self.check.column,
@@ -71,10 +71,10 @@ def warn_messages(counted: Sequence[Counted]) -> list[str]:
     ]
 
 
-def duplicate_counts(by_key_rows: Sequence[tuple[int, int]]) -> list[common_pb2.DuplicateCount]:
+def duplicate_counts(by_key_rows: Sequence[tuple[int, int]]) -> list[DuplicateCount]:
     """From (rows sharing a key, keys with that many rows) to the per key count report."""
     return [
-        common_pb2.DuplicateCount(key_count=n, keys=keys, rows_removed=keys * (n - 1))
+        DuplicateCount(key_count=n, keys=keys, rows_removed=keys * (n - 1))
         for n, keys in sorted(by_key_rows)
         if n > 1
     ]
@@ -84,15 +84,15 @@ def schema_drift(
     added: Sequence[tuple[str, str]],
     removed: Sequence[tuple[str, str]],
     retyped: Sequence[tuple[str, str, str]],
-) -> common_pb2.SchemaDrift:
-    return common_pb2.SchemaDrift(
-        added=[common_pb2.Column(name=n, type=t) for n, t in added],
-        removed=[common_pb2.Column(name=n, type=t) for n, t in removed],
-        retyped=[common_pb2.ColumnChange(name=n, old_type=o, new_type=t) for n, o, t in retyped],
+) -> SchemaDrift:
+    return SchemaDrift(
+        added=[Column(name=n, type=t) for n, t in added],
+        removed=[Column(name=n, type=t) for n, t in removed],
+        retyped=[ColumnChange(name=n, old_type=o, new_type=t) for n, o, t in retyped],
     )
 
 
-def drift_summary(drift: common_pb2.SchemaDrift) -> str:
+def drift_summary(drift: SchemaDrift) -> str:
     parts = []
     if drift.added:
         parts.append("added " + ", ".join(f"{c.name} ({c.type})" for c in drift.added))

@@ -15,12 +15,12 @@ from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
-from services.bronze.server import create_server
+from services.layers import create_server
 
 
 @pytest.fixture(scope="module")
 def bronze_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
-    server = create_server(settings, "127.0.0.1:0", store)
+    server = create_server("bronze", settings, "127.0.0.1:0", store)
     yield server
     server.stop(0)
 

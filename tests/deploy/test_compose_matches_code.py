@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 import typer.main
 
+from cli.main import app
 from flowforge import envfile
-from flowforge.cli import app
-from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
+from services.layers import LAYER_SERVICES
 from tests.deploy.compose import (
     COMPOSE_FILE,
     ROOT,

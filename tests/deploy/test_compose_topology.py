@@ -91,7 +91,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
 
 
 def api_in_cli() -> bool:
-    from flowforge.cli import serve_app
+    from cli.main import serve_app
 
     return any(c.name == "api" for c in serve_app.registered_commands)
 

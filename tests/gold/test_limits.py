@@ -15,7 +15,7 @@ from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import gold_pb2_grpc
-from services.gold.server import create_server
+from services.layers import create_server
 from tests.gold.conftest import build, commit_silver, serving
 
 # About 300 MB of hash table: far beyond a 100 MB memory limit, so it must spill.
@@ -39,7 +39,7 @@ def limited(
             "gold_model_timeout_seconds": 4.0,
         }
     )
-    server = create_server(tight, "127.0.0.1:0", store)
+    server = create_server("gold", tight, "127.0.0.1:0", store)
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield gold_pb2_grpc.GoldServiceStub(channel), channel, spill
     server.stop(0)
@@ -67,7 +67,7 @@ def test_running_out_of_spill_space_is_resource_exhausted(
     capped = settings.model_copy(
         update={"gold_memory_limit": "100MB", "gold_threads": 1, "gold_max_temp_size": "1MB"}
     )
-    server = create_server(capped, "127.0.0.1:0", store)
+    server = create_server("gold", capped, "127.0.0.1:0", store)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = gold_pb2_grpc.GoldServiceStub(channel)

@@ -7,6 +7,7 @@ One parametrized test per RPC; the values come from tests/hostile/path_inputs.py
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -25,10 +26,12 @@ from flowforge.v1 import (
     silver_pb2,
     silver_pb2_grpc,
 )
-from services.bronze.server import create_server as create_bronze
-from services.gold.server import create_server as create_gold
-from services.silver.server import create_server as create_silver
+from services.layers import create_server
 from tests.hostile.path_inputs import HOSTILE, MAX_ID_CHARS, cases
+
+create_bronze = partial(create_server, "bronze")
+create_gold = partial(create_server, "gold")
+create_silver = partial(create_server, "silver")
 
 Factory = Callable[[Settings, str, ObjectStore], LayerServer]
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from flowforge.cli import app
+from cli.main import app
 from flowforge.embedded import pick_ports
 from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
@@ -66,7 +66,7 @@ def served_deployment(
     home = tmp_path_factory.mktemp("runner")
     log = (home / "runner.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowforge.cli", "serve", "deployment", "--port", str(HEALTH_PORT)],
+        [sys.executable, "-m", "cli", "serve", "deployment", "--port", str(HEALTH_PORT)],
         env={
             **os.environ,
             **env_of(stack.settings),
@@ -148,7 +148,7 @@ def test_served_deployment_answers_health_on_its_port(
             time.sleep(0.5)
     assert response.status_code == 200, response.text
     healthy = subprocess.run(
-        [sys.executable, "-m", "flowforge.cli", "health", "http",
+        [sys.executable, "-m", "cli", "health", "http",
          f"http://127.0.0.1:{HEALTH_PORT}/health"],
         capture_output=True, timeout=30,
     )  # fmt: skip

@@ -15,7 +15,7 @@ def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFORGE_", "PREFECT_"))}
     env |= {"TMPDIR": str(tmp_path), "COLUMNS": "200", "HOME": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "flowforge.cli", "demo"],
+        [sys.executable, "-m", "cli", "demo"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

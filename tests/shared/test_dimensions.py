@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flowforge.cli import app
+from cli.main import app
 from flowforge.dimensions import list_dimensions, upload_dimension
 from flowforge.errors import InvalidArgument
 from flowforge.layout import Dataset

@@ -74,7 +74,7 @@ def test_refine_commits_typed_parquet_with_audit_columns(
     assert manifest["inputs"]["bronze"]["run_id"] == "b1"
     assert [c["name"] for c in manifest["columns"]][:4] == ["id", "name", "joined", "score"]
     assert manifest["reject_objects"][0]["key"].startswith(prefix + "run=s1/_quarantine/")
-    assert {q["ruleId"]: int(q.get("failed", 0)) for q in manifest["result"]["quality"]} == {
+    assert {q["rule_id"]: q["failed"] for q in manifest["result"]["quality"]} == {
         "cast_id": 0,
         "cast_joined": 0,
         "cast_score": 1,
@@ -449,7 +449,7 @@ def test_serve_silver_from_the_cli(settings: Settings, tmp_path: Path) -> None:
         "FLOWFORGE_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
         "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
     }
-    command = [sys.executable, "-m", "flowforge.cli", "serve", "silver", "--port", str(port)]
+    command = [sys.executable, "-m", "cli", "serve", "silver", "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -14,10 +14,10 @@ from flowforge.settings import Settings
 
 
 def run_demo(settings: Settings, keep: bool = False) -> int:
-    from orchestrator.console import follow, report
+    from cli.console import follow, report
+    from cli.stack import EmbeddedStack, seed
     from orchestrator.flow import open_store, use_settings
     from orchestrator.prefect_server import quiet_console
-    from orchestrator.stack import EmbeddedStack, seed
     from orchestrator.trigger import trigger_execution, wait_in_process_runs
 
     console = Console()

@@ -11,11 +11,11 @@ import time
 
 from rich.console import Console
 
+from cli.stack import EmbeddedStack, environ_with, seed
 from flowforge.logs import configure_logging
 from flowforge.settings import Settings
 from orchestrator.deployment import FULL_NAME
 from orchestrator.flow import open_store
-from orchestrator.stack import EmbeddedStack, environ_with, seed
 
 
 def run_up(settings: Settings) -> int:
@@ -31,7 +31,7 @@ def run_up(settings: Settings) -> int:
         env_file = stack.write_env_file()
         log = (state / "deployment.log").open("ab")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+            [sys.executable, "-m", "cli", "serve", "deployment"],
             env=environ_with(stack.env()),
             stdout=log,
             stderr=subprocess.STDOUT,
