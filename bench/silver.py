@@ -38,16 +38,16 @@ from google.protobuf import json_format
 from pydantic import SecretStr
 
 from bench.common import ROOT, generated_csv
+from flowforge.casting import WHITESPACE, Parser, parsers
 from flowforge.embedded import EmbeddedS3, pick_ports
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.specs.silver_model import SilverType
 from flowforge.storage import ObjectStore, polars_storage_options, s3_url
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
-from services.silver.casting import WHITESPACE, Parser, parsers
-from services.silver.model import SilverType
 
 SPEC = yaml.safe_load((ROOT / "examples" / "silver" / "customers.yaml").read_text())
 JOB = JobKey("bench", "customers")

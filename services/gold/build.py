@@ -22,21 +22,14 @@ from flowforge.reports import Column, LayerReport, ModelOutput
 from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, PROFILE_MODEL, Model
 from flowforge.storage import ObjectStore
 from services.gold.engine import GoldSession, Inputs, ModelRun
 from services.gold.guard import check_model_sql
-from services.gold.profile import PROFILE_MODEL, profile_sql
+from services.gold.profile import profile_sql
 
-DEFAULT_PREVIEW_ROWS = 20
-MAX_PREVIEW_ROWS = 100
 # A preview is for a glance in a UI or a log, not for moving data.
 MAX_PREVIEW_BYTES = 256 << 10
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str
-    sql: str
 
 
 @dataclass(frozen=True)

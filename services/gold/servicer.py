@@ -4,47 +4,26 @@ from __future__ import annotations
 
 import grpc
 
-from flowforge.errors import InvalidArgument
-from flowforge.ids import run_id_or_new, validate_id
+from flowforge.ids import run_id_or_new
 from flowforge.layout import JobKey
 from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
+from flowforge.specs.gold import parse_gold_spec
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
 from flowforge.wire import log_fields, to_proto
-from services.gold.build import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS, BuildPlan, Model, build
-from services.gold.profile import PROFILE_MODEL
+from services.gold.build import BuildPlan, build
 
 
 def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
-    spec = request.spec
-    models, seen = [], set()
-    for i, model in enumerate(spec.models):
-        name = validate_id(model.name, f"spec.models[{i}].name")
-        if name.lower() in seen:
-            raise InvalidArgument(f"spec.models[{i}].name {name!r} is used by another model")
-        if name.lower() == PROFILE_MODEL and not spec.skip_profile:
-            raise InvalidArgument(
-                f"spec.models[{i}].name {name!r} is the built-in profile's name: "
-                "rename the model or set skip_profile"
-            )
-        seen.add(name.lower())
-        models.append(Model(name, model.sql))
-    dimensions: list[str] = []
-    for i, name in enumerate(spec.dimensions):
-        if validate_id(name, f"spec.dimensions[{i}]") not in dimensions:
-            dimensions.append(name)
-    if not 0 <= spec.preview_rows <= MAX_PREVIEW_ROWS:
-        raise InvalidArgument(f"spec.preview_rows must be between 0 and {MAX_PREVIEW_ROWS}")
-    if not models and spec.skip_profile:
-        raise InvalidArgument("spec has no models and skip_profile is set: nothing to build")
+    spec = parse_gold_spec(request.spec)
     return BuildPlan(
         job=JobKey.of(request.job.workflow_id, request.job.job_id),
         run_id=run_id_or_new(request.run_id),
-        models=models,
-        dimensions=dimensions,
-        profile=not spec.skip_profile,
-        preview_rows=spec.preview_rows or DEFAULT_PREVIEW_ROWS,
+        models=spec.models,
+        dimensions=spec.dimensions,
+        profile=spec.profile,
+        preview_rows=spec.preview_rows,
     )
 
 

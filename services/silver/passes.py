@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from flowforge import casting
 from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import FailedPrecondition
 from flowforge.manifest import Committed, ManifestObject
@@ -25,12 +26,12 @@ from flowforge.reports import DuplicateCount
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.silver_columns import CARRIED_AUDIT
+from flowforge.specs.silver import check_types, with_types
+from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore, s3_url
-from services.silver import casting, report, transform
+from services.silver import report, transform
 from services.silver.engine import Workspace, polars_errors, storage_options
-from services.silver.model import ColumnRule
 from services.silver.quarantine import quarantine_frame
-from services.silver.spec import check_types, with_types
 
 if TYPE_CHECKING:
     from services.silver.refine import RefinePlan

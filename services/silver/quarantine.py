@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from flowforge.silver_columns import AUDIT_COLUMNS, CARRIED_AUDIT
-from services.silver.model import ColumnRule, Expectation, SilverType
+from flowforge.specs.silver_model import ColumnRule, Expectation, SilverType
 from services.silver.transform import QUARANTINE_COLUMNS, Check, cases
 
 REASON_VALUE_CHARS = 80

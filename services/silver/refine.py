@@ -28,12 +28,12 @@ from flowforge.reports import Column, LayerReport
 from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.specs.silver import resolve_columns
+from flowforge.specs.silver_model import Spec
 from flowforge.storage import ObjectStore
 from services.silver import report, transform
 from services.silver.engine import Workspace
-from services.silver.model import Spec
 from services.silver.passes import Outcome, Refinery
-from services.silver.spec import resolve_columns
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from flowforge.ids import run_id_or_new
 from flowforge.layout import JobKey
 from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
+from flowforge.specs.silver import parse_spec
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
 from flowforge.wire import log_fields, to_proto
 from services.silver.refine import RefinePlan, refine
-from services.silver.spec import parse_spec
 
 
 def plan_from_proto(request: silver_pb2.RefineRequest) -> RefinePlan:

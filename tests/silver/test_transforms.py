@@ -8,8 +8,9 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from services.silver import casting, transform
-from services.silver.model import ColumnRule, Expectation, SilverType
+from flowforge import casting
+from flowforge.specs.silver_model import ColumnRule, Expectation, SilverType
+from services.silver import transform
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -49,7 +50,7 @@ def parse(values: list[str | None], kind: str, formats: tuple[str, ...] = ()) ->
 
 
 def parse_type(text: str) -> SilverType:
-    from services.silver.spec import parse_type as parse
+    from flowforge.specs.silver import parse_type as parse
 
     return parse(text, "type")
 

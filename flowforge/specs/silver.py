@@ -1,4 +1,4 @@
-"""The silver spec, validated field by field (INVALID_ARGUMENT naming the field).
+"""The silver spec, validated field by field (SpecError naming the field's path).
 
 parse_spec() checks what the spec says on its own, before anything is read;
 resolve_columns() checks it against the bronze columns the manifest lists, still before
@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import replace
 
 import polars as pl
 from google.protobuf import struct_pb2
 
-from flowforge.errors import InvalidArgument
-from flowforge.v1 import silver_pb2
-from services.silver.casting import parse_literal
-from services.silver.model import (
+from flowforge.casting import parse_literal
+from flowforge.errors import SpecError
+from flowforge.fieldpath import FieldPath, dotted
+from flowforge.specs.silver_model import (
     DEFAULT_NULL_MARKERS,
     ColumnRule,
     Dedupe,
@@ -26,7 +27,7 @@ from services.silver.model import (
     SilverType,
     Spec,
 )
-from services.silver.transform import snake_case, whole_value
+from flowforge.v1 import silver_pb2
 
 TYPES = ("string", "integer", "decimal(p,s)", "float", "boolean", "date", "timestamp")
 RULES = ("not_null", "unique", "accepted_values", "range", "regex", "length")
@@ -51,7 +52,22 @@ _RULE_FIELDS = {
 MAX_NAME_CHARS = 255
 
 
-def parse_type(text: str, field: str) -> SilverType:
+def snake_case(name: str) -> str:
+    """`Customer ID` -> customer_id, `firstName` -> first_name, `Prénom` -> prénom."""
+    text = unicodedata.normalize("NFC", name).strip()
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
+    text = re.sub(r"[^\w]+", "_", text.lower())
+    return re.sub(r"_+", "_", text).strip("_")
+
+
+def whole_value(pattern: str) -> str:
+    """A regex rule's pattern as polars runs it: matched against the whole value. The
+    spec compiles this same text, so a pattern it accepts is one silver can run."""
+    return f"^(?:{pattern})$"
+
+
+def parse_type(text: str, field: FieldPath) -> SilverType:
     name = text.strip().lower() or "string"
     if name in _SIMPLE_TYPES:
         return SilverType(name)
@@ -59,30 +75,32 @@ def parse_type(text: str, field: str) -> SilverType:
     if match:
         precision, scale = int(match[1]), int(match[2])
         if not 1 <= precision <= 38 or scale > precision:
-            raise InvalidArgument(
-                f"{field} {text!r}: decimal precision must be 1-38 and scale at most the precision"
+            raise SpecError(
+                field, f"{text!r}: decimal precision must be 1-38 and scale at most the precision"
             )
         return SilverType("decimal", precision, scale)
-    raise InvalidArgument(f"{field} {_shown(text)} is not a type; use one of {', '.join(TYPES)}")
+    raise SpecError(field, f"{_shown(text)} is not a type; use one of {', '.join(TYPES)}")
 
 
 def parse_spec(message: silver_pb2.SilverSpec) -> Spec:
-    columns = tuple(_column(c, f"spec.columns[{i}]") for i, c in enumerate(message.columns))
-    seen: dict[str, str] = {}
+    columns = tuple(_column(c, ("columns", i)) for i, c in enumerate(message.columns))
+    seen: dict[str, FieldPath] = {}
     for column in columns:
         if column.target in seen:
-            raise InvalidArgument(
-                f"{column.field}.target {column.target!r} is already the target of "
-                f"{seen[column.target]}"
+            first = dotted(("spec", *seen[column.target]))
+            raise SpecError(
+                (*column.field, "target"), f"{column.target!r} is already the target of {first}"
             )
         seen[column.target] = column.field
     expectations = tuple(
-        _expectation(e, f"spec.expectations[{i}]") for i, e in enumerate(message.expectations)
+        _expectation(e, ("expectations", i)) for i, e in enumerate(message.expectations)
     )
-    ids: dict[str, str] = {}
+    ids: dict[str, FieldPath] = {}
     for e in expectations:
         if e.id in ids:
-            raise InvalidArgument(f"{e.field}.id {e.id!r} is also the id of {ids[e.id]}")
+            raise SpecError(
+                (*e.field, "id"), f"{e.id!r} is also the id of {dotted(('spec', *ids[e.id]))}"
+            )
         ids[e.id] = e.field
     spec = Spec(columns, expectations, _dedupe(message.dedupe), message.fail_on_schema_drift)
     if columns:
@@ -91,25 +109,25 @@ def parse_spec(message: silver_pb2.SilverSpec) -> Spec:
     return spec
 
 
-def _column(message: silver_pb2.ColumnSpec, field: str) -> ColumnRule:
+def _column(message: silver_pb2.ColumnSpec, field: FieldPath) -> ColumnRule:
     if not message.source:
-        raise InvalidArgument(f"{field}.source is required")
+        raise SpecError((*field, "source"), "is required")
     target = message.target or snake_case(message.source)
     if not target:
-        raise InvalidArgument(
-            f"{field}.target is required: {_shown(message.source)} has no letters or digits"
+        raise SpecError(
+            (*field, "target"), f"is required: {_shown(message.source)} has no letters or digits"
         )
-    _check_name(target, f"{field}.target")
-    kind = parse_type(message.type, f"{field}.type")
+    _check_name(target, (*field, "target"))
+    kind = parse_type(message.type, (*field, "type"))
     if message.formats and kind.name not in ("date", "timestamp"):
-        raise InvalidArgument(f"{field}.formats applies to date and timestamp columns only")
+        raise SpecError((*field, "formats"), "applies to date and timestamp columns only")
     for i, fmt in enumerate(message.formats):
-        check_format(fmt, f"{field}.formats[{i}]")
+        check_format(fmt, (*field, "formats", i))
     case = message.case.strip().lower() or "none"
     if case not in ("lower", "upper", "none"):
-        raise InvalidArgument(f"{field}.case {_shown(message.case)} is not lower, upper or none")
+        raise SpecError((*field, "case"), f"{_shown(message.case)} is not lower, upper or none")
     if case != "none" and kind.name != "string":
-        raise InvalidArgument(f"{field}.case applies to string columns only (type is {kind})")
+        raise SpecError((*field, "case"), f"applies to string columns only (type is {kind})")
     markers = tuple(message.null_markers)
     if not markers and not message.null_markers_set:
         markers = DEFAULT_NULL_MARKERS
@@ -126,24 +144,24 @@ def _column(message: silver_pb2.ColumnSpec, field: str) -> ColumnRule:
     )
 
 
-def _check_name(name: str, field: str) -> None:
+def _check_name(name: str, field: FieldPath) -> None:
     if name.startswith("_"):
-        raise InvalidArgument(f"{field} {_shown(name)}: names starting with '_' are reserved")
+        raise SpecError(field, f"{_shown(name)}: names starting with '_' are reserved")
     if len(name) > MAX_NAME_CHARS or any(ord(ch) < 32 for ch in name):
-        raise InvalidArgument(f"{field} {_shown(name)} is too long or holds control characters")
+        raise SpecError(field, f"{_shown(name)} is too long or holds control characters")
 
 
-def _expectation(message: silver_pb2.Expectation, field: str) -> Expectation:
+def _expectation(message: silver_pb2.Expectation, field: FieldPath) -> Expectation:
     rule = message.type.strip().lower()
     if rule not in RULES:
-        raise InvalidArgument(
-            f"{field}.type {_shown(message.type)} is not one of {', '.join(RULES)}"
+        raise SpecError(
+            (*field, "type"), f"{_shown(message.type)} is not one of {', '.join(RULES)}"
         )
     if not message.column:
-        raise InvalidArgument(f"{field}.column is required")
+        raise SpecError((*field, "column"), "is required")
     action = message.action.strip().lower() or "warn"
     if action not in ACTIONS:
-        raise InvalidArgument(f"{field}.action {_shown(message.action)} is not warn, drop or fail")
+        raise SpecError((*field, "action"), f"{_shown(message.action)} is not warn, drop or fail")
     for name, rules in _RULE_FIELDS.items():
         given = (
             bool(getattr(message, name))
@@ -151,33 +169,33 @@ def _expectation(message: silver_pb2.Expectation, field: str) -> Expectation:
             else (message.HasField(name))
         )
         if given and rule not in rules:
-            raise InvalidArgument(f"{field}.{name} applies to {' and '.join(rules)} rules only")
-    values = tuple(_value_text(v, f"{field}.values[{i}]") for i, v in enumerate(message.values))
-    low = _value_text(message.min, f"{field}.min") if message.HasField("min") else None
-    high = _value_text(message.max, f"{field}.max") if message.HasField("max") else None
+            raise SpecError((*field, name), f"applies to {' and '.join(rules)} rules only")
+    values = tuple(_value_text(v, (*field, "values", i)) for i, v in enumerate(message.values))
+    low = _value_text(message.min, (*field, "min")) if message.HasField("min") else None
+    high = _value_text(message.max, (*field, "max")) if message.HasField("max") else None
     min_length = message.min_length if message.HasField("min_length") else None
     max_length = message.max_length if message.HasField("max_length") else None
     if rule == "accepted_values" and not values:
-        raise InvalidArgument(f"{field}.values is required for accepted_values")
+        raise SpecError((*field, "values"), "is required for accepted_values")
     if rule == "range" and low is None and high is None:
-        raise InvalidArgument(f"{field}: range needs min, max or both")
+        raise SpecError(field, ": range needs min, max or both")
     if rule == "regex":
         if not message.pattern:
-            raise InvalidArgument(f"{field}.pattern is required for regex")
-        check_pattern(message.pattern, f"{field}.pattern")
+            raise SpecError((*field, "pattern"), "is required for regex")
+        check_pattern(message.pattern, (*field, "pattern"))
     if rule == "length":
         if min_length is None and max_length is None:
-            raise InvalidArgument(f"{field}: length needs min_length, max_length or both")
+            raise SpecError(field, ": length needs min_length, max_length or both")
         if (min_length or 0) < 0 or (max_length is not None and max_length < 0):
-            raise InvalidArgument(f"{field}: min_length and max_length cannot be negative")
+            raise SpecError(field, ": min_length and max_length cannot be negative")
         if min_length is not None and max_length is not None and min_length > max_length:
-            raise InvalidArgument(f"{field}.min_length is larger than {field}.max_length")
+            raise SpecError((*field, "min_length"), "is larger than max_length")
     bad = message.max_bad_percent if message.HasField("max_bad_percent") else None
     if bad is not None and not (math.isfinite(bad) and 0 <= bad <= 100):
-        raise InvalidArgument(f"{field}.max_bad_percent must be between 0 and 100")
+        raise SpecError((*field, "max_bad_percent"), "must be between 0 and 100")
     rule_id = message.id or f"{rule}_{message.column}"
     if len(rule_id) > MAX_NAME_CHARS or any(ord(ch) < 32 for ch in rule_id):
-        raise InvalidArgument(f"{field}.id is too long or holds control characters")
+        raise SpecError((*field, "id"), "is too long or holds control characters")
     return Expectation(
         id=rule_id,
         type=rule,
@@ -194,7 +212,7 @@ def _expectation(message: silver_pb2.Expectation, field: str) -> Expectation:
     )
 
 
-def _value_text(value: struct_pb2.Value, field: str) -> str:
+def _value_text(value: struct_pb2.Value, field: FieldPath) -> str:
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
@@ -203,22 +221,22 @@ def _value_text(value: struct_pb2.Value, field: str) -> str:
     if kind == "number_value" and math.isfinite(value.number_value):
         number = value.number_value
         return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
-    raise InvalidArgument(f"{field} must be a number, text or a boolean")
+    raise SpecError(field, "must be a number, text or a boolean")
 
 
 def _dedupe(message: silver_pb2.Dedupe) -> Dedupe:
     keys = tuple(message.keys)
     for i, key in enumerate(keys):
         if not key:
-            raise InvalidArgument(f"spec.dedupe.keys[{i}] is empty")
+            raise SpecError(("dedupe", "keys", i), "is empty")
         if key in keys[:i]:
-            raise InvalidArgument(f"spec.dedupe.keys[{i}] {key!r} is listed twice")
+            raise SpecError(("dedupe", "keys", i), f"{key!r} is listed twice")
     if message.sequence_by and not keys:
-        raise InvalidArgument("spec.dedupe.sequence_by needs spec.dedupe.keys")
+        raise SpecError(("dedupe", "sequence_by"), "needs spec.dedupe.keys")
     if message.tie_breaker and not message.sequence_by:
-        raise InvalidArgument("spec.dedupe.tie_breaker needs spec.dedupe.sequence_by")
+        raise SpecError(("dedupe", "tie_breaker"), "needs spec.dedupe.sequence_by")
     if message.tie_breaker and message.tie_breaker == message.sequence_by:
-        raise InvalidArgument("spec.dedupe.tie_breaker must differ from spec.dedupe.sequence_by")
+        raise SpecError(("dedupe", "tie_breaker"), "must differ from spec.dedupe.sequence_by")
     return Dedupe(keys, message.sequence_by, message.tie_breaker)
 
 
@@ -229,7 +247,7 @@ def resolve_columns(
     column under its default target name (`defaults`), with its type still to infer."""
     if not spec.columns:
         columns = tuple(
-            ColumnRule(source=s, target=t, type=None, field=f"bronze column {s!r}")
+            ColumnRule(source=s, target=t, type=None)
             for s, t in zip(bronze_columns, defaults, strict=True)
         )
         check_references(spec, columns)
@@ -238,9 +256,10 @@ def resolve_columns(
     for column in spec.columns:
         if column.source not in known:
             listed = ", ".join(repr(c) for c in bronze_columns[:30])
-            raise InvalidArgument(
-                f"{column.field}.source {_shown(column.source)} is not a bronze column "
-                f"(bronze has: {listed or 'no columns'})"
+            raise SpecError(
+                (*column.field, "source"),
+                f"{_shown(column.source)} is not a bronze column "
+                f"(bronze has: {listed or 'no columns'})",
             )
     return spec.columns
 
@@ -250,23 +269,24 @@ def check_references(spec: Spec, columns: tuple[ColumnRule, ...]) -> None:
     known = set(targets)
     implicit = {f"cast_{t}" for t in targets} | {f"required_{t}" for t in targets}
 
-    def must_exist(name: str, field: str) -> None:
+    def must_exist(name: str, field: FieldPath) -> None:
         if name not in known:
-            raise InvalidArgument(
-                f"{field} {_shown(name)} is not a silver column "
-                f"(silver has: {', '.join(repr(t) for t in targets[:30])})"
+            raise SpecError(
+                field,
+                f"{_shown(name)} is not a silver column "
+                f"(silver has: {', '.join(repr(t) for t in targets[:30])})",
             )
 
     for e in spec.expectations:
-        must_exist(e.column, f"{e.field}.column")
+        must_exist(e.column, (*e.field, "column"))
         if e.id in implicit:
-            raise InvalidArgument(f"{e.field}.id {e.id!r} is the name of a built-in check")
+            raise SpecError((*e.field, "id"), f"{e.id!r} is the name of a built-in check")
     for i, key in enumerate(spec.dedupe.keys):
-        must_exist(key, f"spec.dedupe.keys[{i}]")
+        must_exist(key, ("dedupe", "keys", i))
     if spec.dedupe.sequence_by:
-        must_exist(spec.dedupe.sequence_by, "spec.dedupe.sequence_by")
+        must_exist(spec.dedupe.sequence_by, ("dedupe", "sequence_by"))
     if spec.dedupe.tie_breaker:
-        must_exist(spec.dedupe.tie_breaker, "spec.dedupe.tie_breaker")
+        must_exist(spec.dedupe.tie_breaker, ("dedupe", "tie_breaker"))
 
 
 def check_types(spec: Spec, columns: tuple[ColumnRule, ...]) -> None:
@@ -276,22 +296,23 @@ def check_types(spec: Spec, columns: tuple[ColumnRule, ...]) -> None:
         kind = kinds[e.column]
         allowed = _RULE_TYPES.get(e.type)
         if allowed and kind.name not in allowed:
-            raise InvalidArgument(
-                f"{e.field}: {e.type} does not apply to {e.column!r} of type {kind} "
-                f"(it applies to {', '.join(allowed)})"
+            raise SpecError(
+                e.field,
+                f": {e.type} does not apply to {e.column!r} of type {kind} "
+                f"(it applies to {', '.join(allowed)})",
             )
-        texts = [(f"{e.field}.values[{i}]", v) for i, v in enumerate(e.values)]
-        texts += [
-            (f"{e.field}.{n}", v) for n, v in (("min", e.min), ("max", e.max)) if v is not None
+        texts: list[tuple[FieldPath, str]] = [
+            ((*e.field, "values", i), v) for i, v in enumerate(e.values)
         ]
+        texts += [((*e.field, n), v) for n, v in (("min", e.min), ("max", e.max)) if v is not None]
         parsed = {}
         for field, text in texts:
             parsed[field] = parse_literal(text, kind)
             if parsed[field] is None:
-                raise InvalidArgument(f"{field} {_shown(text)} is not a {kind} value")
-        low, high = parsed.get(f"{e.field}.min"), parsed.get(f"{e.field}.max")
+                raise SpecError(field, f"{_shown(text)} is not a {kind} value")
+        low, high = parsed.get((*e.field, "min")), parsed.get((*e.field, "max"))
         if low is not None and high is not None and low > high:
-            raise InvalidArgument(f"{e.field}.min {e.min!r} is larger than max {e.max!r}")
+            raise SpecError((*e.field, "min"), f"{e.min!r} is larger than max {e.max!r}")
 
 
 # strftime directives polars (chrono) reads; it ignores unknown ones silently, so we check.
@@ -300,22 +321,20 @@ _DIRECTIVE = re.compile(
 )
 
 
-def check_format(fmt: str, field: str) -> None:
+def check_format(fmt: str, field: FieldPath) -> None:
     if "%" not in fmt:
-        raise InvalidArgument(f"{field} {_shown(fmt)} has no % directive (e.g. %Y-%m-%d)")
+        raise SpecError(field, f"{_shown(fmt)} has no % directive (e.g. %Y-%m-%d)")
     rest = _DIRECTIVE.sub("", fmt)
     if "%" in rest:
         bad = rest[rest.index("%") : rest.index("%") + 2]
-        raise InvalidArgument(f"{field} {_shown(fmt)}: {bad!r} is not a strftime directive")
+        raise SpecError(field, f"{_shown(fmt)}: {bad!r} is not a strftime directive")
     try:
         pl.select(pl.lit("").str.strptime(pl.Datetime("us"), fmt, strict=False))
     except pl.exceptions.PolarsError as exc:
-        raise InvalidArgument(
-            f"{field} {_shown(fmt)} is not a format: {_first_line(exc)}"
-        ) from None
+        raise SpecError(field, f"{_shown(fmt)} is not a format: {_first_line(exc)}") from None
 
 
-def check_pattern(pattern: str, field: str) -> None:
+def check_pattern(pattern: str, field: FieldPath) -> None:
     """Compiles the pattern with polars, the engine that runs the rule (Rust regex syntax:
     no lookaround, no backreferences, which Python's re would accept).
 
@@ -329,9 +348,7 @@ def check_pattern(pattern: str, field: str) -> None:
         try:
             pl.select(pl.lit("").str.contains(text))
         except pl.exceptions.PolarsError as exc:
-            raise InvalidArgument(
-                f"{field} {_shown(pattern)} {problem}: {_first_line(exc)}"
-            ) from None
+            raise SpecError(field, f"{_shown(pattern)} {problem}: {_first_line(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from services.silver.model import ColumnRule, SilverType
+from flowforge.specs.silver_model import ColumnRule, SilverType
 
 WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u3000"
 # Inference tries these in order; decimal is never inferred (there is no scale to pick).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowforge.fieldpath import FieldPath
+
 DEFAULT_NULL_MARKERS = ("", "NULL", "N/A", "null")
 
 
@@ -27,7 +29,7 @@ class ColumnRule:
     case: str = "none"
     null_markers: tuple[str, ...] = DEFAULT_NULL_MARKERS
     required: bool = False
-    field: str = ""
+    field: FieldPath = ()  # where the spec gives it: ("columns", 2)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Expectation:
     min_length: int | None = None
     max_length: int | None = None
     max_bad_percent: float | None = None
-    field: str = ""
+    field: FieldPath = ()  # where the spec gives it: ("columns", 2)
 
 
 @dataclass(frozen=True)
