@@ -123,11 +123,11 @@ def _fail(exc: FlowForgeError) -> typer.Exit:
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from orchestrator.flow import open_store
+    from orchestrator.store import Store
 
     settings = get_settings()
     configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    return settings, open_store(settings)
+    return settings, Store.open(settings)
 
 
 @workflows_app.command("apply")
@@ -192,7 +192,8 @@ def run(
     from flowforge.layout import JobKey, landing_prefix
     from orchestrator.flow import plan_layers
     from orchestrator.prefect_server import quiet_console
-    from orchestrator.trigger import trigger_execution, wait_in_process_runs
+    from orchestrator.runner import InProcessRunner
+    from orchestrator.trigger import prefect_api_configured, trigger_execution
 
     try:  # refused before anything is contacted or written
         key = JobKey.of(workflow, job)
@@ -214,13 +215,15 @@ def run(
                 with file.open("rb") as stream:  # streamed, in parts when large
                     objects.upload(landing_prefix(key) + file.name, stream)
                 console.print(f"uploaded {file} to {landing_prefix(key)}{file.name}")
+        runner = None if prefect_api_configured() else InProcessRunner(settings, store)
         execution = trigger_execution(
-            settings, workflow, job, from_layer, full_refresh, store=store
+            settings, workflow, job, from_layer, full_refresh, store=store, runner=runner
         )
     except FlowForgeError as exc:
         raise _fail(exc) from None
     final = follow(store, execution.id, console)
-    wait_in_process_runs()
+    if runner is not None:
+        runner.join()
     report(console, final, previews=False)
     if final.status != "COMPLETED":
         raise typer.Exit(1)

@@ -15,7 +15,7 @@ from cli.stack import EmbeddedStack, environ_with, seed
 from flowforge.logs import configure_logging
 from flowforge.settings import Settings
 from orchestrator.deployment import FULL_NAME
-from orchestrator.flow import open_store
+from orchestrator.store import Store
 
 
 def run_up(settings: Settings) -> int:
@@ -26,7 +26,7 @@ def run_up(settings: Settings) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with EmbeddedStack(settings, state, prefect=True, prefect_ui=True) as stack:
-        store = open_store(stack.settings)
+        store = Store.open(stack.settings)
         workflow = seed(stack.settings, store)
         env_file = stack.write_env_file()
         log = (state / "deployment.log").open("ab")

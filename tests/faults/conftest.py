@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 import pytest
 from pydantic import SecretStr
 
-import orchestrator.flow as flow_module
 from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import LAYERS, Dataset, JobKey
@@ -19,8 +18,7 @@ from flowforge.manifest import read_committed
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from orchestrator.flow import open_store, use_settings
-from orchestrator.store import ExecutionRecord
+from orchestrator.store import ExecutionRecord, Store
 from services.layers import create_server
 from tests.faults.processes import ServiceProcess, service_env
 from tests.faults.proxy import FaultProxy
@@ -96,11 +94,9 @@ def fault_stack(
         }
     )
     upload_dimension_file(store, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
-    previous = flow_module._settings_override
-    use_settings(flow_settings)
     stack = FaultStack(
         flow_settings,
-        open_store(flow_settings),
+        Store.open(flow_settings),
         store,
         servers,
         store_proxy,
@@ -110,7 +106,7 @@ def fault_stack(
     try:
         yield stack
     finally:
-        use_settings(previous)
+        stack.store.close()
         for server in servers.values():
             server.stop(0)
         for process in processes.values():

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from flowforge.layout import Dataset, JobKey
-from orchestrator.flow import medallion
 from orchestrator.store import ExecutionRecord, StepStatus
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
@@ -32,7 +31,7 @@ def wait_until(condition, timeout: float = 60) -> None:  # type: ignore[no-untyp
 
 
 def run_flow(stack: FaultStack, workflow: Workflow, job_id: str) -> ExecutionRecord:
-    result = medallion(workflow_id=workflow.id, job_id=job_id)
+    result = stack.flow(workflow_id=workflow.id, job_id=job_id)
     return stack.store.get_execution(result["execution_id"])
 
 
@@ -155,7 +154,11 @@ def test_postgresql_restarting_during_a_run(
     assert proxy is not None
     proxy.set("delay", delay_seconds=0.2)  # bronze takes a few seconds: restart meanwhile
     execution_id = trigger_execution(
-        fault_stack.settings, workflow.id, PRODUCTS, store=fault_stack.store, in_process=True
+        fault_stack.settings,
+        workflow.id,
+        PRODUCTS,
+        store=fault_stack.store,
+        runner=fault_stack.runner(),
     ).id
 
     def bronze_running() -> bool:

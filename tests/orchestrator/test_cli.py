@@ -22,7 +22,6 @@ from flowforge.embedded import pick_ports
 from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings, get_settings
-from orchestrator.flow import medallion
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
@@ -121,7 +120,7 @@ def test_executions_list_and_show(
 ) -> None:
     runner, env = cli
     workflow = stack.add_workflow(sample_workflow)
-    execution_id = medallion(workflow_id=workflow.id, job_id="products")["execution_id"]
+    execution_id = stack.flow(workflow_id=workflow.id, job_id="products")["execution_id"]
     listed = runner.invoke(app, ["executions", "list", "--workflow", workflow.id], env=env)
     assert listed.exit_code == 0 and execution_id in listed.output and "COMPLETED" in listed.output
     shown = runner.invoke(app, ["executions", "show", execution_id], env=env)

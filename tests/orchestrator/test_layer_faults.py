@@ -16,9 +16,12 @@ import grpc
 import pytest
 
 from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument
+from flowforge.layout import Dataset, JobKey
+from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
-from orchestrator.flow import medallion, use_settings
+from orchestrator.runner import InProcessRunner
+from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
 
@@ -38,6 +41,9 @@ class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
     code: grpc.StatusCode | None = None
     times: int = 0
     alter: Callable[[common_pb2.LayerResult], None] | None = None
+    # When given: Refine sets `entered`, then waits for `gate` before it forwards.
+    entered: threading.Event | None = None
+    gate: threading.Event | None = None
     calls: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, remaining)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,6 +60,9 @@ class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
             number = len(self.calls)
         if self.code is not None and number <= self.times:
             context.abort(self.code, self.message)
+        if self.entered is not None and self.gate is not None:
+            self.entered.set()
+            self.gate.wait(DEADLINE_SECONDS)
         result = self.real.Refine(request, timeout=context.time_remaining())
         if self.alter is not None:
             self.alter(result)
@@ -63,7 +72,7 @@ class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
 @contextmanager
 def scripted_silver(
     stack: Stack, servicer_of: Callable[..., ScriptedSilver]
-) -> Iterator[ScriptedSilver]:
+) -> Iterator[tuple[ScriptedSilver, Settings]]:
     """The scripted silver on a free loopback port, the flow's settings pointing at it."""
     channel = grpc.insecure_channel(stack.settings.silver_address)
     servicer = servicer_of(silver_pb2_grpc.SilverServiceStub(channel))
@@ -78,11 +87,9 @@ def scripted_silver(
             "layer_deadline_seconds": DEADLINE_SECONDS,
         }
     )
-    use_settings(settings)
     try:
-        yield servicer
+        yield servicer, settings
     finally:
-        use_settings(stack.settings)
         server.stop(0).wait()
         channel.close()
 
@@ -91,7 +98,7 @@ def scripted_silver(
 def ingested(stack: Stack, sample_workflow: Workflow) -> Workflow:
     """A workflow whose products job has committed bronze: the runs here start at silver."""
     workflow = stack.add_workflow(sample_workflow)
-    result = medallion(workflow_id=workflow.id, job_id="products", to_layer="bronze")
+    result = stack.flow(workflow_id=workflow.id, job_id="products", to_layer="bronze")
     assert stack.store.get_execution(result["execution_id"]).status == "COMPLETED"
     return workflow
 
@@ -108,9 +115,14 @@ def test_transient_errors_are_retried_with_backoff(
     stack: Stack, ingested: Workflow, code: grpc.StatusCode
 ) -> None:
     times = IN_CALL_ATTEMPTS.get(code, 1)
-    with scripted_silver(stack, lambda real: ScriptedSilver(real, code, times)) as silver:
-        result = medallion(
-            workflow_id=ingested.id, job_id="products", from_layer="silver", to_layer="silver"
+    scripted = scripted_silver(stack, lambda real: ScriptedSilver(real, code, times))
+    with scripted as (silver, settings):
+        result = stack.flow(
+            settings,
+            workflow_id=ingested.id,
+            job_id="products",
+            from_layer="silver",
+            to_layer="silver",
         )
     execution = stack.store.get_execution(result["execution_id"])
     assert execution.status == "COMPLETED", execution.error
@@ -140,10 +152,13 @@ def test_terminal_errors_fail_at_once_with_the_services_message(
 ) -> None:
     message = f"{code.name} from the scripted silver"
     with (
-        scripted_silver(stack, lambda real: ScriptedSilver(real, code, times=1)) as silver,
+        scripted_silver(stack, lambda real: ScriptedSilver(real, code, times=1)) as (
+            silver,
+            settings,
+        ),
         pytest.raises(error, match=message),
     ):
-        medallion(workflow_id=ingested.id, job_id="products", from_layer="silver")
+        stack.flow(settings, workflow_id=ingested.id, job_id="products", from_layer="silver")
     assert silver.message == message
     execution = stack.store.list_executions(workflow_id=ingested.id, limit=1)[0]
     assert execution.status == "FAILED"
@@ -168,10 +183,10 @@ def test_counts_that_do_not_add_up_fail_the_execution_with_the_balance_sheet(
         result.rows_out -= 3
 
     with (
-        scripted_silver(stack, lambda real: ScriptedSilver(real, alter=lose_rows)),
+        scripted_silver(stack, lambda real: ScriptedSilver(real, alter=lose_rows)) as (_, settings),
         pytest.raises(FailedPrecondition, match="^rows unaccounted for"),
     ):
-        medallion(workflow_id=ingested.id, job_id="products", from_layer="silver")
+        stack.flow(settings, workflow_id=ingested.id, job_id="products", from_layer="silver")
     execution = stack.store.list_executions(workflow_id=ingested.id, limit=1)[0]
     assert execution.status == "FAILED"
     assert execution.error == (
@@ -183,3 +198,29 @@ def test_counts_that_do_not_add_up_fail_the_execution_with_the_balance_sheet(
     assert [(c["name"], c["ok"]) for c in execution.balance["checks"]] == [
         ("bronze rows = silver + quarantined + duplicates removed", False)
     ]
+
+
+def test_a_cancel_stops_the_run_before_its_next_layer(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    """Cancelled while silver works: silver's call finishes, gold is never called."""
+    workflow = stack.add_workflow(sample_workflow)
+    stack.flow(workflow_id=workflow.id, job_id="products", to_layer="bronze")
+    entered, gate = threading.Event(), threading.Event()
+    scripted = scripted_silver(stack, lambda real: ScriptedSilver(real, entered=entered, gate=gate))
+    with scripted as (silver, settings):
+        runner = InProcessRunner(settings, stack.store)
+        execution = trigger_execution(
+            settings, workflow.id, "products", "silver", store=stack.store, runner=runner
+        )
+        assert entered.wait(DEADLINE_SECONDS), "silver was never called"
+        cancel_execution(settings, execution.id, store=stack.store)
+        gate.set()
+        runner.join()
+    ended = stack.store.get_execution(execution.id)
+    assert ended.status == "CANCELLED"
+    gold_step = ended.step("gold")
+    assert (gold_step.status, gold_step.started_at, gold_step.attempts) == ("SKIPPED", None, 0)
+    gold = Dataset.for_layer("gold", JobKey(workflow.id, "products"))
+    assert read_committed(stack.object_store, gold) is None
+    assert len(silver.calls) == 1
