@@ -87,6 +87,8 @@ class ModelOutput(_Report):
     size_bytes: int
     columns: list[Column] = Field(default_factory=list)
     preview_json: str = "[]"  # the first rows as a JSON array of objects (bounded)
+    table: str = ""  # the model's Delta table and the version committed
+    version: int = 0
 
 
 class LayerReport(_Report):
@@ -111,6 +113,13 @@ class LayerReport(_Report):
     reused: bool = False
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     input_run_id: str = ""
+    # The main table and the version committed (or found, when reused); the upstream
+    # table's version read; the side table (rejects, quarantine) and its version.
+    table: str = ""
+    table_version: int | None = None
+    input_version: int | None = None
+    side_table: str = ""
+    side_version: int | None = None
     # bronze
     files: list[FileReport] = Field(default_factory=list)
     # silver
@@ -118,6 +127,8 @@ class LayerReport(_Report):
     duplicates: list[DuplicateCount] = Field(default_factory=list)
     quality: list[RuleResult] = Field(default_factory=list)
     drift: SchemaDrift | None = None
+    refresh: str = ""  # incremental | full
+    refresh_reason: str = ""
     # gold
     models: list[ModelOutput] = Field(default_factory=list)
 
