@@ -27,7 +27,7 @@ from orchestrator.store import Store
 from orchestrator.store.database import open_engine
 from tests.deploy.compose import ROOT
 from tests.deploy.topology import BIN, Topology
-from tests.orchestrator.test_end_to_end import EXPECTED
+from tests.sample_oracle import EXPECTED
 
 # About a minute alone; the generous limit is for a machine shared with other test runs.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -24,6 +24,7 @@ from orchestrator.runner import InProcessRunner
 from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
+from tests.sample_oracle import EXPECTED
 
 DEADLINE_SECONDS = 20.0  # FLOWFORGE_LAYER_DEADLINE_SECONDS of these runs (the stack's is 60)
 RETRY_DELAY = 0.5
@@ -129,7 +130,7 @@ def test_transient_errors_are_retried_with_backoff(
     step = execution.step("silver")
     assert step.attempts >= 2, "the layer task was not retried"
     assert (step.status, step.rows_in, step.rows_out, step.rows_rejected) == (
-        "COMPLETED", 40, 36, 4
+        "COMPLETED", *EXPECTED["products"]["silver"]
     )  # fmt: skip
     assert len(silver.calls) == times + 1  # the scripted answers, then the real silver once
     waited = silver.calls[times][0] - silver.calls[times - 1][0]

@@ -50,7 +50,13 @@ def full_report() -> LayerReport:
         duplicates=[DuplicateCount(key_count=2, keys=1, rows_removed=1)],
         quality=[
             RuleResult(
-                rule_id="x", rule="unique", column="id", action="warn", checked=9, passed=8, failed=1
+                rule_id="x",
+                rule="unique",
+                column="id",
+                action="warn",
+                checked=9,
+                passed=8,
+                failed=1,
             )
         ],
         drift=SchemaDrift(
