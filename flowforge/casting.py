@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -75,17 +76,23 @@ def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
     if kind.name == "float":
 
         def finite(text: pl.Expr) -> pl.Expr:
-            number = text.cast(pl.Float64, strict=False)
-            return pl.when(number.is_finite()).then(number)
+            value = text.cast(pl.Float64, strict=False)
+            return pl.when(value.is_finite()).then(value)
 
         return [finite]
     if kind.name == "boolean":
-        mapping = {v: True for v in _TRUE} | {v: False for v in _FALSE}
-        return [
-            lambda text: text.str.to_lowercase().replace_strict(
-                mapping, default=None, return_dtype=pl.Boolean
+        # when/is_in, not replace_strict: polars' streaming engine runs replace_strict over
+        # the whole column at once, which held every value of it in memory.
+        def boolean(text: pl.Expr) -> pl.Expr:
+            lower = text.str.to_lowercase()
+            return (
+                pl.when(lower.is_in(_TRUE))
+                .then(pl.lit(True))
+                .when(lower.is_in(_FALSE))
+                .then(pl.lit(False))
             )
-        ]
+
+        return [boolean]
     if kind.name == "date":
         return [_strptime(f, as_date=True) for f in formats or ("%Y-%m-%d",)]
     if kind.name == "timestamp":
@@ -143,26 +150,123 @@ def parse_in_order(
 
 
 # -- inference ---------------------------------------------------------------------------------
+# A value inferred as a type must read back as the text it came from (after trimming), or
+# its column stays text:
+#   integer: text == str(int(text)): no leading zero, no '+', no '-0';
+#   float: plain decimal notation (an optional '-', no leading zero before a digit, no '+',
+#     no exponent, digits on both sides of any '.') with the significant digits of the
+#     shortest repr of the float it parses as: `2.50` is 2.5 (a trailing fractional zero is
+#     formatting), `12345678901234567890` (more digits than a float holds) is not a float;
+#   boolean: true or false, in any case (never yes/no/y/n/t/f: `NO` is Norway);
+#   date: text == the date as %Y-%m-%d (`24-01-05` is not the year 24);
+#   timestamp: ISO 8601 with a four-digit year and two-digit fields; an offset is applied
+#     (the instant is kept, stored in UTC).
+_PLAIN_DECIMAL = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$"
+_ISO_SHAPE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$"
+)
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
+MAX_SHOWN_CHARS = 80
+
+
+def faithful(kind: str, text: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """Whether a value parsed from `text` as `kind` reads back as that text."""
+    if kind == "integer":
+        return value.cast(pl.String) == text
+    if kind == "float":
+        return text.str.contains(_PLAIN_DECIMAL) & (
+            significant_digits(text) == significant_digits(value.cast(pl.String))
+        )
+    if kind == "boolean":
+        return text.str.to_lowercase().is_in(["true", "false"])
+    if kind == "date":
+        return value.dt.to_string("%Y-%m-%d") == text
+    if kind == "timestamp":
+        return text.str.contains(_ISO_SHAPE)
+    raise ValueError(f"{kind} is not inferred")
+
+
+def significant_digits(number: pl.Expr) -> pl.Expr:
+    """`-0.00120` -> `12`, `1.2e-3` -> `12`: the mantissa's digits without the zeros that
+    only place them. Two numbers this close (one parsed from the other) with the same
+    significant digits are the same number."""
+    mantissa = number.str.replace(r"[eE].*$", "").str.replace_all(r"[^0-9]", "")
+    return mantissa.str.strip_chars_start("0").str.strip_chars_end("0")
+
+
 def inference_frame(bronze: pl.LazyFrame, columns: Sequence[ColumnRule]) -> pl.LazyFrame:
-    """One row: for each column and candidate type, whether every non-null value parses
-    (`{i}:{type}`), and whether the column has any value at all (`{i}:any`)."""
+    """One row, computed in one streaming pass: for each column and candidate type, whether
+    every non-null value parses (`{i}:{type}`) and the first value that parses but would not
+    read back as its text (`{i}:{type}:lost`, its text and value); and whether the column
+    has any value (`{i}:any`)."""
+    # Each value is cleaned and parsed once, into columns the aggregations then read.
+    texts = [clean_text(pl.col(c.source), c).alias(f"{i}:text") for i, c in enumerate(columns)]
+    values = []
     exprs = []
-    for i, column in enumerate(columns):
-        text = clean_text(pl.col(column.source), column)
+    for i in range(len(columns)):
+        text = pl.col(f"{i}:text")
         exprs.append(text.is_not_null().any().alias(f"{i}:any"))
         for name in INFERENCE_ORDER:
             attempts = parsers(SilverType(name))
             parsed = attempts[0](text)
             for attempt in attempts[1:]:
                 parsed = pl.coalesce(parsed, attempt(text))
-            exprs.append((text.is_null() | parsed.is_not_null()).all().alias(f"{i}:{name}"))
-    return bronze.select(exprs)
+            values.append(parsed.alias(f"{i}:{name}:value"))
+            value = pl.col(f"{i}:{name}:value")
+            exprs.append((text.is_null() | value.is_not_null()).all().alias(f"{i}:{name}"))
+            lost = pl.when(value.is_not_null() & ~faithful(name, text, value)).then(
+                pl.struct(text=text, value=value.cast(pl.String))
+            )
+            exprs.append(lost.first(ignore_nulls=True).alias(f"{i}:{name}:lost"))
+    return bronze.select(texts).with_columns(values).select(exprs)
 
 
-def inferred_type(has_values: bool, parses: dict[str, bool]) -> SilverType:
-    """The first candidate every value parses as; string for all-null or mixed columns."""
-    if has_values:
-        for name in INFERENCE_ORDER:
-            if parses.get(name):
-                return SilverType(name)
-    return SilverType("string")
+@dataclass(frozen=True)
+class Inferred:
+    type: SilverType
+    warning: str = ""  # why the column is text, when a type was close
+
+
+def infer_types(frame: pl.LazyFrame, columns: Sequence[ColumnRule]) -> list[Inferred]:
+    """Each column's type from every value, in one streaming pass over `frame` (silver and
+    dimensions both infer here): the first of INFERENCE_ORDER that every non-null value
+    parses as, unless a value would not read back as its text in that type; then string,
+    with a warning naming the value. A column with no value at all is string too."""
+    if not columns:
+        return []
+    row = inference_frame(frame, columns).collect(engine="streaming").row(0, named=True)
+    return [column_type(column.target, row, f"{i}:") for i, column in enumerate(columns)]
+
+
+def column_type(target: str, row: dict[str, Any], prefix: str) -> Inferred:
+    if not row[f"{prefix}any"]:
+        return Inferred(
+            SilverType("string"), f"column {target!r} is null in every row; typed as string"
+        )
+    for name in INFERENCE_ORDER:
+        if not row[f"{prefix}{name}"]:
+            continue
+        lost = row[f"{prefix}{name}:lost"]
+        if lost is None:
+            return Inferred(SilverType(name))
+        text, value = lost["text"], lost["value"]
+        return Inferred(
+            SilverType("string"),
+            f"column {target!r} kept as text: {_shown(text)} would {what_is_lost(text, value)} "
+            f"as {name}",
+        )
+    return Inferred(SilverType("string"))
+
+
+def what_is_lost(text: str, value: str) -> str:
+    """What reading `text` as `value` would change, in words."""
+    if _LEADING_ZERO.match(text):
+        return "lose its leading zero"
+    if text.startswith("+"):
+        return "lose its '+' sign"
+    return f"become {value}"
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "...")
