@@ -1,8 +1,9 @@
 """Cleaning and casting text into silver types, and type inference: pure polars.
 
 Casting is strict: polars' own casts already refuse `1.5`, `1e3`, `1_000` and `0x10` as
-integers; floats must be finite; dates and timestamps must match one of their formats.
-A value that fails is never silently null: its row goes to quarantine.
+integers; floats must be finite; dates and timestamps must match one of their formats;
+thousands separators must group digits by three. A value that fails is never silently
+null: its row goes to quarantine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from flowforge.specs.silver_model import ColumnRule, SilverType
+from flowforge.specs.silver_model import ColumnRule, NumberFormat, SilverType
 
 WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u3000"
 # Inference tries these in order; decimal is never inferred (there is no scale to pick).
@@ -29,6 +30,7 @@ _ISO_TIMESTAMP = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
+_SPACE_CLASS = "[ \u00a0\u202f]"  # what a thousands separator " " matches
 _TIME_DIRECTIVE = re.compile(r"%[-_0]?(?:[HkIlMSfpPTRXrcs]|\.?[369]?f|:{0,3}z|#z|Z)")
 _OFFSET_DIRECTIVE = re.compile(r"%(?::{0,3}z|#z|Z)")
 
@@ -63,7 +65,9 @@ def clean_text(text: pl.Expr, column: ColumnRule) -> pl.Expr:
 Parser = Callable[[pl.Expr], pl.Expr]
 
 
-def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
+def parsers(
+    kind: SilverType, formats: Sequence[str] = (), number: NumberFormat = NumberFormat()
+) -> list[Parser]:
     """Attempts, in order, that turn text into a value of the type (null: not a value).
 
     Silver tries an attempt only on the values every earlier attempt refused, so a column
@@ -72,11 +76,11 @@ def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
     if kind.name == "string":
         return [lambda text: text]
     if kind.name in ("integer", "decimal"):
-        return [lambda text: text.cast(dtype(kind), strict=False)]
+        return [lambda text: plain_number(text, number).cast(dtype(kind), strict=False)]
     if kind.name == "float":
 
         def finite(text: pl.Expr) -> pl.Expr:
-            value = text.cast(pl.Float64, strict=False)
+            value = plain_number(text, number).cast(pl.Float64, strict=False)
             return pl.when(value.is_finite()).then(value)
 
         return [finite]
@@ -100,6 +104,35 @@ def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
             return [_strptime(f, as_date=False) for f in formats]
         return [_iso(_strptime(f, as_date=False)) for f in _ISO_TIMESTAMP]
     raise ValueError(f"unknown type {kind}")
+
+
+def plain_number(text: pl.Expr, number: NumberFormat) -> pl.Expr:
+    """A number written with the column's separators as polars reads it: thousands
+    separators dropped where they group the whole digits by three, the decimal separator
+    made '.'; null when a separator is out of place (`1.23.4`, `1,2,3` with decimal ',')."""
+    if number.thousands:
+        group = _SPACE_CLASS if number.thousands == " " else _char(number.thousands)
+        point = _char(number.decimal)
+        grouped = (
+            rf"^[+-]?[0-9]{{1,3}}(?:{group}[0-9]{{3}})+(?:{point}[0-9]*)?(?:[eE][+-]?[0-9]+)?$"
+        )
+        text = (
+            pl.when(~text.str.contains(group))
+            .then(text)
+            .when(text.str.contains(grouped))
+            .then(text.str.replace_all(group, ""))
+        )
+    if number.decimal != ".":
+        # A '.' left over is neither separator: refused, not read as a decimal point.
+        text = pl.when(~text.str.contains(".", literal=True)).then(
+            text.str.replace(number.decimal, ".", literal=True)
+        )
+    return text
+
+
+def _char(text: str) -> str:
+    """One character as a regex that matches it alone, whatever it is."""
+    return f"\\x{{{ord(text):X}}}"
 
 
 def _iso(parse: Parser) -> Parser:

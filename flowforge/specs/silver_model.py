@@ -20,6 +20,26 @@ class SilverType:
 
 
 @dataclass(frozen=True)
+class NumberFormat:
+    """How a numeric column writes its numbers."""
+
+    decimal: str = "."
+    thousands: str = ""  # "": none; " ": any space (plain, no-break or narrow no-break)
+
+    def __str__(self) -> str:
+        thousands = "none" if not self.thousands else repr(self.thousands)
+        return f"decimal {self.decimal!r}, thousands {thousands}"
+
+
+# The `locale` shortcut: the separators each name stands for.
+LOCALES = {
+    "en": NumberFormat(".", ","),
+    "de": NumberFormat(",", "."),
+    "fr": NumberFormat(",", " "),
+}
+
+
+@dataclass(frozen=True)
 class ColumnRule:
     source: str
     target: str
@@ -30,6 +50,7 @@ class ColumnRule:
     null_markers: tuple[str, ...] = DEFAULT_NULL_MARKERS
     required: bool = False
     field: FieldPath = ()  # where the spec gives it: ("columns", 2)
+    number: NumberFormat = NumberFormat()
 
 
 @dataclass(frozen=True)
