@@ -20,6 +20,7 @@ from flowforge.casting import parse_literal
 from flowforge.errors import SpecError
 from flowforge.fieldpath import FieldPath, dotted
 from flowforge.specs.silver_model import (
+    DEFAULT_MAX_BAD_PERCENT,
     DEFAULT_NULL_MARKERS,
     LOCALES,
     ColumnRule,
@@ -108,7 +109,13 @@ def parse_spec(message: silver_pb2.SilverSpec) -> Spec:
                 (*e.field, "id"), f"{e.id!r} is also the id of {dotted(('spec', *ids[e.id]))}"
             )
         ids[e.id] = e.field
-    spec = Spec(columns, expectations, _dedupe(message.dedupe), message.fail_on_schema_drift)
+    spec = Spec(
+        columns,
+        expectations,
+        _dedupe(message.dedupe),
+        message.fail_on_schema_drift,
+        _percent(message, ("max_bad_percent",), DEFAULT_MAX_BAD_PERCENT),
+    )
     if columns:
         check_references(spec, columns)
         check_types(spec, columns)
@@ -197,6 +204,15 @@ def _separator(text: str, field: FieldPath) -> str:
     if text.isalnum() or text in "+-" or not text.isprintable() and text not in _SPACES:
         raise SpecError(field, f"{text!r} cannot separate digits (a digit, letter or sign)")
     return text
+
+
+def _percent(message: silver_pb2.SilverSpec, field: FieldPath, default: float) -> float:
+    if not message.HasField("max_bad_percent"):
+        return default
+    value = message.max_bad_percent
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise SpecError(field, "must be between 0 and 100")
+    return value
 
 
 def _check_name(name: str, field: FieldPath) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from flowforge.fieldpath import FieldPath
 
 DEFAULT_NULL_MARKERS = ("", "NULL", "N/A", "null")
+# Unset spec.max_bad_percent: a run that quarantines more than half its rows fails.
+DEFAULT_MAX_BAD_PERCENT = 50.0
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,4 @@ class Spec:
     expectations: tuple[Expectation, ...] = ()
     dedupe: Dedupe = Dedupe()
     fail_on_schema_drift: bool = False
+    max_bad_percent: float = DEFAULT_MAX_BAD_PERCENT  # of the rows read, quarantined

@@ -73,16 +73,18 @@ class Dedupe(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[str]] = ..., sequence_by: _Optional[str] = ..., tie_breaker: _Optional[str] = ...) -> None: ...
 
 class SilverSpec(_message.Message):
-    __slots__ = ("columns", "expectations", "dedupe", "fail_on_schema_drift")
+    __slots__ = ("columns", "expectations", "dedupe", "fail_on_schema_drift", "max_bad_percent")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     EXPECTATIONS_FIELD_NUMBER: _ClassVar[int]
     DEDUPE_FIELD_NUMBER: _ClassVar[int]
     FAIL_ON_SCHEMA_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    MAX_BAD_PERCENT_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[ColumnSpec]
     expectations: _containers.RepeatedCompositeFieldContainer[Expectation]
     dedupe: Dedupe
     fail_on_schema_drift: bool
-    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., expectations: _Optional[_Iterable[_Union[Expectation, _Mapping]]] = ..., dedupe: _Optional[_Union[Dedupe, _Mapping]] = ..., fail_on_schema_drift: _Optional[bool] = ...) -> None: ...
+    max_bad_percent: float
+    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., expectations: _Optional[_Iterable[_Union[Expectation, _Mapping]]] = ..., dedupe: _Optional[_Union[Dedupe, _Mapping]] = ..., fail_on_schema_drift: _Optional[bool] = ..., max_bad_percent: _Optional[float] = ...) -> None: ...
 
 class RefineRequest(_message.Message):
     __slots__ = ("job", "run_id", "spec")

@@ -100,6 +100,12 @@ class Refinery:
         self.out.quarantine_objects = [*quarantine, *self.out.quarantine_objects]
         self.out.rows_out = sum(o.rows for o in self.out.data_objects)
         self.out.rows_rejected = sum(o.rows for o in self.out.quarantine_objects)
+        report.fail_if_mostly_quarantined(
+            self.out.rows_in,
+            self.out.rejected_by_reason,
+            self.out.quality,
+            self.spec.max_bad_percent,
+        )
         return self.out
 
     def bronze_rows(self) -> pl.LazyFrame:

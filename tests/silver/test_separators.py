@@ -159,7 +159,7 @@ jobs:
   - id: readings
     csv: {delimiter: ";"}
     silver:
-      # the separators of each numeric column
+      max_bad_percent: 5
       columns:
         - {source: day, type: date}
         - {source: kwh, type: "decimal(10,2)", locale: de}
@@ -170,6 +170,7 @@ jobs:
 
 def test_a_workflow_yaml_takes_the_new_fields() -> None:
     spec = parse_spec(parse_workflow(WORKFLOW, "wf.yaml").jobs[0].silver_spec())
+    assert spec.max_bad_percent == 5
     assert [c.number for c in spec.columns] == [
         NumberFormat(),
         DE,

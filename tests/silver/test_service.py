@@ -344,6 +344,7 @@ def test_hostile_data_is_counted_and_quarantined_never_crashes(
             {"source": "count", "type": "integer"},
         ],
         "expectations": [{"type": "length", "column": "text", "max_length": 50}],
+        "max_bad_percent": 100,  # keep the quarantine to look at it
     }
     result = refine(silver, job, spec)
     # Every value of `count` fails its cast: every row goes to quarantine, none is lost.
