@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -256,34 +256,75 @@ def inference_frame(bronze: pl.LazyFrame, columns: Sequence[ColumnRule]) -> pl.L
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What a pass over a column's values saw, enough to pick its type. Passes over parts
+    of the rows (batches) merge: the type is then the one every part allows."""
+
+    any: bool = False  # some value is not null
+    parses: tuple[str, ...] = INFERENCE_ORDER  # types every non-null value parses as
+    # per type: the first value that parses but would not read back, as (text, value)
+    lost: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def merged(self, later: Evidence) -> Evidence:
+        return Evidence(
+            self.any or later.any,
+            tuple(name for name in self.parses if name in later.parses),
+            {**later.lost, **self.lost},  # the earlier value is the first
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"any": self.any, "parses": list(self.parses), "lost": dict(self.lost)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        lost = {name: (pair[0], pair[1]) for name, pair in (data.get("lost") or {}).items()}
+        return cls(bool(data["any"]), tuple(data["parses"]), lost)
+
+
+@dataclass(frozen=True)
 class Inferred:
     type: SilverType
     warning: str = ""  # why the column is text, when a type was close
 
 
-def infer_types(frame: pl.LazyFrame, columns: Sequence[ColumnRule]) -> list[Inferred]:
-    """Each column's type from every value, in one streaming pass over `frame` (silver and
-    dimensions both infer here): the first of INFERENCE_ORDER that every non-null value
-    parses as, unless a value would not read back as its text in that type; then string,
-    with a warning naming the value. A column with no value at all is string too."""
+def gather_evidence(frame: pl.LazyFrame, columns: Sequence[ColumnRule]) -> list[Evidence]:
+    """Each column's Evidence, from one streaming pass over `frame`."""
     if not columns:
         return []
     row = inference_frame(frame, columns).collect(engine="streaming").row(0, named=True)
-    return [column_type(column.target, row, f"{i}:") for i, column in enumerate(columns)]
+    found = []
+    for i in range(len(columns)):
+        lost = {
+            name: (pair["text"], pair["value"])
+            for name in INFERENCE_ORDER
+            if (pair := row[f"{i}:{name}:lost"]) is not None
+        }
+        parses = tuple(name for name in INFERENCE_ORDER if row[f"{i}:{name}"])
+        found.append(Evidence(bool(row[f"{i}:any"]), parses, lost))
+    return found
 
 
-def column_type(target: str, row: dict[str, Any], prefix: str) -> Inferred:
-    if not row[f"{prefix}any"]:
+def infer_types(frame: pl.LazyFrame, columns: Sequence[ColumnRule]) -> list[Inferred]:
+    """Each column's type from every value, in one streaming pass over `frame` (silver and
+    dimensions both infer here)."""
+    found = gather_evidence(frame, columns)
+    return [column_type(c.target, e) for c, e in zip(columns, found, strict=True)]
+
+
+def column_type(target: str, seen: Evidence) -> Inferred:
+    """The first of INFERENCE_ORDER that every non-null value parses as, unless a value
+    would not read back as its text in that type: then string, with a warning naming the
+    value. A column with no value at all is string too."""
+    if not seen.any:
         return Inferred(
             SilverType("string"), f"column {target!r} is null in every row; typed as string"
         )
     for name in INFERENCE_ORDER:
-        if not row[f"{prefix}{name}"]:
+        if name not in seen.parses:
             continue
-        lost = row[f"{prefix}{name}:lost"]
-        if lost is None:
+        if name not in seen.lost:
             return Inferred(SilverType(name))
-        text, value = lost["text"], lost["value"]
+        text, value = seen.lost[name]
         return Inferred(
             SilverType("string"),
             f"column {target!r} kept as text: {_shown(text)} would {what_is_lost(text, value)} "

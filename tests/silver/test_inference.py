@@ -196,3 +196,24 @@ def test_inference_is_one_streaming_pass_that_holds_no_whole_column() -> None:
     nodes = streaming_nodes(casting.inference_frame(frame, columns))
     assert nodes <= {"in-memory-source", "select", "with-columns", "reduce"}, nodes
     assert "reduce" in nodes
+
+
+def test_evidence_from_batches_merges_to_the_type_of_all_their_rows() -> None:
+    """An incremental silver infers over each batch and merges what it saw: the result is
+    what one pass over all the rows gives."""
+    columns = [ColumnRule(n, n, None) for n in ("zip", "n", "late")]
+    batches = [
+        {"zip": ["10001", "99950"], "n": [None, None], "late": ["1", "2"]},
+        {"zip": ["00501", "01001"], "n": ["1", "2"], "late": ["2.5", None]},
+    ]
+    text = dict.fromkeys(("zip", "n", "late"), pl.String)  # bronze columns are text
+    seen = [casting.gather_evidence(pl.LazyFrame(b, schema=text), columns) for b in batches]
+    stored = [[casting.Evidence.from_dict(e.as_dict()) for e in s] for s in seen]
+    merged = [a.merged(b) for a, b in zip(*stored, strict=True)]
+    whole = {n: batches[0][n] + batches[1][n] for n in ("zip", "n", "late")}
+    assert [casting.column_type(c.target, e) for c, e in zip(columns, merged, strict=True)] == (
+        casting.infer_types(pl.LazyFrame(whole, schema=text), columns)
+    )
+    assert "'00501' would lose its leading zero" in casting.column_type("zip", merged[0]).warning
+    older = casting.Evidence.from_dict({"any": True, "parses": ["integer", "float"]})
+    assert casting.column_type("c", older).type.name == "integer"  # written before `lost`
