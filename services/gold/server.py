@@ -9,6 +9,7 @@ from flowforge.runtime import create_server as create_layer_server
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import gold_pb2, gold_pb2_grpc
+from services.gold.sandbox import Sandbox
 from services.gold.servicer import GoldServicer
 
 DEFAULT_PORT = 50053
@@ -19,9 +20,16 @@ def create_server(
     settings: Settings, address: str, store: ObjectStore | None = None
 ) -> LayerServer:
     store = store or ObjectStore(settings)
+    sandbox = Sandbox(settings)
 
     def register(server: grpc.Server) -> list[str]:
-        gold_pb2_grpc.add_GoldServiceServicer_to_server(GoldServicer(settings, store), server)
+        gold_pb2_grpc.add_GoldServiceServicer_to_server(GoldServicer(sandbox, store), server)
         return [SERVICE_NAME]
 
-    return create_layer_server(settings, register, address)
+    try:
+        layer_server = create_layer_server(settings, register, address)
+    except BaseException:
+        sandbox.close()
+        raise
+    layer_server.on_stop.append(sandbox.close)
+    return layer_server

@@ -10,11 +10,11 @@ from flowforge.errors import InvalidArgument
 from flowforge.ids import run_id_or_new, validate_id
 from flowforge.layout import JobKey
 from flowforge.runtime import Deadline, rpc
-from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
 from services.gold.build import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS, BuildPlan, Model, build
 from services.gold.profile import PROFILE_MODEL
+from services.gold.sandbox import Sandbox
 
 
 def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
@@ -62,12 +62,12 @@ def log_fields(request: Any, result: common_pb2.LayerResult | None) -> dict[str,
 
 
 class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
-    def __init__(self, settings: Settings, store: ObjectStore) -> None:
-        self._settings = settings
+    def __init__(self, sandbox: Sandbox, store: ObjectStore) -> None:
+        self._sandbox = sandbox
         self._store = store
 
     @rpc(log_fields)
     def Build(  # noqa: N802 (gRPC method name)
         self, request: gold_pb2.BuildRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return build(self._store, self._settings, plan_from_proto(request), deadline)
+        return build(self._store, self._sandbox, plan_from_proto(request), deadline)
