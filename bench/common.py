@@ -74,7 +74,7 @@ class ServiceProcess:
         self.layer = layer
         self.port = pick_ports()["s3.port"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowforge.cli", "serve", layer, "--port", str(self.port)],
+            [sys.executable, "-m", "cli", "serve", layer, "--port", str(self.port)],
             env=env_for(settings, code),
             cwd=workdir,
         )
@@ -143,7 +143,7 @@ def start_runner(env: dict[str, str], log: Path, deployment: str) -> subprocess.
     its deployment; the caller's Prefect settings must point at the same server."""
     with log.open("wb") as output:
         runner = subprocess.Popen(
-            [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+            [sys.executable, "-m", "cli", "serve", "deployment"],
             env=env,
             cwd=ROOT,
             stdout=output,

@@ -35,13 +35,13 @@ from flowforge.duckdb_s3 import read_parquet_sql
 from flowforge.layout import Dataset, JobKey, landing_prefix
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.specs.silver import parse_spec
 from flowforge.storage import ObjectStore, s3_url
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc, silver_pb2
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
 from services.gold.profile import profile_sql
 from services.silver.refine import RefinePlan, refine
-from services.silver.spec import parse_spec
 
 JOB = JobKey("bench", "customers")
 MODELS = ["customers_by_country", "signups_per_month", "data_quality"]

@@ -99,7 +99,7 @@ def main() -> None:
             port = pick_ports()["s3.port"]
             with (work / "api.log").open("wb") as log:
                 api_process = subprocess.Popen(
-                    [sys.executable, "-m", "flowforge.cli", "serve", "api", "--port", str(port)],
+                    [sys.executable, "-m", "cli", "serve", "api", "--port", str(port)],
                     env=env, stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             processes.append(api_process)

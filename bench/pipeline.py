@@ -57,8 +57,9 @@ from flowforge.layout import LAYERS, Dataset, JobKey, landing_prefix
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, polars_storage_options, s3_url
-from orchestrator.flow import medallion, open_store, use_settings
+from orchestrator.flow import medallion
 from orchestrator.prefect_server import PrefectServer, flush_clients, quiet_console
+from orchestrator.runner import InProcessRunner
 from orchestrator.store import ExecutionRecord, Store
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow, load_workflow_file
@@ -104,8 +105,7 @@ def main() -> None:
                 if args.runner_poll is not None:
                     env["PREFECT_RUNNER_POLL_FREQUENCY"] = str(args.runner_poll)
                 runner = start_runner(env, workdir / "runner.log", flow_settings.deployment_name)
-                use_settings(flow_settings)
-                run(flow_settings, open_store(flow_settings), args.sizes, args.runs)
+                run(flow_settings, Store.open(flow_settings), args.sizes, args.runs)
                 stop_process(runner)  # before the Prefect server it talks to
                 flush_clients()
         finally:
@@ -129,7 +129,9 @@ def run(settings: Settings, store: Store, sizes: list[float], runs: int) -> None
     land("bench-1mb", small)
     print(f"1 MB job ({small.stat().st_size / 1e6:.2f} MB of CSV), {runs} runs after a warm-up:")
     triggered = [triggered_run(settings, store, "bench-1mb") for _ in range(runs + 1)][1:]
-    in_process = [flow_seconds("bench-1mb") for _ in range(runs + 1)][1:]
+    in_process = [
+        flow_seconds(InProcessRunner(settings, store), "bench-1mb") for _ in range(runs + 1)
+    ][1:]
     spread("trigger -> committed gold", [t.seconds for t in triggered], "  (aim: p50 < 2 s)")
     spread("  created -> finished (store)", [t.store_seconds for t in triggered])
     spread("flow in process (medallion())", in_process)
@@ -203,10 +205,10 @@ def spread(label: str, times: list[float], aim: str = "") -> None:
 # --- the flow ------------------------------------------------------------------------------
 
 
-def flow_seconds(workflow_id: str) -> float:
+def flow_seconds(in_process: InProcessRunner, workflow_id: str) -> float:
     """medallion() in this process: the flow and the services, without trigger or runner."""
     started = time.perf_counter()
-    result = medallion(workflow_id=workflow_id, job_id=JOB, full_refresh=True)
+    result = in_process.run(medallion, workflow_id=workflow_id, job_id=JOB, full_refresh=True)
     seconds = time.perf_counter() - started
     assert result["status"] == "COMPLETED", result
     return seconds

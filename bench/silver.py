@@ -38,16 +38,16 @@ from google.protobuf import json_format
 from pydantic import SecretStr
 
 from bench.common import ROOT, generated_csv
+from flowforge.casting import WHITESPACE, Parser, parsers
 from flowforge.embedded import EmbeddedS3, pick_ports
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.specs.silver_model import SilverType
 from flowforge.storage import ObjectStore, polars_storage_options, s3_url
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
-from services.silver.casting import WHITESPACE, Parser, parsers
-from services.silver.model import SilverType
 
 SPEC = yaml.safe_load((ROOT / "examples" / "silver" / "customers.yaml").read_text())
 JOB = JobKey("bench", "customers")
@@ -145,7 +145,7 @@ def run_service(settings: Settings) -> dict[str, Any]:
         "FLOWFORGE_SILVER_MEMORY_LIMIT_MB": str(settings.silver_memory_limit_mb),
         "FLOWFORGE_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "flowforge.cli", "serve", "silver", "--port", str(port)]
+    command = [sys.executable, "-m", "cli", "serve", "silver", "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -7,21 +7,45 @@ and the HTTP API turn them into statuses, so no layer maps errors by hand.
 
 from __future__ import annotations
 
+from flowforge.fieldpath import FieldPath, dotted
+
 
 class FlowForgeError(Exception):
-    """Base class. `status` is a grpc.StatusCode name; `http_status` the API's answer."""
+    """Base class. `status` is a grpc.StatusCode name; `http_status` the API's answer.
+
+    `retryable` is the class's default for its status; an error that will not go away
+    however often it is repeated (a model over its memory or time limit) says so with
+    `retryable=False`, and the gRPC runtime passes that on to the caller.
+    """
 
     status = "INTERNAL"
     http_status = 500
     retryable = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class InvalidArgument(FlowForgeError):
     status, http_status = "INVALID_ARGUMENT", 400
+
+
+class SpecError(InvalidArgument):
+    """A spec field that does not validate. `path` names the field inside the spec
+    (('columns', 2, 'type')) so that a caller can point at its own source of the spec, a
+    YAML line for instance, without reading the message; `detail` says what is wrong."""
+
+    def __init__(self, path: FieldPath, detail: str, root: str = "spec") -> None:
+        self.path = tuple(path)
+        self.detail = detail
+        where = dotted((root, *self.path)) if root else dotted(self.path)
+        if not where:
+            super().__init__(detail.removeprefix(": "))
+        else:
+            super().__init__(f"{where}{'' if detail.startswith(':') else ' '}{detail}")
 
 
 class UnsupportedMediaType(InvalidArgument):

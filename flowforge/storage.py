@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -253,6 +254,42 @@ class ObjectStore:
         if isinstance(exc, _TRANSIENT_NETWORK):
             return Unavailable(f"the object store at {self.endpoint} is unreachable ({where})")
         return Unavailable(f"the object store failed on {where}: {type(exc).__name__}")
+
+
+def prepare_store(settings: Settings, keep_trying: bool = False) -> ObjectStore:
+    """Creates the bucket when missing and probes conditional writes. A store that is not
+    up yet is tolerated (requests fail with UNAVAILABLE until it is); with `keep_trying`
+    (the servers) this is retried in the background until it succeeds, so a service that
+    started before its object store still creates the bucket."""
+    store = ObjectStore(settings)
+    try:
+        _prepare(store, settings)
+    except Unavailable as exc:
+        log.warning("object store not reachable at start-up", extra={"error": exc.message})
+        if keep_trying:
+            threading.Thread(
+                target=_keep_preparing, args=(store, settings), name="prepare-store", daemon=True
+            ).start()
+    return store
+
+
+def _prepare(store: ObjectStore, settings: Settings) -> None:
+    if settings.s3_create_bucket:
+        store.ensure_bucket()
+    store.supports_conditional_writes()
+
+
+def _keep_preparing(store: ObjectStore, settings: Settings) -> None:
+    delay = 1.0
+    while True:
+        time.sleep(delay)
+        try:
+            _prepare(store, settings)
+        except Unavailable:
+            delay = min(delay * 2, 30.0)
+            continue
+        log.info("object store reachable: bucket ready", extra={"bucket": settings.s3_bucket})
+        return
 
 
 def make_client(settings: Settings) -> Any:

@@ -5,7 +5,8 @@ replicas behind one DNS name share the calls) and retries UNAVAILABLE a few time
 the call; the flow's task retries handle longer outages. An RpcError becomes a
 FlowForgeError of the same status, keeping the service's message: transient ones
 (`retryable`: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) are worth retrying,
-the rest are terminal.
+the rest are terminal, unless the service's trailing metadata says otherwise (a gold
+model over its memory or time limit fails the same way every time).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 import grpc
 
 from flowforge import errors
-from flowforge.runtime import MAX_MESSAGE_BYTES, channel_credentials
+from flowforge.reports import LayerReport
+from flowforge.runtime import MAX_MESSAGE_BYTES, RETRYABLE_KEY, channel_credentials
 from flowforge.settings import Settings
 from flowforge.v1 import (
     bronze_pb2,
@@ -28,6 +30,7 @@ from flowforge.v1 import (
     silver_pb2,
     silver_pb2_grpc,
 )
+from flowforge.wire import from_proto
 
 _SERVICE_CONFIG = json.dumps(
     {
@@ -67,10 +70,19 @@ def error_from_rpc(exc: grpc.RpcError, service: str) -> errors.FlowForgeError:
     kind = _ERRORS.get(code, errors.FlowForgeError)
     if code is grpc.StatusCode.UNAVAILABLE:
         details = f"{service} service unavailable: {details}"
-    error = kind(details)
+    error = kind(details, retryable=said_retryable(exc))
     if kind is errors.FlowForgeError:
         error.status = code.name  # keep UNKNOWN, INTERNAL, ... as the service said
     return error
+
+
+def said_retryable(exc: grpc.RpcError) -> bool | None:
+    """What the service's trailing metadata says about repeating the call; None: nothing."""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == RETRYABLE_KEY and value in ("true", "false"):
+            return value == "true"
+    return None
 
 
 def open_channel(address: str, settings: Settings) -> grpc.Channel:
@@ -96,11 +108,14 @@ class _LayerClient:
         self._metadata = (("authorization", f"Bearer {token.get_secret_value()}"),) if token else ()
         self._channel = open_channel(address, settings)
 
-    def _call(self, method: Callable[..., Any], request: Any) -> common_pb2.LayerResult:
+    def _call(self, method: Callable[..., Any], request: Any) -> LayerReport:
         try:
-            return method(request, timeout=self._deadline, metadata=self._metadata)  # type: ignore[no-any-return]
+            result: common_pb2.LayerResult = method(
+                request, timeout=self._deadline, metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, self.service) from None
+        return from_proto(result)
 
     def close(self) -> None:
         self._channel.close()
@@ -119,7 +134,7 @@ class BronzeClient(_LayerClient):
         super().__init__(settings, address or settings.bronze_address)
         self._stub = bronze_pb2_grpc.BronzeServiceStub(self._channel)
 
-    def ingest(self, request: bronze_pb2.IngestRequest) -> common_pb2.LayerResult:
+    def ingest(self, request: bronze_pb2.IngestRequest) -> LayerReport:
         return self._call(self._stub.Ingest, request)
 
 
@@ -130,7 +145,7 @@ class SilverClient(_LayerClient):
         super().__init__(settings, address or settings.silver_address)
         self._stub = silver_pb2_grpc.SilverServiceStub(self._channel)
 
-    def refine(self, request: silver_pb2.RefineRequest) -> common_pb2.LayerResult:
+    def refine(self, request: silver_pb2.RefineRequest) -> LayerReport:
         return self._call(self._stub.Refine, request)
 
 
@@ -141,5 +156,5 @@ class GoldClient(_LayerClient):
         super().__init__(settings, address or settings.gold_address)
         self._stub = gold_pb2_grpc.GoldServiceStub(self._channel)
 
-    def build(self, request: gold_pb2.BuildRequest) -> common_pb2.LayerResult:
+    def build(self, request: gold_pb2.BuildRequest) -> LayerReport:
         return self._call(self._stub.Build, request)

@@ -75,7 +75,7 @@ def poll_seconds() -> float:
 # (the CLI too: a child re-runs the runner's __main__, `flowforge`, before the flow).
 WARM_MODULES = [
     "prefect.flow_engine",
-    "flowforge.cli",
+    "cli.main",
     "orchestrator.flow",
     # imported by Prefect's engine or the flow only once a flow run is under way
     "prefect.task_engine",

@@ -10,7 +10,7 @@ line per step and an event per layer transition. No data passes through the flow
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -21,38 +21,15 @@ from prefect.runtime import flow_run as current_flow_run
 
 from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument
 from flowforge.layout import LAYERS
-from flowforge.settings import Settings, get_settings
+from flowforge.settings import Settings
 from orchestrator.balance import balance_sheet
 from orchestrator.layers import call_layer, quality_of
 from orchestrator.liveness import beating
+from orchestrator.runner import flow_context
 from orchestrator.store import ExecutionStatus, StepStatus, Store
-from orchestrator.store.database import database_url
 from orchestrator.workflows import Job
 
 FLOW_NAME = "flowforge-medallion"
-
-_settings_override: Settings | None = None
-_stores: dict[str, Store] = {}
-_stores_lock = threading.Lock()
-
-
-def use_settings(settings: Settings | None) -> None:
-    """Settings for flows run in this process (the demo, tests); None: from the environment."""
-    global _settings_override
-    _settings_override = settings
-
-
-def flow_settings() -> Settings:
-    return _settings_override or get_settings()
-
-
-def open_store(settings: Settings) -> Store:
-    """One Store (engine and pool) per database per process."""
-    url = database_url(settings)
-    with _stores_lock:
-        if url not in _stores:
-            _stores[url] = Store.open(settings)
-        return _stores[url]
 
 
 def plan_layers(from_layer: str = "bronze", to_layer: str | None = None) -> list[str]:
@@ -77,6 +54,32 @@ def transient(_task: Any, _task_run: Any, state: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Run:
+    """One execution of one job, as the flow carries it from layer to layer."""
+
+    execution_id: str
+    workflow_id: str
+    job: Job
+    dimensions: list[str]
+    layers: list[str]
+    full_refresh: bool
+
+    def emit(self, layer: str, status: str, **payload: Any) -> None:
+        """A Prefect event per layer transition (flowforge.layer.started, ...)."""
+        emit_event(
+            event=f"flowforge.layer.{status.lower()}",
+            resource={
+                "prefect.resource.id": f"flowforge.execution.{self.execution_id}",
+                "prefect.resource.name": f"{self.workflow_id}/{self.job.id} {layer}",
+                "flowforge.layer": layer,
+                "flowforge.workflow": self.workflow_id,
+                "flowforge.job": self.job.id,
+            },
+            payload={"status": status, **payload},
+        )
+
+
 @task(name="layer", cache_policy=NO_CACHE, retry_condition_fn=transient)
 def run_layer(
     layer: str,
@@ -86,35 +89,21 @@ def run_layer(
     dimensions: list[str],
     full_refresh: bool,
 ) -> dict[str, Any]:
-    settings = flow_settings()
-    store = open_store(settings)
-    store.start_step(execution_id, layer, run_id=execution_id)
-    logger = get_run_logger()
-    definition = Job.model_validate(job)
-    logger.info("%s: calling the %s service for %s/%s", layer, layer, workflow_id, definition.id)
-    try:
-        return call_layer(
-            settings, layer, workflow_id, definition, dimensions, execution_id, full_refresh
+    with flow_context() as context:
+        context.store.start_step(execution_id, layer, run_id=execution_id)
+        logger = get_run_logger()
+        definition = Job.model_validate(job)
+        logger.info(
+            "%s: calling the %s service for %s/%s", layer, layer, workflow_id, definition.id
         )
-    except FlowForgeError as exc:
-        logger.warning("%s: %s (%s)", layer, exc.message, exc.status)
-        raise
-
-
-def _emit(
-    execution_id: str, workflow_id: str, job_id: str, layer: str, status: str, **payload: Any
-) -> None:
-    emit_event(
-        event=f"flowforge.layer.{status.lower()}",
-        resource={
-            "prefect.resource.id": f"flowforge.execution.{execution_id}",
-            "prefect.resource.name": f"{workflow_id}/{job_id} {layer}",
-            "flowforge.layer": layer,
-            "flowforge.workflow": workflow_id,
-            "flowforge.job": job_id,
-        },
-        payload={"status": status, **payload},
-    )
+        try:
+            return call_layer(
+                context.settings, layer, workflow_id, definition, dimensions, execution_id,
+                full_refresh,
+            )  # fmt: skip
+        except FlowForgeError as exc:
+            logger.warning("%s: %s (%s)", layer, exc.message, exc.status)
+            raise
 
 
 # State hooks take these parameter names: the flow engine passes them by position, the
@@ -142,94 +131,108 @@ def medallion(
     full_refresh: bool = False,
 ) -> dict[str, Any]:
     """Runs one job from `from_layer` to `to_layer`, reusing the committed earlier layers."""
-    settings = flow_settings()
-    store = open_store(settings)
-    logger = get_run_logger()
-    if execution_id is None:
-        layers = plan_layers(from_layer, to_layer)
-        execution_id = store.create_execution(workflow_id, job_id, layers, full_refresh).id
-    try:
-        workflow, job = store.get_job(workflow_id, job_id)
-        store.start_execution(execution_id, flow_run_id=current_flow_run.id)
-        layers = store.get_execution(execution_id).layers
-        with beating(store, execution_id, settings.execution_heartbeat_seconds):
-            return _run(settings, store, execution_id, workflow_id, job, workflow.dimensions,
-                        layers, full_refresh)  # fmt: skip
-    except Exception as exc:  # signals (cancellation, SIGTERM) are left to the state hooks
-        message = exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
-        if store.finish_execution(execution_id, ExecutionStatus.FAILED, error=message):
-            logger.error("execution %s failed: %s", execution_id, message)
-        raise
+    with flow_context() as context:
+        store = context.store
+        if execution_id is None:
+            layers = plan_layers(from_layer, to_layer)
+            execution_id = store.create_execution(workflow_id, job_id, layers, full_refresh).id
+        try:
+            workflow, job = store.get_job(workflow_id, job_id)
+            store.start_execution(execution_id, flow_run_id=current_flow_run.id)
+            run = Run(
+                execution_id,
+                workflow_id,
+                job,
+                workflow.dimensions,
+                store.get_execution(execution_id).layers,
+                full_refresh,
+            )
+            with beating(store, execution_id, context.settings.execution_heartbeat_seconds):
+                return run_layers(context.settings, store, run)
+        except Exception as exc:  # signals (cancellation, SIGTERM) are left to the state hooks
+            message = (
+                exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
+            )
+            if store.finish_execution(execution_id, ExecutionStatus.FAILED, error=message):
+                get_run_logger().error("execution %s failed: %s", execution_id, message)
+            raise
 
 
-def _run(
-    settings: Settings,
-    store: Store,
-    execution_id: str,
-    workflow_id: str,
-    job: Job,
-    dimensions: list[str],
-    layers: list[str],
-    full_refresh: bool,
-) -> dict[str, Any]:
-    logger = get_run_logger()
+def run_layers(settings: Settings, store: Store, run: Run) -> dict[str, Any]:
+    """Each layer in turn (a cancel stops the run before the next one), then the balance."""
     delays = list(settings.layer_retry_delays_seconds)
     results: dict[str, dict[str, Any]] = {}
-    for index, layer in enumerate(layers):
-        if not store.get_execution(execution_id).active:  # cancelled from outside
-            raise FailedPrecondition(f"execution {execution_id} was ended before {layer}")
-        _emit(execution_id, workflow_id, job.id, layer, "STARTED")
+    for index, layer in enumerate(run.layers):
+        if not store.get_execution(run.execution_id).active:  # cancelled from outside
+            raise FailedPrecondition(f"execution {run.execution_id} was ended before {layer}")
+        run.emit(layer, "STARTED")
         call = run_layer.with_options(
             name=layer, retries=len(delays), retry_delay_seconds=delays or 0
         )
         try:
-            summary = call(layer, execution_id, workflow_id, job.model_dump(mode="json"),
-                           dimensions, full_refresh)  # fmt: skip
+            summary = call(
+                layer, run.execution_id, run.workflow_id, run.job.model_dump(mode="json"),
+                run.dimensions, run.full_refresh,
+            )  # fmt: skip
         except Exception as exc:
-            message = (
-                exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
-            )
-            store.finish_step(execution_id, layer, StepStatus.FAILED, error=message)
-            store.finish_execution(
-                execution_id, ExecutionStatus.FAILED, error=f"{layer}: {message}"
-            )
-            _emit(execution_id, workflow_id, job.id, layer, "FAILED", error=message)
-            for skipped in layers[index + 1 :]:
-                _emit(execution_id, workflow_id, job.id, skipped, "SKIPPED")
-                logger.info("%s: skipped (%s failed)", skipped, layer)
-            _artifact(store, execution_id)
+            record_failure(store, run, layer, exc, skipped=run.layers[index + 1 :])
             raise
         results[layer] = summary
-        store.finish_step(
-            execution_id,
-            layer,
-            StepStatus.COMPLETED,
-            rows_in=summary["rows_in"],
-            rows_out=summary["rows_out"],
-            rows_rejected=summary["rows_rejected"],
-            manifest_key=summary["manifest_key"],
-            warnings=summary["warnings"],
-            quality=quality_of(summary),
-        )
-        logger.info(
-            "%s: %d rows in, %d out, %d rejected, committed %s",
-            layer, summary["rows_in"], summary["rows_out"], summary["rows_rejected"],
-            summary["manifest_key"],
-        )  # fmt: skip
-        _emit(execution_id, workflow_id, job.id, layer, "COMPLETED",
-              rows_in=summary["rows_in"], rows_out=summary["rows_out"],
-              rows_rejected=summary["rows_rejected"])  # fmt: skip
+        record_success(store, run, layer, summary)
+    return finish(store, run, results)
+
+
+def record_success(store: Store, run: Run, layer: str, summary: dict[str, Any]) -> None:
+    store.finish_step(
+        run.execution_id,
+        layer,
+        StepStatus.COMPLETED,
+        rows_in=summary["rows_in"],
+        rows_out=summary["rows_out"],
+        rows_rejected=summary["rows_rejected"],
+        manifest_key=summary["manifest_key"],
+        warnings=summary["warnings"],
+        quality=quality_of(summary),
+    )
+    counts = {k: summary[k] for k in ("rows_in", "rows_out", "rows_rejected")}
+    get_run_logger().info(
+        "%s: %d rows in, %d out, %d rejected, committed %s",
+        layer, *counts.values(), summary["manifest_key"],
+    )  # fmt: skip
+    run.emit(layer, "COMPLETED", **counts)
+
+
+def record_failure(store: Store, run: Run, layer: str, exc: Exception, skipped: list[str]) -> None:
+    message = error_message(exc)
+    store.finish_step(run.execution_id, layer, StepStatus.FAILED, error=message)
+    store.finish_execution(run.execution_id, ExecutionStatus.FAILED, error=f"{layer}: {message}")
+    run.emit(layer, "FAILED", error=message)
+    for later in skipped:
+        run.emit(later, "SKIPPED")
+        get_run_logger().info("%s: skipped (%s failed)", later, layer)
+    _artifact(store, run.execution_id)
+
+
+def finish(store: Store, run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Checks the row balance sheet and ends the execution COMPLETED, or FAILED on a gap."""
     sheet = balance_sheet(results)
     if not sheet.balanced:
         error = "rows unaccounted for: " + "; ".join(sheet.gaps())
-        store.finish_execution(execution_id, ExecutionStatus.FAILED, error=error,
-                               balance=sheet.to_dict())  # fmt: skip
-        _artifact(store, execution_id)
+        store.finish_execution(
+            run.execution_id, ExecutionStatus.FAILED, error=error, balance=sheet.to_dict()
+        )
+        _artifact(store, run.execution_id)
         raise FailedPrecondition(error)
-    store.finish_execution(execution_id, ExecutionStatus.COMPLETED, balance=sheet.to_dict())
-    logger.info("execution %s completed; balance sheet %s", execution_id, sheet.figures)
-    _artifact(store, execution_id)
-    return {"execution_id": execution_id, "status": "COMPLETED", "balance": sheet.to_dict()}
+    store.finish_execution(run.execution_id, ExecutionStatus.COMPLETED, balance=sheet.to_dict())
+    get_run_logger().info(
+        "execution %s completed; balance sheet %s", run.execution_id, sheet.figures
+    )
+    _artifact(store, run.execution_id)
+    return {"execution_id": run.execution_id, "status": "COMPLETED", "balance": sheet.to_dict()}
+
+
+def error_message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, FlowForgeError) else f"{type(exc).__name__}: {exc}"
 
 
 def _artifact(store: Store, execution_id: str) -> None:
@@ -256,11 +259,12 @@ def _artifact(store: Store, execution_id: str) -> None:
 
 def _ended(flow_run: Any, state: Any, status: str) -> None:
     """State hook: a crashed or cancelled flow run ends its execution the same way."""
-    store = open_store(flow_settings())
-    execution_id = (flow_run.parameters or {}).get("execution_id")
-    if not execution_id:
-        found = store.execution_for_flow_run(str(flow_run.id))
-        execution_id = found.id if found else None
-    if execution_id:
-        message = getattr(state, "message", None) or f"flow run {status.lower()}"
-        store.finish_execution(execution_id, ExecutionStatus(status), error=message)
+    with flow_context() as context:
+        store = context.store
+        execution_id = (flow_run.parameters or {}).get("execution_id")
+        if not execution_id:
+            found = store.execution_for_flow_run(str(flow_run.id))
+            execution_id = found.id if found else None
+        if execution_id:
+            message = getattr(state, "message", None) or f"flow run {status.lower()}"
+            store.finish_execution(execution_id, ExecutionStatus(status), error=message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowforge.reports import LayerReport, SchemaDrift
 from flowforge.settings import Settings
 from flowforge.v1 import bronze_pb2, common_pb2, gold_pb2, silver_pb2
 from orchestrator.clients import BronzeClient, GoldClient, SilverClient
@@ -46,8 +47,9 @@ def call_layer(
     return summarize(result)
 
 
-def summarize(result: common_pb2.LayerResult) -> dict[str, Any]:
-    """The counts, keys and reports of a LayerResult as plain JSON-ready values."""
+def summarize(result: LayerReport) -> dict[str, Any]:
+    """The counts, keys and reports of a LayerReport as plain JSON-ready values."""
+    drift = result.drift or SchemaDrift()
     return {
         "layer": result.layer,
         "run_id": result.run_id,
@@ -58,26 +60,15 @@ def summarize(result: common_pb2.LayerResult) -> dict[str, Any]:
         "rows_rejected": result.rows_rejected,
         "total_rows": result.total_rows,
         "reused": result.reused,
-        "seconds": round(result.duration.ToTimedelta().total_seconds(), 3),
+        "seconds": round(result.seconds, 3),
         "warnings": list(result.warnings),
         "rejected_by_reason": dict(result.rejected_by_reason),
         "duplicates_removed": result.duplicates_removed,
-        "rules": [
-            {
-                "rule_id": r.rule_id,
-                "rule": r.rule,
-                "column": r.column,
-                "action": r.action,
-                "checked": r.checked,
-                "passed": r.passed,
-                "failed": r.failed,
-            }
-            for r in result.quality
-        ],
+        "rules": [r.model_dump() for r in result.quality],
         "drift": {
-            "added": [c.name for c in result.drift.added],
-            "removed": [c.name for c in result.drift.removed],
-            "retyped": [c.name for c in result.drift.retyped],
+            "added": [c.name for c in drift.added],
+            "removed": [c.name for c in drift.removed],
+            "retyped": [c.name for c in drift.retyped],
         },
         "files": [
             {

@@ -14,7 +14,6 @@ import logging
 from uuid import UUID
 
 from flowforge.settings import Settings
-from orchestrator.flow import open_store
 from orchestrator.liveness import crash_silent
 from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
 
@@ -29,12 +28,11 @@ _ENDINGS = {
 }
 
 
-def reconcile(settings: Settings, store: Store | None = None) -> list[ExecutionRecord]:
+def reconcile(settings: Settings, store: Store) -> list[ExecutionRecord]:
     """Ends the active executions whose flow run has ended; returns those it changed."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    store = store or open_store(settings)
     active = [
         e
         for status in ("PENDING", "RUNNING")

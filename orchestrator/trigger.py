@@ -1,26 +1,25 @@
 """Starting and cancelling executions: what `flowforge run` and the HTTP API call.
 
 trigger_execution() records the execution first (so a second start of the same job is a
-Conflict naming the running one), then asks Prefect to run the deployment when a Prefect
-API is configured (PREFECT_API_URL), or runs the flow in a thread of this process when
-not. Either way it returns at once; follow the execution in the store.
+Conflict naming the running one), then asks Prefect to run the deployment, or hands the
+flow to the caller's InProcessRunner (the demo, tests, `flowforge run` without a Prefect
+API). Either way it returns at once; follow the execution in the store. A cancel works the
+same for both: the store decides it, the flow stops before its next layer.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 from typing import Any
 from uuid import UUID
 
 from flowforge.errors import FailedPrecondition, FlowForgeError, NotFound, Unavailable
 from flowforge.settings import Settings
-from orchestrator.flow import medallion, open_store, plan_layers, use_settings
+from orchestrator.flow import medallion, plan_layers
+from orchestrator.runner import InProcessRunner
 from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
 
 log = logging.getLogger(__name__)
-_threads: list[threading.Thread] = []
 
 
 def prefect_api_configured() -> bool:
@@ -36,17 +35,16 @@ def trigger_execution(
     from_layer: str = "bronze",
     full_refresh: bool = False,
     *,
+    store: Store,
     to_layer: str | None = None,
-    store: Store | None = None,
-    in_process: bool | None = None,
+    runner: InProcessRunner | None = None,
 ) -> ExecutionRecord:
     """Creates a PENDING execution and starts its flow run; returns the execution.
 
     Raises Conflict when the job already has a PENDING or RUNNING execution, NotFound for
     an unknown workflow or job, InvalidArgument for bad layers, and Unavailable (after
     marking the execution FAILED) when Prefect cannot start the deployment.
-    in_process: None = through the deployment when a Prefect API is configured."""
-    store = store or open_store(settings)
+    runner: run the flow in this process through it, not through the deployment."""
     layers = plan_layers(from_layer, to_layer)
     execution = store.create_execution(workflow_id, job_id, layers, full_refresh)
     parameters: dict[str, Any] = {
@@ -57,20 +55,8 @@ def trigger_execution(
         "to_layer": layers[-1],
         "full_refresh": full_refresh,
     }
-    if in_process is None:
-        in_process = not prefect_api_configured()
-    if in_process:
-        use_settings(settings)
-        # The caller's context carries its Prefect settings (e.g. the API URL) to the thread.
-        context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run,
-            args=(_run_here, parameters),
-            name=f"flow-{execution.id}",
-            daemon=True,
-        )
-        thread.start()
-        _threads.append(thread)
+    if runner is not None:
+        runner.submit(medallion, **parameters)
         return execution
     try:
         flow_run_id = _start_deployment(settings.deployment_name, parameters)
@@ -82,13 +68,6 @@ def trigger_execution(
         raise Unavailable(error) from None
     store.attach_flow_run(execution.id, flow_run_id)
     return store.get_execution(execution.id)
-
-
-def wait_in_process_runs(timeout: float = 60.0) -> None:
-    """Waits for this process's in-process flow runs to finish reporting to Prefect (their
-    execution ends in the store a moment before the flow run's final state)."""
-    while _threads:
-        _threads.pop().join(timeout)
 
 
 def _start_deployment(name: str, parameters: dict[str, Any]) -> str:
@@ -103,20 +82,10 @@ def _start_deployment(name: str, parameters: dict[str, Any]) -> str:
     return str(flow_run.id)  # type: ignore[union-attr]
 
 
-def _run_here(parameters: dict[str, Any]) -> None:
-    try:
-        medallion(**parameters)
-    except Exception:  # recorded in the store by the flow
-        log.debug("in-process flow run failed", exc_info=True)
-
-
-def cancel_execution(
-    settings: Settings, execution_id: str, store: Store | None = None
-) -> ExecutionRecord:
+def cancel_execution(settings: Settings, execution_id: str, store: Store) -> ExecutionRecord:
     """Marks the execution CANCELLED, then cancels its Prefect flow run (when it has one).
 
     Raises FailedPrecondition (409) when it already ended, NotFound for an unknown one."""
-    store = store or open_store(settings)
     # The store decides, in one statement: a run that ends between a check here and the
     # cancel would otherwise be answered as cancelled while it ended on its own.
     if not store.finish_execution(

@@ -16,15 +16,15 @@ the stored definition is self-contained.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from flowforge.errors import InvalidArgument
+from flowforge.errors import InvalidArgument, SpecError
 from flowforge.ids import validate_id
+from flowforge.specs.documents import UnknownKey, silver_spec_from_document, unknown_key
+from flowforge.specs.gold import parse_gold_spec
 from flowforge.v1 import bronze_pb2, gold_pb2, silver_pb2
 from orchestrator.yamlsource import Path as YamlPath
 from orchestrator.yamlsource import SourceMap, dotted, load_yaml
@@ -143,26 +143,8 @@ class Workflow(BaseModel):
 
 
 def silver_spec_from_dict(data: dict[str, Any]) -> silver_pb2.SilverSpec:
-    """The YAML/JSON form of a SilverSpec (proto field names) as the proto message.
-
-    `null_markers: []` in YAML means "no value is null", which the proto says with
-    `null_markers_set`; everything else maps one to one.
-    """
-    spec = json_format.ParseDict(data, silver_pb2.SilverSpec())
-    for given, column in zip(data.get("columns") or [], spec.columns, strict=False):
-        if isinstance(given, dict) and "null_markers" in given:
-            column.null_markers_set = True
-    return spec
-
-
-# json_format reports `... at "SilverSpec.columns[0]"`; silver reports `spec.columns[0].type`.
-_PROTO_AT = re.compile(r'at "SilverSpec((?:\.\w+|\[\d+\])*)"')
-_SPEC_FIELD = re.compile(r"^spec((?:\.\w+|\[\d+\])*)")
-_PART = re.compile(r"\.(\w+)|\[(\d+)\]")
-
-
-def _path_of(text: str) -> YamlPath:
-    return tuple(int(i) if i else name for name, i in _PART.findall(text))
+    """The YAML/JSON form of a SilverSpec (proto field names) as the proto message."""
+    return silver_spec_from_document(data)
 
 
 def parse_workflow(
@@ -188,7 +170,9 @@ def parse_workflow(
                 model = model.model_copy(update={"sql": sql, "sql_file": None})
             models.append(model)
         gold = job.gold.model_copy(update={"models": models})
-        jobs.append(job.model_copy(update={"gold": gold}))
+        job = job.model_copy(update={"gold": gold})
+        _check_gold(job, workflow.dimensions, ("jobs", j, "gold"), source)
+        jobs.append(job)
     return workflow.model_copy(update={"jobs": jobs})
 
 
@@ -227,32 +211,70 @@ def _first_error(exc: ValidationError, source: SourceMap) -> InvalidArgument:
     path = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "is not a known field"
-    elif error["type"] == "missing":
+        known = _keys_at(path[:-1])
+        return _at(source, path[:-1], f": {unknown_key(str(path[-1]), known)}", key=path)
+    if error["type"] == "missing":
         message = "is required"
-    return InvalidArgument(f"{source.where(path)}: {dotted(path) or 'workflow'} {message}")
+    elif error["type"] in ("list_type", "dict_type", "model_type", "string_type", "bool_type"):
+        message = f"must be {_EXPECTED[error['type']]}"
+    return _at(source, path, message)
+
+
+_EXPECTED = {
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "string_type": "text",
+    "bool_type": "true or false",
+}
+
+
+def _keys_at(path: YamlPath) -> list[str]:
+    """The keys the workflow schema allows at `path` (for a misspelled key's hint)."""
+    model: type[BaseModel] = Workflow
+    for part in path:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        inner = next((a for a in get_args(annotation) if isinstance(a, type)), annotation)
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _at(
+    source: SourceMap, path: YamlPath, detail: str, key: YamlPath | None = None
+) -> InvalidArgument:
+    """`file.yaml:LINE: jobs[0].silver.columns[2].type DETAIL`, at the line of `key` (the
+    offending key itself) or else of `path`."""
+    where = source.where(key or path)
+    if not path and detail.startswith(": "):
+        return InvalidArgument(f"{where}: {detail[2:]}")
+    text = dotted(path) or "workflow"
+    return InvalidArgument(f"{where}: {text}{'' if detail.startswith(':') else ' '}{detail}")
 
 
 def _check_silver(job: Job, at: YamlPath, source: SourceMap) -> None:
-    from services.silver.spec import parse_spec  # polars: imported only when validating
+    """One validation for the orchestrator and the service: the document read into the
+    proto, then silver's own parse_spec; each error carries its path inside the spec."""
+    from flowforge.specs.silver import parse_spec  # polars: imported only when validating
 
     try:
-        spec = silver_spec_from_dict(job.silver)
-    except json_format.ParseError as exc:
-        found = _PROTO_AT.search(str(exc))
-        path = (*at, *_path_of(found.group(1))) if found else at
-        detail = str(exc).split(": ")[-1] if ": " in str(exc) else str(exc)
-        detail = _PROTO_AT.sub("", detail).strip().rstrip(".")
-        raise InvalidArgument(f"{source.where(path)}: {dotted(path)}: {detail}") from None
+        parse_spec(silver_spec_from_document(job.silver))
+    except SpecError as exc:
+        path = (*at, *exc.path)
+        key = (*path, exc.key) if isinstance(exc, UnknownKey) else path
+        raise _at(source, path, exc.detail, key=key) from None
+
+
+def _check_gold(job: Job, dimensions: list[str], at: YamlPath, source: SourceMap) -> None:
+    """The gold service's own validation of the spec the job will send it."""
     try:
-        parse_spec(spec)
-    except InvalidArgument as exc:
-        found = _SPEC_FIELD.match(exc.message)
-        if not found:
-            raise InvalidArgument(f"{source.where(at)}: {dotted(at)}: {exc.message}") from None
-        path = (*at, *_path_of(found.group(1)))
-        rest = exc.message[found.end() :]
-        raise InvalidArgument(f"{source.where(path)}: {dotted(path)}{rest}") from None
+        parse_gold_spec(job.gold_spec(dimensions))
+    except SpecError as exc:
+        path = exc.path if exc.path[:1] == ("dimensions",) else (*at, *exc.path)
+        raise _at(source, path, exc.detail) from None
 
 
 def _read_sql(file: Path, path: YamlPath, source: SourceMap) -> str:

@@ -8,6 +8,9 @@ from typing import Any
 import yaml
 
 from flowforge.errors import InvalidArgument
+from flowforge.fieldpath import dotted
+
+__all__ = ["Path", "SourceMap", "dotted", "load_yaml"]
 
 Path = tuple[str | int, ...]
 
@@ -95,11 +98,3 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
             child = (*path, index)
             lines[child] = item.start_mark.line + 1
             _walk(item, child, lines)
-
-
-def dotted(path: Path) -> str:
-    """('jobs', 0, 'silver', 'columns', 2) -> 'jobs[0].silver.columns[2]'."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text

@@ -117,24 +117,50 @@ class DuplicateCount(_message.Message):
     rows_removed: int
     def __init__(self, key_count: _Optional[int] = ..., keys: _Optional[int] = ..., rows_removed: _Optional[int] = ...) -> None: ...
 
+class InputVersion(_message.Message):
+    __slots__ = ("table", "version", "run_id", "job_id", "dimension")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    version: int
+    run_id: str
+    job_id: str
+    dimension: str
+    def __init__(self, table: _Optional[str] = ..., version: _Optional[int] = ..., run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., dimension: _Optional[str] = ...) -> None: ...
+
 class ModelOutput(_message.Message):
-    __slots__ = ("name", "key", "rows", "size_bytes", "schema", "preview_json")
+    __slots__ = ("name", "key", "rows", "size_bytes", "schema", "preview_json", "table", "version", "status", "reason", "inputs", "depends_on")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_JSON_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
     name: str
     key: str
     rows: int
     size_bytes: int
     schema: _containers.RepeatedCompositeFieldContainer[Column]
     preview_json: str
-    def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., preview_json: _Optional[str] = ...) -> None: ...
+    table: str
+    version: int
+    status: str
+    reason: str
+    inputs: _containers.RepeatedCompositeFieldContainer[InputVersion]
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., preview_json: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputVersion, _Mapping]]] = ..., depends_on: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LayerResult(_message.Message):
-    __slots__ = ("layer", "job", "run_id", "manifest_key", "output_prefix", "data_objects", "rows_in", "rows_out", "rows_rejected", "schema", "duration", "warnings", "reject_objects", "reused", "total_rows", "rejected_by_reason", "files", "duplicates_removed", "duplicates", "quality", "drift", "models", "input_run_id")
+    __slots__ = ("layer", "job", "run_id", "manifest_key", "output_prefix", "data_objects", "rows_in", "rows_out", "rows_rejected", "schema", "duration", "warnings", "reject_objects", "reused", "total_rows", "rejected_by_reason", "files", "duplicates_removed", "duplicates", "quality", "drift", "models", "input_run_id", "table", "table_version", "input_version", "side_table", "side_version", "refresh", "refresh_reason")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +191,13 @@ class LayerResult(_message.Message):
     DRIFT_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     INPUT_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIDE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    SIDE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_REASON_FIELD_NUMBER: _ClassVar[int]
     layer: str
     job: JobRef
     run_id: str
@@ -188,4 +221,11 @@ class LayerResult(_message.Message):
     drift: SchemaDrift
     models: _containers.RepeatedCompositeFieldContainer[ModelOutput]
     input_run_id: str
-    def __init__(self, layer: _Optional[str] = ..., job: _Optional[_Union[JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., manifest_key: _Optional[str] = ..., output_prefix: _Optional[str] = ..., data_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., reject_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., reused: _Optional[bool] = ..., total_rows: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[FileReport, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ..., duplicates: _Optional[_Iterable[_Union[DuplicateCount, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., drift: _Optional[_Union[SchemaDrift, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., input_run_id: _Optional[str] = ...) -> None: ...
+    table: str
+    table_version: int
+    input_version: int
+    side_table: str
+    side_version: int
+    refresh: str
+    refresh_reason: str
+    def __init__(self, layer: _Optional[str] = ..., job: _Optional[_Union[JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., manifest_key: _Optional[str] = ..., output_prefix: _Optional[str] = ..., data_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., reject_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., reused: _Optional[bool] = ..., total_rows: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[FileReport, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ..., duplicates: _Optional[_Iterable[_Union[DuplicateCount, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., drift: _Optional[_Union[SchemaDrift, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., input_run_id: _Optional[str] = ..., table: _Optional[str] = ..., table_version: _Optional[int] = ..., input_version: _Optional[int] = ..., side_table: _Optional[str] = ..., side_version: _Optional[int] = ..., refresh: _Optional[str] = ..., refresh_reason: _Optional[str] = ...) -> None: ...

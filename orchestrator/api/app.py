@@ -28,7 +28,6 @@ from orchestrator.api.context import ApiContext, require_token
 from orchestrator.api.docs import install_docs
 from orchestrator.api.errors import ERROR_RESPONSES, install_error_handlers
 from orchestrator.api.schemas import Health
-from orchestrator.flow import open_store
 from orchestrator.store import Store
 
 STATIC = Path(__file__).parent / "static"
@@ -39,7 +38,7 @@ def create_app(
     settings: Settings, store: Store | None = None, objects: ObjectStore | None = None
 ) -> FastAPI:
     """The API over the executions store and object store that `settings` name."""
-    context = ApiContext(settings, store or open_store(settings), objects or ObjectStore(settings))
+    context = ApiContext(settings, store or Store.open(settings), objects or ObjectStore(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,7 +14,9 @@ from flowforge.ids import ID_PATTERN, validate_id
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from orchestrator.api.reconciling import Reconciler
+from orchestrator.runner import InProcessRunner
 from orchestrator.store import Store
+from orchestrator.trigger import prefect_api_configured
 
 
 @dataclass
@@ -23,9 +25,14 @@ class ApiContext:
     store: Store
     objects: ObjectStore
     reconciler: Reconciler = field(init=False)
+    # Without a Prefect API (PREFECT_API_URL), triggered flows run in this process.
+    runner: InProcessRunner | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.settings, self.store)
+        self.runner = (
+            None if prefect_api_configured() else InProcessRunner(self.settings, self.store)
+        )
 
 
 def context(request: Request) -> ApiContext:

@@ -38,6 +38,7 @@ async def trigger(
         options.from_layer,
         options.full_refresh,
         store=ctx.store,
+        runner=ctx.runner,
     )
     return Execution.of(execution)
 

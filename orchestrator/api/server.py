@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from flowforge.settings import Settings
+from flowforge.storage import prepare_store
 from orchestrator.api.app import create_app
 
 log = logging.getLogger(__name__)
@@ -14,8 +15,6 @@ log = logging.getLogger(__name__)
 
 def serve_api(settings: Settings, host: str, port: int) -> None:
     """Blocks until SIGINT/SIGTERM."""
-    from flowforge.cli import prepare_store
-
     app = create_app(settings, objects=prepare_store(settings, keep_trying=True))
     log.info("serving", extra={"service": "api", "address": f"{host}:{port}"})
     uvicorn.run(

@@ -22,11 +22,11 @@ from flowforge.manifest import (
     start_run,
 )
 from flowforge.parts import PartWriter, write_parquet
-from flowforge.results import finish, job_ref, object_to_proto, replay
+from flowforge.reports import Column, FileReport, LayerReport
+from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectInfo, ObjectStore
-from flowforge.v1 import common_pb2
 from services.bronze.convert import bronze_batches
 from services.bronze.options import CsvOptions
 from services.bronze.parse import Restart
@@ -54,7 +54,7 @@ class IngestPlan:
 
 @dataclass
 class FileOutcome:
-    report: common_pb2.FileReport
+    report: FileReport
     columns: list[str] = field(default_factory=list)
     rejects: list[ManifestObject] = field(default_factory=list)
     rejected_by_kind: Counter[str] = field(default_factory=Counter)
@@ -63,7 +63,7 @@ class FileOutcome:
 
 def ingest(
     store: ObjectStore, settings: Settings, plan: IngestPlan, deadline: Deadline
-) -> common_pb2.LayerResult:
+) -> LayerReport:
     started = time.monotonic()
     dataset = Dataset.for_layer("bronze", plan.job)
     previous = read_committed(store, dataset)
@@ -130,21 +130,22 @@ def ingest(
         rejected.update(outcome.rejected_by_kind)
     warnings = [w for o in outcomes for w in o.warnings]
     warnings += [f"ignored {key}: not a .csv object" for key in ignored]
-    result = common_pb2.LayerResult(
+    result = LayerReport(
         layer="bronze",
-        job=job_ref(plan.job),
+        workflow_id=plan.job.workflow_id,
+        job_id=plan.job.job_id,
         run_id=plan.run_id,
         manifest_key=dataset.manifest_key,
         output_prefix=run_prefix,
-        data_objects=[object_to_proto(o) for o in manifest.data_objects],
-        reject_objects=[object_to_proto(o) for o in new_rejects],
+        data_objects=[data_object(o) for o in manifest.data_objects],
+        reject_objects=[data_object(o) for o in new_rejects],
         rows_in=sum(
             o.report.rows + o.report.rows_rejected for o in outcomes if o.report.status != "SKIPPED"
         ),
         rows_out=sum(o.report.rows for o in outcomes if o.report.status != "SKIPPED"),
         rows_rejected=sum(o.report.rows_rejected for o in outcomes if o.report.status != "SKIPPED"),
         total_rows=manifest.total_rows,
-        schema=[common_pb2.Column(name=c.name, type=c.type) for c in manifest.columns],
+        columns=[Column(name=c.name, type=c.type) for c in manifest.columns],
         warnings=warnings,
         rejected_by_reason=dict(rejected),
         files=[o.report for o in outcomes],
@@ -180,29 +181,21 @@ def ingest_file(
     audit: Audit,
     deadline: Deadline,
 ) -> FileOutcome:
-    report = common_pb2.FileReport(key=info.key, etag=info.etag, size_bytes=info.size)
+    report = FileReport(key=info.key, etag=info.etag, size_bytes=info.size)
     sample = store.get_bytes(info.key, (0, SAMPLE_BYTES - 1)) if info.size else b""
     try:
         dialect, records = sniff(sample, plan.options, complete=len(sample) >= info.size)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{info.key}: {exc.message}") from None
-    report.MergeFrom(
-        common_pb2.FileReport(
-            delimiter=dialect.delimiter,
-            quote=dialect.quote,
-            header=dialect.header,
-            encoding=dialect.encoding,
-            bom=dialect.bom_bytes > 0,
-            line_terminator=dialect.line_terminator,
-            sniffed=dialect.sniffed,
-        )
-    )
+    report.delimiter, report.quote, report.header = dialect.delimiter, dialect.quote, dialect.header
+    report.encoding, report.bom = dialect.encoding, dialect.bom_bytes > 0
+    report.line_terminator, report.sniffed = dialect.line_terminator, dialect.sniffed
     if not records:
         report.status = "EMPTY"
         return FileOutcome(report, warnings=[f"{info.key}: the file has no rows"])
     raw_names = records[0] if dialect.header else generated_column_names(len(records[0]))
     names, name_warnings = unique_column_names(raw_names)
-    report.columns.extend(names)
+    report.columns = list(names)
     outcome = FileOutcome(
         report, columns=names, warnings=[f"{info.key}: {w}" for w in name_warnings]
     )
@@ -296,7 +289,7 @@ def union_columns(column_lists: list[list[str]]) -> list[str]:
     return list(seen)
 
 
-def input_record(report: common_pb2.FileReport, columns: list[str]) -> dict[str, object]:
+def input_record(report: FileReport, columns: list[str]) -> dict[str, object]:
     return {
         "key": report.key,
         "etag": report.etag,
@@ -307,8 +300,8 @@ def input_record(report: common_pb2.FileReport, columns: list[str]) -> dict[str,
     }
 
 
-def skipped_report(info: ObjectInfo, done: dict[str, object]) -> common_pb2.FileReport:
-    return common_pb2.FileReport(
+def skipped_report(info: ObjectInfo, done: dict[str, object]) -> FileReport:
+    return FileReport(
         key=info.key,
         etag=info.etag,
         size_bytes=info.size,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from flowforge.ids import run_id_or_new
@@ -12,6 +10,7 @@ from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
+from flowforge.wire import log_fields, to_proto
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
 
@@ -33,22 +32,6 @@ def plan_from_proto(request: bronze_pb2.IngestRequest) -> IngestPlan:
     )
 
 
-def log_fields(request: Any, result: common_pb2.LayerResult | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "workflow_id": request.job.workflow_id[:64],
-        "job_id": request.job.job_id[:64],
-        "run_id": (result.run_id if result else request.run_id)[:64],
-    }
-    if result is not None:
-        fields.update(
-            rows_in=result.rows_in,
-            rows_out=result.rows_out,
-            rows_rejected=result.rows_rejected,
-            reused=result.reused,
-        )
-    return fields
-
-
 class BronzeServicer(bronze_pb2_grpc.BronzeServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self._settings = settings
@@ -58,4 +41,4 @@ class BronzeServicer(bronze_pb2_grpc.BronzeServiceServicer):
     def Ingest(  # noqa: N802 (gRPC method name)
         self, request: bronze_pb2.IngestRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return ingest(self._store, self._settings, plan_from_proto(request), deadline)
+        return to_proto(ingest(self._store, self._settings, plan_from_proto(request), deadline))

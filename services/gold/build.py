@@ -1,4 +1,8 @@
-"""Gold build: committed silver and dimensions in, one Parquet object per model out, one commit."""
+"""Gold build: committed silver and dimensions in, one Parquet object per model out, one commit.
+
+The models run in a process of the build's own (sandbox.py); this side checks the SQL,
+resolves the committed inputs and commits what the process wrote.
+"""
 
 from __future__ import annotations
 
@@ -18,25 +22,14 @@ from flowforge.manifest import (
     require_committed,
     start_run,
 )
-from flowforge.results import finish, job_ref, object_to_proto, replay
+from flowforge.reports import Column, LayerReport, ModelOutput
+from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
-from flowforge.settings import Settings
+from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, Model
 from flowforge.storage import ObjectStore
-from flowforge.v1 import common_pb2
-from services.gold.engine import GoldSession, Inputs, ModelRun
+from services.gold.engine import Inputs, ModelRun, bounded_rows
 from services.gold.guard import check_model_sql
-from services.gold.profile import PROFILE_MODEL, profile_sql
-
-DEFAULT_PREVIEW_ROWS = 20
-MAX_PREVIEW_ROWS = 100
-# A preview is for a glance in a UI or a log, not for moving data.
-MAX_PREVIEW_BYTES = 256 << 10
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str
-    sql: str
+from services.gold.sandbox import BuildJob, Sandbox
 
 
 @dataclass(frozen=True)
@@ -49,9 +42,7 @@ class BuildPlan:
     preview_rows: int = DEFAULT_PREVIEW_ROWS
 
 
-def build(
-    store: ObjectStore, settings: Settings, plan: BuildPlan, deadline: Deadline
-) -> common_pb2.LayerResult:
+def build(store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadline) -> LayerReport:
     started = time.monotonic()
     dataset = Dataset.for_layer("gold", plan.job)
     previous = read_committed(store, dataset)
@@ -70,7 +61,14 @@ def build(
     )
     run_prefix = start_run(store, dataset, plan.run_id, previous)
     try:
-        runs = run_models(settings, inputs, run_prefix, models, plan, deadline)
+        job = BuildJob(
+            inputs=inputs,
+            output_prefix=run_prefix,
+            models=[(m.name, m.sql) for m in models],
+            profile=plan.profile,
+            preview_rows=plan.preview_rows,
+        )
+        runs = sandbox.run(job, deadline)
         deadline.check("committing")  # a caller that gave up must not see a late commit
     except BaseException:
         # Nothing of a failed run stays behind; the committed output was never touched.
@@ -90,13 +88,14 @@ def build(
             "models": {m.name: hashlib.sha256(m.sql.encode()).hexdigest() for m in models},
         },
     )
-    result = common_pb2.LayerResult(
+    result = LayerReport(
         layer="gold",
-        job=job_ref(plan.job),
+        workflow_id=plan.job.workflow_id,
+        job_id=plan.job.job_id,
         run_id=plan.run_id,
         manifest_key=dataset.manifest_key,
         output_prefix=run_prefix,
-        data_objects=[object_to_proto(o) for o in objects],
+        data_objects=[data_object(o) for o in objects],
         rows_in=silver.manifest.total_rows,
         rows_out=sum(r.rows for r in runs),
         total_rows=sum(r.rows for r in runs),
@@ -125,45 +124,12 @@ def read_silver(store: ObjectStore, job: JobKey) -> Committed:
     return silver
 
 
-def run_models(
-    settings: Settings,
-    inputs: Inputs,
-    run_prefix: str,
-    models: list[Model],
-    plan: BuildPlan,
-    deadline: Deadline,
-) -> list[ModelRun]:
-    runs = []
-    with GoldSession(settings, inputs, run_prefix) as session:
-        if plan.profile:
-            profile = profile_sql(session.columns("silver"))
-            models = [
-                *models,
-                Model(PROFILE_MODEL, check_model_sql(PROFILE_MODEL, profile, {"silver"})),
-            ]
-        for model in models:
-            deadline.check(f"building model {model.name!r}")
-            runs.append(session.run_model(model.name, model.sql, deadline, plan.preview_rows))
-    return runs
-
-
-def model_output(run: ModelRun) -> common_pb2.ModelOutput:
-    return common_pb2.ModelOutput(
+def model_output(run: ModelRun) -> ModelOutput:
+    return ModelOutput(
         name=run.name,
         key=run.key,
         rows=run.rows,
         size_bytes=run.size_bytes,
-        schema=[common_pb2.Column(name=n, type=t) for n, t in run.columns],
-        preview_json=bounded_preview(run.preview_rows),
+        columns=[Column(name=n, type=t) for n, t in run.columns],
+        preview_json="[" + ",".join(bounded_rows(run.preview_rows)) + "]",
     )
-
-
-def bounded_preview(rows: list[str]) -> str:
-    """The rows as a JSON array, leaving out trailing rows beyond MAX_PREVIEW_BYTES."""
-    kept, size = [], 2
-    for row in rows:
-        size += len(row.encode()) + 1
-        if size > MAX_PREVIEW_BYTES:
-            break
-        kept.append(row)
-    return "[" + ",".join(kept) + "]"

@@ -14,7 +14,6 @@ from __future__ import annotations
 from flowforge.duckdb_s3 import sql_identifier, sql_literal
 from flowforge.silver_columns import AUDIT_COLUMNS
 
-PROFILE_MODEL = "profile"
 TOP_VALUES = 5
 
 _EMPTY = (

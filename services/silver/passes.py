@@ -18,19 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from flowforge import casting
 from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import FailedPrecondition
 from flowforge.manifest import Committed, ManifestObject
+from flowforge.reports import DuplicateCount
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.silver_columns import CARRIED_AUDIT
+from flowforge.specs.silver import check_types, with_types
+from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore, s3_url
-from flowforge.v1 import common_pb2
-from services.silver import casting, report, transform
+from services.silver import report, transform
 from services.silver.engine import Workspace, polars_errors, storage_options
-from services.silver.model import ColumnRule
 from services.silver.quarantine import quarantine_frame
-from services.silver.spec import check_types, with_types
 
 if TYPE_CHECKING:
     from services.silver.refine import RefinePlan
@@ -55,7 +56,7 @@ class Outcome:
     duplicates_removed: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     quality: list[report.Counted] = field(default_factory=list)
-    duplicates: list[common_pb2.DuplicateCount] = field(default_factory=list)
+    duplicates: list[DuplicateCount] = field(default_factory=list)
     schema: list[tuple[str, str]] = field(default_factory=list)
     data_objects: list[ManifestObject] = field(default_factory=list)
     quarantine_objects: list[ManifestObject] = field(default_factory=list)
@@ -99,6 +100,12 @@ class Refinery:
         self.out.quarantine_objects = [*quarantine, *self.out.quarantine_objects]
         self.out.rows_out = sum(o.rows for o in self.out.data_objects)
         self.out.rows_rejected = sum(o.rows for o in self.out.quarantine_objects)
+        report.fail_if_mostly_quarantined(
+            self.out.rows_in,
+            self.out.rejected_by_reason,
+            self.out.quality,
+            self.spec.max_bad_percent,
+        )
         return self.out
 
     def bronze_rows(self) -> pl.LazyFrame:
@@ -123,20 +130,9 @@ class Refinery:
         if not columns:
             return columns
         with polars_errors("inferring column types"):
-            row = (
-                casting.inference_frame(source, columns)
-                .collect(engine="streaming")
-                .row(0, named=True)
-            )
-        kinds = []
-        for i, column in enumerate(columns):
-            has_values = bool(row[f"{i}:any"])
-            parses = {name: bool(row[f"{i}:{name}"]) for name in casting.INFERENCE_ORDER}
-            if not has_values:
-                self.out.warnings.append(
-                    f"column {column.target!r} is null in every row; typed as string"
-                )
-            kinds.append(casting.inferred_type(has_values, parses))
+            found = casting.infer_types(source, columns)
+        self.out.warnings += [f.warning for f in found if f.warning]
+        kinds = [f.type for f in found]
         typed = with_types(columns, kinds)
         check_types(self.spec, typed)
         return typed

@@ -24,16 +24,16 @@ from flowforge.manifest import (
     read_committed,
     start_run,
 )
-from flowforge.results import finish, job_ref, object_to_proto, replay
+from flowforge.reports import Column, LayerReport
+from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
+from flowforge.specs.silver import resolve_columns
+from flowforge.specs.silver_model import Spec
 from flowforge.storage import ObjectStore
-from flowforge.v1 import common_pb2
 from services.silver import report, transform
 from services.silver.engine import Workspace
-from services.silver.model import Spec
 from services.silver.passes import Outcome, Refinery
-from services.silver.spec import resolve_columns
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class RefinePlan:
 
 def refine(
     store: ObjectStore, settings: Settings, plan: RefinePlan, deadline: Deadline
-) -> common_pb2.LayerResult:
+) -> LayerReport:
     started = time.monotonic()
     dataset = Dataset.for_layer("silver", plan.job)
     previous = read_committed(store, dataset)
@@ -89,9 +89,9 @@ def describe(
     previous: Committed | None,
     out: Outcome,
     run_prefix: str,
-) -> tuple[Manifest, common_pb2.LayerResult]:
+) -> tuple[Manifest, LayerReport]:
     """The manifest to commit and the LayerResult to return."""
-    drift = common_pb2.SchemaDrift()
+    drift = None
     if previous is not None:
         old = [(c.name, c.type) for c in previous.manifest.columns]
         drift = report.schema_drift(*transform.drift(old, out.schema))
@@ -110,25 +110,26 @@ def describe(
             "spec": plan.spec_json,
         },
     )
-    result = common_pb2.LayerResult(
+    result = LayerReport(
         layer="silver",
-        job=job_ref(plan.job),
+        workflow_id=plan.job.workflow_id,
+        job_id=plan.job.job_id,
         run_id=plan.run_id,
         manifest_key=dataset.manifest_key,
         output_prefix=run_prefix,
-        data_objects=[object_to_proto(o) for o in out.data_objects],
-        reject_objects=[object_to_proto(o) for o in out.quarantine_objects],
+        data_objects=[data_object(o) for o in out.data_objects],
+        reject_objects=[data_object(o) for o in out.quarantine_objects],
         rows_in=out.rows_in,
         rows_out=out.rows_out,
         rows_rejected=out.rows_rejected,
         total_rows=out.rows_out,
-        schema=[common_pb2.Column(name=n, type=t) for n, t in out.schema],
+        columns=[Column(name=n, type=t) for n, t in out.schema],
         warnings=out.warnings,
         rejected_by_reason=out.rejected_by_reason,
         duplicates_removed=out.duplicates_removed,
         duplicates=out.duplicates,
-        quality=[c.to_proto() for c in out.quality],
-        drift=drift if previous is not None else None,
+        quality=[c.result() for c in out.quality],
+        drift=drift,
         input_run_id=bronze.manifest.run_id,
     )
     return manifest, result

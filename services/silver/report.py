@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flowforge.errors import FailedPrecondition
-from flowforge.v1 import common_pb2
+from flowforge.reports import Column, ColumnChange, DuplicateCount, RuleResult, SchemaDrift
 from services.silver.transform import Check, drift
+
+TOP_REASONS = 3
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,8 @@ class Counted:
     def percent(self) -> float:
         return 100.0 * self.failed / self.checked if self.checked else 0.0
 
-    def to_proto(self) -> common_pb2.RuleResult:
-        return common_pb2.RuleResult(
+    def result(self) -> RuleResult:
+        return RuleResult(
             rule_id=self.check.rule_id,
             rule=self.check.rule,
             column=self.check.column,
@@ -55,6 +57,27 @@ def fail_if_breached(counted: Sequence[Counted]) -> None:
         )
 
 
+def fail_if_mostly_quarantined(
+    rows_read: int, by_reason: dict[str, int], counted: Sequence[Counted], ceiling: float
+) -> None:
+    """spec.max_bad_percent: a run whose quarantine holds more than `ceiling` percent of
+    the rows it read fails, so a file silver cannot read (a wrong type, decimal commas)
+    is not committed as an empty silver."""
+    quarantined = sum(by_reason.values())
+    if not rows_read or 100.0 * quarantined / rows_read <= ceiling:
+        return
+    rules = {c.check.rule_id: f" ({c.check.rule} on column {c.check.column!r})" for c in counted}
+    top = sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+    reasons = ", ".join(f"{rule_id}: {rows} rows{rules.get(rule_id, '')}" for rule_id, rows in top)
+    share = f"{quarantined} of the {rows_read} rows read ({100.0 * quarantined / rows_read:.2f}%)"
+    opening = "silver kept none of the rows: " if quarantined == rows_read else ""
+    raise FailedPrecondition(
+        f"{opening}{share} went to quarantine, above max_bad_percent {ceiling:g} "
+        f"(spec.max_bad_percent; 100 allows any share); top reasons: {reasons}. "
+        "Nothing was committed"
+    )
+
+
 def describe(c: Counted) -> str:
     return (
         f"rule {c.check.rule_id!r} ({c.check.rule} on column {c.check.column!r}, "
@@ -71,10 +94,10 @@ def warn_messages(counted: Sequence[Counted]) -> list[str]:
     ]
 
 
-def duplicate_counts(by_key_rows: Sequence[tuple[int, int]]) -> list[common_pb2.DuplicateCount]:
+def duplicate_counts(by_key_rows: Sequence[tuple[int, int]]) -> list[DuplicateCount]:
     """From (rows sharing a key, keys with that many rows) to the per key count report."""
     return [
-        common_pb2.DuplicateCount(key_count=n, keys=keys, rows_removed=keys * (n - 1))
+        DuplicateCount(key_count=n, keys=keys, rows_removed=keys * (n - 1))
         for n, keys in sorted(by_key_rows)
         if n > 1
     ]
@@ -84,15 +107,15 @@ def schema_drift(
     added: Sequence[tuple[str, str]],
     removed: Sequence[tuple[str, str]],
     retyped: Sequence[tuple[str, str, str]],
-) -> common_pb2.SchemaDrift:
-    return common_pb2.SchemaDrift(
-        added=[common_pb2.Column(name=n, type=t) for n, t in added],
-        removed=[common_pb2.Column(name=n, type=t) for n, t in removed],
-        retyped=[common_pb2.ColumnChange(name=n, old_type=o, new_type=t) for n, o, t in retyped],
+) -> SchemaDrift:
+    return SchemaDrift(
+        added=[Column(name=n, type=t) for n, t in added],
+        removed=[Column(name=n, type=t) for n, t in removed],
+        retyped=[ColumnChange(name=n, old_type=o, new_type=t) for n, o, t in retyped],
     )
 
 
-def drift_summary(drift: common_pb2.SchemaDrift) -> str:
+def drift_summary(drift: SchemaDrift) -> str:
     parts = []
     if drift.added:
         parts.append("added " + ", ".join(f"{c.name} ({c.type})" for c in drift.added))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 from google.protobuf import json_format
 
@@ -11,10 +9,11 @@ from flowforge.ids import run_id_or_new
 from flowforge.layout import JobKey
 from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
+from flowforge.specs.silver import parse_spec
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
+from flowforge.wire import log_fields, to_proto
 from services.silver.refine import RefinePlan, refine
-from services.silver.spec import parse_spec
 
 
 def plan_from_proto(request: silver_pb2.RefineRequest) -> RefinePlan:
@@ -26,24 +25,6 @@ def plan_from_proto(request: silver_pb2.RefineRequest) -> RefinePlan:
     )
 
 
-def log_fields(request: Any, result: common_pb2.LayerResult | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "workflow_id": request.job.workflow_id[:64],
-        "job_id": request.job.job_id[:64],
-        "run_id": (result.run_id if result else request.run_id)[:64],
-    }
-    if result is not None:
-        fields.update(
-            rows_in=result.rows_in,
-            rows_out=result.rows_out,
-            rows_rejected=result.rows_rejected,
-            duplicates_removed=result.duplicates_removed,
-            input_run_id=result.input_run_id,
-            reused=result.reused,
-        )
-    return fields
-
-
 class SilverServicer(silver_pb2_grpc.SilverServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self._settings = settings
@@ -53,4 +34,4 @@ class SilverServicer(silver_pb2_grpc.SilverServiceServicer):
     def Refine(  # noqa: N802 (gRPC method name)
         self, request: silver_pb2.RefineRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return refine(self._store, self._settings, plan_from_proto(request), deadline)
+        return to_proto(refine(self._store, self._settings, plan_from_proto(request), deadline))

@@ -6,17 +6,16 @@ new ones. Cleaning and casting live in casting.py, the quarantine rows in quaran
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
+from flowforge.casting import clean_text, dtype, parse_in_order, parse_literal, parsers
 from flowforge.silver_columns import CARRIED_AUDIT
-from services.silver.casting import clean_text, dtype, parse_in_order, parse_literal, parsers
-from services.silver.model import ColumnRule, Expectation, SilverType
+from flowforge.specs.silver import snake_case, whole_value
+from flowforge.specs.silver_model import ColumnRule, Expectation, SilverType
 
 QUARANTINE_COLUMNS = ("_rule_id", "_rule", "_column", "_reason")
 # Later bronze rows win ties: the order bronze ingested them in.
@@ -24,15 +23,6 @@ BRONZE_ORDER = ("_ingested_at", "_source_key", "_row_number")
 
 
 # -- names -------------------------------------------------------------------------------
-def snake_case(name: str) -> str:
-    """`Customer ID` -> customer_id, `firstName` -> first_name, `Prénom` -> prénom."""
-    text = unicodedata.normalize("NFC", name).strip()
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
-    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
-    text = re.sub(r"[^\w]+", "_", text.lower())
-    return re.sub(r"_+", "_", text).strip("_")
-
-
 def default_targets(sources: Sequence[str]) -> tuple[list[str], list[str]]:
     """snake_case target names for bronze columns, made unique; and warnings about it."""
     names: list[str] = []
@@ -92,12 +82,6 @@ def unique_checks(expectations: Sequence[Expectation]) -> list[Check]:
         for index, e in enumerate(expectations)
         if e.type == "unique"
     ]
-
-
-def whole_value(pattern: str) -> str:
-    """A regex rule's pattern as polars runs it: matched against the whole value. spec.py
-    compiles this same text, so a pattern it accepts is one this can run."""
-    return f"^(?:{pattern})$"
 
 
 def failure_condition(rule: Expectation, kind: SilverType) -> pl.Expr:
@@ -167,7 +151,7 @@ def typed_frame(
     frame = parse_in_order(
         frame,
         [
-            (f"__k{i}", c.target, parsers(k, c.formats))
+            (f"__k{i}", c.target, parsers(k, c.formats, c.number))
             for i, (c, k) in enumerate(zip(columns, kinds, strict=True))
         ],
     )

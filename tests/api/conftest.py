@@ -91,7 +91,7 @@ def served(
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # pick up triggered runs within a second
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+        [sys.executable, "-m", "cli", "serve", "deployment"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

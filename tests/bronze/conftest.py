@@ -18,7 +18,7 @@ from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
-from services.bronze.server import create_server
+from services.layers import create_server
 from tests.faults.proxy import FaultProxy
 from tests.waiting import threads_in
 
@@ -28,7 +28,7 @@ LIMITED = {"bronze_max_field_mb": 1, "bronze_block_size_mb": 2}
 
 @pytest.fixture(scope="module")
 def bronze_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
-    server = create_server(settings, "127.0.0.1:0", store)
+    server = create_server("bronze", settings, "127.0.0.1:0", store)
     yield server
     server.stop(0)
 
@@ -53,7 +53,7 @@ def limited_server(settings: Settings, store_proxy: FaultProxy) -> Iterator[Laye
     """A bronze server with the LIMITED settings, reaching the store through the proxy."""
     endpoint = {"s3_endpoint_url": f"http://{store_proxy.address}"}
     limited = settings.model_copy(update=LIMITED | endpoint)
-    server = create_server(limited, "127.0.0.1:0", ObjectStore(limited))
+    server = create_server("bronze", limited, "127.0.0.1:0", ObjectStore(limited))
     yield server
     server.stop(0)
 

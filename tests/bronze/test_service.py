@@ -207,7 +207,7 @@ def test_no_csv_under_landing_is_not_found(
 
 def test_unreachable_store_is_unavailable(settings, job: JobKey) -> None:
     from flowforge.embedded import pick_ports
-    from services.bronze.server import create_server
+    from services.layers import create_server
 
     dead = settings.model_copy(
         update={
@@ -215,7 +215,7 @@ def test_unreachable_store_is_unavailable(settings, job: JobKey) -> None:
             "s3_max_attempts": 1,
         }
     )
-    server = create_server(dead, "127.0.0.1:0")
+    server = create_server("bronze", dead, "127.0.0.1:0")
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             from flowforge.v1 import bronze_pb2_grpc
@@ -265,7 +265,7 @@ def test_sigterm_finishes_in_flight_request(
         [
             sys.executable,
             "-m",
-            "flowforge.cli",
+            "cli",
             "serve",
             "bronze",
             "--host",

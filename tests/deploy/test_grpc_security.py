@@ -22,11 +22,11 @@ from pydantic import SecretStr
 from flowforge import errors
 from flowforge.health import check_grpc
 from flowforge.runtime import LayerServer
-from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
 from orchestrator.clients import BronzeClient
+from services.layers import LAYER_SERVICES, create_server
 from tests.deploy.certs import CertificateAuthority, Pair
 
 TOKEN = "s3cr3t-token-for-the-test"
@@ -49,9 +49,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair]:
 
 
 def start(settings: Settings, store: ObjectStore, **changes: object) -> LayerServer:
-    return LAYER_SERVICES["bronze"].factory()(
-        settings.model_copy(update=changes), "127.0.0.1:0", store
-    )
+    return create_server("bronze", settings.model_copy(update=changes), "127.0.0.1:0", store)
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +237,8 @@ def test_the_other_servers_default_to_loopback(
     read from the CLI's defaults and the commands the embedded servers would start."""
     import typer.main
 
+    from cli.main import app
     from flowforge import embedded
-    from flowforge.cli import app
     from orchestrator import prefect_server
 
     serve = typer.main.get_command(app).commands["serve"].commands  # type: ignore[attr-defined]

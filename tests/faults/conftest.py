@@ -11,17 +11,15 @@ from urllib.parse import urlparse
 import pytest
 from pydantic import SecretStr
 
-import orchestrator.flow as flow_module
 from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.runtime import LayerServer
-from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from orchestrator.flow import open_store, use_settings
-from orchestrator.store import ExecutionRecord
+from orchestrator.store import ExecutionRecord, Store
+from services.layers import create_server
 from tests.faults.processes import ServiceProcess, service_env
 from tests.faults.proxy import FaultProxy
 from tests.orchestrator.conftest import ROOT, Stack, postgres_schema_url, sample_workflow, stack
@@ -83,8 +81,8 @@ def fault_stack(
             processes[layer] = ServiceProcess(layer, env, tmp_path / f"{layer}.log").start()
             addresses[layer] = processes[layer].address
         else:
-            servers[layer] = LAYER_SERVICES[layer].factory()(
-                service_settings, "127.0.0.1:0", ObjectStore(service_settings)
+            servers[layer] = create_server(
+                layer, service_settings, "127.0.0.1:0", ObjectStore(service_settings)
             )
             addresses[layer] = f"127.0.0.1:{servers[layer].port}"
     flow_settings = settings.model_copy(
@@ -96,11 +94,9 @@ def fault_stack(
         }
     )
     upload_dimension_file(store, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
-    previous = flow_module._settings_override
-    use_settings(flow_settings)
     stack = FaultStack(
         flow_settings,
-        open_store(flow_settings),
+        Store.open(flow_settings),
         store,
         servers,
         store_proxy,
@@ -110,7 +106,7 @@ def fault_stack(
     try:
         yield stack
     finally:
-        use_settings(previous)
+        stack.store.close()
         for server in servers.values():
             server.stop(0)
         for process in processes.values():

@@ -55,7 +55,7 @@ class ServiceProcess:
     def start(self, timeout: float = 60) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flowforge.cli", "serve", self.layer]
+                [sys.executable, "-m", "cli", "serve", self.layer]
                 + ["--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env,
                 stdout=log,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flowforge.cli import app
+from cli.main import app
 from flowforge.settings import get_settings
 from orchestrator.store import ExecutionStatus
 from orchestrator.workflows import Workflow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -16,13 +17,15 @@ from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import gold_pb2_grpc, silver_pb2_grpc
-from services.gold.server import create_server as create_gold
-from services.silver.server import create_server as create_silver
+from services.layers import create_server
 from tests.faults.disk import fill, small_tmpfs
 from tests.gold.conftest import build, commit_silver
 from tests.gold.conftest import serving as gold_serving
 from tests.silver.conftest import fill_bronze, refine
 from tests.silver.conftest import serving as silver_serving
+
+create_gold = partial(create_server, "gold")
+create_silver = partial(create_server, "silver")
 
 MANY_GROUPS = (  # a hash table of about 300 MB: beyond 100 MB of memory, so DuckDB spills
     "SELECT count(*) AS groups FROM (SELECT md5(i::VARCHAR) AS h, count(*) AS n "

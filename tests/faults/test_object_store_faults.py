@@ -12,15 +12,14 @@ import grpc
 import httpx
 import pytest
 
-from flowforge.cli import prepare_store
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
-from flowforge.storage import ObjectStore
+from flowforge.storage import ObjectStore, prepare_store
 from flowforge.v1 import bronze_pb2_grpc
-from services.bronze.server import create_server
+from services.layers import create_server
 from tests.bronze.conftest import ingest, serving, upload
 from tests.faults.conftest import through
 from tests.faults.proxy import FaultProxy
@@ -29,7 +28,7 @@ from tests.faults.proxy import FaultProxy
 @pytest.fixture
 def bronze_via_proxy(settings: Settings, store_proxy: FaultProxy) -> Iterator[LayerServer]:
     proxied = through(store_proxy, settings, s3_read_timeout_seconds=5)
-    server = create_server(proxied, "127.0.0.1:0", ObjectStore(proxied))
+    server = create_server("bronze", proxied, "127.0.0.1:0", ObjectStore(proxied))
     yield server
     server.stop(0)
 
@@ -126,7 +125,7 @@ def test_a_service_started_before_its_object_store_creates_the_bucket_once_it_is
     bucket = f"late-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
     late = through(store_proxy, settings, s3_bucket=bucket)
     store_proxy.set("refuse")  # the object store is not up yet when the service starts
-    server = create_server(late, "127.0.0.1:0", prepare_store(late, keep_trying=True))
+    server = create_server("bronze", late, "127.0.0.1:0", prepare_store(late, keep_trying=True))
     try:
         channel, stub = _stub(server)
         with channel:

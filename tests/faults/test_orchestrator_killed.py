@@ -61,7 +61,7 @@ class Runner:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+                [sys.executable, "-m", "cli", "serve", "deployment"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -118,7 +118,7 @@ class ApiProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flowforge.cli", "serve", "api", "--port", str(self.port)],
+                [sys.executable, "-m", "cli", "serve", "api", "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -153,7 +153,7 @@ def cli_reconcile(stack: FaultStack, prefect_api: str, home: Path) -> str:
         FLOWFORGE_EXECUTION_HEARTBEAT_TIMEOUT_SECONDS=str(HEARTBEAT_TIMEOUT_SECONDS),
     )
     done = subprocess.run(
-        [sys.executable, "-m", "flowforge.cli", "executions", "reconcile"],
+        [sys.executable, "-m", "cli", "executions", "reconcile"],
         env=env,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, common_pb2
 from orchestrator.clients import BronzeClient
-from services.bronze.server import create_server
+from services.layers import create_server
 from tests.bronze.conftest import serving, upload
 from tests.faults.proxy import FaultProxy
 
@@ -28,7 +28,7 @@ DEADLINE_SECONDS = 20.0
 
 @pytest.fixture
 def bronze_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
-    server = create_server(settings, "127.0.0.1:0", store)
+    server = create_server("bronze", settings, "127.0.0.1:0", store)
     yield server
     server.stop(0)
 

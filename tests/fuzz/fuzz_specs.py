@@ -3,7 +3,7 @@ gold model's SQL through the guard, and a whole workflow YAML document.
 
 Run: python tests/fuzz/fuzz_specs.py -max_total_time=10. The first byte picks the target
 (modulo 3: 0 silver spec YAML, 1 gold SQL, 2 workflow YAML); the rest is the text. A clean
-refusal (InvalidArgument, or the YAML/proto loader's own parse error for a bare spec) is a
+refusal (InvalidArgument, or the YAML loader's own parse error for a bare spec) is a
 correct answer; anything else escaping, or SQL the guard passes that reads something
 other than its views, is a finding.
 """
@@ -16,15 +16,14 @@ import atheris
 import duckdb
 
 with atheris.instrument_imports(
-    include=["services.silver.spec", "services.gold.guard", "orchestrator.workflows"]
+    include=["flowforge.specs", "services.gold.guard", "orchestrator.workflows"]
 ):
     import yaml
-    from google.protobuf import json_format
 
-    from flowforge.errors import InvalidArgument
+    from flowforge.errors import InvalidArgument, SpecError
+    from flowforge.specs.silver import parse_spec, resolve_columns
     from orchestrator.workflows import parse_workflow, silver_spec_from_dict
     from services.gold.guard import check_model_sql
-    from services.silver.spec import parse_spec, resolve_columns
 
 BRONZE_COLUMNS = ["customer_id", "email", "first_name", "signup_date", "lifetime_value"]
 READABLE = {"silver", "dim_countries"}
@@ -39,8 +38,8 @@ def silver_yaml(text: str) -> None:
         return
     try:
         message = silver_spec_from_dict(data)
-    except json_format.ParseError:
-        return
+    except SpecError:
+        return  # the document's shape refused, field named
     try:
         spec = parse_spec(message)
         resolve_columns(spec, BRONZE_COLUMNS, BRONZE_COLUMNS)

@@ -19,12 +19,12 @@ from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
-from services.gold.server import create_server
+from services.layers import create_server
 
 
 @pytest.fixture(scope="module")
 def gold_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
-    server = create_server(settings, "127.0.0.1:0", store)
+    server = create_server("gold", settings, "127.0.0.1:0", store)
     yield server
     server.stop(0)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flowforge.cli import app
+from cli.main import app
 from flowforge.settings import Settings, get_settings
 from flowforge.storage import ObjectStore
 from tests.hostile.path_inputs import cases

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -16,13 +17,14 @@ from sqlalchemy import create_engine, text
 from flowforge.dimensions import upload_dimension_file
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import LayerServer
-from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from orchestrator.flow import open_store, use_settings
+from orchestrator.flow import medallion
+from orchestrator.runner import InProcessRunner
 from orchestrator.store import Store
 from orchestrator.store.database import open_engine
 from orchestrator.workflows import Workflow, load_workflow_file
+from services.layers import create_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WORKFLOW = ROOT / "examples" / "workflows" / "customer-data.yaml"
@@ -81,14 +83,22 @@ class Stack:
     object_store: ObjectStore
     servers: dict[str, LayerServer]
 
+    def flow(self, settings: Settings | None = None, **parameters: Any) -> dict[str, Any]:
+        """Runs the medallion flow here (an InProcessRunner with these settings, or the
+        stack's) and returns its result."""
+        runner = InProcessRunner(settings or self.settings, self.store)
+        return runner.run(medallion, **parameters)  # type: ignore[no-any-return]
+
+    def runner(self) -> InProcessRunner:
+        return InProcessRunner(self.settings, self.store)
+
     def restart(self, layer: str) -> None:
         """Starts `layer` again on the port it had (after a test stopped it)."""
         port = self.servers[layer].port
-        factory = LAYER_SERVICES[layer].factory()
         deadline = time.monotonic() + 10
         while True:
             try:
-                server = factory(self.settings, f"127.0.0.1:{port}", self.object_store)
+                server = create_server(layer, self.settings, f"127.0.0.1:{port}", self.object_store)
                 break
             except RuntimeError:  # the port is not free again yet
                 if time.monotonic() > deadline:
@@ -115,7 +125,7 @@ def stack(
 ) -> Iterator[Stack]:
     """Real bronze, silver and gold servers, the store on PostgreSQL and a Prefect server."""
     servers = {
-        layer: LAYER_SERVICES[layer].factory()(settings, "127.0.0.1:0", store)
+        layer: create_server(layer, settings, "127.0.0.1:0", store)
         for layer in ("bronze", "silver", "gold")
     }
     flow_settings = settings.model_copy(
@@ -129,11 +139,10 @@ def stack(
         }
     )
     upload_dimension_file(store, "countries", ROOT / "examples" / "dimensions" / "countries.csv")
-    use_settings(flow_settings)
-    running = Stack(flow_settings, open_store(flow_settings), store, servers)
+    running = Stack(flow_settings, Store.open(flow_settings), store, servers)
     try:
         yield running
     finally:
-        use_settings(None)
+        running.store.close()
         for server in running.servers.values():
             server.stop(0)

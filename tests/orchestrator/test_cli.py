@@ -17,16 +17,16 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from flowforge.cli import app
+from cli.main import app
 from flowforge.embedded import pick_ports
 from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings, get_settings
-from orchestrator.flow import medallion
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
+from tests.sample_oracle import EXPECTED
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -66,7 +66,7 @@ def served_deployment(
     home = tmp_path_factory.mktemp("runner")
     log = (home / "runner.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowforge.cli", "serve", "deployment", "--port", str(HEALTH_PORT)],
+        [sys.executable, "-m", "cli", "serve", "deployment", "--port", str(HEALTH_PORT)],
         env={
             **os.environ,
             **env_of(stack.settings),
@@ -121,7 +121,7 @@ def test_executions_list_and_show(
 ) -> None:
     runner, env = cli
     workflow = stack.add_workflow(sample_workflow)
-    execution_id = medallion(workflow_id=workflow.id, job_id="products")["execution_id"]
+    execution_id = stack.flow(workflow_id=workflow.id, job_id="products")["execution_id"]
     listed = runner.invoke(app, ["executions", "list", "--workflow", workflow.id], env=env)
     assert listed.exit_code == 0 and execution_id in listed.output and "COMPLETED" in listed.output
     shown = runner.invoke(app, ["executions", "show", execution_id], env=env)
@@ -148,7 +148,7 @@ def test_served_deployment_answers_health_on_its_port(
             time.sleep(0.5)
     assert response.status_code == 200, response.text
     healthy = subprocess.run(
-        [sys.executable, "-m", "flowforge.cli", "health", "http",
+        [sys.executable, "-m", "cli", "health", "http",
          f"http://127.0.0.1:{HEALTH_PORT}/health"],
         capture_output=True, timeout=30,
     )  # fmt: skip
@@ -215,7 +215,8 @@ def test_run_from_a_later_layer_and_with_a_full_refresh(
 
     gold_only = run("--from-layer", "gold")
     assert [(s.layer, s.status) for s in gold_only.steps] == [("gold", "COMPLETED")]
-    assert gold_only.step("gold").rows_in == first.step("silver").rows_out == 36
+    products = EXPECTED["products"]
+    assert gold_only.step("gold").rows_in == first.step("silver").rows_out == products["silver"][1]
     assert (committed_run("bronze"), committed_run("silver"), committed_run("gold")) == (
         first.id, first.id, gold_only.id
     )  # fmt: skip
@@ -224,8 +225,9 @@ def test_run_from_a_later_layer_and_with_a_full_refresh(
     assert again.step("bronze").rows_in == 0
     refreshed = run("--full-refresh")
     assert refreshed.full_refresh
-    assert (refreshed.step("bronze").rows_in, refreshed.step("bronze").rows_out) == (40, 40)
-    assert refreshed.step("silver").rows_out == 36
+    bronze = refreshed.step("bronze")
+    assert (bronze.rows_in, bronze.rows_out) == products["bronze"][:2]
+    assert refreshed.step("silver").rows_out == products["silver"][1]
     assert committed_run("bronze") == refreshed.id
 
 

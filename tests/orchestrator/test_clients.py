@@ -17,14 +17,15 @@ from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
+from flowforge.wire import from_proto
 from orchestrator.clients import BronzeClient
-from services.bronze.server import create_server
+from services.layers import create_server
 
 
 @pytest.fixture(scope="module")
 def guarded(settings: Settings, store: ObjectStore) -> Iterator[tuple[Settings, LayerServer]]:
     with_token = settings.model_copy(update={"grpc_token": SecretStr("s3cret-token")})
-    server = create_server(with_token, "127.0.0.1:0", store)
+    server = create_server("bronze", with_token, "127.0.0.1:0", store)
     yield with_token, server
     server.stop(0)
 
@@ -96,7 +97,7 @@ def test_unavailable_once_is_retried_by_the_channel(
     servicer, address = flaky
     servicer.codes = [grpc.StatusCode.UNAVAILABLE]
     with BronzeClient(settings, address) as client:
-        assert client.ingest(request()) == common_pb2.LayerResult()
+        assert client.ingest(request()) == from_proto(common_pb2.LayerResult())
     assert servicer.attempts == 2
 
 

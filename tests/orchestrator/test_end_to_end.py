@@ -12,20 +12,12 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flowforge.errors import Conflict, InvalidArgument
-from orchestrator.flow import medallion
 from orchestrator.prefect_server import flush_clients
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
-
-# What the sample CSVs give with the sample workflow's specs (examples/generate.py output):
-# per layer (rows in, rows out, rows rejected).
-EXPECTED = {
-    "customers": {"bronze": (203, 201, 2), "silver": (201, 192, 6), "gold": (192, 54, 0)},
-    "orders": {"bronze": (400, 398, 2), "silver": (398, 376, 22), "gold": (376, 81, 0)},
-    "products": {"bronze": (40, 40, 0), "silver": (40, 36, 4), "gold": (36, 11, 0)},
-}
+from tests.sample_oracle import EXPECTED, balance_figures, quarantine_reasons
 
 
 def wait_for(stack: Stack, execution_id: str, timeout: float = 90) -> ExecutionRecord:
@@ -36,6 +28,13 @@ def wait_for(stack: Stack, execution_id: str, timeout: float = 90) -> ExecutionR
             return execution
         time.sleep(0.2)
     raise AssertionError(f"execution {execution_id} still {execution.status} after {timeout}s")
+
+
+def wait_for_step(stack: Stack, execution_id: str, layer: str, status: str) -> None:
+    deadline = time.monotonic() + 60
+    while stack.store.get_execution(execution_id).step(layer).status != status:
+        assert time.monotonic() < deadline, f"{layer} never became {status}"
+        time.sleep(0.05)
 
 
 def counts(execution: ExecutionRecord) -> dict[str, tuple[int | None, ...]]:
@@ -69,31 +68,25 @@ def layer_events(prefect_api: str, execution_id: str, expected: int) -> list[dic
 
 def test_sample_job_completes_with_exact_counts(stack: Stack, sample_workflow: Workflow) -> None:
     workflow = stack.add_workflow(sample_workflow)
-    result = medallion(workflow_id=workflow.id, job_id="customers")
+    result = stack.flow(workflow_id=workflow.id, job_id="customers")
     execution = stack.store.get_execution(result["execution_id"])
     assert execution.status == "COMPLETED", execution.error
     assert counts(execution) == EXPECTED["customers"]
     assert [s.status for s in execution.steps] == ["COMPLETED"] * 3
     assert execution.flow_run_id and execution.finished_at is not None
     silver = execution.step("silver")
-    assert silver.quality["duplicates_removed"] == 3
-    assert sum(silver.quality["rejected_by_reason"].values()) == 6
+    figures = balance_figures("customers")
+    assert silver.quality["duplicates_removed"] == figures["duplicates_removed"]
+    assert silver.quality["rejected_by_reason"] == quarantine_reasons("customers")
     bronze = execution.step("bronze")
-    assert bronze.quality["rejected_by_reason"] == {"wrong_field_count": 2}
+    assert bronze.quality["rejected_by_reason"] == {
+        "wrong_field_count": EXPECTED["customers"]["bronze"][2]
+    }
     gold = execution.step("gold")
     models = {m["name"] for m in gold.quality["models"]}
     assert {"customers_by_country", "signups_per_month", "data_quality", "profile"} <= models
     assert execution.balance is not None and execution.balance["balanced"]
-    assert execution.balance["figures"] == {
-        "csv_rows": 203,
-        "bronze_rows": 201,
-        "bronze_rejected": 2,
-        "bronze_dataset_rows": 201,
-        "silver_input_rows": 201,
-        "silver_rows": 192,
-        "quarantined": 6,
-        "duplicates_removed": 3,
-    }
+    assert execution.balance["figures"] == figures
 
 
 def test_jobs_of_a_workflow_run_at_once_without_interfering(
@@ -101,7 +94,9 @@ def test_jobs_of_a_workflow_run_at_once_without_interfering(
 ) -> None:
     workflow = stack.add_workflow(sample_workflow)
     started = [
-        trigger_execution(stack.settings, workflow.id, job, store=stack.store, in_process=True)
+        trigger_execution(
+            stack.settings, workflow.id, job, store=stack.store, runner=stack.runner()
+        )
         for job in ("customers", "orders", "products")
     ]
     with pytest.raises(Conflict, match=f"already has execution '{started[0].id}'"):
@@ -122,7 +117,7 @@ def test_bad_spec_fails_silver_with_its_message_and_skips_gold(
     )
     workflow = stack.add_workflow(sample_workflow, jobs=[broken])
     with pytest.raises(InvalidArgument, match="customer_identifier"):
-        medallion(workflow_id=workflow.id, job_id="customers")
+        stack.flow(workflow_id=workflow.id, job_id="customers")
     execution = stack.store.list_executions(workflow_id=workflow.id)[0]
     assert execution.status == "FAILED"
     assert execution.error is not None
@@ -158,7 +153,7 @@ def test_a_service_stopped_during_a_run_is_retried_after_its_restart(
     restart = threading.Timer(2.5, stack.restart, args=("silver",))
     restart.start()
     try:
-        result = medallion(workflow_id=workflow.id, job_id="products")
+        result = stack.flow(workflow_id=workflow.id, job_id="products")
     finally:
         restart.join()
     execution = stack.store.get_execution(result["execution_id"])
@@ -172,11 +167,11 @@ def test_from_silver_reuses_bronze_without_calling_it(
 ) -> None:
     workflow = stack.add_workflow(sample_workflow)
     first = stack.store.get_execution(
-        medallion(workflow_id=workflow.id, job_id="orders")["execution_id"]
+        stack.flow(workflow_id=workflow.id, job_id="orders")["execution_id"]
     )
     stack.servers["bronze"].stop(0)  # a call to bronze would now fail
     try:
-        result = medallion(workflow_id=workflow.id, job_id="orders", from_layer="silver")
+        result = stack.flow(workflow_id=workflow.id, job_id="orders", from_layer="silver")
     finally:
         stack.restart("bronze")
     again = stack.store.get_execution(result["execution_id"])
@@ -191,20 +186,21 @@ def test_from_silver_reuses_bronze_without_calling_it(
 def test_cancelling_ends_the_execution(stack: Stack, sample_workflow: Workflow) -> None:
     workflow = stack.add_workflow(sample_workflow)
     stack.servers["bronze"].stop(0)  # so the run waits in retries
+    runner = stack.runner()
     try:
         execution = trigger_execution(
-            stack.settings, workflow.id, "customers", store=stack.store, in_process=True
+            stack.settings, workflow.id, "customers", store=stack.store, runner=runner
         )
-        time.sleep(1)
+        wait_for_step(stack, execution.id, "bronze", "RUNNING")
         cancelled = cancel_execution(stack.settings, execution.id, store=stack.store)
     finally:
         stack.restart("bronze")
     assert cancelled.status == "CANCELLED"
-    assert wait_for(stack, execution.id).status == "CANCELLED"
-    time.sleep(2)  # the cancelled run's thread notices before its next layer
+    runner.join()  # the cancelled run stops before its next layer
+    assert stack.store.get_execution(execution.id).status == "CANCELLED"
     # The job is free again.
     again = trigger_execution(
-        stack.settings, workflow.id, "customers", store=stack.store, in_process=True
+        stack.settings, workflow.id, "customers", store=stack.store, runner=stack.runner()
     )
     assert wait_for(stack, again.id).status == "COMPLETED"
 
@@ -213,10 +209,10 @@ def test_prefect_sees_the_artifact_and_the_layer_events(
     stack: Stack, sample_workflow: Workflow, prefect_api: str
 ) -> None:
     workflow = stack.add_workflow(sample_workflow)
-    execution_id = medallion(workflow_id=workflow.id, job_id="products")["execution_id"]
+    execution_id = stack.flow(workflow_id=workflow.id, job_id="products")["execution_id"]
     rows = table_artifact(f"{workflow.id}-products")
     assert [(r["layer"], r["status"], r["rows_out"]) for r in rows] == [
-        ("bronze", "COMPLETED", 40), ("silver", "COMPLETED", 36), ("gold", "COMPLETED", 11)
-    ]  # fmt: skip
+        (layer, "COMPLETED", counts[1]) for layer, counts in EXPECTED["products"].items()
+    ]
     names = sorted(e["event"] for e in layer_events(prefect_api, execution_id, expected=6))
     assert names == ["flowforge.layer.completed"] * 3 + ["flowforge.layer.started"] * 3

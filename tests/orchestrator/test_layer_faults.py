@@ -16,11 +16,15 @@ import grpc
 import pytest
 
 from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument
+from flowforge.layout import Dataset, JobKey
+from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
-from orchestrator.flow import medallion, use_settings
+from orchestrator.runner import InProcessRunner
+from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
+from tests.sample_oracle import EXPECTED
 
 DEADLINE_SECONDS = 20.0  # FLOWFORGE_LAYER_DEADLINE_SECONDS of these runs (the stack's is 60)
 RETRY_DELAY = 0.5
@@ -38,6 +42,9 @@ class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
     code: grpc.StatusCode | None = None
     times: int = 0
     alter: Callable[[common_pb2.LayerResult], None] | None = None
+    # When given: Refine sets `entered`, then waits for `gate` before it forwards.
+    entered: threading.Event | None = None
+    gate: threading.Event | None = None
     calls: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, remaining)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,6 +61,9 @@ class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
             number = len(self.calls)
         if self.code is not None and number <= self.times:
             context.abort(self.code, self.message)
+        if self.entered is not None and self.gate is not None:
+            self.entered.set()
+            self.gate.wait(DEADLINE_SECONDS)
         result = self.real.Refine(request, timeout=context.time_remaining())
         if self.alter is not None:
             self.alter(result)
@@ -63,7 +73,7 @@ class ScriptedSilver(silver_pb2_grpc.SilverServiceServicer):
 @contextmanager
 def scripted_silver(
     stack: Stack, servicer_of: Callable[..., ScriptedSilver]
-) -> Iterator[ScriptedSilver]:
+) -> Iterator[tuple[ScriptedSilver, Settings]]:
     """The scripted silver on a free loopback port, the flow's settings pointing at it."""
     channel = grpc.insecure_channel(stack.settings.silver_address)
     servicer = servicer_of(silver_pb2_grpc.SilverServiceStub(channel))
@@ -78,11 +88,9 @@ def scripted_silver(
             "layer_deadline_seconds": DEADLINE_SECONDS,
         }
     )
-    use_settings(settings)
     try:
-        yield servicer
+        yield servicer, settings
     finally:
-        use_settings(stack.settings)
         server.stop(0).wait()
         channel.close()
 
@@ -91,7 +99,7 @@ def scripted_silver(
 def ingested(stack: Stack, sample_workflow: Workflow) -> Workflow:
     """A workflow whose products job has committed bronze: the runs here start at silver."""
     workflow = stack.add_workflow(sample_workflow)
-    result = medallion(workflow_id=workflow.id, job_id="products", to_layer="bronze")
+    result = stack.flow(workflow_id=workflow.id, job_id="products", to_layer="bronze")
     assert stack.store.get_execution(result["execution_id"]).status == "COMPLETED"
     return workflow
 
@@ -108,16 +116,21 @@ def test_transient_errors_are_retried_with_backoff(
     stack: Stack, ingested: Workflow, code: grpc.StatusCode
 ) -> None:
     times = IN_CALL_ATTEMPTS.get(code, 1)
-    with scripted_silver(stack, lambda real: ScriptedSilver(real, code, times)) as silver:
-        result = medallion(
-            workflow_id=ingested.id, job_id="products", from_layer="silver", to_layer="silver"
+    scripted = scripted_silver(stack, lambda real: ScriptedSilver(real, code, times))
+    with scripted as (silver, settings):
+        result = stack.flow(
+            settings,
+            workflow_id=ingested.id,
+            job_id="products",
+            from_layer="silver",
+            to_layer="silver",
         )
     execution = stack.store.get_execution(result["execution_id"])
     assert execution.status == "COMPLETED", execution.error
     step = execution.step("silver")
     assert step.attempts >= 2, "the layer task was not retried"
     assert (step.status, step.rows_in, step.rows_out, step.rows_rejected) == (
-        "COMPLETED", 40, 36, 4
+        "COMPLETED", *EXPECTED["products"]["silver"]
     )  # fmt: skip
     assert len(silver.calls) == times + 1  # the scripted answers, then the real silver once
     waited = silver.calls[times][0] - silver.calls[times - 1][0]
@@ -138,21 +151,25 @@ def test_transient_errors_are_retried_with_backoff(
 def test_terminal_errors_fail_at_once_with_the_services_message(
     stack: Stack, ingested: Workflow, code: grpc.StatusCode, error: type[FlowForgeError]
 ) -> None:
-    message = f"{code.name} from the scripted silver"
     with (
-        scripted_silver(stack, lambda real: ScriptedSilver(real, code, times=1)) as silver,
-        pytest.raises(error, match=message),
+        scripted_silver(stack, lambda real: ScriptedSilver(real, code, times=1)) as (
+            silver,
+            settings,
+        ),
+        pytest.raises(error) as raised,
     ):
-        medallion(workflow_id=ingested.id, job_id="products", from_layer="silver")
-    assert silver.message == message
+        stack.flow(settings, workflow_id=ingested.id, job_id="products", from_layer="silver")
+    # What the scripted service sent, as its code's name says it: the flow keeps it whole.
+    sent = f"{code.name} from the scripted silver"
+    assert raised.value.message == sent
     execution = stack.store.list_executions(workflow_id=ingested.id, limit=1)[0]
     assert execution.status == "FAILED"
-    assert execution.error == f"silver: {silver.message}"
+    assert execution.error == f"silver: {sent}"
     assert [(s.layer, s.status) for s in execution.steps] == [
         ("silver", "FAILED"), ("gold", "SKIPPED")
     ]  # fmt: skip
     assert execution.step("silver").attempts == 1
-    assert execution.step("silver").error == silver.message
+    assert execution.step("silver").error == sent
     assert len(silver.calls) == 1  # not retried, neither by the channel nor by the task
     assert 0 < silver.calls[0][1] <= DEADLINE_SECONDS
 
@@ -168,10 +185,10 @@ def test_counts_that_do_not_add_up_fail_the_execution_with_the_balance_sheet(
         result.rows_out -= 3
 
     with (
-        scripted_silver(stack, lambda real: ScriptedSilver(real, alter=lose_rows)),
+        scripted_silver(stack, lambda real: ScriptedSilver(real, alter=lose_rows)) as (_, settings),
         pytest.raises(FailedPrecondition, match="^rows unaccounted for"),
     ):
-        medallion(workflow_id=ingested.id, job_id="products", from_layer="silver")
+        stack.flow(settings, workflow_id=ingested.id, job_id="products", from_layer="silver")
     execution = stack.store.list_executions(workflow_id=ingested.id, limit=1)[0]
     assert execution.status == "FAILED"
     assert execution.error == (
@@ -183,3 +200,29 @@ def test_counts_that_do_not_add_up_fail_the_execution_with_the_balance_sheet(
     assert [(c["name"], c["ok"]) for c in execution.balance["checks"]] == [
         ("bronze rows = silver + quarantined + duplicates removed", False)
     ]
+
+
+def test_a_cancel_stops_the_run_before_its_next_layer(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    """Cancelled while silver works: silver's call finishes, gold is never called."""
+    workflow = stack.add_workflow(sample_workflow)
+    stack.flow(workflow_id=workflow.id, job_id="products", to_layer="bronze")
+    entered, gate = threading.Event(), threading.Event()
+    scripted = scripted_silver(stack, lambda real: ScriptedSilver(real, entered=entered, gate=gate))
+    with scripted as (silver, settings):
+        runner = InProcessRunner(settings, stack.store)
+        execution = trigger_execution(
+            settings, workflow.id, "products", "silver", store=stack.store, runner=runner
+        )
+        assert entered.wait(DEADLINE_SECONDS), "silver was never called"
+        cancel_execution(settings, execution.id, store=stack.store)
+        gate.set()
+        runner.join()
+    ended = stack.store.get_execution(execution.id)
+    assert ended.status == "CANCELLED"
+    gold_step = ended.step("gold")
+    assert (gold_step.status, gold_step.started_at, gold_step.attempts) == ("SKIPPED", None, 0)
+    gold = Dataset.for_layer("gold", JobKey(workflow.id, "products"))
+    assert read_committed(stack.object_store, gold) is None
+    assert len(silver.calls) == 1

@@ -21,7 +21,7 @@ def test_up_serves_the_deployment_until_ctrl_c(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     with log.open("w") as out:
         up = subprocess.Popen(
-            [sys.executable, "-m", "flowforge.cli", "up"],
+            [sys.executable, "-m", "cli", "up"],
             env=base | {"FLOWFORGE_STATE_DIR": str(state)},
             cwd=tmp_path,
             stdout=out,

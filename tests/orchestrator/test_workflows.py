@@ -56,7 +56,10 @@ def test_explicit_empty_null_markers_mean_no_nulls() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD_JOB.replace("name: A", "nmae: A"), "wf.yaml:2: nmae is not a known field"),
+        (
+            GOOD_JOB.replace("name: A", "nmae: A"),
+            "wf.yaml:2: unknown key 'nmae' (did you mean 'name'?)",
+        ),
         (GOOD_JOB.replace("id: wf", "id: 'w f'"), "wf.yaml:1: id 'w f' is not a valid ID"),
         (GOOD_JOB.replace("id: things", "id: ../x"), "wf.yaml:4: jobs[0].id '../x' is not a valid"),
         (
@@ -65,7 +68,7 @@ def test_explicit_empty_null_markers_mean_no_nulls() -> None:
         ),
         (
             GOOD_JOB.replace("type: integer", "typ: integer"),
-            "wf.yaml:7: jobs[0].silver.columns[0]: ",
+            "wf.yaml:7: jobs[0].silver.columns[0]: unknown key 'typ' (did you mean 'type'?)",
         ),
         (
             GOOD_JOB + "      dedupe: {keys: [nope]}\n",
@@ -96,9 +99,52 @@ def test_errors_name_the_field_and_line(text: str, expected: str, tmp_path: Path
     assert expected in error_of(text, tmp_path)
 
 
-def test_unknown_silver_field_is_named(tmp_path: Path) -> None:
-    message = error_of(GOOD_JOB.replace("type: integer", "typ: integer"), tmp_path)
-    assert "typ" in message
+MULTILINE = """\
+id: wf
+jobs:
+  - id: things
+    silver:
+      columns:
+        - source: when
+          type: date
+          format: ["%d.%m.%Y"]
+      dedupe:
+        keys: when
+    gold:
+      models: []
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MULTILINE,
+            "wf.yaml:8: jobs[0].silver.columns[0]: unknown key 'format' (did you mean 'formats'?)",
+        ),
+        (
+            MULTILINE.replace("format:", "formats:"),
+            "wf.yaml:10: jobs[0].silver.dedupe.keys must be a list, not the text 'when'",
+        ),
+        (
+            MULTILINE.replace("models:", "modles:"),
+            "wf.yaml:12: jobs[0].gold: unknown key 'modles' (did you mean 'models'?)",
+        ),
+    ],
+)
+def test_a_misspelled_key_or_a_wrong_shape_is_named_at_its_own_line(
+    text: str, expected: str
+) -> None:
+    message = error_of(text)
+    assert message == expected
+    # snake_case names only: nothing internal, nothing from the proto's JSON mapping
+    assert "Set" not in message and "null_markers_set" not in message
+
+
+def test_an_unknown_key_far_from_any_known_one_lists_the_known_keys() -> None:
+    message = error_of(GOOD_JOB.replace("type: integer", "zzzz: integer"))
+    assert "unknown key 'zzzz' (known keys: source, target, type, formats" in message
+    assert "null_markers_set" not in message
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -20,12 +20,14 @@ from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
 from services.bronze.ingest import IngestPlan
 from services.bronze.ingest import ingest as bronze_ingest
 from services.bronze.options import CsvOptions
-from services.silver.server import SERVICE_NAME, create_server
+from services.layers import LAYER_SERVICES, create_server
+
+SERVICE_NAME = LAYER_SERVICES["silver"].service_name
 
 
 @pytest.fixture(scope="module")
 def silver_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
-    server = create_server(settings, "127.0.0.1:0", store)
+    server = create_server("silver", settings, "127.0.0.1:0", store)
     yield server
     server.stop(0)
 
@@ -42,11 +44,16 @@ def silver(channel: grpc.Channel) -> silver_pb2_grpc.SilverServiceStub:
 
 
 def fill_bronze(
-    store: ObjectStore, settings: Settings, job: JobKey, data: bytes, run_id: str = "b1"
+    store: ObjectStore,
+    settings: Settings,
+    job: JobKey,
+    data: bytes,
+    run_id: str = "b1",
+    options: CsvOptions | None = None,
 ) -> common_pb2.LayerResult:
     """Lands one CSV and ingests it with the real bronze code (no server needed here)."""
     store.put_bytes(landing_prefix(job) + "data.csv", data, content_type="text/csv")
-    plan = IngestPlan(job, run_id, CsvOptions.validated(), full_refresh=True)
+    plan = IngestPlan(job, run_id, options or CsvOptions.validated(), full_refresh=True)
     return bronze_ingest(store, settings, plan, Deadline())
 
 

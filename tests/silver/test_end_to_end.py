@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -21,8 +22,10 @@ from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
-from services.bronze.server import create_server as create_bronze_server
+from services.layers import create_server
 from tests.silver.conftest import read_objects, refine, serving
+
+create_bronze_server = partial(create_server, "bronze")
 
 CASES = Path(__file__).resolve().parent / "cases"
 SPEC = yaml.safe_load((CASES.parents[2] / "examples" / "silver" / "customers.yaml").read_text())

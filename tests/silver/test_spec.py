@@ -10,9 +10,9 @@ import yaml
 from google.protobuf import json_format
 
 from flowforge.errors import InvalidArgument
+from flowforge.specs.silver import parse_spec, resolve_columns
+from flowforge.specs.silver_model import SilverType
 from flowforge.v1 import silver_pb2
-from services.silver.model import SilverType
-from services.silver.spec import parse_spec, resolve_columns
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "silver" / "customers.yaml"
 

@@ -11,11 +11,11 @@ import time
 
 from rich.console import Console
 
+from cli.stack import EmbeddedStack, environ_with, seed
 from flowforge.logs import configure_logging
 from flowforge.settings import Settings
 from orchestrator.deployment import FULL_NAME
-from orchestrator.flow import open_store
-from orchestrator.stack import EmbeddedStack, environ_with, seed
+from orchestrator.store import Store
 
 
 def run_up(settings: Settings) -> int:
@@ -26,12 +26,12 @@ def run_up(settings: Settings) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with EmbeddedStack(settings, state, prefect=True, prefect_ui=True) as stack:
-        store = open_store(stack.settings)
+        store = Store.open(stack.settings)
         workflow = seed(stack.settings, store)
         env_file = stack.write_env_file()
         log = (state / "deployment.log").open("ab")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "flowforge.cli", "serve", "deployment"],
+            [sys.executable, "-m", "cli", "serve", "deployment"],
             env=environ_with(stack.env()),
             stdout=log,
             stderr=subprocess.STDOUT,

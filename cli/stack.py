@@ -19,12 +19,12 @@ from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.processes import Started
-from flowforge.services_registry import LAYER_SERVICES
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from orchestrator.prefect_server import PrefectServer, flush_clients
 from orchestrator.store import Store
 from orchestrator.workflows import Workflow, load_workflow_file
+from services.layers import LAYER_SERVICES, create_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE_WORKFLOW = EXAMPLES / "workflows" / "customer-data.yaml"
@@ -72,8 +72,8 @@ class EmbeddedStack(Started):
         )
         store = ObjectStore(settings)
         addresses = {}
-        for layer, service in LAYER_SERVICES.items():
-            server = service.factory()(settings, "127.0.0.1:0", store)
+        for layer in LAYER_SERVICES:
+            server = create_server(layer, settings, "127.0.0.1:0", store)
             self._exit.callback(server.stop, 1.0)
             self.ports[layer] = server.port
             addresses[f"{layer}_address"] = f"127.0.0.1:{server.port}"

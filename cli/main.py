@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flowforge.errors import FlowForgeError, Unavailable
+from flowforge.errors import FlowForgeError
 from flowforge.logs import configure_logging
 from flowforge.runtime import serve as serve_forever
-from flowforge.services_registry import LAYER_SERVICES
-from flowforge.settings import Settings, get_settings
-from flowforge.storage import ObjectStore
+from flowforge.settings import get_settings
+from flowforge.storage import prepare_store
+from services.layers import LAYER_SERVICES, create_server
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -36,48 +34,12 @@ log = logging.getLogger("flowforge.cli")
 Host = Annotated[str | None, typer.Option(help="Interface to bind (default: FLOWFORGE_GRPC_HOST).")]
 
 
-def prepare_store(settings: Settings, keep_trying: bool = False) -> ObjectStore:
-    """Creates the bucket when missing and probes conditional writes. A store that is not
-    up yet is tolerated (requests fail with UNAVAILABLE until it is); with `keep_trying`
-    (the servers) this is retried in the background until it succeeds, so a service that
-    started before its object store still creates the bucket."""
-    store = ObjectStore(settings)
-    try:
-        _prepare(store, settings)
-    except Unavailable as exc:
-        log.warning("object store not reachable at start-up", extra={"error": exc.message})
-        if keep_trying:
-            threading.Thread(
-                target=_keep_preparing, args=(store, settings), name="prepare-store", daemon=True
-            ).start()
-    return store
-
-
-def _prepare(store: ObjectStore, settings: Settings) -> None:
-    if settings.s3_create_bucket:
-        store.ensure_bucket()
-    store.supports_conditional_writes()
-
-
-def _keep_preparing(store: ObjectStore, settings: Settings) -> None:
-    delay = 1.0
-    while True:
-        time.sleep(delay)
-        try:
-            _prepare(store, settings)
-        except Unavailable:
-            delay = min(delay * 2, 30.0)
-            continue
-        log.info("object store reachable: bucket ready", extra={"bucket": settings.s3_bucket})
-        return
-
-
 def _serve_layer(layer: str, host: str | None, port: int | None) -> None:
     settings = get_settings()
     configure_logging(settings)
     service = LAYER_SERVICES[layer]
     address = f"{host or settings.grpc_host}:{port if port is not None else service.default_port}"
-    server = service.factory()(settings, address, prepare_store(settings, keep_trying=True))
+    server = create_server(layer, settings, address, prepare_store(settings, keep_trying=True))
     log.info("serving", extra={"service": layer, "address": address, "port": server.port})
     serve_forever(server, settings)
 
@@ -119,6 +81,8 @@ def dimensions_upload(
     print(f"dimension {info.name}: {info.rows} rows, run {info.run_id}")
     for column, type_ in info.columns:
         print(f"  {column}: {type_}")
+    for warning in info.warnings:
+        print(f"warning: {warning}")
 
 
 @dimensions_app.command("list")
@@ -143,7 +107,7 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo's state folder afterwards.")] = False,
 ) -> None:
     """Run every sample job through the flow on the embedded stack, print what happened."""
-    from flowforge.demo import run_demo
+    from cli.demo import run_demo
 
     raise typer.Exit(run_demo(get_settings(), keep=keep))
 
@@ -161,11 +125,11 @@ def _fail(exc: FlowForgeError) -> typer.Exit:
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from orchestrator.flow import open_store
+    from orchestrator.store import Store
 
     settings = get_settings()
     configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    return settings, open_store(settings)
+    return settings, Store.open(settings)
 
 
 @workflows_app.command("apply")
@@ -197,7 +161,7 @@ def workflows_list() -> None:
 @app.command()
 def seed() -> None:
     """Store the sample workflow, upload its CSVs to landing and its dimension."""
-    from orchestrator.stack import seed as seed_sample
+    from cli.stack import seed as seed_sample
 
     settings, store = _store()
     try:
@@ -225,12 +189,13 @@ def run(
     Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
     from rich.console import Console
 
+    from cli.console import follow, report
     from flowforge.ids import validate_file_name
     from flowforge.layout import JobKey, landing_prefix
-    from orchestrator.console import follow, report
     from orchestrator.flow import plan_layers
     from orchestrator.prefect_server import quiet_console
-    from orchestrator.trigger import trigger_execution, wait_in_process_runs
+    from orchestrator.runner import InProcessRunner
+    from orchestrator.trigger import prefect_api_configured, trigger_execution
 
     try:  # refused before anything is contacted or written
         key = JobKey.of(workflow, job)
@@ -252,13 +217,15 @@ def run(
                 with file.open("rb") as stream:  # streamed, in parts when large
                     objects.upload(landing_prefix(key) + file.name, stream)
                 console.print(f"uploaded {file} to {landing_prefix(key)}{file.name}")
+        runner = None if prefect_api_configured() else InProcessRunner(settings, store)
         execution = trigger_execution(
-            settings, workflow, job, from_layer, full_refresh, store=store
+            settings, workflow, job, from_layer, full_refresh, store=store, runner=runner
         )
     except FlowForgeError as exc:
         raise _fail(exc) from None
     final = follow(store, execution.id, console)
-    wait_in_process_runs()
+    if runner is not None:
+        runner.join()
     report(console, final, previews=False)
     if final.status != "COMPLETED":
         raise typer.Exit(1)
@@ -274,7 +241,7 @@ def executions_list(
     """List executions, newest first."""
     from rich.console import Console
 
-    from orchestrator.console import executions_table
+    from cli.console import executions_table
 
     _, store = _store()
     Console().print(executions_table(store.list_executions(workflow, job, status, limit)))
@@ -290,7 +257,7 @@ def executions_show(
 
     from rich.console import Console
 
-    from orchestrator.console import report
+    from cli.console import report
 
     _, store = _store()
     try:
@@ -342,7 +309,7 @@ def serve_deployment(
 @app.command()
 def up() -> None:
     """Start the embedded stack with a Prefect server and the served deployment; Ctrl-C stops."""
-    from orchestrator.up import run_up
+    from cli.up import run_up
 
     raise typer.Exit(run_up(get_settings()))
 

@@ -14,11 +14,12 @@ from flowforge.settings import Settings
 
 
 def run_demo(settings: Settings, keep: bool = False) -> int:
-    from orchestrator.console import follow, report
-    from orchestrator.flow import open_store, use_settings
+    from cli.console import follow, report
+    from cli.stack import EmbeddedStack, seed
     from orchestrator.prefect_server import quiet_console
-    from orchestrator.stack import EmbeddedStack, seed
-    from orchestrator.trigger import trigger_execution, wait_in_process_runs
+    from orchestrator.runner import InProcessRunner
+    from orchestrator.store import Store
+    from orchestrator.trigger import trigger_execution
 
     console = Console()
     configure_logging(settings.model_copy(update={"log_level": "WARNING", "log_format": "text"}))
@@ -33,10 +34,10 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             "and a Prefect server (about 20 s) ..."
         )
         embedded = stack.enter_context(EmbeddedStack(settings, state, prefect=True))
-        stack.callback(use_settings, None)
         live = embedded.settings
-        store = open_store(live)
+        store = Store.open(live)
         stack.callback(store.close)
+        runner = InProcessRunner(live, store)
         workflow = seed(live, store)
         assert embedded.prefect is not None
         console.print(
@@ -47,9 +48,9 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         )
         for job in workflow.jobs:
             console.rule(f"{workflow.id}/{job.id}")
-            execution = trigger_execution(live, workflow.id, job.id, store=store, in_process=True)
+            execution = trigger_execution(live, workflow.id, job.id, store=store, runner=runner)
             final = follow(store, execution.id, console)
-            wait_in_process_runs()
+            runner.join()
             report(console, final)
             if final.status != "COMPLETED":
                 failed.append(job.id)

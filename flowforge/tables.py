@@ -1,0 +1,269 @@
+"""FlowForge's tables: open Delta Lake tables on the object store, written with delta-rs.
+
+    bronze/{w}/{j}               raw text rows + audit columns (change data feed on)
+    bronze/{w}/_rejects/{j}      rows bronze could not parse, with the reason
+    silver/{w}/{j}               typed, validated, deduplicated rows
+    silver/{w}/_quarantine/{j}   rows that broke a rule, with the rule
+    gold/{w}/{j}/{model}         one table per job model
+    gold/{w}/_workflow/{model}   one table per workflow model
+    dimensions/{name}            reference tables that gold models read as dim_{name}
+
+Side tables live outside the main tables' folders (a vacuum lists a table's folder
+recursively), and IDs cannot start with "_", so `_rejects` can never be a job's name.
+
+Each layer is the only writer of its tables. A commit carries the execution's run id, what
+it read (`flowforge.inputs`) and the layer's report (`flowforge.report`) as commit metadata,
+and the application transaction `flowforge-{run_id}`: a repeated call after a lost answer
+finds its commit (`find_commit`) and returns the recorded report instead of writing again.
+delta-rs commits every version with a conditional PUT (If-None-Match), so of two writers one
+wins and the other gets CommitFailedError (ABORTED here); there is no other lock, which is
+why a store that ignores conditional writes is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake import exceptions as delta_exceptions
+
+from flowforge.errors import Conflict, FailedPrecondition, FlowForgeError, Unavailable
+from flowforge.ids import validate_id
+from flowforge.layout import JobKey
+from flowforge.reports import LayerReport, load_report
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+RUN_ID_KEY = "flowforge.run_id"
+REPORT_KEY = "flowforge.report"
+INPUTS_KEY = "flowforge.inputs"
+# What a FlowForge table sets when it is created: the change data feed (silver reads
+# bronze's changes), and append-only off (files are replaced).
+CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
+# Reader features read_parquet over a version's files handles; anything else (deletion
+# vectors, column mapping, ...) changes what the files mean, so such a table is refused.
+SUPPORTED_READER_FEATURES = frozenset({"timestampNtz"})
+# How far back a repeated call looks for its own commit, newest first.
+HISTORY_SCAN = 1000
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """Where one table lives in the bucket: its key prefix, without a trailing slash."""
+
+    path: str
+
+    @classmethod
+    def bronze(cls, job: JobKey) -> TableRef:
+        return cls(f"bronze/{job.workflow_id}/{job.job_id}")
+
+    @classmethod
+    def bronze_rejects(cls, job: JobKey) -> TableRef:
+        return cls(f"bronze/{job.workflow_id}/_rejects/{job.job_id}")
+
+    @classmethod
+    def silver(cls, job: JobKey) -> TableRef:
+        return cls(f"silver/{job.workflow_id}/{job.job_id}")
+
+    @classmethod
+    def silver_quarantine(cls, job: JobKey) -> TableRef:
+        return cls(f"silver/{job.workflow_id}/_quarantine/{job.job_id}")
+
+    @classmethod
+    def gold_model(cls, job: JobKey, model: str) -> TableRef:
+        return cls(f"gold/{job.workflow_id}/{job.job_id}/{validate_id(model, 'model')}")
+
+    @classmethod
+    def workflow_model(cls, workflow_id: str, model: str) -> TableRef:
+        workflow = validate_id(workflow_id, "workflow_id")
+        return cls(f"gold/{workflow}/_workflow/{validate_id(model, 'model')}")
+
+    @classmethod
+    def dimension(cls, name: str) -> TableRef:
+        return cls(f"dimensions/{validate_id(name, 'dimension')}")
+
+    @property
+    def prefix(self) -> str:
+        """The folder of the table's objects (its data files and `_delta_log/`)."""
+        return f"{self.path}/"
+
+    def uri(self, settings: Settings) -> str:
+        return f"s3://{settings.s3_bucket}/{self.path}"
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    """Endpoint, keys and timeouts for delta-rs (object_store), as for polars."""
+    options = {
+        "aws_region": settings.s3_region,
+        "timeout": f"{settings.s3_read_timeout_seconds:g}s",
+        "connect_timeout": f"{settings.s3_connect_timeout_seconds:g}s",
+    }
+    if settings.s3_endpoint_url:
+        options["aws_endpoint_url"] = settings.s3_endpoint_url
+        options["aws_allow_http"] = str(settings.s3_endpoint_url.startswith("http:")).lower()
+        options["aws_virtual_hosted_style_request"] = "false"
+    if settings.s3_access_key_id:
+        options["aws_access_key_id"] = settings.s3_access_key_id
+    if settings.s3_secret_access_key is not None:
+        options["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+    return options
+
+
+def require_conditional_writes(store: ObjectStore) -> None:
+    """Refuses to write tables on a store that ignores conditional writes: delta-rs's
+    If-None-Match on each commit is the only thing keeping two writers apart, and a store
+    that ignores it would let one silently overwrite the other's commit."""
+    if not store.supports_conditional_writes():
+        raise FailedPrecondition(
+            f"the object store at {store.endpoint} does not honour conditional writes "
+            "(If-None-Match / If-Match on PUT), which FlowForge's Delta tables need so that "
+            "two writers never overwrite each other's commits; nothing was written. Use a store "
+            "that does (SeaweedFS 4, AWS S3, MinIO, Ceph RGW, ...)"
+        )
+
+
+def load(settings: Settings, ref: TableRef, version: int | None = None) -> DeltaTable | None:
+    """The table (at `version`, or the latest), or None when nothing was ever committed."""
+    with delta_errors(f"reading {ref}", ref):
+        try:
+            return DeltaTable(
+                ref.uri(settings), version=version, storage_options=storage_options(settings)
+            )
+        except delta_exceptions.TableNotFoundError:
+            return None
+
+
+def require(settings: Settings, ref: TableRef, what: str, version: int | None = None) -> DeltaTable:
+    table = load(settings, ref, version)
+    if table is None:
+        raise FailedPrecondition(
+            f"{what} has not been committed (no Delta table at s3://{settings.s3_bucket}/{ref})"
+        )
+    return table
+
+
+def commit_properties(
+    run_id: str, report: LayerReport | None = None, inputs: dict[str, Any] | None = None
+) -> CommitProperties:
+    """What every FlowForge commit carries: the run, what it read, the report to replay."""
+    metadata: dict[str, Any] = {RUN_ID_KEY: run_id}
+    if inputs:
+        metadata[INPUTS_KEY] = inputs
+    if report is not None:
+        metadata[REPORT_KEY] = stored_report(report)
+    return CommitProperties(
+        custom_metadata=metadata, app_transactions=[Transaction(app_id(run_id), 1)]
+    )
+
+
+def app_id(run_id: str) -> str:
+    return f"flowforge-{run_id}"
+
+
+def stored_report(report: LayerReport) -> dict[str, Any]:
+    """The report as a commit keeps it: gold previews stay out (they are bounded, but a
+    table's log is read by every reader; a replay reads them from the table again)."""
+    data = report.stored()
+    for model in data.get("models", []):
+        model["preview_json"] = ""
+    return data
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One version of a table as FlowForge wrote it."""
+
+    version: int
+    run_id: str
+    timestamp: datetime
+    operation: str
+    inputs: dict[str, Any]
+    report: LayerReport | None
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Commit:
+        report = entry.get(REPORT_KEY)
+        return cls(
+            version=int(entry["version"]),
+            run_id=str(entry.get(RUN_ID_KEY, "")),
+            timestamp=datetime.fromtimestamp(int(entry.get("timestamp", 0)) / 1000, UTC),
+            operation=str(entry.get("operation", "")),
+            inputs=dict(entry.get(INPUTS_KEY) or {}),
+            report=load_report(report) if isinstance(report, dict) else None,
+        )
+
+
+def history(table: DeltaTable, limit: int | None = None) -> list[Commit]:
+    """The table's commits, newest first."""
+    return [Commit.of(entry) for entry in table.history(limit)]
+
+
+def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:
+    """The commit run `run_id` made to this table, when it made one."""
+    if table is None or table.transaction_version(app_id(run_id)) is None:
+        return None
+    for entry in table.history(HISTORY_SCAN):
+        if entry.get(RUN_ID_KEY) == run_id:
+            return Commit.of(entry)
+    return None
+
+
+def version_files(table: DeltaTable, ref: TableRef) -> list[str]:
+    """The data files of the loaded version: exactly what a reader of it must read.
+
+    Refuses a table whose reader features change what its files mean (deletion vectors,
+    column mapping) or that is partitioned (values held in paths): read_parquet over the
+    files would read it wrongly."""
+    protocol = table.protocol()
+    features = set(protocol.reader_features or ())
+    unsupported = sorted(features - SUPPORTED_READER_FEATURES)
+    if protocol.min_reader_version > 3 or unsupported:
+        raise FailedPrecondition(
+            f"table {ref} needs reader features FlowForge does not read "
+            f"({', '.join(unsupported) or f'reader version {protocol.min_reader_version}'})"
+        )
+    if table.metadata().partition_columns:
+        raise FailedPrecondition(f"table {ref} is partitioned, which FlowForge does not read")
+    return list(table.file_uris())
+
+
+@contextlib.contextmanager
+def delta_errors(doing: str, ref: TableRef) -> Iterator[None]:
+    """Turns what delta-rs raises into FlowForge's errors."""
+    try:
+        yield
+    except FlowForgeError:
+        raise
+    except delta_exceptions.CommitFailedError as exc:
+        raise Conflict(
+            f"another run committed {ref} first while {doing} ({first_line(exc)}); "
+            "this run's commit was not made"
+        ) from None
+    except delta_exceptions.SchemaMismatchError as exc:
+        raise FailedPrecondition(
+            f"{doing}: the data does not fit the schema of {ref}: {first_line(exc)}"
+        ) from None
+    except (delta_exceptions.DeltaError, OSError) as exc:
+        text = str(exc)
+        if any(s in text for s in ("object store", "Object at location", "error sending")):
+            raise Unavailable(f"the object store failed while {doing}: {first_line(exc)}") from None
+        raise
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def inputs_json(inputs: dict[str, Any]) -> str:
+    return json.dumps(inputs, sort_keys=True)
