@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import subprocess
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +22,11 @@ import uvicorn
 import yaml
 from pydantic import SecretStr
 
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
 from orchestrator.api.app import create_app
+from orchestrator.store import Store
+from orchestrator.store.database import open_engine
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import (  # noqa: F401  (fixtures)
     ROOT,
@@ -71,6 +77,21 @@ class ApiServer:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+@contextlib.contextmanager
+def api_alone(
+    settings: Settings, objects: ObjectStore, folder: Path, **changes: Any
+) -> Iterator[tuple[str, Store]]:
+    """The API by itself (no Prefect, no services) over a SQLite store in `folder` and the
+    session's SeaweedFS, with `changes` to its settings: its URL and its store."""
+    database = Store(open_engine(f"sqlite:///{folder / 'flowforge.db'}"))
+    app = create_app(settings.model_copy(update=changes), store=database, objects=objects)
+    try:
+        with ApiServer(app) as url:
+            yield url, database
+    finally:
+        database.close()
 
 
 @pytest.fixture(scope="package")
