@@ -39,12 +39,8 @@ def load_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
     """Parses one YAML document, once; syntax errors become InvalidArgument naming the line.
     A document of more than MAX_VALUES values is refused as soon as the parser gets there,
     not after reading it whole."""
-    loader = _CountingLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is not None:
-            _check_shape(node, name)
-        data = loader.construct_document(node) if node is not None else None
+        node, data = _parse(text, name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
@@ -56,13 +52,23 @@ def load_yaml(text: str, name: str) -> tuple[Any, SourceMap]:
         ) from None
     except RecursionError:
         raise InvalidArgument(f"{name}: nested more than {MAX_DEPTH} levels deep") from None
-    finally:
-        loader.dispose()
     lines: dict[Path, int] = {}
     if node is not None:
         lines[()] = node.start_mark.line + 1
         _walk(node, (), lines)
     return data, SourceMap(name, lines)
+
+
+def _parse(text: str, name: str) -> tuple[yaml.Node | None, Any]:
+    loader = _CountingLoader(text)  # checks the characters: may raise a YAMLError itself
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_shape(node, name)
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 # Hostile documents: deep nesting, an alias inside the value it names (a cycle) and
