@@ -99,9 +99,10 @@ def served(
     stack: Stack,  # noqa: F811
     prefect_api: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[None]:
-    """`flowforge serve deployment` (as the compose worker runs it) against this stack.
-    Package scope: it stops before tests/orchestrator serves the same deployment name."""
+) -> Iterator[Path]:
+    """`flowforge serve deployment` (as the compose worker runs it) against this stack; its
+    log file. Package scope: it stops before tests/orchestrator serves the same deployment
+    name."""
     home = tmp_path_factory.mktemp("api-runner")
     log = (home / "runner.log").open("wb")
     env = {
@@ -119,7 +120,7 @@ def served(
     )
     try:
         _wait_for_deployment(process, home / "runner.log")
-        yield
+        yield home / "runner.log"
     finally:
         process.terminate()
         process.wait(30)
@@ -127,7 +128,7 @@ def served(
 
 
 @pytest.fixture(scope="package")
-def api(stack: Stack, served: None) -> Iterator[Api]:  # noqa: F811
+def api(stack: Stack, served: Path) -> Iterator[Api]:  # noqa: F811
     settings = stack.settings.model_copy(
         update={
             "api_token": SecretStr(TOKEN),
