@@ -55,7 +55,9 @@ async def events(
 ) -> StreamingResponse:
     """On connect, one `execution` event per watched execution (its current state); then an
     `execution` event whenever one changes and a `step` event per changed step. `once`: end
-    after the first round (for polling clients)."""
+    after the first round (for polling clients). Past FLOWFORGE_API_MAX_EVENT_STREAMS_PER_CLIENT
+    open streams from one address 429, past FLOWFORGE_API_MAX_EVENT_STREAMS in all 503, both
+    with Retry-After."""
     filters = {"workflow_id": workflow_id, "job_id": job_id, "execution_id": execution_id}
     ids(**{k: v for k, v in filters.items() if v})
     stopping: asyncio.Event = request.app.state.stopping

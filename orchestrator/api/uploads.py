@@ -138,7 +138,8 @@ async def upload_files(
     ctx: Context, request: Request, workflow_id: WorkflowId, job_id: JobId
 ) -> Uploaded:
     """Uploads one or more CSV files (multipart field `files`) to the job's landing prefix;
-    a file with the same name is replaced."""
+    a file with the same name is replaced. A body that stops arriving is 408; past
+    FLOWFORGE_API_MAX_CONCURRENT_UPLOADS uploads at once, 503 with Retry-After."""
     ids(workflow_id=workflow_id, job_id=job_id)
     with ctx.uploads.take():
         await run_in_threadpool(ctx.store.get_job, workflow_id, job_id)
