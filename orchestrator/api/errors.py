@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from flowforge.errors import FlowForgeError, InvalidArgument, Unavailable
+from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,9 @@ def error_response(
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FlowForgeError)
     message = exc.message
-    if exc.http_status >= 500:
+    # Failures of what runs behind the API: a store down (5xx) or refusing its credentials
+    # (FailedPrecondition). Client errors keep their text: it names what the client sent.
+    if exc.http_status >= 500 or isinstance(exc, FailedPrecondition):
         log.warning("request failed", extra={"error": exc.message, "status": exc.status})
         message = without_addresses(message)
     code = _CODES.get(exc.http_status, exc.status)

@@ -134,6 +134,8 @@ def api(stack: Stack, served: Path) -> Iterator[Api]:  # noqa: F811
             "api_token": SecretStr(TOKEN),
             "api_upload_max_mb": UPLOAD_MAX_MB,
             "api_reconcile_seconds": 1.0,
+            # test_concurrent_requests holds more uploads at once than the default cap (8)
+            "api_max_concurrent_uploads": 64,
         }
     )
     app = create_app(settings, store=stack.store, objects=stack.object_store)

@@ -107,6 +107,14 @@ def streams(client: httpx.Client, held: contextlib.ExitStack, count: int) -> Non
         assert response.status_code == 200
 
 
+def one_more(client: httpx.Client, **params: object) -> httpx.Response:
+    """One more stream's answer: read whole when refused, left at once when streaming."""
+    with client.stream("GET", "/api/events", params=params) as response:
+        if response.status_code != 200:
+            response.read()
+        return response
+
+
 def test_event_streams_past_the_caps_are_429_then_503(url_and_workflow: tuple[str, str]) -> None:
     """One client (127.0.0.1) may hold two streams: its third is 429. A second client
     (127.0.0.2) takes the last of the three places: its second is 503. A stream closed
@@ -120,17 +128,17 @@ def test_event_streams_past_the_caps_are_429_then_503(url_and_workflow: tuple[st
     ):
         with contextlib.ExitStack() as held_by_first:
             streams(first, held_by_first, STREAMS_PER_CLIENT)
-            third = first.get("/api/events")
+            third = one_more(first)
             assert "FLOWFORGE_API_MAX_EVENT_STREAMS_PER_CLIENT" in error_of(third, 429)
             retry_after(third)
 
             streams(second, held_by_second, 1)
-            over = second.get("/api/events")
+            over = one_more(second)
             assert "FLOWFORGE_API_MAX_EVENT_STREAMS" in error_of(over, 503)
             retry_after(over)
             assert first.get("/healthz").status_code == 200
             # a polling round (`once`) is a stream too, for as long as it lasts
-            error_of(first.get("/api/events", params={"once": True}), 429)
+            error_of(one_more(first, once=True), 429)
         # The first client's streams are closed: their places come back.
         wait_until(
             lambda: second.get("/api/events", params={"once": True}).status_code == 200,
