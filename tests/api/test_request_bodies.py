@@ -98,19 +98,21 @@ def test_a_document_of_too_many_values_is_refused_naming_the_limit(url: str) -> 
 def test_healthz_answers_while_a_document_is_parsed(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The parse of one document is held (PyYAML's own composer waits on the test) until
-    /healthz has answered: on the event loop, /healthz could not answer before it."""
+    """The parse of one document is held (PyYAML's composer, reaching the document's id,
+    waits on the test) until /healthz has answered: on the event loop, /healthz could not
+    answer before it."""
     marker = f"held-{uuid.uuid4().hex[:8]}"
     parsing, release = threading.Event(), threading.Event()
-    compose_document = yaml.composer.Composer.compose_document
+    compose_scalar_node = yaml.composer.Composer.compose_scalar_node
 
-    def held(composer: yaml.composer.Composer) -> yaml.Node | None:
-        if marker in getattr(composer, "buffer", ""):
+    def held(composer: yaml.composer.Composer, anchor: str | None) -> yaml.ScalarNode:
+        node = compose_scalar_node(composer, anchor)
+        if marker in str(node.value):
             parsing.set()
             release.wait(60)
-        return compose_document(composer)  # type: ignore[no-any-return]
+        return node  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(yaml.composer.Composer, "compose_document", held)
+    monkeypatch.setattr(yaml.composer.Composer, "compose_scalar_node", held)
     text = workflow_with(1000, marker=marker)
     try:
         with ThreadPoolExecutor(1) as pool:
