@@ -10,9 +10,11 @@ from pydantic import BaseModel, Field
 from orchestrator.store import ExecutionRecord, StepRecord
 
 Layer = Literal["bronze", "silver", "gold"]
-# Prefect's runner sends a flow run's log lines in batches (every 2 s by default): this long
-# after the run ended, whatever it logged has arrived, even with no final line (a crash).
-LOG_FLUSH_SECONDS = 10.0
+# A flow run's process sends its log lines in batches (every 2 s by default) and the last
+# when it exits; a crashed or cancelled one never logs its final line. This long after the
+# execution ended, whatever it logged has arrived, even on a machine so loaded that the
+# process takes many seconds to exit.
+LOG_FLUSH_SECONDS = 60.0
 
 
 class Health(BaseModel):

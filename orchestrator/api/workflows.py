@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import InvalidArgument
@@ -45,29 +45,32 @@ def get_workflow(ctx: Context, workflow_id: WorkflowId) -> WorkflowDetail:
         }
     },
 )
-async def apply_workflow(ctx: Context, request: Request) -> WorkflowDetail:
+async def apply_workflow(ctx: Context, request: Request) -> Response:
     """Validates a workflow YAML document (as the CLI does: 422 naming field and line) and
     stores it. Models give their SQL inline (`sql`): `sql_file` would read the server's disk.
     A document over 1 MB is 413, one of more than 20 000 values 422."""
     body = await read_body(
         request, MAX_YAML_BYTES, ctx.settings.api_body_timeout_seconds, "the workflow document"
     )
+    # Decoding, parsing, validating and the answer's JSON take up to a second of CPU for a
+    # large document: all in a worker thread, so the event loop keeps serving meanwhile.
+    workflow, text = await anyio.to_thread.run_sync(parse_document, body, limiter=ctx.parses)
+    await run_in_threadpool(ctx.store.save_workflow, workflow, text)
+    answer = await run_in_threadpool(lambda: detail(workflow).model_dump_json().encode())
+    return Response(answer, media_type="application/json")
+
+
+def parse_document(body: bytes) -> tuple[Workflow, str]:
+    """The workflow of a document sent to the API, parsed once, and its text; errors are
+    422."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Unprocessable("the workflow document is not UTF-8 text") from None
-    # Parsing takes up to a second of CPU: in a worker thread, the event loop keeps serving.
-    workflow = await anyio.to_thread.run_sync(parse_document, text, limiter=ctx.parses)
-    await run_in_threadpool(ctx.store.save_workflow, workflow, text)
-    return detail(workflow)
-
-
-def parse_document(text: str) -> Workflow:
-    """The workflow of a document sent to the API, parsed once; errors are 422."""
     try:
         data, source = load_yaml(text, "workflow.yaml")
         _refuse_sql_files(data, source)
-        return workflow_of(data, source)
+        return workflow_of(data, source), text
     except InvalidArgument as exc:
         raise Unprocessable(exc.message) from None
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from sqlalchemy import text
 
+from orchestrator.api.schemas import LOG_FLUSH_SECONDS
+from orchestrator.store import ExecutionStatus
 from orchestrator.workflows import Workflow
 from tests.api.conftest import ROOT, Api, applied, wait_until_ended
 from tests.sample_oracle import EXPECTED
@@ -105,3 +110,24 @@ def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow, ser
     assert len(events) == 1 and events[0].startswith("event: execution\n")
     data = json.loads(events[0].split("data: ", 1)[1])
     assert data["id"] == execution_id and data["status"] == "COMPLETED"
+
+
+def test_the_logs_of_a_run_that_never_logged_its_end(api: Api, sample_workflow: Workflow) -> None:
+    """A crashed or cancelled flow run never logs its final line: its logs are complete once
+    its execution ended LOG_FLUSH_SECONDS ago, not before (lines may still be on their way)."""
+    workflow = applied(api, sample_workflow)
+    store = api.stack.store
+    execution = store.create_execution(workflow.id, "products", ["bronze", "silver", "gold"])
+    store.start_execution(execution.id, flow_run_id=str(uuid.uuid4()))  # no line in Prefect
+    store.finish_execution(execution.id, ExecutionStatus.CRASHED, error="the process was killed")
+    path = f"/api/executions/{execution.id}/logs"
+    just_ended = api.client.get(path).json()
+    assert (just_ended["complete"], just_ended["items"]) == (False, [])
+    long_ago = datetime.now(UTC) - timedelta(seconds=LOG_FLUSH_SECONDS + 1)
+    with store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE executions SET finished_at = :ended WHERE id = :id"),
+            {"ended": long_ago, "id": execution.id},
+        )
+    later = api.client.get(path).json()
+    assert (later["complete"], later["items"]) == (True, [])
