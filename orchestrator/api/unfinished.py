@@ -49,8 +49,8 @@ class UnfinishedUploads:
         except FlowForgeError as exc:
             with self._lock:
                 self._pending.add(key)
-            log.warning("upload left open until the store answers", extra={"key": key,
-                        "error": exc.message})  # fmt: skip
+            detail = {"key": key, "error": exc.message}
+            log.warning("upload left open until the store answers", extra=detail)
             return
         with self._lock:
             self._pending.discard(key)
@@ -58,6 +58,7 @@ class UnfinishedUploads:
             log.info("aborted an unfinished upload", extra={"key": key, "uploads": aborted})
 
     def pending(self) -> list[str]:
+        """The keys to abort, but those being uploaded again right now."""
         with self._lock:
             return sorted(k for k in self._pending if not self._writing[k])
 
