@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from flowforge.errors import FlowForgeError
-from flowforge.logs import configure_logging
+from flowforge.logs import configure_command_logging, configure_logging
 from flowforge.runtime import serve as serve_forever
 from flowforge.settings import get_settings
 from flowforge.storage import prepare_store
@@ -71,7 +71,7 @@ def dimensions_upload(
     from flowforge.ids import validate_id
 
     settings = get_settings()
-    configure_logging(settings)
+    configure_command_logging(settings)
     try:
         validate_id(name, "dimension")  # before the store is touched, so it need not be up
         info = upload_dimension_file(prepare_store(settings), name, file)
@@ -91,7 +91,7 @@ def dimensions_list() -> None:
     from flowforge.dimensions import list_dimensions
 
     settings = get_settings()
-    configure_logging(settings)
+    configure_command_logging(settings)
     try:
         found = list_dimensions(prepare_store(settings))
     except FlowForgeError as exc:
@@ -128,7 +128,7 @@ def _store():  # type: ignore[no-untyped-def]
     from orchestrator.store import Store
 
     settings = get_settings()
-    configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    configure_command_logging(settings, "WARNING")
     return settings, Store.open(settings)
 
 

@@ -12,7 +12,7 @@ import time
 from rich.console import Console
 
 from cli.stack import EmbeddedStack, environ_with, seed
-from flowforge.logs import configure_logging
+from flowforge.logs import RotatedOutput, configure_logging
 from flowforge.settings import Settings
 from orchestrator.deployment import FULL_NAME
 from orchestrator.store import Store
@@ -29,11 +29,13 @@ def run_up(settings: Settings) -> int:
         store = Store.open(stack.settings)
         workflow = seed(stack.settings, store)
         env_file = stack.write_env_file()
-        log = (state / "deployment.log").open("ab")
+        log = RotatedOutput(state / "deployment.log")  # 10 MB, then .1 to .3
+        # One format in the file: the runner's lines as text, like its flow runs' (Prefect's).
+        env = {"FLOWFORGE_LOG_FORMAT": "text"} | environ_with(stack.env())
         worker = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", "deployment"],
-            env=environ_with(stack.env()),
-            stdout=log,
+            env=env,
+            stdout=log.fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -73,6 +75,7 @@ def run_up(settings: Settings) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+            log.wait(5)  # its last lines written
     return 0
 
 

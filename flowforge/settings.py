@@ -221,6 +221,29 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the API reconciles active executions with Prefect's flow runs.",
     )
+    api_max_concurrent_uploads: int = Field(
+        default=8,
+        ge=1,
+        description="Uploads (job files and dimensions) the API takes at once; one more is "
+        "answered 503 with Retry-After.",
+    )
+    api_max_event_streams_per_client: int = Field(
+        default=10,
+        ge=1,
+        description="Open /api/events streams one client address may hold; one more is "
+        "answered 429 with Retry-After.",
+    )
+    api_max_event_streams: int = Field(
+        default=50,
+        ge=1,
+        description="Open /api/events streams in all; one more is answered 503 with Retry-After.",
+    )
+    api_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the next bytes of a request body (an upload, a "
+        "workflow document); a client that stops sending is answered 408 and dropped.",
+    )
 
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")
     log_format: str = Field(default="json", description="json (one object per line) or text.")

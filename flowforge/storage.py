@@ -141,6 +141,17 @@ class ObjectStore:
         with self._errors(key):
             self._client.upload_fileobj(stream, self.bucket, key)
 
+    def abort_uploads(self, key: str) -> int:
+        """Aborts the multipart uploads of `key` still open (begun, neither completed nor
+        aborted): a failed upload whose own abort did not reach the store leaves its parts
+        stored, unseen, for ever. Returns how many there were."""
+        with self._errors(key):
+            found = self._client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            open_ids = [u["UploadId"] for u in found.get("Uploads", []) if u["Key"] == key]
+            for upload_id in open_ids:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return len(open_ids)
+
     def delete_keys(self, keys: Iterable[str]) -> None:
         batch: builtins.list[str] = []
         for key in keys:
@@ -208,7 +219,7 @@ class ObjectStore:
                 self._conditional_writes = False
             finally:
                 self.delete_keys([key])
-            log.info(
+            log.debug(
                 "object store conditional writes probed",
                 extra={"conditional_writes": self._conditional_writes},
             )

@@ -10,6 +10,11 @@ from pydantic import BaseModel, Field
 from orchestrator.store import ExecutionRecord, StepRecord
 
 Layer = Literal["bronze", "silver", "gold"]
+# A flow run's process sends its log lines in batches (every 2 s by default) and the last
+# when it exits; a crashed or cancelled one never logs its final line. This long after the
+# execution ended, whatever it logged has arrived, even on a machine so loaded that the
+# process takes many seconds to exit.
+LOG_FLUSH_SECONDS = 60.0
 
 
 class Health(BaseModel):
@@ -147,6 +152,11 @@ class LogPage(BaseModel):
     items: list[LogLine]
     limit: int
     offset: int
+    complete: bool = Field(
+        description="True once the flow run has ended and Prefect holds all its log lines "
+        "(its final 'Finished in state' line has arrived, or it ended more than "
+        f"{LOG_FLUSH_SECONDS:g} s ago). While false, more lines may arrive: read again."
+    )
 
 
 class Preview(BaseModel):
@@ -154,7 +164,11 @@ class Preview(BaseModel):
     key: str
     rows: int = Field(description="Rows in the whole object")
     columns: list[str]
-    preview: list[dict[str, Any]] = Field(description="The first rows, values as JSON")
+    preview: list[dict[str, Any]] = Field(
+        description="The first rows, values as JSON. Decimals, dates, times and 64-bit "
+        "integers (Int64, UInt64: JavaScript numbers are exact only to 2^53) are strings, "
+        'e.g. `"_row_hash": "9007199254740993"`; binary is hex.'
+    )
 
 
 class Previews(BaseModel):

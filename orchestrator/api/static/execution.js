@@ -139,10 +139,9 @@ export class ExecutionPage {
     );
   }
 
-  // Prefect ships log lines in batches: keep refreshing for a while after the run ended.
+  // Prefect ships log lines in batches: keep refreshing until the logs are complete.
   get anyActive() {
-    const e = this.execution;
-    return isActive(e) || Boolean(e && e.finished_at && Date.now() - Date.parse(e.finished_at) < 20000);
+    return isActive(this.execution) || !this.logs.complete;
   }
 
   async refresh() {
@@ -165,7 +164,7 @@ export class ExecutionPage {
       this.loadedPreviews = true;
       this.loadPreviews(execution);
     }
-    if (isActive(execution) || wasActive || !this.logs.loaded || this.logs.partial) this.logs.load();
+    if (isActive(execution) || wasActive || !this.logs.loaded || !this.logs.complete) this.logs.load();
   }
 
   renderHead(e) {
