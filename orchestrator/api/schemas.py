@@ -16,6 +16,17 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class StepTable(BaseModel):
+    role: Literal["output", "side", "input", "model"] = Field(
+        description="output: the step's table, the version it committed; side: its rejects "
+        "(bronze) or quarantine (silver) table; model: one gold model's table; input: the "
+        "upstream table and the version the step read"
+    )
+    table: str = Field(description="The table's path in the bucket, e.g. silver/{w}/{j}")
+    version: int = Field(description="The Delta version (`flowforge tables show --version`)")
+    model: str | None = Field(default=None, description="The gold model (role model)")
+
+
 class Step(BaseModel):
     layer: str
     status: str = Field(description="PENDING, RUNNING, COMPLETED, FAILED or SKIPPED")
@@ -31,13 +42,19 @@ class Step(BaseModel):
     warnings: list[str]
     quality: dict[str, Any] = Field(description="The layer's quality report (rules, reasons)")
     error: str | None
+    tables: list[StepTable] = Field(
+        description="The Delta table versions the step committed and read (empty until it "
+        "completed, and for steps recorded before FlowForge kept versions)"
+    )
 
     @classmethod
     def of(cls, step: StepRecord) -> Step:
         duration = None
         if step.started_at and step.finished_at:
             duration = round((step.finished_at - step.started_at).total_seconds(), 3)
-        return cls(duration_seconds=duration, **_fields(step, cls))
+        tables = [StepTable.model_validate(t, from_attributes=True) for t in step.tables]
+        fields = _fields(step, cls, skip={"tables"})
+        return cls(duration_seconds=duration, tables=tables, **fields)
 
 
 class Execution(BaseModel):
