@@ -95,7 +95,7 @@ def report(console: Console, execution: ExecutionRecord, previews: bool = True) 
             console.print(preview_table(model))
 
 
-_ROLE_WORDS = {
+_ROLE_WORDS: dict[str, str] = {
     TableRole.OUTPUT: "committed",
     TableRole.SIDE: "committed",
     TableRole.MODEL: "committed",

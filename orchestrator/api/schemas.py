@@ -164,16 +164,34 @@ class LogPage(BaseModel):
 
 
 class Preview(BaseModel):
-    name: str = Field(description="Model name, or the quarantine/rejects object's name")
-    key: str
-    rows: int = Field(description="Rows in the whole object")
+    name: str = Field(description="Model name, or quarantine (silver) / rejects (bronze)")
+    key: str = Field(description="The table's path (before tables: the first object's key)")
+    table: str | None = Field(description="The Delta table previewed, e.g. gold/{w}/{j}/{model}")
+    version: int | None = Field(
+        description="The table version shown: the one this execution committed (time travel)"
+    )
+    current: bool = Field(
+        description="True while that version still holds the table's current rows (a later "
+        "execution's commit makes it false; compaction and vacuum do not)"
+    )
+    latest_version: int | None = Field(
+        default=None, description="The table's latest version when this was read"
+    )
+    rows: int = Field(description="Rows in the whole table at that version")
     columns: list[str]
-    preview: list[dict[str, Any]] = Field(description="The first rows, values as JSON")
+    preview: list[dict[str, Any]] = Field(
+        description="The first rows, values as JSON. Decimals, dates, times and 64-bit "
+        "integers (Int64, UInt64: JavaScript numbers are exact only to 2^53) are strings, "
+        'e.g. `"_row_hash": "9007199254740993"`; binary is hex.'
+    )
 
 
 class Previews(BaseModel):
     execution_id: str
     layer: str
-    run_id: str | None = Field(description="The run whose committed output is shown")
-    current: bool = Field(description="False when a later run has replaced this execution's")
+    run_id: str | None = Field(description="The run that committed the versions shown")
+    current: bool = Field(
+        description="False when a later run has replaced this execution's output, or when "
+        "this execution's own version is unknown and the latest one is shown instead"
+    )
     items: list[Preview]
