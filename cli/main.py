@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.tables import app as tables_app
 from flowforge.errors import FlowForgeError
 from flowforge.logs import configure_logging
 from flowforge.runtime import serve as serve_forever
@@ -28,6 +29,7 @@ dimensions_app = typer.Typer(
     no_args_is_help=True, help="Reference tables that gold models read as views dim_{name}."
 )
 app.add_typer(dimensions_app, name="dimensions")
+app.add_typer(tables_app, name="tables")
 
 log = logging.getLogger("flowforge.cli")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -194,3 +195,23 @@ def gold_tables(store: ObjectStore, workflow_id: str, job_id: str) -> list[Table
         except InvalidArgument:
             continue
     return [r for r in refs if LOG_FOLDER in _children(store, r.prefix)]
+
+
+# Integer types whose values JavaScript's numbers (exact to 2^53) cannot all hold: a
+# browser would read `_row_hash` 9007199254740993 as ...992. Sent as text, whatever the
+# values of one preview, so a column's JSON type depends on its type alone.
+WIDE_INTEGERS = (pl.Int64, pl.UInt64, pl.Int128, pl.UInt128)
+
+
+def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON values: decimals, dates and times and 64-bit integers as text, binary
+    as hex."""
+    columns = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if dtype == pl.Binary:
+            column = column.bin.encode("hex")
+        elif dtype.is_decimal() or dtype.is_temporal() or dtype in (pl.Object, *WIDE_INTEGERS):
+            column = column.cast(pl.String)
+        columns.append(column)
+    return frame.select(columns).to_dicts() if columns else []

@@ -75,15 +75,23 @@ TABLE_SHAPES = (
     "gold/{workflow}/_workflow/{model}",
     "dimensions/{name}",
 )
-_TABLE_PATH = re.compile(
-    "|".join(
-        shape.replace("{workflow}", ID_PATTERN)
-        .replace("{job}", ID_PATTERN)
-        .replace("{model}", ID_PATTERN)
-        .replace("{name}", ID_PATTERN)
-        for shape in TABLE_SHAPES
-    )
+TABLE_PATH_PATTERN = "|".join(
+    shape.replace("{workflow}", ID_PATTERN)
+    .replace("{job}", ID_PATTERN)
+    .replace("{model}", ID_PATTERN)
+    .replace("{name}", ID_PATTERN)
+    for shape in TABLE_SHAPES
 )
+_TABLE_PATH = re.compile(TABLE_PATH_PATTERN)
+# What each shape holds, for listings.
+_KINDS = {
+    ("bronze", 3): "bronze",
+    ("bronze", 4): "bronze rejects",
+    ("silver", 3): "silver",
+    ("silver", 4): "silver quarantine",
+    ("gold", 4): "gold model",
+    ("dimensions", 2): "dimension",
+}
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,15 @@ class TableRef:
         if parts[0] == "dimensions" or (parts[0] == "gold" and parts[2] == "_workflow"):
             return None
         return JobKey(parts[1], parts[2] if parts[0] == "gold" else parts[-1])
+
+    @property
+    def kind(self) -> str:
+        """bronze, bronze rejects, silver, silver quarantine, gold model, workflow model or
+        dimension."""
+        parts = self.path.split("/")
+        if parts[0] == "gold" and parts[2] == "_workflow":
+            return "workflow model"
+        return _KINDS.get((parts[0], len(parts)), "table")
 
     @property
     def workflow_id(self) -> str | None:

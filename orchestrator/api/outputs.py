@@ -6,13 +6,13 @@ table and version it is and whether that version still holds the table's current
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import polars as pl
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from flowforge import catalog, tables
+from flowforge.catalog import json_rows
 from flowforge.errors import NotFound
 from flowforge.layout import JobKey
 from flowforge.tables import TableRef
@@ -22,6 +22,7 @@ from orchestrator.api.legacy_previews import manifest_previews
 from orchestrator.api.schemas import Preview, Previews
 from orchestrator.store import ExecutionRecord, TableRole
 
+__all__ = ["json_rows", "router"]
 router = APIRouter(tags=["outputs"])
 MAX_ROWS = 100
 Rows = Annotated[int, Query(ge=1, le=MAX_ROWS, description=f"Rows per preview (<= {MAX_ROWS})")]
@@ -117,23 +118,3 @@ def preview(ctx: ApiContext, target: Target, execution_id: str, limit: int) -> t
         preview=json_rows(view.head),
     )
     return item, view.commit.run_id if view.commit else ""
-
-
-# Integer types whose values JavaScript's numbers (exact to 2^53) cannot all hold: a
-# browser would read `_row_hash` 9007199254740993 as ...992. Sent as text, whatever the
-# values of one preview, so a column's JSON type depends on its type alone.
-WIDE_INTEGERS = (pl.Int64, pl.UInt64, pl.Int128, pl.UInt128)
-
-
-def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON values: decimals, dates and times and 64-bit integers as text, binary
-    as hex."""
-    columns = []
-    for name, dtype in frame.schema.items():
-        column = pl.col(name)
-        if dtype == pl.Binary:
-            column = column.bin.encode("hex")
-        elif dtype.is_decimal() or dtype.is_temporal() or dtype in (pl.Object, *WIDE_INTEGERS):
-            column = column.cast(pl.String)
-        columns.append(column)
-    return frame.select(columns).to_dicts() if columns else []

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from flowforge.catalog import TableSummary, TableView, json_rows
+from flowforge.tables import Commit
 from orchestrator.store import ExecutionRecord, StepRecord
 
 Layer = Literal["bronze", "silver", "gold"]
@@ -195,3 +197,92 @@ class Previews(BaseModel):
         "this execution's own version is unknown and the latest one is shown instead"
     )
     items: list[Preview]
+
+
+class TableCommit(BaseModel):
+    version: int
+    timestamp: datetime
+    operation: str = Field(description="WRITE, MERGE, ... or OPTIMIZE / VACUUM (maintenance)")
+    run_id: str | None = Field(description="The execution (run) that committed it")
+    inputs: dict[str, Any] = Field(description="What the run read (flowforge.inputs)")
+
+    @classmethod
+    def of(cls, commit: Commit) -> TableCommit:
+        return cls(
+            version=commit.version,
+            timestamp=commit.timestamp,
+            operation=commit.operation,
+            run_id=commit.run_id or None,
+            inputs=commit.inputs,
+        )
+
+
+class TableInfo(BaseModel):
+    table: str = Field(description="The table's path in the bucket")
+    kind: str = Field(description="bronze, bronze rejects, silver, silver quarantine, ...")
+    version: int = Field(description="The latest version")
+    data_version: int = Field(description="The latest version that changed rows")
+    rows: int
+    size_bytes: int
+    files: int
+    last_commit_at: datetime
+    last_operation: str
+    run_id: str | None = Field(description="The run of the latest commit a layer made")
+
+    @classmethod
+    def of(cls, summary: TableSummary) -> TableInfo:
+        return cls(
+            table=summary.ref.path,
+            kind=summary.ref.kind,
+            version=summary.version,
+            data_version=summary.data_version,
+            rows=summary.files.rows,
+            size_bytes=summary.files.size_bytes,
+            files=summary.files.count,
+            last_commit_at=summary.last_commit.timestamp,
+            last_operation=summary.last_commit.operation,
+            run_id=summary.run_id or None,
+        )
+
+
+class TableHistory(BaseModel):
+    table: str
+    items: list[TableCommit] = Field(description="Newest first")
+
+
+class Column(BaseModel):
+    name: str
+    type: str
+
+
+class TableDetail(BaseModel):
+    table: str
+    kind: str
+    version: int = Field(description="The version shown")
+    latest_version: int
+    current: bool = Field(description="Whether this version still holds the current rows")
+    commit: TableCommit | None = Field(description="The commit that made this version")
+    rows: int = Field(description="Rows in the table at this version")
+    size_bytes: int
+    files: int
+    columns: list[Column]
+    preview: list[dict[str, Any]] = Field(
+        description="The first rows, values as JSON as in Preview.preview (64-bit integers, "
+        "decimals, dates and times as strings)"
+    )
+
+    @classmethod
+    def of(cls, view: TableView) -> TableDetail:
+        return cls(
+            table=view.ref.path,
+            kind=view.ref.kind,
+            version=view.version,
+            latest_version=view.latest_version,
+            current=view.current,
+            commit=TableCommit.of(view.commit) if view.commit else None,
+            rows=view.files.rows,
+            size_bytes=view.files.size_bytes,
+            files=view.files.count,
+            columns=[Column(name=n, type=t) for n, t in view.columns],
+            preview=json_rows(view.head),
+        )
