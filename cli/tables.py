@@ -168,3 +168,51 @@ def tables_show(
         for row in detail.preview:
             rows.add_row(*("" if row[c.name] is None else str(row[c.name]) for c in detail.columns))
         console.print(rows)
+
+
+def maintain(
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="Only this table (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Compact nothing; list what vacuum would delete.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Compact small files and vacuum every table (FLOWFORGE_TABLES_RETENTION_DAYS), keeping
+    every version an execution recorded; tables a running execution uses are skipped."""
+    from flowforge.storage import prepare_store
+    from flowforge.tables import TableRef
+    from orchestrator.maintenance import maintain as maintain_tables
+    from orchestrator.store import Store
+
+    settings = _settings()
+    try:
+        only = [TableRef.parse(t) for t in table] if table else None
+        store = Store.open(settings)
+        done = maintain_tables(settings, store, prepare_store(settings), only, dry_run)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json([d.to_dict() | {"files_deleted": d.files_deleted} for d in done])
+    else:
+        deleted = "would delete" if dry_run else "deleted"
+        view = Table(
+            title=f"{len(done)} tables maintained (retention "
+            f"{settings.tables_retention_days:g} days{', dry run' if dry_run else ''})",
+            title_justify="left",
+        )
+        for column in ("table", "compacted", deleted, "versions kept", "version", "note"):
+            view.add_column(column)
+        for d in done:
+            view.add_row(
+                d.table,
+                f"{d.files_compacted} → {d.files_written} files" if d.files_compacted else "",
+                f"{len(d.files_deleted)} files" if d.files_deleted else "",
+                ", ".join(map(str, d.kept_versions)),
+                "" if d.version is None else str(d.version),
+                d.error or (f"skipped: {d.skipped}" if d.skipped else ""),
+            )
+        Console().print(view)
+    if any(d.error for d in done):
+        raise typer.Exit(1)

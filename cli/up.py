@@ -14,7 +14,7 @@ from rich.console import Console
 from cli.stack import EmbeddedStack, environ_with, seed
 from flowforge.logs import configure_logging
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
 from orchestrator.store import Store
 
 
@@ -40,7 +40,7 @@ def run_up(settings: Settings) -> int:
         log.close()
         try:
             assert stack.prefect is not None
-            if not wait_for_deployment(FULL_NAME, worker):
+            if not all(wait_for_deployment(n, worker) for n in (FULL_NAME, MAINTENANCE_NAME)):
                 console.print(f"[red]the deployment was not served; see {state}/deployment.log[/]")
                 return 1
             for line in (
@@ -51,6 +51,8 @@ def run_up(settings: Settings) -> int:
                 f"Prefect UI          {stack.prefect.ui_url}",
                 f"Prefect API         {stack.prefect.api_url}",
                 f"deployment          {FULL_NAME} (log: {state / 'deployment.log'})",
+                f"maintenance         {MAINTENANCE_NAME} "
+                f"(cron: {maintenance_cron(settings) or 'off'}, UTC)",
                 f"executions store    {state / 'flowforge.db'}",
                 f"sample workflow     {workflow.id}",
             ):

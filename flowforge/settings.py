@@ -112,6 +112,20 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="Time limit per gold model (then DEADLINE_EXCEEDED)."
     )
 
+    # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
+    tables_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Files a table no longer needs are deleted by maintenance once removed "
+        "this long ago (time travel reaches this far back); versions an execution recorded "
+        "are kept however old.",
+    )
+    maintenance_cron: str = Field(
+        default="0 3 * * *",
+        description="When the served flowforge-maintenance/tables deployment runs (cron, "
+        "UTC); 'off': only when started by hand.",
+    )
+
     # Orchestrator: the executions store, the services the flow calls, deadlines and retries.
     database_url: SecretStr | None = Field(
         default=None,
