@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -215,4 +216,61 @@ def maintain(
             )
         Console().print(view)
     if any(d.error for d in done):
+        raise typer.Exit(1)
+
+
+def migrate(
+    workflow: Annotated[
+        list[str] | None, typer.Option("--workflow", "-w", help="Only this workflow (repeatable).")
+    ] = None,
+    dimension: Annotated[
+        list[str] | None, typer.Option("--dimension", help="Only this dimension (repeatable).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Turn datasets committed by `_manifest.json` (before Delta tables) into version 0 of
+    their tables, in place; the manifest is renamed `_manifest.json.migrated`. Run it with
+    no execution running; running it again changes nothing."""
+    from flowforge.ids import validate_id
+    from flowforge.storage import prepare_store
+    from orchestrator.migration import migrate as migrate_datasets
+    from orchestrator.store import Store
+
+    settings = _settings()
+    try:
+        for name in [*(workflow or []), *(dimension or [])]:
+            validate_id(name, "--workflow/--dimension")
+        scoped = bool(workflow or dimension)
+        workflows = (workflow or []) if scoped else None
+        dimensions = (dimension or []) if scoped else None
+        running = [
+            e
+            for e in Store.open(settings).active_executions()
+            if workflows is None or e.workflow_id in workflows or dimensions
+        ]
+        if running:
+            raise FlowForgeError(
+                f"execution {running[0].id} of {running[0].workflow_id}/{running[0].job_id} is "
+                f"{running[0].status.lower()}: migrate when no execution is running"
+            )
+        done = migrate_datasets(settings, prepare_store(settings), workflows, dimensions)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json([asdict(d) for d in done])
+    else:
+        view = Table(title=f"{len(done)} datasets", title_justify="left")
+        for column in ("manifest", "status", "tables"):
+            view.add_column(column)
+        for d in done:
+            lines = [
+                f"{t.table}: {t.files} files, {t.rows:,} rows"
+                + (f", {t.rewritten} rewritten" if t.rewritten else "")
+                + (f", {t.copied} copied" if t.copied else "")
+                + (" (made earlier)" if t.existed else "")
+                for t in d.tables
+            ]
+            view.add_row(d.manifest, d.status, "\n".join(lines) or d.error)
+        Console().print(view)
+    if any(d.status == "failed" for d in done):
         raise typer.Exit(1)
