@@ -163,3 +163,22 @@ def test_the_openapi_document_says_what_a_preview_is(site: Site) -> None:
     assert {"table", "version", "current", "latest_version"} <= set(preview)
     step = document["components"]["schemas"]["Step"]["properties"]
     assert "tables" in step
+
+
+def test_a_version_maintenance_removed_is_404_saying_so(settings: Settings, site: Site) -> None:
+    """An execution that recorded no versions (from before they were kept) holds none back
+    from vacuum: once its files are gone its preview says what removed them."""
+    from orchestrator.maintenance import maintain
+
+    job = JobKey(site.workflow.id, "customers")
+    ref = TableRef.gold_model(job, "by_country")
+    old = executed(site, "gold", [])
+    commit(settings, ref, {"country": ["DE"]}, old, mode="overwrite")
+    commit(settings, ref, {"country": ["FR"]}, "a-later-run", mode="overwrite")
+    no_retention = settings.model_copy(update={"tables_retention_days": 0})
+    (done,) = maintain(no_retention, site.store, ObjectStore(settings), [ref])
+    assert len(done.files_deleted) == 1 and done.kept_versions == []
+    answer = site.http.get(f"/api/executions/{old}/gold")
+    assert answer.status_code == 404
+    message = answer.json()["error"]["message"]
+    assert f"version 0 of table {ref}" in message and "flowforge maintain" in message
