@@ -68,13 +68,12 @@ def _previews(ctx: ApiContext, execution_id: str, layer: str, limit: int) -> Pre
             raise NotFound(f"job {job} has no committed {layer} output")
         return legacy
     shown = [preview(ctx, target, execution.id, limit) for target in targets]
-    own = all(run == execution.id for _, run in shown)
     return Previews(
         execution_id=execution.id,
         layer=layer,
-        run_id=shown[0][1] or None,
-        current=own and all(item.current for item, _ in shown),
-        items=[item for item, _ in shown],
+        run_id=shown[0].run_id or None,
+        current=all(s.own and s.item.current for s in shown),
+        items=[s.item for s in shown],
     )
 
 
@@ -98,13 +97,21 @@ def existing(ctx: ApiContext, job: JobKey, layer: str) -> list[Target]:
     return [Target(SIDE_NAMES[layer], ref, None)] if tables.load(ctx.settings, ref) else []
 
 
-def preview(ctx: ApiContext, target: Target, execution_id: str, limit: int) -> tuple[Preview, str]:
-    """The target's version (unrecorded: the one this execution's run committed, else the
-    latest) and the run that committed it."""
+@dataclass(frozen=True)
+class Shown:
+    item: Preview
+    run_id: str  # the run that committed the version shown
+    own: bool  # the execution's own version (False: its version is unknown, the latest shown)
+
+
+def preview(ctx: ApiContext, target: Target, execution_id: str, limit: int) -> Shown:
+    """The target at the execution's version: the one it recorded, else the one its run id
+    committed, else (it committed none) the latest."""
     version = target.version
     if version is None:
         commit = tables.find_commit(tables.load(ctx.settings, target.ref), execution_id)
         version = commit.version if commit else None
+    own = version is not None
     view = catalog.read_version(ctx.settings, target.ref, version, limit)
     item = Preview(
         name=target.name,
@@ -117,4 +124,4 @@ def preview(ctx: ApiContext, target: Target, execution_id: str, limit: int) -> t
         columns=view.head.columns,
         preview=json_rows(view.head),
     )
-    return item, view.commit.run_id if view.commit else ""
+    return Shown(item, view.commit.run_id if view.commit else "", own)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,11 @@ from flowforge.layout import JobKey
 from flowforge.settings import Settings, get_settings
 from flowforge.storage import ObjectStore
 from flowforge.tables import TableRef
+from orchestrator.store import StepStatus, Store, TableVersion
+from orchestrator.store.database import open_engine
+from orchestrator.workflows import Workflow
 from tests.delta import commit, table
+from tests.orchestrator.conftest import workflow_named
 from tests.orchestrator.test_cli import env_of
 
 
@@ -134,3 +139,28 @@ def test_a_version_out_of_range_is_named(
     result = runner.invoke(app, ["tables", "show", ref.path, "--version", "9"], env=env)
     assert result.exit_code == 1
     assert f"table {ref.path} has no version 9 (its versions are 0 to 2)" in result.stderr
+
+
+def test_executions_show_lists_the_versions_each_step_committed_and_read(
+    cli: tuple[CliRunner, dict[str, str]], tmp_path: Path, sample_workflow: Workflow
+) -> None:
+    runner, env = cli
+    database = Store(open_engine(f"sqlite:///{tmp_path / 'ff.db'}"))
+    workflow = workflow_named(sample_workflow, f"tc-{uuid.uuid4().hex[:8]}")
+    database.save_workflow(workflow)
+    job = JobKey(workflow.id, "customers")
+    execution = database.create_execution(workflow.id, job.job_id, ["silver"])
+    versions = [
+        TableVersion("output", TableRef.silver(job).path, 4),
+        TableVersion("input", TableRef.bronze(job).path, 9),
+    ]
+    database.finish_step(execution.id, "silver", StepStatus.COMPLETED, tables=versions)
+    database.close()
+    env = env | {"FLOWFORGE_DATABASE_URL": f"sqlite:///{tmp_path / 'ff.db'}"}
+    shown = invoke((runner, env), "executions", "show", execution.id).stdout
+    assert f"silver tables: committed silver/{job} v4, read bronze/{job} v9" in shown
+    as_json = json.loads(invoke((runner, env), "executions", "show", execution.id, "--json").stdout)
+    assert as_json["steps"][0]["tables"] == [
+        {"role": "output", "table": f"silver/{job}", "version": 4, "model": None},
+        {"role": "input", "table": f"bronze/{job}", "version": 9, "model": None},
+    ]
