@@ -11,6 +11,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, inspect, text
 
+from flowforge import catalog, tables
 from flowforge.layout import JobKey
 from flowforge.reports import LayerReport, ModelOutput
 from flowforge.tables import TableRef
@@ -18,7 +19,7 @@ from orchestrator.layers import summarize, table_versions
 from orchestrator.store import ExecutionStatus, StepStatus, Store, TableVersion
 from orchestrator.store.database import alembic_config, open_engine
 from orchestrator.workflows import Workflow
-from tests.orchestrator.conftest import POSTGRES_URL, workflow_named
+from tests.orchestrator.conftest import POSTGRES_URL, Stack, workflow_named
 
 LAYERS = ["bronze", "silver", "gold"]
 
@@ -196,3 +197,40 @@ def test_active_executions_are_listed(any_store: Store, workflow: Workflow) -> N
     any_store.finish_execution(done.id, ExecutionStatus.COMPLETED)
     active = {e.id for e in any_store.active_executions()}
     assert running.id in active and done.id not in active
+
+
+def test_the_flow_records_what_the_layers_committed(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    """Through the real services: each step's recorded versions are those the tables' own
+    logs hold for the execution's run id (none while a layer commits a manifest)."""
+    workflow = stack.add_workflow(sample_workflow)
+    result = stack.flow(workflow_id=workflow.id, job_id="products")
+    execution = stack.store.get_execution(result["execution_id"])
+    job = JobKey(workflow.id, "products")
+
+    def committed(ref: TableRef) -> int | None:
+        found = tables.find_commit(tables.load(stack.settings, ref), execution.id)
+        return found.version if found else None
+
+    models = catalog.gold_tables(stack.object_store, job.workflow_id, job.job_id)
+    wanted: dict[str, set[tuple[str, str, int | None, str | None]]] = {
+        "bronze": {("output", TableRef.bronze(job).path, committed(TableRef.bronze(job)), None)}
+        | {
+            (
+                "side",
+                TableRef.bronze_rejects(job).path,
+                committed(TableRef.bronze_rejects(job)),
+                None,
+            )
+        },
+        "silver": {("output", TableRef.silver(job).path, committed(TableRef.silver(job)), None)}
+        | {("side", r.path, committed(r), None) for r in [TableRef.silver_quarantine(job)]}
+        | {("input", TableRef.bronze(job).path, committed(TableRef.bronze(job)), None)},
+        "gold": {("model", r.path, committed(r), r.path.rsplit("/", 1)[-1]) for r in models}
+        | {("input", TableRef.silver(job).path, committed(TableRef.silver(job)), None)},
+    }
+    for layer, entries in wanted.items():
+        expected = {e for e in entries if e[2] is not None}
+        got = {(t.role, t.table, t.version, t.model) for t in execution.step(layer).tables}
+        assert got == expected, layer
