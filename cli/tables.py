@@ -212,7 +212,9 @@ def maintain(
                 f"{len(d.files_deleted)} files" if d.files_deleted else "",
                 ", ".join(map(str, d.kept_versions)),
                 "" if d.version is None else str(d.version),
-                d.error or (f"skipped: {d.skipped}" if d.skipped else ""),
+                d.error
+                or (f"skipped: {d.skipped}" if d.skipped else "")
+                or (f"no longer in the log: {d.lost_versions}" if d.lost_versions else ""),
             )
         Console().print(view)
     if any(d.error for d in done):

@@ -152,12 +152,17 @@ def read_version(settings: Settings, ref: TableRef, version: int | None, limit: 
 
 
 def _at(settings: Settings, ref: TableRef, version: int) -> DeltaTable:
+    """An older version; its log may have been cleaned up (delta.logRetentionDuration),
+    which delta-rs reports as no table at all on some stores and as an error on others."""
     try:
-        return tables.require(settings, ref, f"table {ref}", version)
-    except delta_exceptions.DeltaError as exc:  # its log was cleaned up
-        raise NotFound(
-            f"version {version} of table {ref} is no longer in its log ({tables.first_line(exc)})"
-        ) from None
+        table = tables.load(settings, ref, version)
+    except delta_exceptions.DeltaError as exc:
+        table, detail = None, f" ({tables.first_line(exc)})"
+    else:
+        detail = ""
+    if table is None:
+        raise NotFound(f"version {version} of table {ref} is no longer in its log{detail}")
+    return table
 
 
 def _head(settings: Settings, ref: TableRef, version: int, limit: int) -> pl.DataFrame:

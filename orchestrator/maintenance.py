@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import DeltaError
 
 from flowforge import catalog, tables
 from flowforge.errors import FlowForgeError
@@ -37,6 +38,9 @@ class TableMaintenance:
     files_written: int = 0
     files_deleted: list[str] = field(default_factory=list)  # by vacuum (or would be: dry run)
     kept_versions: list[int] = field(default_factory=list)
+    # Recorded versions whose log Delta has already cleaned up (older than the table's
+    # delta.logRetentionDuration, 30 days by default): no longer readable, so not kept.
+    lost_versions: list[int] = field(default_factory=list)
     version: int | None = None  # the table's version afterwards
     error: str = ""
 
@@ -48,6 +52,7 @@ class TableMaintenance:
             "files_written": self.files_written,
             "files_deleted": len(self.files_deleted),
             "kept_versions": self.kept_versions,
+            "lost_versions": self.lost_versions,
             "version": self.version,
             "error": self.error,
         }
@@ -98,8 +103,8 @@ def maintain_table(
             result.files_compacted = int(metrics.get("numFilesRemoved", 0))
             result.files_written = int(metrics.get("numFilesAdded", 0))
         latest = table.version()
-        keep = store.recorded_versions(ref.path) | unread
-        result.kept_versions = sorted(v for v in keep if 0 <= v <= latest)
+        keep = sorted(v for v in store.recorded_versions(ref.path) | unread if 0 <= v <= latest)
+        result.kept_versions, result.lost_versions = readable(settings, ref, keep)
         result.files_deleted = table.vacuum(
             retention_hours=retention_hours(settings),
             dry_run=dry_run,
@@ -114,6 +119,21 @@ def maintain_table(
         result.kept_versions,
     )  # fmt: skip
     return result
+
+
+def readable(settings: Settings, ref: TableRef, versions: list[int]) -> tuple[list[int], list[int]]:
+    """The versions whose log is still there, and those whose log is gone (vacuum refuses
+    to keep a version it cannot load). The log is kept from some version on, so the first
+    loadable one decides."""
+    for index, version in enumerate(versions):
+        try:
+            # Delta says "not a table" (None here) or fails, depending on the store.
+            if tables.load(settings, ref, version) is None:
+                continue
+        except (FlowForgeError, DeltaError):
+            continue
+        return versions[index:], versions[:index]
+    return [], versions
 
 
 def retention_hours(settings: Settings) -> int:

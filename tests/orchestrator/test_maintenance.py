@@ -16,6 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from flowforge import catalog
+from flowforge.errors import NotFound
 from flowforge.layout import JobKey
 from flowforge.settings import Settings, get_settings
 from flowforge.storage import ObjectStore
@@ -241,3 +243,27 @@ def test_the_flow_maintains_and_reports(
         commit(no_retention, ref, numbered(i, 1), f"q{i}", mode="overwrite")
     results = InProcessRunner(no_retention, database).run(maintenance, tables=[ref.path])
     assert [(r["table"], r["files_deleted"], r["error"]) for r in results] == [(ref.path, 1, "")]
+
+
+def test_a_recorded_version_whose_log_is_gone_is_reported_not_fatal(
+    no_retention: Settings, store: ObjectStore, database: Store, workflow: Workflow
+) -> None:
+    """Delta cleans up log entries older than delta.logRetentionDuration at a checkpoint;
+    vacuum cannot keep a version it can no longer load, and must not fail for it."""
+    ref = TableRef.silver(JobKey(workflow.id, "products"))
+    quick = {"delta.logRetentionDuration": "interval 0 seconds"}
+    for version in range(4):
+        commit(no_retention, ref, numbered(version, 1), f"r{version}", mode="overwrite",
+               configuration=quick if version == 0 else None)  # fmt: skip
+    table(no_retention, ref).create_checkpoint()
+    table(no_retention, ref).cleanup_metadata()  # the log of versions 0-2 is gone
+    commit(no_retention, ref, numbered(4, 1), "r4", mode="overwrite")
+    for version in (1, 3):  # two executions' versions
+        recorded(database, workflow, "products", [TableVersion("output", ref.path, version)])
+
+    (done,) = maintain(no_retention, database, store, [ref])
+
+    assert (done.error, done.kept_versions, done.lost_versions) == ("", [3], [1])
+    assert [r["n"] for r in rows(no_retention, ref, 3)] == [3]
+    with pytest.raises(NotFound, match=f"version 1 of table {ref} is no longer in its log"):
+        catalog.read_version(no_retention, ref, 1, 5)
