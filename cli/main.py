@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.tables import app as tables_app
-from cli.tables import maintain, migrate
+from cli.upkeep import maintain, migrate
 from flowforge.errors import FlowForgeError
 from flowforge.logs import configure_logging
 from flowforge.runtime import serve as serve_forever
