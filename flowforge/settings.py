@@ -112,20 +112,6 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="Time limit per gold model (then DEADLINE_EXCEEDED)."
     )
 
-    # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
-    tables_retention_days: float = Field(
-        default=7.0,
-        ge=0,
-        description="Files a table no longer needs are deleted by maintenance once removed "
-        "this long ago (time travel reaches this far back); versions an execution recorded "
-        "are kept however old.",
-    )
-    maintenance_cron: str = Field(
-        default="0 3 * * *",
-        description="When the served flowforge-maintenance/tables deployment runs (cron, "
-        "UTC); 'off': only when started by hand.",
-    )
-
     # Orchestrator: the executions store, the services the flow calls, deadlines and retries.
     database_url: SecretStr | None = Field(
         default=None,
@@ -169,6 +155,20 @@ class Settings(BaseSettings):
     deployment_name: str = Field(
         default="flowforge-medallion/customer-data",
         description="The Prefect deployment `flowforge run` and the API trigger.",
+    )
+
+    # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
+    tables_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Files a table no longer needs are deleted by maintenance once removed "
+        "this long ago (time travel reaches this far back); versions an execution recorded "
+        "are kept however old.",
+    )
+    maintenance_cron: str = Field(
+        default="0 3 * * *",
+        description="When the served flowforge-maintenance/tables deployment runs (cron, "
+        "UTC); 'off': only when started by hand.",
     )
 
     # The executions API (`flowforge serve api`).
