@@ -3,6 +3,8 @@ deployment, until Ctrl-C. State lives in FLOWFORGE_STATE_DIR (default .flowforge
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -75,7 +77,16 @@ def run_up(settings: Settings) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+            stop_group(worker.pid)
     return 0
+
+
+def stop_group(leader: int) -> None:
+    """Ends what is left of the worker's process group: its fork server leaves only once it
+    notices the worker is gone, which may be after this process (still importing the flows
+    when the worker stopped)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left
+        os.killpg(leader, signal.SIGTERM)
 
 
 def wait_for_deployment(name: str, worker: subprocess.Popen[bytes], timeout: float = 120) -> bool:
