@@ -203,6 +203,20 @@ class Settings(BaseSettings):
         description="The Prefect deployment `flowforge run` and the API trigger.",
     )
 
+    # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
+    tables_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Files a table no longer needs are deleted by maintenance once removed "
+        "this long ago (time travel reaches this far back); versions an execution recorded "
+        "are kept however old.",
+    )
+    maintenance_cron: str = Field(
+        default="0 3 * * *",
+        description="When the served flowforge-maintenance/tables deployment runs (cron, "
+        "UTC); 'off': only when started by hand.",
+    )
+
     # The executions API (`flowforge serve api`).
     api_token: SecretStr | None = Field(
         default=None,

@@ -21,6 +21,7 @@ from orchestrator.api import (
     jobs,
     logs,
     outputs,
+    tables,
     uploads,
     workflows,
 )
@@ -32,7 +33,7 @@ from orchestrator.api.schemas import Health
 from orchestrator.store import Store
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, events]
+ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, tables, events]
 
 
 def create_app(
