@@ -1,19 +1,23 @@
 """Previews of committed output: the first rows of each gold model and of a step's
-quarantine (silver) or rejects (bronze), read from the committed manifest, never a listing."""
+quarantine (silver), read from the committed manifest, or rejects (bronze), read from the
+rejects table's current version; never a listing."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 import polars as pl
+import pyarrow as pa
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
+from flowforge import tables
 from flowforge.errors import NotFound, Unavailable
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import ManifestObject, read_committed
 from flowforge.settings import Settings
 from flowforge.storage import polars_storage_options, s3_url
+from flowforge.tables import TableRef
 from orchestrator.api.context import Context, ExecutionId
 from orchestrator.api.executions import read_execution
 from orchestrator.api.schemas import Preview, Previews
@@ -43,6 +47,8 @@ async def quarantine_preview(
 def _previews(ctx: Context, execution_id: str, layer: str, limit: int) -> Previews:
     execution = read_execution(ctx, execution_id)
     job = JobKey.of(execution.workflow_id, execution.job_id)
+    if layer == "bronze":
+        return _rejects_preview(ctx.settings, execution.id, job, limit)
     committed = read_committed(ctx.objects, Dataset.for_layer(layer, job))
     if committed is None:
         raise NotFound(f"job {job} has no committed {layer} output")
@@ -53,14 +59,48 @@ def _previews(ctx: Context, execution_id: str, layer: str, limit: int) -> Previe
             for o in manifest.data_objects
         ]
     else:
-        name = "quarantine" if layer == "silver" else "rejects"
-        items = [_preview(ctx.settings, name, manifest.reject_objects, limit)]
+        items = [_preview(ctx.settings, "quarantine", manifest.reject_objects, limit)]
     return Previews(
         execution_id=execution.id,
         layer=layer,
         run_id=manifest.run_id,
         current=manifest.run_id == execution.id,
         items=items,
+    )
+
+
+def _rejects_preview(settings: Settings, execution_id: str, job: JobKey, limit: int) -> Previews:
+    ref = TableRef.bronze_rejects(job)
+    table = tables.load(settings, ref)
+    if table is None:
+        raise NotFound(f"job {job} has no committed bronze output")
+    (latest,) = tables.history(table, 1)
+    files = pa.table(table.get_add_actions(flatten=True))
+    try:
+        frame = (
+            pl.scan_delta(
+                ref.uri(settings),
+                version=table.version(),
+                storage_options=tables.storage_options(settings),
+            )
+            .head(limit)
+            .collect()
+        )
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise Unavailable(f"could not read {ref.uri(settings)}: {exc}") from None
+    preview = Preview(
+        name="rejects",
+        key=str(ref),
+        rows=sum(files.column("num_records").to_pylist()) if files.num_rows else 0,
+        columns=frame.columns,
+        preview=json_rows(frame),
+    )
+    return Previews(
+        execution_id=execution_id,
+        layer="bronze",
+        run_id=latest.run_id,
+        current=latest.run_id == execution_id,
+        items=[preview],
     )
 
 
