@@ -7,6 +7,9 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from deltalake import DeltaTable
+
+from flowforge import tables
 from flowforge.errors import FailedPrecondition
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import (
@@ -15,7 +18,6 @@ from flowforge.manifest import (
     ManifestObject,
     commit,
     read_committed,
-    require_committed,
     start_run,
 )
 from flowforge.reports import Column, LayerReport, ModelOutput
@@ -24,6 +26,7 @@ from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, PROFILE_MODEL, Model
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from services.gold.engine import GoldSession, Inputs, ModelRun
 from services.gold.guard import check_model_sql
 from services.gold.profile import profile_sql
@@ -54,12 +57,12 @@ def build(
     models = [Model(m.name, check_model_sql(m.name, m.sql, readable)) for m in plan.models]
     silver = read_silver(store, plan.job)
     dimensions = {
-        name: require_committed(store, Dataset.for_dimension(name), f"dimension {name!r}")
+        name: tables.require(settings, TableRef.dimension(name), f"dimension {name!r}")
         for name in plan.dimensions
     }
     inputs = Inputs(
         silver=[o.key for o in silver.manifest.data_objects],
-        dimensions={n: [o.key for o in c.manifest.data_objects] for n, c in dimensions.items()},
+        dimensions={n: dimension_keys(settings, n, t) for n, t in dimensions.items()},
     )
     run_prefix = start_run(store, dataset, plan.run_id, previous)
     try:
@@ -77,9 +80,7 @@ def build(
         data_objects=objects,
         inputs={
             "silver": {"run_id": silver.manifest.run_id, "etag": silver.etag},
-            "dimensions": {
-                n: {"run_id": c.manifest.run_id, "etag": c.etag} for n, c in dimensions.items()
-            },
+            "dimensions": {n: {"version": t.version()} for n, t in dimensions.items()},
             "models": {m.name: hashlib.sha256(m.sql.encode()).hexdigest() for m in models},
         },
     )
@@ -117,6 +118,13 @@ def read_silver(store: ObjectStore, job: JobKey) -> Committed:
             "lists no data files"
         )
     return silver
+
+
+def dimension_keys(settings: Settings, name: str, table: DeltaTable) -> list[str]:
+    """The object keys of the files of the dimension table's loaded version."""
+    bucket = f"s3://{settings.s3_bucket}/"
+    urls = tables.version_files(table, TableRef.dimension(name))
+    return [url.removeprefix(bucket) for url in urls]
 
 
 def run_models(
