@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from flowforge import tables
 from flowforge.errors import FailedPrecondition, InvalidArgument
@@ -50,16 +50,20 @@ def upload_dimension(
     inputs = {"file": filename, "format": FORMATS[Path(filename).suffix.lower()]}
     properties = tables.commit_properties(run_id, inputs=inputs | fingerprint(data))
     with tables.delta_errors(f"writing dimension {name!r}", ref):
-        frame.write_delta(
+        write_deltalake(
             ref.uri(settings),
+            frame.to_arrow(),
             mode="overwrite",
+            schema_mode="overwrite",
             storage_options=tables.storage_options(settings),
-            delta_write_options={"schema_mode": "overwrite", "commit_properties": properties},
+            commit_properties=properties,
         )
-    commit = tables.find_commit(tables.load(settings, ref), run_id)
-    if commit is None:  # pragma: no cover (the write above committed it)
-        raise FailedPrecondition(f"dimension {name!r}: the upload's commit is not in {ref}")
-    return info(name, tables.require(settings, ref, f"dimension {name!r}", commit.version))
+    with tables.delta_errors(f"reading dimension {name!r}", ref):
+        commit = tables.find_commit(tables.load(settings, ref), run_id)
+        if commit is None:  # pragma: no cover (the write above committed it)
+            raise FailedPrecondition(f"dimension {name!r}: the upload's commit is not in {ref}")
+        table = tables.require(settings, ref, f"dimension {name!r}", commit.version)
+        return info(store, name, table)
 
 
 def upload_dimension_file(store: ObjectStore, name: str, path: Path) -> DimensionInfo:
@@ -87,15 +91,16 @@ def list_dimensions(store: ObjectStore) -> list[DimensionInfo]:
             continue  # not written by FlowForge
         if f"{prefix}_delta_log/" not in store.list_prefixes(prefix):
             continue
-        table = tables.load(store.settings, ref)
-        if table is not None:
-            found.append(info(name, table))
+        with tables.delta_errors(f"reading dimension {name!r}", ref):
+            table = tables.load(store.settings, ref)
+            if table is not None:
+                found.append(info(store, name, table))
     return sorted(found, key=lambda d: d.name)
 
 
-def info(name: str, table: DeltaTable) -> DimensionInfo:
+def info(store: ObjectStore, name: str, table: DeltaTable) -> DimensionInfo:
     """What the loaded version of a dimension table holds."""
-    (commit,) = tables.history(table, 1)
+    commit = tables.commit_at(store, TableRef.dimension(name), table.version())
     actions = pa.table(table.get_add_actions(flatten=True))
     schema = pl.DataFrame(pa.schema(table.schema().to_arrow()).empty_table()).schema
     return DimensionInfo(

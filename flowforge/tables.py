@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake import exceptions as delta_exceptions
 
@@ -103,11 +104,17 @@ class TableRef:
 
 
 def storage_options(settings: Settings) -> dict[str, str]:
-    """Endpoint, keys and timeouts for delta-rs (object_store), as for polars."""
+    """Endpoint, keys, timeouts and retries for delta-rs (object_store), as for polars.
+
+    The retries follow s3_max_attempts: object_store's own default (10 retries over up to
+    3 minutes) would outlast a layer's deadline on a store that is down, instead of
+    reporting UNAVAILABLE for the caller to retry with its backoff."""
     options = {
         "aws_region": settings.s3_region,
         "timeout": f"{settings.s3_read_timeout_seconds:g}s",
         "connect_timeout": f"{settings.s3_connect_timeout_seconds:g}s",
+        "max_retries": str(retries(settings)),
+        "retry_timeout": f"{settings.s3_read_timeout_seconds:g}s",
     }
     if settings.s3_endpoint_url:
         options["aws_endpoint_url"] = settings.s3_endpoint_url
@@ -118,6 +125,21 @@ def storage_options(settings: Settings) -> dict[str, str]:
     if settings.s3_secret_access_key is not None:
         options["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
     return options
+
+
+def retries(settings: Settings) -> int:
+    return max(settings.s3_max_attempts - 1, 0)
+
+
+def polars_options(settings: Settings) -> dict[str, Any]:
+    """storage_options for polars' own readers, which want the retry count as a number."""
+    return {**storage_options(settings), "max_retries": retries(settings)}
+
+
+def scan(settings: Settings, table: DeltaTable) -> pl.LazyFrame:
+    """The rows of the loaded version, read by polars with the table's storage options
+    (polars wants its retry count as a number)."""
+    return pl.scan_delta(table, storage_options={"max_retries": retries(settings)})
 
 
 def require_conditional_writes(store: ObjectStore) -> None:
@@ -217,6 +239,18 @@ class Commit:
 def history(table: DeltaTable, limit: int | None = None) -> list[Commit]:
     """The table's commits, newest first."""
     return [Commit.of(entry) for entry in table.history(limit)]
+
+
+def commit_at(store: ObjectStore, ref: TableRef, version: int) -> Commit:
+    """One version's commit, read from its log object with boto: DeltaTable.history holds
+    the GIL while it lists and reads the log (deltalake 1.6.6), stalling every other thread
+    of a service for as long as the store takes to answer."""
+    key = f"{ref}/_delta_log/{version:020d}.json"
+    for line in store.get_bytes(key).splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return Commit.of({**action["commitInfo"], "version": version})
+    raise FailedPrecondition(f"the commit s3://{store.bucket}/{key} has no commitInfo")
 
 
 def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:

@@ -48,7 +48,7 @@ def _previews(ctx: Context, execution_id: str, layer: str, limit: int) -> Previe
     execution = read_execution(ctx, execution_id)
     job = JobKey.of(execution.workflow_id, execution.job_id)
     if layer == "bronze":
-        return _rejects_preview(ctx.settings, execution.id, job, limit)
+        return _rejects_preview(ctx, execution.id, job, limit)
     committed = read_committed(ctx.objects, Dataset.for_layer(layer, job))
     if committed is None:
         raise NotFound(f"job {job} has no committed {layer} output")
@@ -69,23 +69,16 @@ def _previews(ctx: Context, execution_id: str, layer: str, limit: int) -> Previe
     )
 
 
-def _rejects_preview(settings: Settings, execution_id: str, job: JobKey, limit: int) -> Previews:
-    ref = TableRef.bronze_rejects(job)
-    table = tables.load(settings, ref)
-    if table is None:
-        raise NotFound(f"job {job} has no committed bronze output")
-    (latest,) = tables.history(table, 1)
-    files = pa.table(table.get_add_actions(flatten=True))
+def _rejects_preview(ctx: Context, execution_id: str, job: JobKey, limit: int) -> Previews:
+    settings, ref = ctx.settings, TableRef.bronze_rejects(job)
+    with tables.delta_errors("reading bronze's rejects", ref):
+        table = tables.load(settings, ref)
+        if table is None:
+            raise NotFound(f"job {job} has no committed bronze output")
+        latest = tables.commit_at(ctx.objects, ref, table.version())
+        files = pa.table(table.get_add_actions(flatten=True))
     try:
-        frame = (
-            pl.scan_delta(
-                ref.uri(settings),
-                version=table.version(),
-                storage_options=tables.storage_options(settings),
-            )
-            .head(limit)
-            .collect()
-        )
+        frame = tables.scan(settings, table).head(limit).collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise Unavailable(f"could not read {ref.uri(settings)}: {exc}") from None
     preview = Preview(

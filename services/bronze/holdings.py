@@ -83,7 +83,7 @@ def scan_sources(
         return (
             pl.scan_parquet(
                 uris,
-                storage_options=tables.storage_options(settings),
+                storage_options=tables.polars_options(settings),
                 include_file_paths="__file",
                 hive_partitioning=False,
             )

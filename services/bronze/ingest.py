@@ -54,18 +54,19 @@ def ingest(
     started = time.monotonic()
     rows_ref, rejects_ref = TableRef.bronze(plan.job), TableRef.bronze_rejects(plan.job)
     tables.require_conditional_writes(store)  # probed once per process, with boto's errors
-    rows_table = tables.load(settings, rows_ref)
-    done = tables.find_commit(rows_table, plan.run_id)
-    if done is not None and done.report is not None:
-        done.report.reused = True  # a repeat after a lost answer: nothing is redone
-        return done.report
-    landing, ignored = landing_objects(store, plan.job)
-    t = BronzeTables(rows_ref, rejects_ref, rows_table, tables.load(settings, rejects_ref))
-    committed: dict[str, str] = {}
-    if not plan.full_refresh:
-        t.held_rows = holdings(settings, rows_ref, t.rows, "_source_key", "_source_etag")
-        t.held_rejects = holdings(settings, rejects_ref, t.rejects, "source_key", "source_etag")
-        committed = committed_etags(t.held_rows, t.held_rejects)
+    with tables.delta_errors("reading bronze's tables", rows_ref):
+        rows_table = tables.load(settings, rows_ref)
+        done = tables.find_commit(rows_table, plan.run_id)
+        if done is not None and done.report is not None:
+            done.report.reused = True  # a repeat after a lost answer: nothing is redone
+            return done.report
+        landing, ignored = landing_objects(store, plan.job)
+        t = BronzeTables(rows_ref, rejects_ref, rows_table, tables.load(settings, rejects_ref))
+        committed: dict[str, str] = {}
+        if not plan.full_refresh:
+            t.held_rows = holdings(settings, rows_ref, t.rows, "_source_key", "_source_etag")
+            t.held_rejects = holdings(settings, rejects_ref, t.rejects, "source_key", "source_etag")
+            committed = committed_etags(t.held_rows, t.held_rejects)
     writer = PartWriter(store, rows_ref, settings.bronze_part_target_mb << 20, AUDIT_STATS)
     rejects = RejectWriter(store, rejects_ref)
     outcomes: list[FileOutcome] = []

@@ -118,7 +118,8 @@ def rows_schema(
 
 def winner(settings: Settings, t: BronzeTables, run: RunFiles) -> LayerReport | None:
     """The report of a racing attempt of the same run id that committed first."""
-    found = tables.find_commit(tables.load(settings, t.rows_ref), run.run_id)
+    with tables.delta_errors("reading the winning commit", t.rows_ref):
+        found = tables.find_commit(tables.load(settings, t.rows_ref), run.run_id)
     if found is None or found.report is None:
         return None
     found.report.reused = True
@@ -143,7 +144,8 @@ def commit_rejects(
         )  # fmt: skip
     except Conflict:
         discard(store, run.rejects)
-        winner = tables.find_commit(tables.load(settings, t.rejects_ref), run.run_id)
+        with tables.delta_errors("reading the winning commit", t.rejects_ref):
+            winner = tables.find_commit(tables.load(settings, t.rejects_ref), run.run_id)
         if winner is None:
             discard(store, run.rows)
             raise
@@ -212,9 +214,10 @@ def add_columns(
                 commit_properties=properties,
             )
     except Conflict:
-        latest = tables.load(settings, ref)
-        if latest is None or not only_columns_added(latest, read):
-            raise
+        with tables.delta_errors(f"reading {ref} after a racing commit", ref):
+            latest = tables.load(settings, ref)
+            if latest is None or not only_columns_added(latest, read):
+                raise
         return latest
     found = tables.load(settings, ref, read + 1)
     if found is None:  # pragma: no cover (the commit above made it)

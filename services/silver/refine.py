@@ -52,7 +52,7 @@ def refine(
     previous = read_committed(store, dataset)
     if previous is not None and previous.manifest.run_id == plan.run_id:
         return replay(previous)
-    bronze = read_bronze(settings, plan.job)
+    bronze = read_bronze(store, settings, plan.job)
     sources = [c for c in bronze.columns if c not in BRONZE_AUDIT]
     defaults, name_warnings = transform.default_targets(sources)
     columns = resolve_columns(plan.spec, sources, defaults)

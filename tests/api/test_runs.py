@@ -72,6 +72,13 @@ def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow) -> 
     (preview,) = quarantine["items"]
     assert preview["rows"] == 6 and len(preview["preview"]) == 6
     assert {"_rule", "_reason"} <= set(preview["columns"])
+    rejects = api.client.get(
+        f"/api/executions/{execution_id}/quarantine", params={"layer": "bronze"}
+    ).json()  # bronze's rejects table, its current version
+    assert (rejects["current"], rejects["run_id"]) == (True, execution_id)
+    (preview,) = rejects["items"]
+    assert preview["rows"] == len(preview["preview"]) == EXPECTED["customers"]["bronze"][2]
+    assert {row["kind"] for row in preview["preview"]} == {"wrong_field_count"}
     too_many = api.client.get(f"/api/executions/{execution_id}/gold", params={"limit": 101})
     assert too_many.status_code == 422
 

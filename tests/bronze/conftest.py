@@ -66,12 +66,12 @@ def read_objects(store: ObjectStore, objects: object) -> pl.DataFrame:
 def bronze_rows(settings: Settings, job: JobKey, version: int | None = None) -> pl.DataFrame:
     """The bronze table's rows (at `version`, else the latest), as any Delta reader sees them."""
     uri = TableRef.bronze(job).uri(settings)
-    return pl.read_delta(uri, version=version, storage_options=tables.storage_options(settings))
+    return pl.read_delta(uri, version=version, storage_options=tables.polars_options(settings))
 
 
 def rejected_rows(settings: Settings, job: JobKey, version: int | None = None) -> pl.DataFrame:
     uri = TableRef.bronze_rejects(job).uri(settings)
-    return pl.read_delta(uri, version=version, storage_options=tables.storage_options(settings))
+    return pl.read_delta(uri, version=version, storage_options=tables.polars_options(settings))
 
 
 def bronze_table(settings: Settings, job: JobKey) -> DeltaTable:

@@ -27,7 +27,7 @@ def unique(prefix: str) -> str:
 def stored(store: ObjectStore, name: str, version: int | None = None) -> pl.DataFrame:
     """The dimension table's rows, read by deltalake as any reader would."""
     uri = f"s3://{store.bucket}/dimensions/{name}"
-    options = tables.storage_options(store.settings)
+    options = tables.polars_options(store.settings)
     return pl.read_delta(uri, version=version, storage_options=options)
 
 
