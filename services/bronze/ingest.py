@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, cast
 
+from deltalake import DeltaTable
+
 from flowforge import tables
 from flowforge.bronze_columns import AUDIT_STATS
 from flowforge.errors import InvalidArgument, NotFound
@@ -52,23 +54,19 @@ def ingest(
     store: ObjectStore, settings: Settings, plan: IngestPlan, deadline: Deadline
 ) -> LayerReport:
     started = time.monotonic()
-    rows_ref, rejects_ref = TableRef.bronze(plan.job), TableRef.bronze_rejects(plan.job)
+    rows_ref = TableRef.bronze(plan.job)
     tables.require_conditional_writes(store)  # probed once per process, with boto's errors
-    with tables.delta_errors("reading bronze's tables", rows_ref):
+    with tables.delta_errors("reading bronze's table", rows_ref):
         rows_table = tables.load(settings, rows_ref)
         done = tables.find_commit(rows_table, plan.run_id)
-        if done is not None and done.report is not None:
-            done.report.reused = True  # a repeat after a lost answer: nothing is redone
-            return done.report
-        landing, ignored = landing_objects(store, plan.job)
-        t = BronzeTables(rows_ref, rejects_ref, rows_table, tables.load(settings, rejects_ref))
-        committed: dict[str, str] = {}
-        if not plan.full_refresh:
-            t.held_rows = holdings(settings, rows_ref, t.rows, "_source_key", "_source_etag")
-            t.held_rejects = holdings(settings, rejects_ref, t.rejects, "source_key", "source_etag")
-            committed = committed_etags(t.held_rows, t.held_rejects)
+    if done is not None and done.report is not None:
+        done.report.reused = True  # a repeat after a lost answer: nothing is redone
+        return done.report
+    landing, ignored = landing_objects(store, plan.job)
+    t = read_tables(settings, plan, rows_table)
+    committed = {} if plan.full_refresh else committed_etags(t.held_rows, t.held_rejects)
     writer = PartWriter(store, rows_ref, settings.bronze_part_target_mb << 20, AUDIT_STATS)
-    rejects = RejectWriter(store, rejects_ref)
+    rejects = RejectWriter(store, t.rejects_ref)
     outcomes: list[FileOutcome] = []
     ingested_at = datetime.now(UTC)
     try:
@@ -83,7 +81,7 @@ def ingest(
             outcomes.append(
                 ingest_file(store, settings, plan, info, writer, rejects, audit, deadline)
             )
-        run = run_files(plan, outcomes, writer.close(), rejects.abandon())
+        run = run_files(plan, outcomes, writer.close(), rejects.close())
         report = describe(plan, outcomes, run, ignored)
         report.seconds = time.monotonic() - started
         deadline.check("committing")  # a caller that gave up must not see a late commit
@@ -91,6 +89,20 @@ def ingest(
         discard(store, [*writer.abandon(), *rejects.abandon()])
         raise
     return publish(store, settings, t, run, report)
+
+
+def read_tables(settings: Settings, plan: IngestPlan, rows: DeltaTable | None) -> BronzeTables:
+    """Both tables as this run reads them, with what they hold of each landing file (not
+    needed for a full refresh, which replaces everything)."""
+    t = BronzeTables(TableRef.bronze(plan.job), TableRef.bronze_rejects(plan.job), rows, None)
+    with tables.delta_errors("reading bronze's tables", t.rows_ref):
+        t.rejects = tables.load(settings, t.rejects_ref)
+        if not plan.full_refresh:
+            t.held_rows = holdings(settings, t.rows_ref, t.rows, "_source_key", "_source_etag")
+            t.held_rejects = holdings(
+                settings, t.rejects_ref, t.rejects, "source_key", "source_etag"
+            )
+    return t
 
 
 def run_files(

@@ -59,6 +59,10 @@ class RejectWriter:
         self._flush()
         return self.kinds
 
+    def close(self) -> list[DataFile]:
+        self._flush()
+        return self.written
+
     def abandon(self) -> list[DataFile]:
         """Stops without writing what is pending; returns every file written (to delete)."""
         self._pending = []
