@@ -8,7 +8,7 @@ half of one (and an older version stays readable by its number).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,10 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from flowforge import tables
+from flowforge import casting, tables
 from flowforge.errors import FailedPrecondition, InvalidArgument
 from flowforge.ids import new_run_id
+from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore
 from flowforge.tables import TableRef
 
@@ -36,6 +37,7 @@ class DimensionInfo:
     columns: list[tuple[str, str]]
     created_at: datetime
     source: str
+    warnings: list[str] = field(default_factory=list)  # from an upload: columns kept as text
 
 
 def upload_dimension(
@@ -44,7 +46,8 @@ def upload_dimension(
     """Stores `data` (a CSV or Parquet file's bytes or path, told apart by filename) as
     dimension `name`, replacing its rows in one commit."""
     ref = TableRef.dimension(name)
-    frame = storable(read_table(data, filename), filename)
+    frame, warnings = read_table(data, filename)
+    frame = storable(frame, filename)
     tables.require_conditional_writes(store)
     settings, run_id = store.settings, new_run_id()
     inputs = {"file": filename, "format": FORMATS[Path(filename).suffix.lower()]}
@@ -52,7 +55,7 @@ def upload_dimension(
     with tables.delta_errors(f"writing dimension {name!r}", ref):
         write_deltalake(
             ref.uri(settings),
-            frame.to_arrow(),
+            frame.rechunk().to_arrow(),  # one batch: delta-rs mixes the order of several
             mode="overwrite",
             schema_mode="overwrite",
             storage_options=tables.storage_options(settings),
@@ -63,7 +66,9 @@ def upload_dimension(
         if commit is None:  # pragma: no cover (the write above committed it)
             raise FailedPrecondition(f"dimension {name!r}: the upload's commit is not in {ref}")
         table = tables.require(settings, ref, f"dimension {name!r}", commit.version)
-        return info(store, name, table)
+        uploaded = info(store, name, table)
+    uploaded.warnings.extend(warnings)
+    return uploaded
 
 
 def upload_dimension_file(store: ObjectStore, name: str, path: Path) -> DimensionInfo:
@@ -114,23 +119,28 @@ def info(store: ObjectStore, name: str, table: DeltaTable) -> DimensionInfo:
     )
 
 
-def read_table(data: bytes | Path, filename: str) -> pl.DataFrame:
-    """The file's rows; CSV columns typed by inference over every value."""
+def read_table(data: bytes | Path, filename: str) -> tuple[pl.DataFrame, list[str]]:
+    """The file's rows, CSV columns typed by inference over every value; and why a CSV
+    column that looked numeric stayed text."""
     kind = FORMATS.get(Path(filename).suffix.lower())
     if kind is None:
         raise InvalidArgument(
             f"dimension file {filename!r} must end with .csv or .parquet "
             f"(got {Path(filename).suffix!r})"
         )
+    warnings: list[str] = []
     try:
-        frame = pl.read_parquet(data) if kind == "parquet" else read_csv_typed(data)
+        if kind == "parquet":
+            frame = pl.read_parquet(data)
+        else:
+            frame, warnings = read_csv_typed(data)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InvalidArgument(
             f"dimension file {filename!r} is not readable {kind}: {exc}"
         ) from None
     if not frame.columns:
         raise InvalidArgument(f"dimension file {filename!r} has no columns")
-    return frame
+    return frame, warnings
 
 
 def storable(frame: pl.DataFrame, filename: str) -> pl.DataFrame:
@@ -150,14 +160,19 @@ def storable(frame: pl.DataFrame, filename: str) -> pl.DataFrame:
     return frame.cast(casts) if casts else frame
 
 
-def read_csv_typed(data: bytes | Path) -> pl.DataFrame:
-    """Infers types from all values, but keeps codes such as '007' or '+44' as text."""
+def read_csv_typed(data: bytes | Path) -> tuple[pl.DataFrame, list[str]]:
+    """Types each column as silver would without a spec (casting.infer_types: a code such
+    as '007' or '+44' stays text), but keeps every value as written: no trimming, and
+    only an empty field is null."""
     text = pl.read_csv(data, infer_schema=False)
-    typed = pl.read_csv(data, infer_schema_length=None, try_parse_dates=True)
-    keep_text = [
-        name
-        for name in typed.columns
-        if typed[name].dtype.is_integer()
-        and not (typed[name].cast(pl.String) == text[name]).fill_null(True).all()
-    ]
-    return typed.with_columns(text[name] for name in keep_text)
+    columns = [ColumnRule(c, c, None, trim=False, null_markers=("",)) for c in text.columns]
+    found = casting.infer_types(text.lazy(), columns)
+    cleaned = text.lazy().select(
+        casting.clean_text(pl.col(c.source), c).alias(f"__text{i}") for i, c in enumerate(columns)
+    )
+    steps = [(f"__text{i}", f"__typed{i}", casting.parsers(f.type)) for i, f in enumerate(found)]
+    typed = casting.parse_in_order(cleaned, steps).select(
+        pl.col(f"__typed{i}").alias(c.source) for i, c in enumerate(columns)
+    )
+    warnings = [f.warning for f in found if f.warning]
+    return typed.collect(), warnings

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
@@ -31,6 +31,9 @@ from flowforge.settings import Settings
 log = logging.getLogger("flowforge.rpc")
 
 MAX_MESSAGE_BYTES = 64 << 20
+# Trailing metadata saying whether repeating the call may help: the status code alone
+# cannot tell a store outage (retry) from a model over its memory limit (never).
+RETRYABLE_KEY = "flowforge-retryable"
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
 _REFLECTION_PREFIX = "/grpc.reflection."
 
@@ -46,15 +49,22 @@ class Deadline:
         remaining = context.time_remaining() if context is not None else None
         self._ends = time.monotonic() + remaining if remaining is not None else None
 
+    @property
+    def ends(self) -> float | None:
+        """The time.monotonic() instant it passes; None without a deadline."""
+        return self._ends
+
     def remaining(self) -> float | None:
         return None if self._ends is None else self._ends - time.monotonic()
 
     def check(self, doing: str = "") -> None:
-        if self._context is not None and not self._context.is_active():
-            raise Cancelled(f"the client went away{' while ' + doing if doing else ''}")
+        # The time first: once the deadline passes gRPC marks the call inactive too, and
+        # that is a deadline exceeded, not a client that went away.
         left = self.remaining()
         if left is not None and left <= 0:
             raise DeadlineExceeded(f"deadline exceeded{' while ' + doing if doing else ''}")
+        if self._context is not None and not self._context.is_active():
+            raise Cancelled(f"the client went away{' while ' + doing if doing else ''}")
 
 
 def rpc(summary: Callable[[Any, Any], dict[str, Any]]) -> Callable[..., Any]:
@@ -73,6 +83,7 @@ def rpc(summary: Callable[[Any, Any], dict[str, Any]]) -> Callable[..., Any]:
                 return response
             except FlowForgeError as exc:
                 code, message = grpc.StatusCode[exc.status], exc.message
+                context.set_trailing_metadata(((RETRYABLE_KEY, str(exc.retryable).lower()),))
             except OSError as exc:
                 code, message = _os_error_status(exc)
                 if code is grpc.StatusCode.INTERNAL:
@@ -161,10 +172,14 @@ class LayerServer:
     port: int
     health: health.HealthServicer
     service_names: Sequence[str]
+    # Called once the server has stopped (gold's build processes, ...).
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float | None = None) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        for close in self.on_stop:
+            close()
 
 
 def create_server(

@@ -100,6 +100,12 @@ class Refinery:
         self.out.quarantine_objects = [*quarantine, *self.out.quarantine_objects]
         self.out.rows_out = sum(o.rows for o in self.out.data_objects)
         self.out.rows_rejected = sum(o.rows for o in self.out.quarantine_objects)
+        report.fail_if_mostly_quarantined(
+            self.out.rows_in,
+            self.out.rejected_by_reason,
+            self.out.quality,
+            self.spec.max_bad_percent,
+        )
         return self.out
 
     def bronze_rows(self) -> pl.LazyFrame:
@@ -112,20 +118,9 @@ class Refinery:
         if not columns:
             return columns
         with polars_errors("inferring column types"):
-            row = (
-                casting.inference_frame(source, columns)
-                .collect(engine="streaming")
-                .row(0, named=True)
-            )
-        kinds = []
-        for i, column in enumerate(columns):
-            has_values = bool(row[f"{i}:any"])
-            parses = {name: bool(row[f"{i}:{name}"]) for name in casting.INFERENCE_ORDER}
-            if not has_values:
-                self.out.warnings.append(
-                    f"column {column.target!r} is null in every row; typed as string"
-                )
-            kinds.append(casting.inferred_type(has_values, parses))
+            found = casting.infer_types(source, columns)
+        self.out.warnings += [f.warning for f in found if f.warning]
+        kinds = [f.type for f in found]
         typed = with_types(columns, kinds)
         check_types(self.spec, typed)
         return typed

@@ -11,6 +11,7 @@ from flowforge.reports import (
     DataObject,
     DuplicateCount,
     FileReport,
+    InputVersion,
     LayerReport,
     ModelOutput,
     RuleResult,
@@ -50,7 +51,13 @@ def full_report() -> LayerReport:
         duplicates=[DuplicateCount(key_count=2, keys=1, rows_removed=1)],
         quality=[
             RuleResult(
-                rule_id="x", rule="unique", column="id", action="warn", checked=9, passed=8, failed=1
+                rule_id="x",
+                rule="unique",
+                column="id",
+                action="warn",
+                checked=9,
+                passed=8,
+                failed=1,
             )
         ],
         drift=SchemaDrift(
@@ -69,6 +76,13 @@ def full_report() -> LayerReport:
                 preview_json='[{"n": 1}]',
                 table="gold/w/j/m",
                 version=4,
+                status="BUILT",
+                reason="r",
+                inputs=[
+                    InputVersion(table="silver/w/j", version=3, run_id="r0", job_id="j"),
+                    InputVersion(table="dimensions/c", version=1, dimension="c"),
+                ],
+                depends_on=["n"],
             )
         ],
     )

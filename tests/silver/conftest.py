@@ -44,11 +44,16 @@ def silver(channel: grpc.Channel) -> silver_pb2_grpc.SilverServiceStub:
 
 
 def fill_bronze(
-    store: ObjectStore, settings: Settings, job: JobKey, data: bytes, run_id: str = "b1"
+    store: ObjectStore,
+    settings: Settings,
+    job: JobKey,
+    data: bytes,
+    run_id: str = "b1",
+    options: CsvOptions | None = None,
 ) -> common_pb2.LayerResult:
     """Lands one CSV and ingests it with the real bronze code (no server needed here)."""
     store.put_bytes(landing_prefix(job) + "data.csv", data, content_type="text/csv")
-    plan = IngestPlan(job, run_id, CsvOptions.validated(), full_refresh=True)
+    plan = IngestPlan(job, run_id, options or CsvOptions.validated(), full_refresh=True)
     return bronze_ingest(store, settings, plan, Deadline())
 
 
