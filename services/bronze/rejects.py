@@ -8,7 +8,7 @@ from flowforge.bronze_columns import REJECT_STATS
 from flowforge.storage import ObjectStore
 from flowforge.table_files import DataFile, write_part
 from flowforge.tables import TableRef
-from services.bronze.parse import Reject
+from services.bronze.rows import Reject
 from services.bronze.transform import Audit, rejects_frame
 
 REJECTS_PER_FILE = 100_000
