@@ -81,7 +81,7 @@ def dimensions_upload(
     except FlowForgeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         raise typer.Exit(1) from None
-    print(f"dimension {info.name}: {info.rows} rows, run {info.run_id}")
+    print(f"dimension {info.name}: {info.rows} rows, version {info.version}, run {info.run_id}")
     for column, type_ in info.columns:
         print(f"  {column}: {type_}")
     for warning in info.warnings:
@@ -102,7 +102,8 @@ def dimensions_list() -> None:
         raise typer.Exit(1) from None
     for info in found:
         columns = ", ".join(name for name, _ in info.columns)
-        print(f"{info.name}\t{info.rows} rows\t{info.created_at:%Y-%m-%d %H:%M:%S}Z\t{columns}")
+        created = f"{info.created_at:%Y-%m-%d %H:%M:%S}Z"
+        print(f"{info.name}\tversion {info.version}\t{info.rows} rows\t{created}\t{columns}")
 
 
 @app.command()

@@ -60,6 +60,11 @@ class ObjectStore:
         self._client = client or make_client(settings)
         self._conditional_writes: bool | None = None
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the store was made with (tables on it need the same endpoint)."""
+        return self._settings
+
     # -- reading ---------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
         try:

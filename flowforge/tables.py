@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake import exceptions as delta_exceptions
@@ -176,11 +177,17 @@ class TableRef:
 
 
 def storage_options(settings: Settings) -> dict[str, str]:
-    """Endpoint, keys and timeouts for delta-rs (object_store), as for polars."""
+    """Endpoint, keys, timeouts and retries for delta-rs (object_store), as for polars.
+
+    The retries follow s3_max_attempts: object_store's own default (10 retries over up to
+    3 minutes) would outlast a layer's deadline on a store that is down, instead of
+    reporting UNAVAILABLE for the caller to retry with its backoff."""
     options = {
         "aws_region": settings.s3_region,
         "timeout": f"{settings.s3_read_timeout_seconds:g}s",
         "connect_timeout": f"{settings.s3_connect_timeout_seconds:g}s",
+        "max_retries": str(retries(settings)),
+        "retry_timeout": f"{settings.s3_read_timeout_seconds:g}s",
     }
     if settings.s3_endpoint_url:
         options["aws_endpoint_url"] = settings.s3_endpoint_url
@@ -191,6 +198,21 @@ def storage_options(settings: Settings) -> dict[str, str]:
     if settings.s3_secret_access_key is not None:
         options["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
     return options
+
+
+def retries(settings: Settings) -> int:
+    return max(settings.s3_max_attempts - 1, 0)
+
+
+def polars_options(settings: Settings) -> dict[str, Any]:
+    """storage_options for polars' own readers, which want the retry count as a number."""
+    return {**storage_options(settings), "max_retries": retries(settings)}
+
+
+def scan(settings: Settings, table: DeltaTable) -> pl.LazyFrame:
+    """The rows of the loaded version, read by polars with the table's storage options
+    (polars wants its retry count as a number)."""
+    return pl.scan_delta(table, storage_options={"max_retries": retries(settings)})
 
 
 def require_conditional_writes(store: ObjectStore) -> None:
@@ -227,16 +249,26 @@ def require(settings: Settings, ref: TableRef, what: str, version: int | None = 
 
 
 def commit_properties(
-    run_id: str, report: LayerReport | None = None, inputs: dict[str, Any] | None = None
+    run_id: str,
+    report: LayerReport | None = None,
+    inputs: dict[str, Any] | None = None,
+    *,
+    retries: int | None = None,
 ) -> CommitProperties:
-    """What every FlowForge commit carries: the run, what it read, the report to replay."""
+    """What every FlowForge commit carries: the run, what it read, the report to replay.
+
+    `retries=0` makes any commit made since the table was read fail the commit (Conflict):
+    delta-rs otherwise retries an append on top of a concurrent one, which is right for
+    blind appends but not for a writer that decided what to write from what it read."""
     metadata: dict[str, Any] = {RUN_ID_KEY: run_id}
     if inputs:
         metadata[INPUTS_KEY] = inputs
     if report is not None:
         metadata[REPORT_KEY] = stored_report(report)
     return CommitProperties(
-        custom_metadata=metadata, app_transactions=[Transaction(app_id(run_id), 1)]
+        custom_metadata=metadata,
+        max_commit_retries=retries,
+        app_transactions=[Transaction(app_id(run_id), 1)],
     )
 
 
@@ -280,6 +312,18 @@ class Commit:
 def history(table: DeltaTable, limit: int | None = None) -> list[Commit]:
     """The table's commits, newest first."""
     return [Commit.of(entry) for entry in table.history(limit)]
+
+
+def commit_at(store: ObjectStore, ref: TableRef, version: int) -> Commit:
+    """One version's commit, read from its log object with boto: DeltaTable.history holds
+    the GIL while it lists and reads the log (deltalake 1.6.6), stalling every other thread
+    of a service for as long as the store takes to answer."""
+    key = f"{ref}/_delta_log/{version:020d}.json"
+    for line in store.get_bytes(key).splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return Commit.of({**action["commitInfo"], "version": version})
+    raise FailedPrecondition(f"the commit s3://{store.bucket}/{key} has no commitInfo")
 
 
 def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:
@@ -363,6 +407,10 @@ def delta_errors(doing: str, ref: TableRef) -> Iterator[None]:
         ) from None
     except (delta_exceptions.DeltaError, OSError) as exc:
         text = str(exc)
+        if "already exists" in text:  # a racing writer created the table first
+            raise Conflict(
+                f"another run created {ref} first while {doing}; this run's commit was not made"
+            ) from None
         if any(s in text for s in ("object store", "Object at location", "error sending")):
             raise Unavailable(f"the object store failed while {doing}: {first_line(exc)}") from None
         raise

@@ -146,6 +146,7 @@ class Uploaded(BaseModel):
 class Dimension(BaseModel):
     name: str
     run_id: str
+    version: int = Field(description="the dimension table's version (one per upload)")
     rows: int
     columns: list[list[str]] = Field(description="[name, type] pairs")
     created_at: datetime

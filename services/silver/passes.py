@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from flowforge import casting
-from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import FailedPrecondition
 from flowforge.manifest import Committed, ManifestObject
 from flowforge.reports import DuplicateCount
@@ -30,6 +29,7 @@ from flowforge.specs.silver import check_types, with_types
 from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore, s3_url
 from services.silver import report, transform
+from services.silver.bronze import BronzeInput
 from services.silver.engine import Workspace, polars_errors, storage_options
 from services.silver.quarantine import quarantine_frame
 
@@ -71,7 +71,7 @@ class Refinery:
         store: ObjectStore,
         settings: Settings,
         plan: RefinePlan,
-        bronze: Committed,
+        bronze: BronzeInput,
         sources: list[str],
         work: Workspace,
         deadline: Deadline,
@@ -80,7 +80,7 @@ class Refinery:
         self.bronze, self.sources, self.work, self.deadline = bronze, sources, work, deadline
         self.options = storage_options(settings)
         self.spec = plan.spec
-        self.out = Outcome(rows_in=bronze.manifest.total_rows)
+        self.out = Outcome(rows_in=bronze.rows)
 
     def run(
         self, columns: tuple[ColumnRule, ...], run_prefix: str, previous: Committed | None
@@ -109,20 +109,8 @@ class Refinery:
         return self.out
 
     def bronze_rows(self) -> pl.LazyFrame:
-        """The rows the bronze manifest lists, read by name; a column missing from some
-        objects is null there."""
-        schema = bronze_schema(self.sources)
-        urls = [s3_url(self.settings, o.key) for o in self.bronze.manifest.data_objects]
-        if not urls:
-            return pl.LazyFrame(schema=schema)
-        return pl.scan_parquet(
-            urls,
-            schema=schema,
-            missing_columns="insert",
-            extra_columns="ignore",
-            hive_partitioning=False,
-            storage_options=self.options,
-        )
+        """The rows of the bronze table's version read, with its schema."""
+        return self.bronze.scan(self.settings)
 
     def infer_types(
         self, source: pl.LazyFrame, columns: tuple[ColumnRule, ...]
@@ -221,8 +209,8 @@ class Refinery:
         rows = int(totals.get("__rows") or 0)
         if rows != self.out.rows_in:
             raise FailedPrecondition(
-                f"the bronze objects hold {rows} rows but the bronze manifest says "
-                f"{self.out.rows_in}: bronze changed while silver read it; retry"
+                f"the files of bronze version {self.bronze.version} hold {rows} rows but its "
+                f"log says {self.out.rows_in}: bronze changed while silver read it; retry"
             )
         cast_failed = int(totals.get("__cast_failed") or 0)
         self.out.quality = [report.Counted(c, rows, int(totals.get(c.flag) or 0)) for c in implicit]
@@ -243,7 +231,7 @@ class Refinery:
             )
 
     def bucket_count(self) -> int:
-        parquet_bytes = sum(o.size_bytes for o in self.bronze.manifest.data_objects)
+        parquet_bytes = self.bronze.size_bytes
         needed = parquet_bytes * MEMORY_PER_PARQUET_BYTE * DEDUPE_COPIES
         budget = max(self.settings.silver_memory_limit_mb, 1) << 20
         return min(max(1, math.ceil(needed / budget)), MAX_BUCKETS)

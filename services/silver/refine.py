@@ -1,6 +1,6 @@
 """Silver refine: the committed bronze dataset in, typed silver and a quarantine out, committed.
 
-1. Read the bronze manifest (never list) and check the spec against its columns.
+1. Read the bronze table's current version and check the spec against its columns.
 2. Without column specs, infer each column's type from all its values (one streaming pass).
 3. Cast, check and deduplicate in two passes (passes.py).
 4. Fail, deleting this run's objects, if a rule or schema drift says so; else commit.
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowforge.bronze_columns import AUDIT_COLUMNS as BRONZE_AUDIT
-from flowforge.errors import FailedPrecondition
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import (
     Committed,
@@ -32,6 +31,7 @@ from flowforge.specs.silver import resolve_columns
 from flowforge.specs.silver_model import Spec
 from flowforge.storage import ObjectStore
 from services.silver import report, transform
+from services.silver.bronze import BronzeInput, read_bronze
 from services.silver.engine import Workspace
 from services.silver.passes import Outcome, Refinery
 
@@ -52,14 +52,8 @@ def refine(
     previous = read_committed(store, dataset)
     if previous is not None and previous.manifest.run_id == plan.run_id:
         return replay(previous)
-    bronze_dataset = Dataset.for_layer("bronze", plan.job)
-    bronze = read_committed(store, bronze_dataset)
-    if bronze is None:
-        raise FailedPrecondition(
-            f"bronze has not been committed for job {plan.job} "
-            f"(no s3://{store.bucket}/{bronze_dataset.manifest_key}): run bronze first"
-        )
-    sources = [c.name for c in bronze.manifest.columns if c.name not in BRONZE_AUDIT]
+    bronze = read_bronze(store, settings, plan.job)
+    sources = [c for c in bronze.columns if c not in BRONZE_AUDIT]
     defaults, name_warnings = transform.default_targets(sources)
     columns = resolve_columns(plan.spec, sources, defaults)
     deadline.check("starting")
@@ -85,7 +79,7 @@ def refine(
 def describe(
     plan: RefinePlan,
     dataset: Dataset,
-    bronze: Committed,
+    bronze: BronzeInput,
     previous: Committed | None,
     out: Outcome,
     run_prefix: str,
@@ -102,11 +96,7 @@ def describe(
         reject_objects=out.quarantine_objects,
         columns=[ManifestColumn(name=n, type=t) for n, t in out.schema],
         inputs={
-            "bronze": {
-                "run_id": bronze.manifest.run_id,
-                "manifest_etag": bronze.etag,
-                "rows": bronze.manifest.total_rows,
-            },
+            "bronze": {"run_id": bronze.run_id, "version": bronze.version, "rows": bronze.rows},
             "spec": plan.spec_json,
         },
     )
@@ -130,6 +120,7 @@ def describe(
         duplicates=out.duplicates,
         quality=[c.result() for c in out.quality],
         drift=drift,
-        input_run_id=bronze.manifest.run_id,
+        input_run_id=bronze.run_id,
+        input_version=bronze.version,
     )
     return manifest, result

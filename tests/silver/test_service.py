@@ -52,8 +52,9 @@ def silver_objects(store: ObjectStore, job: JobKey) -> list[str]:
 def test_refine_commits_typed_parquet_with_audit_columns(
     silver, store: ObjectStore, settings: Settings, job: JobKey
 ) -> None:
-    fill_bronze(store, settings, job, PEOPLE)
+    bronze = fill_bronze(store, settings, job, PEOPLE)
     result = refine(silver, job, TYPED, run_id="s1")
+    assert (result.input_run_id, result.input_version) == ("b1", bronze.table_version)
     prefix = f"silver/{job.workflow_id}/{job.job_id}/"
     assert result.manifest_key == prefix + "_manifest.json"
     assert result.output_prefix == prefix + "run=s1/"
@@ -66,12 +67,13 @@ def test_refine_commits_typed_parquet_with_audit_columns(
     )
     frame = read_objects(store, result.data_objects).sort("id")
     assert frame.schema["id"] == pl.Int64 and frame.schema["joined"] == pl.Date
-    assert frame.schema["_row_hash"] == pl.UInt64
+    assert frame.schema["_row_hash"] == pl.Int64  # bronze's hash, stored signed
     assert frame.rows()[1][:4] == (3, "Cy", frame["joined"][1], 8.0)  # the later line wins
     assert frame["_row_number"].to_list() == [1, 4]
     manifest = committed(store, job)
     assert manifest is not None and manifest["run_id"] == "s1"
     assert manifest["inputs"]["bronze"]["run_id"] == "b1"
+    assert manifest["inputs"]["bronze"]["version"] == bronze.table_version
     assert [c["name"] for c in manifest["columns"]][:4] == ["id", "name", "joined", "score"]
     assert manifest["reject_objects"][0]["key"].startswith(prefix + "run=s1/_quarantine/")
     assert {q["rule_id"]: q["failed"] for q in manifest["result"]["quality"]} == {
@@ -86,7 +88,7 @@ def test_missing_bronze_is_failed_precondition(silver, channel, job: JobKey) -> 
         refine(silver, job, TYPED)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "bronze has not been committed" in info.value.details()
-    assert f"bronze/{job.workflow_id}/{job.job_id}/_manifest.json" in info.value.details()
+    assert f"bronze/{job.workflow_id}/{job.job_id}" in info.value.details()
     assert serving(channel)
 
 
