@@ -154,21 +154,36 @@ def require(settings: Settings, ref: TableRef, what: str, version: int | None = 
 
 
 def commit_properties(
-    run_id: str, report: LayerReport | None = None, inputs: dict[str, Any] | None = None
+    run_id: str,
+    report: LayerReport | None = None,
+    inputs: dict[str, Any] | None = None,
+    read: tuple[str, int] | None = None,
 ) -> CommitProperties:
-    """What every FlowForge commit carries: the run, what it read, the report to replay."""
+    """What every FlowForge commit carries: the run, what it read, the report to replay.
+
+    `read` = (upstream, version) adds a second application transaction, the same on every
+    commit of the table, with the upstream version read. delta-rs lets two commits that
+    only add files both land when they race from one snapshot (a blind append does not
+    conflict); two commits naming the same application do conflict, so of two runs that
+    read the same snapshot exactly one commits."""
     metadata: dict[str, Any] = {RUN_ID_KEY: run_id}
     if inputs:
         metadata[INPUTS_KEY] = inputs
     if report is not None:
         metadata[REPORT_KEY] = stored_report(report)
-    return CommitProperties(
-        custom_metadata=metadata, app_transactions=[Transaction(app_id(run_id), 1)]
-    )
+    transactions = [Transaction(app_id(run_id), 1)]
+    if read is not None:
+        transactions.append(Transaction(read_app_id(read[0]), read[1]))
+    return CommitProperties(custom_metadata=metadata, app_transactions=transactions)
 
 
 def app_id(run_id: str) -> str:
     return f"flowforge-{run_id}"
+
+
+def read_app_id(upstream: str) -> str:
+    """Dots cannot appear in a run id, so this never names a run's transaction."""
+    return f"flowforge.reads.{upstream}"
 
 
 def stored_report(report: LayerReport) -> dict[str, Any]:

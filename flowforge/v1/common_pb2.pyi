@@ -138,7 +138,7 @@ class ModelOutput(_message.Message):
     def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., preview_json: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class LayerResult(_message.Message):
-    __slots__ = ("layer", "job", "run_id", "manifest_key", "output_prefix", "data_objects", "rows_in", "rows_out", "rows_rejected", "schema", "duration", "warnings", "reject_objects", "reused", "total_rows", "rejected_by_reason", "files", "duplicates_removed", "duplicates", "quality", "drift", "models", "input_run_id", "table", "table_version", "input_version", "side_table", "side_version", "refresh", "refresh_reason")
+    __slots__ = ("layer", "job", "run_id", "manifest_key", "output_prefix", "data_objects", "rows_in", "rows_out", "rows_rejected", "schema", "duration", "warnings", "reject_objects", "reused", "total_rows", "rejected_by_reason", "files", "duplicates_removed", "duplicates", "quality", "drift", "models", "input_run_id", "table", "table_version", "input_version", "side_table", "side_version", "refresh", "refresh_reason", "input_from_version")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class LayerResult(_message.Message):
     SIDE_VERSION_FIELD_NUMBER: _ClassVar[int]
     REFRESH_FIELD_NUMBER: _ClassVar[int]
     REFRESH_REASON_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     layer: str
     job: JobRef
     run_id: str
@@ -206,4 +207,5 @@ class LayerResult(_message.Message):
     side_version: int
     refresh: str
     refresh_reason: str
-    def __init__(self, layer: _Optional[str] = ..., job: _Optional[_Union[JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., manifest_key: _Optional[str] = ..., output_prefix: _Optional[str] = ..., data_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., reject_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., reused: _Optional[bool] = ..., total_rows: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[FileReport, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ..., duplicates: _Optional[_Iterable[_Union[DuplicateCount, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., drift: _Optional[_Union[SchemaDrift, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., input_run_id: _Optional[str] = ..., table: _Optional[str] = ..., table_version: _Optional[int] = ..., input_version: _Optional[int] = ..., side_table: _Optional[str] = ..., side_version: _Optional[int] = ..., refresh: _Optional[str] = ..., refresh_reason: _Optional[str] = ...) -> None: ...
+    input_from_version: int
+    def __init__(self, layer: _Optional[str] = ..., job: _Optional[_Union[JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., manifest_key: _Optional[str] = ..., output_prefix: _Optional[str] = ..., data_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., reject_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., reused: _Optional[bool] = ..., total_rows: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[FileReport, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ..., duplicates: _Optional[_Iterable[_Union[DuplicateCount, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., drift: _Optional[_Union[SchemaDrift, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., input_run_id: _Optional[str] = ..., table: _Optional[str] = ..., table_version: _Optional[int] = ..., input_version: _Optional[int] = ..., side_table: _Optional[str] = ..., side_version: _Optional[int] = ..., refresh: _Optional[str] = ..., refresh_reason: _Optional[str] = ..., input_from_version: _Optional[int] = ...) -> None: ...

@@ -224,15 +224,19 @@ class Deduped:
     kept: pl.DataFrame
     key_rows: pl.DataFrame  # columns n (rows that shared a key), keys (how many keys)
     ties: int
+    rows_per_key: pl.Series  # for each kept row, how many rows shared its key
+
+
+def ordering(sequence_by: str, tie_breaker: str) -> list[str]:
+    """The columns that decide which row of a key is the latest, most significant first."""
+    return list(dict.fromkeys([*(c for c in (sequence_by, tie_breaker) if c), *BRONZE_ORDER]))
 
 
 def dedupe(rows: pl.DataFrame, keys: Sequence[str], sequence_by: str, tie_breaker: str) -> Deduped:
     """Latest wins per key: the largest sequence_by, then tie_breaker, then the later bronze
     row. Only the ordering columns are sorted; in key order the last row of each run of
     equal keys wins, and a tie is a winner whose sequence value equals the runner-up's."""
-    order = list(
-        dict.fromkeys([*keys, *(c for c in (sequence_by, tie_breaker) if c), *BRONZE_ORDER])
-    )
+    order = list(dict.fromkeys([*keys, *ordering(sequence_by, tie_breaker)]))
     ordered = (
         rows.select(order)
         .with_row_index("__index")
@@ -247,8 +251,9 @@ def dedupe(rows: pl.DataFrame, keys: Sequence[str], sequence_by: str, tie_breake
         tie = winner & (run == run.shift(1)) & seq.eq_missing(seq.shift(1))
         ties = int(ordered.select(tie.sum()).item())
     key_rows = ordered.group_by("__run").len("n").group_by("n").len("keys")
-    kept = rows[ordered.filter(winner).get_column("__index")]
-    return Deduped(kept, key_rows, ties)
+    winners = ordered.with_columns(__n=pl.len().over("__run")).filter(winner)
+    kept = rows[winners.get_column("__index")]
+    return Deduped(kept, key_rows, ties, winners.get_column("__n").alias("n"))
 
 
 def duplicated_values(kept: pl.DataFrame, column: str) -> pl.DataFrame:

@@ -43,6 +43,7 @@ def full_report() -> LayerReport:
         table="silver/w/j",
         table_version=3,
         input_version=9,
+        input_from_version=8,
         side_table="silver/w/_quarantine/j",
         side_version=2,
         files=[FileReport(key="k", etag="e", rows=4, columns=["a", "b"], header=True)],
@@ -50,7 +51,13 @@ def full_report() -> LayerReport:
         duplicates=[DuplicateCount(key_count=2, keys=1, rows_removed=1)],
         quality=[
             RuleResult(
-                rule_id="x", rule="unique", column="id", action="warn", checked=9, passed=8, failed=1
+                rule_id="x",
+                rule="unique",
+                column="id",
+                action="warn",
+                checked=9,
+                passed=8,
+                failed=1,
             )
         ],
         drift=SchemaDrift(
