@@ -79,6 +79,8 @@ def changes(
     refresh.choose checked), spilled to a local file as they stream in."""
     path = work.path("bronze-changes.parquet")
     schema = arrow_schema(bronze)
+    if since == bronze.version():  # nothing new: an empty batch
+        return Batch(pl.LazyFrame(schema=polars_schema(bronze)), 0, 0, since)
     with (
         tables.delta_errors(f"reading bronze's changes since version {since}", ref),
         polars_errors("reading bronze's changes"),

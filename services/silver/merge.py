@@ -66,10 +66,15 @@ class Merger:
         wanted = list(columns) if columns is not None else list(schema)
         if not files:
             return pl.DataFrame(schema={c: schema[c] for c in wanted})
+        rows = pl.scan_parquet(files, storage_options=storage_options(self.settings))
+        first = keys.get_column(keys.columns[0])
+        if keys.height and not first.null_count() and transform.ranged(first.dtype):
+            # Only the row groups (silver's files are cut by key range) that can hold them.
+            low, high = pl.lit(first.min(), first.dtype), pl.lit(first.max(), first.dtype)
+            rows = rows.filter(pl.col(first.name).is_between(low, high))
         with polars_errors("reading silver's rows of the batch's keys"):
             return (
-                pl.scan_parquet(files, storage_options=storage_options(self.settings))
-                .select(wanted)
+                rows.select(wanted)
                 .join(keys.lazy(), on=list(keys.columns), how="semi", nulls_equal=True)
                 .collect(engine="streaming")
             )
@@ -97,7 +102,7 @@ class Merger:
         self.check_uniques(out, effective, quarantined_by)
         return Merge(
             self.with_run_id(kept, out.schema),
-            same_key_sql(self.keys),
+            same_key_sql(self.keys, nullable(kept, self.keys)),
             newer_or_same_sql(self.order),
         )
 
@@ -137,9 +142,10 @@ class Merger:
         )
         matched = matched.fill_null(False)
         self.count(out, kept.select(pl.col("__n") + matched.cast(pl.Int64)), int((~matched).sum()))
+        matching = [*self.keys, history.VALID_FROM]
         return Merge(
             self.with_run_id(changed, out.schema),
-            same_key_sql([*self.keys, history.VALID_FROM]),
+            same_key_sql(matching, nullable(changed, matching)),
             newer_or_same_sql(self.order),
         )
 
@@ -188,13 +194,17 @@ class Merger:
         return rows.with_columns(_silver_run_id=pl.lit(self.run_id)).select(list(schema))
 
 
+def nullable(rows: pl.DataFrame, columns: Sequence[str]) -> set[str]:
+    return {c for c in columns if rows.get_column(c).null_count()}
+
+
 def execute(
     settings: Settings,
     silver: DeltaTable,
     ref: tables.TableRef,
     merge: Merge,
     properties: CommitProperties,
-) -> DeltaTable:
+) -> None:
     """The MERGE, in one commit; a MERGE that changes nothing commits nothing, so then the
     run commits an empty append (its record: run id, report, what it read)."""
     before = silver.version()
@@ -218,4 +228,3 @@ def execute(
             silver.create_write_transaction(
                 [], mode="append", schema=arrow_schema(silver), commit_properties=properties
             )
-    return silver

@@ -97,6 +97,8 @@ class Refinery:
         self.work, self.deadline, self.quarantine, self.silver = work, deadline, quarantine, silver
         self.spec = plan.spec
         self.out = Outcome()
+        self.cuts: pl.Series | None = None
+        self.range_column = ""
 
     def run(
         self,
@@ -288,6 +290,7 @@ class Refinery:
         """Latest wins per key, one bucket at a time; unique rules over all kept rows."""
         spec, dedupe = self.spec, self.spec.dedupe
         keys = self.keys(columns)
+        self.range_column = keys[0]
         # scd2: a record is one version of a key; a bucket holds every version of its keys.
         records = [*keys, dedupe.sequence_by] if dedupe.history else keys
         uniques = transform.unique_checks(spec.expectations)
@@ -419,8 +422,18 @@ class Refinery:
         self.out.rejected_by_reason = dict(self.reasons)
 
     def write_silver(self, kept: pl.DataFrame) -> None:
+        """Writes a bucket's rows, one file per range of the first key column (ranges cut
+        from the first bucket written, a random sample of all keys by their hash)."""
         assert self.silver is not None
         frame = kept.with_columns(_silver_run_id=pl.lit(self.plan.run_id)).select(
             list(self.out.schema)
         )
-        self.silver.write(frame, "writing silver")
+        column = frame.get_column(self.range_column)
+        if self.cuts is None:
+            self.cuts = transform.range_cuts(column)
+        if not self.cuts.len():
+            self.silver.write(frame, "writing silver")
+            return
+        ranged = frame.with_columns(transform.range_index(self.cuts, column))
+        for part in ranged.partition_by("__range", maintain_order=True, include_key=False):
+            self.silver.write(part, "writing silver")

@@ -9,7 +9,7 @@ rows share a source key and row number at one ingest time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import polars as pl
 
@@ -38,12 +38,20 @@ def newer_or_same_sql(order: Sequence[str], source: str = "s", target: str = "t"
     for name in reversed(order):
         s, t = f"{source}.{quoted(name)}", f"{target}.{quoted(name)}"
         greater = f"(COALESCE({s} > {t}, FALSE) OR ({t} IS NULL AND {s} IS NOT NULL))"
-        result = f"({greater} OR ({s} IS NOT DISTINCT FROM {t} AND {result}))"
+        # IS NOT DISTINCT FROM binds looser than AND in this SQL dialect: parenthesised.
+        result = f"({greater} OR (({s} IS NOT DISTINCT FROM {t}) AND {result}))"
     return result
 
 
-def same_key_sql(keys: Sequence[str], source: str = "s", target: str = "t") -> str:
-    """Rows of one key: equal in every key column, a null equal to a null (as in dedupe)."""
+def same_key_sql(
+    keys: Sequence[str], nullable: Collection[str], source: str = "s", target: str = "t"
+) -> str:
+    """Rows of one key: equal in every key column, a null equal to a null (as in dedupe).
+    A column the batch holds no null in is compared with `=`, which matches the same rows
+    and lets the MERGE skip silver's files whose statistics rule its keys out."""
     return " AND ".join(
-        f"{target}.{quoted(k)} IS NOT DISTINCT FROM {source}.{quoted(k)}" for k in keys
+        f"({target}.{quoted(k)} IS NOT DISTINCT FROM {source}.{quoted(k)})"
+        if k in nullable
+        else f"{target}.{quoted(k)} = {source}.{quoted(k)}"
+        for k in keys
     )

@@ -181,24 +181,29 @@ class Run:
             ),
         )
 
-    def committed(self, result: LayerReport, commit: Callable[[], DeltaTable]) -> LayerReport:
+    def committed(self, result: LayerReport, commit: Callable[[], None]) -> LayerReport:
         """Commits silver, then the quarantine; a Conflict is this run's own commit made by
         a racing attempt (replayed) or another run's (ABORTED)."""
         try:
-            table: DeltaTable = commit()
+            commit()
         except Conflict:
-            found = tables.find_commit(
-                tables.load(self.settings, self.refs.silver), self.plan.run_id
-            )
+            found = self.own_commit()
             if found is None:
                 raise
             return replay(self.settings, self.refs, found)
-        located(result, self.refs, table.version())
+        # The version the commit got, from the log: delta-rs does not always move the
+        # loaded table along, and may have placed it after commits that do not conflict.
+        found = self.own_commit()
+        assert found is not None, "a commit that succeeded is in the log"
+        located(result, self.refs, found.version)
         result.side_version = commit_quarantine(
-            self.settings, self.refs, self.plan.run_id, result, table.version()
+            self.settings, self.refs, self.plan.run_id, result, found.version
         )
         result.seconds = time.monotonic() - self.started
         return result
+
+    def own_commit(self) -> tables.Commit | None:
+        return tables.find_commit(tables.load(self.settings, self.refs.silver), self.plan.run_id)
 
     def properties(self, result: LayerReport, out: Outcome, version: int) -> Any:
         inputs: dict[str, Any] = {

@@ -26,12 +26,16 @@ from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, s3_url
 from services.silver.engine import polars_errors, storage_options
 
+# String statistics longer than this are left out (Delta readers may truncate them).
+STAT_STRING_CHARS = 32
+
 
 @dataclass(frozen=True)
 class StagedFile:
     key: str  # the object's key in the bucket, inside the table's folder
     size_bytes: int
     rows: int
+    stats: dict[str, Any] | None = None  # Delta file statistics beyond the row count
 
     def described(self) -> DataObject:
         return DataObject(key=self.key, size_bytes=self.size_bytes, rows=self.rows)
@@ -51,24 +55,28 @@ class Staging:
     def next_key(self) -> str:
         return f"{self.ref.path}/part-{uuid.uuid4()}.parquet"
 
-    def sink(self, frame: pl.LazyFrame, key: str) -> pl.LazyFrame:
+    def sink(
+        self, frame: pl.LazyFrame, key: str, stats: dict[str, Any] | None = None
+    ) -> pl.LazyFrame:
         """A lazy sink of `frame` to `key` (run it with collect_all); noted once written."""
 
         def note(args: Any) -> None:
-            self.files.extend(StagedFile(key, p.num_bytes, p.num_rows) for p in args.paths)
+            self.files.extend(StagedFile(key, p.num_bytes, p.num_rows, stats) for p in args.paths)
 
         return frame.sink_parquet(
             s3_url(self.settings, key),
             storage_options=storage_options(self.settings),
             compression="zstd",
-            maintain_order=False,
+            maintain_order=stats is not None,  # rows in key order: row groups prune too
             lazy=True,
             sinked_paths_callback=note,
         )
 
     def write(self, frame: pl.DataFrame, doing: str) -> None:
+        """Writes one file, with its columns' statistics (a MERGE skips the files whose
+        key range its batch's keys miss)."""
         with polars_errors(doing):
-            self.sink(frame.lazy(), self.next_key()).collect()
+            self.sink(frame.lazy(), self.next_key(), file_stats(frame)).collect()
 
     def drop_empty(self) -> None:
         """Deletes staged files without rows (a sink writes one even for no rows)."""
@@ -96,19 +104,31 @@ def commit_files(
     schema: pa.Schema,
     mode: str,
     properties: CommitProperties,
-) -> DeltaTable:
+) -> None:
     """Adds the staged files to the table in one commit (mode append or overwrite); the
     first commit creates the table. Two runs committing from one snapshot: one Conflict."""
     now = int(time.time() * 1000)
     actions: list[AddAction | RemoveAction] = [
         AddAction(
-            f.key.rsplit("/", 1)[1], f.size_bytes, {}, now, True, json.dumps({"numRecords": f.rows})
+            f.key.rsplit("/", 1)[1],
+            f.size_bytes,
+            {},
+            now,
+            True,
+            json.dumps({"numRecords": f.rows, **(f.stats or {})}),
         )
         for f in files
     ]
     delta_schema = Schema.from_arrow(schema)
     with tables.delta_errors(f"committing {ref}", ref):
         if table is None:
+            # No retry: delta-rs would retry a lost race for version 0 as version 1, a
+            # second CREATE TABLE on top of the winner's, with both runs' files in it.
+            once = CommitProperties(
+                custom_metadata=properties.custom_metadata,
+                app_transactions=properties.app_transactions,
+                max_commit_retries=0,
+            )
             try:
                 create_table_with_add_actions(
                     ref.uri(settings),
@@ -116,7 +136,7 @@ def commit_files(
                     [a for a in actions if isinstance(a, AddAction)],
                     mode="error",
                     storage_options=tables.storage_options(settings),
-                    commit_properties=properties,
+                    commit_properties=once,
                 )
             except Exception as exc:
                 if "already exists" in str(exc):  # another run created it first
@@ -124,12 +144,31 @@ def commit_files(
                         f"another run created {ref} first; this run's commit was not made"
                     ) from None
                 raise
-            return tables.require(settings, ref, str(ref))
+            return
         require_features(table, schema)
         table.create_write_transaction(
             actions, mode=mode, schema=delta_schema, commit_properties=properties
         )
-        return table
+
+
+def file_stats(frame: pl.DataFrame) -> dict[str, Any]:
+    """Null counts of every column; least and greatest values of number, date and short
+    text columns, in the Delta log's JSON form."""
+    nulls = {name: frame[name].null_count() for name in frame.columns}
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    for name, dtype in frame.schema.items():
+        column = frame[name]
+        if nulls[name] == frame.height:
+            continue
+        low, high = column.min(), column.max()
+        if dtype.is_numeric() and not dtype.is_decimal():  # see transform.ranged
+            lows[name], highs[name] = low, high
+        elif dtype == pl.Date():
+            lows[name], highs[name] = low.isoformat(), high.isoformat()  # type: ignore[union-attr]
+        elif dtype == pl.String() and max(len(low), len(high)) <= STAT_STRING_CHARS:  # type: ignore[arg-type]
+            lows[name], highs[name] = low, high
+    return {"minValues": lows, "maxValues": highs, "nullCount": nulls}
 
 
 def require_features(table: DeltaTable, schema: pa.Schema) -> None:

@@ -256,6 +256,34 @@ def dedupe(rows: pl.DataFrame, keys: Sequence[str], sequence_by: str, tie_breake
     return Deduped(kept, key_rows, ties, winners.get_column("__n").alias("n"))
 
 
+# Silver's files are cut by ranges of the first key column (each range's files hold only
+# its keys), so that a MERGE of keys in a few ranges reads only their files.
+ROWS_PER_RANGE = 50_000
+MAX_RANGES = 16
+
+
+def ranged(dtype: pl.DataType) -> bool:
+    """Whether silver's files record a column's least and greatest values (staging.py)."""
+    return (dtype.is_numeric() and not dtype.is_decimal()) or dtype in (pl.Date(), pl.String())
+
+
+def range_cuts(sample: pl.Series) -> pl.Series:
+    """Boundaries of up to MAX_RANGES ranges holding about as many of `sample`'s values
+    each (`sample` is one hash bucket's keys: a random sample of all). Empty: one range;
+    also for types whose ranges a reader cannot prune by (no statistics)."""
+    if not ranged(sample.dtype):
+        return sample.clear()
+    values = sample.drop_nulls().sort()
+    ranges = min(max(values.len() // ROWS_PER_RANGE, 1), MAX_RANGES)
+    positions = [values.len() * i // ranges for i in range(1, ranges)]
+    return values.gather(positions).unique(maintain_order=True)
+
+
+def range_index(cuts: pl.Series, values: pl.Series) -> pl.Series:
+    """Which range each value falls in (a null in the first)."""
+    return cuts.search_sorted(values, side="right").fill_null(0).alias("__range")
+
+
 def duplicated_values(kept: pl.DataFrame, column: str) -> pl.DataFrame:
     """Non-null values of a column and how many kept rows hold each (for unique rules)."""
     return kept.filter(pl.col(column).is_not_null()).group_by(column).len("n")
