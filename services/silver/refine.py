@@ -72,7 +72,8 @@ def refine(
     choice = choose(previous, bronze, sources, spec_hash(plan.spec_json), plan.full_refresh)
     deadline.check("starting")
     run = Run(store, settings, plan, refs, silver, bronze, sources, previous, deadline)
-    run.name_warnings = [] if plan.spec.columns else name_warnings
+    if not plan.spec.columns:  # names silver chose itself
+        run.warnings = name_warnings
     with Workspace(settings) as work:
         if choice.mode == INCREMENTAL:
             try:
@@ -101,7 +102,7 @@ class Run:
         self.silver, self.bronze, self.sources = silver, bronze, sources
         self.previous, self.deadline = previous, deadline
         self.started = time.monotonic()
-        self.name_warnings: list[str] = []
+        self.warnings: list[str] = []  # the run's own, ahead of the passes'
         self.bronze_run = tables.history(bronze, 1)[0].run_id
 
     def schema_before(self) -> tuple[str, pl.Schema] | None:
@@ -243,7 +244,7 @@ class Run:
         if before is not None:
             old = [(n, str(t)) for n, t in before[1].items()]
             drift = report.schema_drift(*transform.drift(old, out.columns))
-        out.warnings[:0] = self.name_warnings
+        out.warnings[:0] = self.warnings
         version = self.silver.version() + 1 if self.silver is not None else 0
         result = LayerReport(
             layer="silver",
@@ -268,18 +269,18 @@ class Run:
             side_table=self.refs.quarantine.path,
             refresh=choice.mode,
             refresh_reason=choice.reason,
+            seconds=time.monotonic() - self.started,
         )
         located(result, self.refs, version)
         return result
 
 
 def table_rows(table: DeltaTable) -> int:
-    """The rows of the loaded version, from its files' statistics."""
+    """The rows of the loaded version, from its files' statistics (counted when a file's
+    log entry has none)."""
     actions = pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))
     assert isinstance(actions, pl.DataFrame)
     if not actions.height:
         return 0
     records = actions.get_column("num_records")
-    if records.null_count():
-        raise FailedPrecondition(f"a file of {table.table_uri} has no row count in its log")
-    return int(records.sum())
+    return int(records.sum()) if not records.null_count() else table.count()

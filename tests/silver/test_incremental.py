@@ -413,3 +413,32 @@ def test_a_merge_reads_only_the_silver_files_of_its_key_ranges(
     assert merged.filter(pl.col("id") == 5)["name"].to_list() == ["changed"]
     run(spec, "full", full_refresh=True)
     assert_frame_equal(rows_of(read_silver(settings, job)), rows_of(merged))
+
+
+def test_two_racing_attempts_of_one_run_id_commit_once_and_both_answer(
+    run: Callable[..., LayerReport], settings: Settings, job: JobKey
+) -> None:
+    """A retry of a call whose first attempt is still running (the caller gave up on it)."""
+    write_bronze(settings, job, batch_csv(0), "b0")
+    run(KEYED, "s0")
+    write_bronze(settings, job, batch_csv(1), "b1", source="more.csv")
+    barrier = threading.Barrier(2)
+    answers: list[LayerReport | Exception] = []
+
+    def attempt() -> None:
+        try:
+            answers.append(run(KEYED, "s1", deadline=MeetBeforeCommitting(barrier)))
+        except Exception as exc:  # noqa: BLE001 (the outcome is what the test looks at)
+            answers.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(isinstance(a, LayerReport) for a in answers), answers
+    reports = [a for a in answers if isinstance(a, LayerReport)]
+    assert sorted(r.reused for r in reports) == [False, True]
+    assert {r.table_version for r in reports} == {silver_version(settings, job)}
+    commits = tables.history(tables.require(settings, tables.TableRef.silver(job), "silver"))
+    assert [c.run_id for c in commits] == ["s1", "s0"]
