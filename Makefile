@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help install demo test lint protos up clean
+.PHONY: help install demo test lint docs protos up clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -31,12 +31,17 @@ test: lint ## Lint, then run the whole test suite (starts SeaweedFS and the serv
 up: $(STAMP) ## Keep the embedded stack running with a Prefect UI and the served deployment (Ctrl-C stops)
 	$(BIN)/flowforge up
 
-lint: $(STAMP) $(NODE_STAMP) ## ruff, ruff format --check, mypy, the import contracts, buf lint
+lint: $(STAMP) $(NODE_STAMP) ## ruff, ruff format --check, mypy, import contracts, buf lint, mkdocs --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy flowforge services orchestrator cli
 	$(BIN)/lint-imports
 	node_modules/.bin/buf lint
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs: $(STAMP) ## Regenerate docs/reference from the code, then build the site into build/site
+	$(BIN)/python -m cli.reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 protos: $(STAMP) ## Regenerate flowforge/v1 from protos/
 	$(BIN)/python -m flowforge.protogen

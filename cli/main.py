@@ -81,6 +81,8 @@ def dimensions_upload(
     print(f"dimension {info.name}: {info.rows} rows, run {info.run_id}")
     for column, type_ in info.columns:
         print(f"  {column}: {type_}")
+    for warning in info.warnings:
+        print(f"warning: {warning}")
 
 
 @dimensions_app.command("list")

@@ -1,19 +1,21 @@
 """Cleaning and casting text into silver types, and type inference: pure polars.
 
 Casting is strict: polars' own casts already refuse `1.5`, `1e3`, `1_000` and `0x10` as
-integers; floats must be finite; dates and timestamps must match one of their formats.
-A value that fails is never silently null: its row goes to quarantine.
+integers; floats must be finite; dates and timestamps must match one of their formats;
+thousands separators must group digits by three. A value that fails is never silently
+null: its row goes to quarantine.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from flowforge.specs.silver_model import ColumnRule, SilverType
+from flowforge.specs.silver_model import ColumnRule, NumberFormat, SilverType
 
 WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u3000"
 # Inference tries these in order; decimal is never inferred (there is no scale to pick).
@@ -28,6 +30,7 @@ _ISO_TIMESTAMP = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
+_SPACE_CLASS = "[ \u00a0\u202f]"  # what a thousands separator " " matches
 _TIME_DIRECTIVE = re.compile(r"%[-_0]?(?:[HkIlMSfpPTRXrcs]|\.?[369]?f|:{0,3}z|#z|Z)")
 _OFFSET_DIRECTIVE = re.compile(r"%(?::{0,3}z|#z|Z)")
 
@@ -62,7 +65,9 @@ def clean_text(text: pl.Expr, column: ColumnRule) -> pl.Expr:
 Parser = Callable[[pl.Expr], pl.Expr]
 
 
-def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
+def parsers(
+    kind: SilverType, formats: Sequence[str] = (), number: NumberFormat = NumberFormat()
+) -> list[Parser]:
     """Attempts, in order, that turn text into a value of the type (null: not a value).
 
     Silver tries an attempt only on the values every earlier attempt refused, so a column
@@ -71,21 +76,27 @@ def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
     if kind.name == "string":
         return [lambda text: text]
     if kind.name in ("integer", "decimal"):
-        return [lambda text: text.cast(dtype(kind), strict=False)]
+        return [lambda text: plain_number(text, number).cast(dtype(kind), strict=False)]
     if kind.name == "float":
 
         def finite(text: pl.Expr) -> pl.Expr:
-            number = text.cast(pl.Float64, strict=False)
-            return pl.when(number.is_finite()).then(number)
+            value = plain_number(text, number).cast(pl.Float64, strict=False)
+            return pl.when(value.is_finite()).then(value)
 
         return [finite]
     if kind.name == "boolean":
-        mapping = {v: True for v in _TRUE} | {v: False for v in _FALSE}
-        return [
-            lambda text: text.str.to_lowercase().replace_strict(
-                mapping, default=None, return_dtype=pl.Boolean
+        # when/is_in, not replace_strict: polars' streaming engine runs replace_strict over
+        # the whole column at once, which held every value of it in memory.
+        def boolean(text: pl.Expr) -> pl.Expr:
+            lower = text.str.to_lowercase()
+            return (
+                pl.when(lower.is_in(_TRUE))
+                .then(pl.lit(True))
+                .when(lower.is_in(_FALSE))
+                .then(pl.lit(False))
             )
-        ]
+
+        return [boolean]
     if kind.name == "date":
         return [_strptime(f, as_date=True) for f in formats or ("%Y-%m-%d",)]
     if kind.name == "timestamp":
@@ -93,6 +104,35 @@ def parsers(kind: SilverType, formats: Sequence[str] = ()) -> list[Parser]:
             return [_strptime(f, as_date=False) for f in formats]
         return [_iso(_strptime(f, as_date=False)) for f in _ISO_TIMESTAMP]
     raise ValueError(f"unknown type {kind}")
+
+
+def plain_number(text: pl.Expr, number: NumberFormat) -> pl.Expr:
+    """A number written with the column's separators as polars reads it: thousands
+    separators dropped where they group the whole digits by three, the decimal separator
+    made '.'; null when a separator is out of place (`1.23.4`, `1,2,3` with decimal ',')."""
+    if number.thousands:
+        group = _SPACE_CLASS if number.thousands == " " else _char(number.thousands)
+        point = _char(number.decimal)
+        grouped = (
+            rf"^[+-]?[0-9]{{1,3}}(?:{group}[0-9]{{3}})+(?:{point}[0-9]*)?(?:[eE][+-]?[0-9]+)?$"
+        )
+        text = (
+            pl.when(~text.str.contains(group))
+            .then(text)
+            .when(text.str.contains(grouped))
+            .then(text.str.replace_all(group, ""))
+        )
+    if number.decimal != ".":
+        # A '.' left over is neither separator: refused, not read as a decimal point.
+        text = pl.when(~text.str.contains(".", literal=True)).then(
+            text.str.replace(number.decimal, ".", literal=True)
+        )
+    return text
+
+
+def _char(text: str) -> str:
+    """One character as a regex that matches it alone, whatever it is."""
+    return f"\\x{{{ord(text):X}}}"
 
 
 def _iso(parse: Parser) -> Parser:
@@ -143,26 +183,164 @@ def parse_in_order(
 
 
 # -- inference ---------------------------------------------------------------------------------
+# A value inferred as a type must read back as the text it came from (after trimming), or
+# its column stays text:
+#   integer: text == str(int(text)): no leading zero, no '+', no '-0';
+#   float: plain decimal notation (an optional '-', no leading zero before a digit, no '+',
+#     no exponent, digits on both sides of any '.') with the significant digits of the
+#     shortest repr of the float it parses as: `2.50` is 2.5 (a trailing fractional zero is
+#     formatting), `12345678901234567890` (more digits than a float holds) is not a float;
+#   boolean: true or false, in any case (never yes/no/y/n/t/f: `NO` is Norway);
+#   date: text == the date as %Y-%m-%d (`24-01-05` is not the year 24);
+#   timestamp: ISO 8601 with a four-digit year and two-digit fields; an offset is applied
+#     (the instant is kept, stored in UTC).
+_PLAIN_DECIMAL = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$"
+_ISO_SHAPE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$"
+)
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
+MAX_SHOWN_CHARS = 80
+
+
+def faithful(kind: str, text: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """Whether a value parsed from `text` as `kind` reads back as that text."""
+    if kind == "integer":
+        return value.cast(pl.String) == text
+    if kind == "float":
+        return text.str.contains(_PLAIN_DECIMAL) & (
+            significant_digits(text) == significant_digits(value.cast(pl.String))
+        )
+    if kind == "boolean":
+        return text.str.to_lowercase().is_in(["true", "false"])
+    if kind == "date":
+        return value.dt.to_string("%Y-%m-%d") == text
+    if kind == "timestamp":
+        return text.str.contains(_ISO_SHAPE)
+    raise ValueError(f"{kind} is not inferred")
+
+
+def significant_digits(number: pl.Expr) -> pl.Expr:
+    """`-0.00120` -> `12`, `1.2e-3` -> `12`: the mantissa's digits without the zeros that
+    only place them. Two numbers this close (one parsed from the other) with the same
+    significant digits are the same number."""
+    mantissa = number.str.replace(r"[eE].*$", "").str.replace_all(r"[^0-9]", "")
+    return mantissa.str.strip_chars_start("0").str.strip_chars_end("0")
+
+
 def inference_frame(bronze: pl.LazyFrame, columns: Sequence[ColumnRule]) -> pl.LazyFrame:
-    """One row: for each column and candidate type, whether every non-null value parses
-    (`{i}:{type}`), and whether the column has any value at all (`{i}:any`)."""
+    """One row, computed in one streaming pass: for each column and candidate type, whether
+    every non-null value parses (`{i}:{type}`) and the first value that parses but would not
+    read back as its text (`{i}:{type}:lost`, its text and value); and whether the column
+    has any value (`{i}:any`)."""
+    # Each value is cleaned and parsed once, into columns the aggregations then read.
+    texts = [clean_text(pl.col(c.source), c).alias(f"{i}:text") for i, c in enumerate(columns)]
+    values = []
     exprs = []
-    for i, column in enumerate(columns):
-        text = clean_text(pl.col(column.source), column)
+    for i in range(len(columns)):
+        text = pl.col(f"{i}:text")
         exprs.append(text.is_not_null().any().alias(f"{i}:any"))
         for name in INFERENCE_ORDER:
             attempts = parsers(SilverType(name))
             parsed = attempts[0](text)
             for attempt in attempts[1:]:
                 parsed = pl.coalesce(parsed, attempt(text))
-            exprs.append((text.is_null() | parsed.is_not_null()).all().alias(f"{i}:{name}"))
-    return bronze.select(exprs)
+            values.append(parsed.alias(f"{i}:{name}:value"))
+            value = pl.col(f"{i}:{name}:value")
+            exprs.append((text.is_null() | value.is_not_null()).all().alias(f"{i}:{name}"))
+            lost = pl.when(value.is_not_null() & ~faithful(name, text, value)).then(
+                pl.struct(text=text, value=value.cast(pl.String))
+            )
+            exprs.append(lost.first(ignore_nulls=True).alias(f"{i}:{name}:lost"))
+    return bronze.select(texts).with_columns(values).select(exprs)
 
 
-def inferred_type(has_values: bool, parses: dict[str, bool]) -> SilverType:
-    """The first candidate every value parses as; string for all-null or mixed columns."""
-    if has_values:
-        for name in INFERENCE_ORDER:
-            if parses.get(name):
-                return SilverType(name)
-    return SilverType("string")
+@dataclass(frozen=True)
+class Evidence:
+    """What a pass over a column's values saw, enough to pick its type. Passes over parts
+    of the rows (batches) merge: the type is then the one every part allows."""
+
+    any: bool = False  # some value is not null
+    parses: tuple[str, ...] = INFERENCE_ORDER  # types every non-null value parses as
+    # per type: the first value that parses but would not read back, as (text, value)
+    lost: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def merged(self, later: Evidence) -> Evidence:
+        return Evidence(
+            self.any or later.any,
+            tuple(name for name in self.parses if name in later.parses),
+            {**later.lost, **self.lost},  # the earlier value is the first
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"any": self.any, "parses": list(self.parses), "lost": dict(self.lost)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        lost = {name: (pair[0], pair[1]) for name, pair in (data.get("lost") or {}).items()}
+        return cls(bool(data["any"]), tuple(data["parses"]), lost)
+
+
+@dataclass(frozen=True)
+class Inferred:
+    type: SilverType
+    warning: str = ""  # why the column is text, when a type was close
+
+
+def gather_evidence(frame: pl.LazyFrame, columns: Sequence[ColumnRule]) -> list[Evidence]:
+    """Each column's Evidence, from one streaming pass over `frame`."""
+    if not columns:
+        return []
+    row = inference_frame(frame, columns).collect(engine="streaming").row(0, named=True)
+    found = []
+    for i in range(len(columns)):
+        lost = {
+            name: (pair["text"], pair["value"])
+            for name in INFERENCE_ORDER
+            if (pair := row[f"{i}:{name}:lost"]) is not None
+        }
+        parses = tuple(name for name in INFERENCE_ORDER if row[f"{i}:{name}"])
+        found.append(Evidence(bool(row[f"{i}:any"]), parses, lost))
+    return found
+
+
+def infer_types(frame: pl.LazyFrame, columns: Sequence[ColumnRule]) -> list[Inferred]:
+    """Each column's type from every value, in one streaming pass over `frame` (silver and
+    dimensions both infer here)."""
+    found = gather_evidence(frame, columns)
+    return [column_type(c.target, e) for c, e in zip(columns, found, strict=True)]
+
+
+def column_type(target: str, seen: Evidence) -> Inferred:
+    """The first of INFERENCE_ORDER that every non-null value parses as, unless a value
+    would not read back as its text in that type: then string, with a warning naming the
+    value. A column with no value at all is string too."""
+    if not seen.any:
+        return Inferred(
+            SilverType("string"), f"column {target!r} is null in every row; typed as string"
+        )
+    for name in INFERENCE_ORDER:
+        if name not in seen.parses:
+            continue
+        if name not in seen.lost:
+            return Inferred(SilverType(name))
+        text, value = seen.lost[name]
+        return Inferred(
+            SilverType("string"),
+            f"column {target!r} kept as text: {_shown(text)} would {what_is_lost(text, value)} "
+            f"as {name}",
+        )
+    return Inferred(SilverType("string"))
+
+
+def what_is_lost(text: str, value: str) -> str:
+    """What reading `text` as `value` would change, in words."""
+    if _LEADING_ZERO.match(text):
+        return "lose its leading zero"
+    if text.startswith("+"):
+        return "lose its '+' sign"
+    return f"become {value}"
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "...")

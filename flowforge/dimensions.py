@@ -8,17 +8,19 @@ gold build reads either the previous version or the new one, never half of one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
+from flowforge import casting
 from flowforge.errors import InvalidArgument
 from flowforge.ids import new_run_id
 from flowforge.layout import Dataset
 from flowforge.manifest import Manifest, ManifestColumn, commit, read_committed, start_run
 from flowforge.parts import write_parquet
+from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore
 
 PREFIX = "dimensions/"
@@ -33,6 +35,7 @@ class DimensionInfo:
     columns: list[tuple[str, str]]
     created_at: datetime
     source: str
+    warnings: list[str] = field(default_factory=list)  # from an upload: columns kept as text
 
 
 def upload_dimension(
@@ -41,7 +44,7 @@ def upload_dimension(
     """Stores `data` (a CSV or Parquet file's bytes or path, told apart by filename) as
     dimension `name`."""
     dataset = Dataset.for_dimension(name)
-    frame = read_table(data, filename)
+    frame, warnings = read_table(data, filename)
     previous = read_committed(store, dataset)
     run_id = new_run_id()
     prefix = start_run(store, dataset, run_id, previous)
@@ -58,7 +61,9 @@ def upload_dimension(
         },
     )
     commit(store, dataset, manifest, previous)
-    return info(name, manifest)
+    uploaded = info(name, manifest)
+    uploaded.warnings.extend(warnings)
+    return uploaded
 
 
 def upload_dimension_file(store: ObjectStore, name: str, path: Path) -> DimensionInfo:
@@ -101,33 +106,43 @@ def info(name: str, manifest: Manifest) -> DimensionInfo:
     )
 
 
-def read_table(data: bytes | Path, filename: str) -> pl.DataFrame:
-    """The file's rows; CSV columns typed by inference over every value."""
+def read_table(data: bytes | Path, filename: str) -> tuple[pl.DataFrame, list[str]]:
+    """The file's rows, CSV columns typed by inference over every value; and why a CSV
+    column that looked numeric stayed text."""
     kind = FORMATS.get(Path(filename).suffix.lower())
     if kind is None:
         raise InvalidArgument(
             f"dimension file {filename!r} must end with .csv or .parquet "
             f"(got {Path(filename).suffix!r})"
         )
+    warnings: list[str] = []
     try:
-        frame = pl.read_parquet(data) if kind == "parquet" else read_csv_typed(data)
+        if kind == "parquet":
+            frame = pl.read_parquet(data)
+        else:
+            frame, warnings = read_csv_typed(data)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InvalidArgument(
             f"dimension file {filename!r} is not readable {kind}: {exc}"
         ) from None
     if not frame.columns:
         raise InvalidArgument(f"dimension file {filename!r} has no columns")
-    return frame
+    return frame, warnings
 
 
-def read_csv_typed(data: bytes | Path) -> pl.DataFrame:
-    """Infers types from all values, but keeps codes such as '007' or '+44' as text."""
+def read_csv_typed(data: bytes | Path) -> tuple[pl.DataFrame, list[str]]:
+    """Types each column as silver would without a spec (casting.infer_types: a code such
+    as '007' or '+44' stays text), but keeps every value as written: no trimming, and
+    only an empty field is null."""
     text = pl.read_csv(data, infer_schema=False)
-    typed = pl.read_csv(data, infer_schema_length=None, try_parse_dates=True)
-    keep_text = [
-        name
-        for name in typed.columns
-        if typed[name].dtype.is_integer()
-        and not (typed[name].cast(pl.String) == text[name]).fill_null(True).all()
-    ]
-    return typed.with_columns(text[name] for name in keep_text)
+    columns = [ColumnRule(c, c, None, trim=False, null_markers=("",)) for c in text.columns]
+    found = casting.infer_types(text.lazy(), columns)
+    cleaned = text.lazy().select(
+        casting.clean_text(pl.col(c.source), c).alias(f"__text{i}") for i, c in enumerate(columns)
+    )
+    steps = [(f"__text{i}", f"__typed{i}", casting.parsers(f.type)) for i, f in enumerate(found)]
+    typed = casting.parse_in_order(cleaned, steps).select(
+        pl.col(f"__typed{i}").alias(c.source) for i, c in enumerate(columns)
+    )
+    warnings = [f.warning for f in found if f.warning]
+    return typed.collect(), warnings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,10 @@ from flowforge.errors import FailedPrecondition
 from flowforge.settings import Settings
 
 SECRET_NAME = "flowforge_s3"
+# DuckDB's allowed_paths/allowed_directories compare URLs as text: `run=R/../../silver/x`
+# passes a check on `run=R/` and the store resolves it elsewhere. Escaped separators and
+# dots, backslashes and query strings (httpfs reads settings from them) are refused too.
+_UNSAFE_URL = re.compile(r"(^|/)\.{1,2}(/|$)|%(2f|5c|2e)|[\\?#]|[\x00-\x1f]", re.IGNORECASE)
 
 
 def httpfs_extension_path() -> Path:
@@ -44,18 +49,49 @@ def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def checked_url(url: str) -> str:
+    """The URL or path unchanged when DuckDB may see it; FailedPrecondition when it holds a
+    `.` or `..` segment, an escaped slash, backslash or dot, a query string or a control
+    character."""
+    path = url.split("://", 1)[1] if "://" in url else url
+    if _UNSAFE_URL.search(path):
+        raise FailedPrecondition(
+            f"refusing {url!r}: object keys and paths given to DuckDB may not hold '.' or "
+            "'..' segments, escaped slashes or dots, backslashes or query strings"
+        )
+    return url
+
+
+def duckdb_url(settings: Settings, key: str) -> str:
+    """The s3:// URL of an object key (as flowforge.storage.s3_url writes it, without
+    loading boto3 into every gold build's process), checked for DuckDB (see checked_url)."""
+    return checked_url(f"s3://{settings.s3_bucket}/{key}")
+
+
 def read_parquet_sql(urls: list[str]) -> str:
     """A SELECT over these Parquet files as one table: parts matched by column name, and
     hive partitioning off, so a run=... folder does not turn into a column."""
-    files = ", ".join(sql_literal(url) for url in urls)
+    files = ", ".join(sql_literal(checked_url(url)) for url in urls)
     return f"SELECT * FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
 
 
 def connect(settings: Settings, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory database with httpfs loaded and the store's credentials as a secret.
+    """A fresh in-memory database with httpfs loaded and the store's credentials as a secret."""
+    con = open_database(config)
+    try:
+        add_s3_secret(con, settings)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
-    Extensions never load or install themselves, and Python variables are never visible to
-    SQL as tables (DuckDB's replacement scans), whatever the query says.
+
+def open_database(config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory database with httpfs loaded and no credentials yet.
+
+    Extensions never load or install themselves, Python variables are never visible to
+    SQL as tables (DuckDB's replacement scans), and secrets stored in the home folder
+    (~/.duckdb/stored_secrets) are never loaded, whatever the query says.
     """
     con = duckdb.connect(
         ":memory:",
@@ -63,12 +99,12 @@ def connect(settings: Settings, config: dict[str, Any] | None = None) -> duckdb.
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "python_enable_replacements": False,
+            "allow_persistent_secrets": False,
             **(config or {}),
         },
     )
     try:
         con.execute(f"LOAD {sql_literal(str(httpfs_extension_path()))}")
-        add_s3_secret(con, settings)
     except BaseException:
         con.close()
         raise

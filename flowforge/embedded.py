@@ -115,6 +115,7 @@ class EmbeddedS3(Started):
             f"-ip={self.host}",
             f"-ip.bind={self.host}",
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
+            "-master.telemetry=false",  # no anonymous statistics leave the machine
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={config}",

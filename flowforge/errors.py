@@ -11,15 +11,22 @@ from flowforge.fieldpath import FieldPath, dotted
 
 
 class FlowForgeError(Exception):
-    """Base class. `status` is a grpc.StatusCode name; `http_status` the API's answer."""
+    """Base class. `status` is a grpc.StatusCode name; `http_status` the API's answer.
+
+    `retryable` is the class's default for its status; an error that will not go away
+    however often it is repeated (a model over its memory or time limit) says so with
+    `retryable=False`, and the gRPC runtime passes that on to the caller.
+    """
 
     status = "INTERNAL"
     http_status = 500
     retryable = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class InvalidArgument(FlowForgeError):

@@ -80,6 +80,16 @@ class DuplicateCount(_Report):
     rows_removed: int
 
 
+class InputVersion(_Report):
+    """One input a gold model read, at the version read (lineage)."""
+
+    table: str
+    version: int
+    run_id: str = ""  # the run (execution) that committed that version
+    job_id: str = ""  # for a silver table: its job
+    dimension: str = ""  # for a dimension: its name
+
+
 class ModelOutput(_Report):
     name: str
     key: str
@@ -89,6 +99,10 @@ class ModelOutput(_Report):
     preview_json: str = "[]"  # the first rows as a JSON array of objects (bounded)
     table: str = ""  # the model's Delta table and the version committed
     version: int = 0
+    status: str = ""  # workflow models: BUILT, SKIPPED (reason names the job) or FAILED
+    reason: str = ""
+    inputs: list[InputVersion] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
 
 
 class LayerReport(_Report):

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
@@ -31,6 +31,9 @@ from flowforge.settings import Settings
 log = logging.getLogger("flowforge.rpc")
 
 MAX_MESSAGE_BYTES = 64 << 20
+# Trailing metadata saying whether repeating the call may help: the status code alone
+# cannot tell a store outage (retry) from a model over its memory limit (never).
+RETRYABLE_KEY = "flowforge-retryable"
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
 _REFLECTION_PREFIX = "/grpc.reflection."
 
@@ -73,6 +76,7 @@ def rpc(summary: Callable[[Any, Any], dict[str, Any]]) -> Callable[..., Any]:
                 return response
             except FlowForgeError as exc:
                 code, message = grpc.StatusCode[exc.status], exc.message
+                context.set_trailing_metadata(((RETRYABLE_KEY, str(exc.retryable).lower()),))
             except OSError as exc:
                 code, message = _os_error_status(exc)
                 if code is grpc.StatusCode.INTERNAL:
@@ -161,10 +165,14 @@ class LayerServer:
     port: int
     health: health.HealthServicer
     service_names: Sequence[str]
+    # Called once the server has stopped (gold's build processes, ...).
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float | None = None) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        for close in self.on_stop:
+            close()
 
 
 def create_server(

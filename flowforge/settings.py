@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A size as DuckDB reads it: 512MB, 2GB, 1.5GiB.
 _BYTES = r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$"
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """Bytes in a size written as DuckDB reads it (KB = 1000 bytes, KiB = 1024)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)", text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size such as 512MB or 2GiB")
+    return int(float(match[1]) * _UNITS[match[2]])
 
 
 class Settings(BaseSettings):
@@ -94,23 +105,51 @@ class Settings(BaseSettings):
     gold_memory_limit: str = Field(
         default="2GB",
         pattern=_BYTES,
-        description="DuckDB memory limit of one gold build (each request has its own).",
+        description="DuckDB memory limit of one gold build (each request has its own); "
+        "beyond it DuckDB spills to disk.",
+    )
+    gold_process_memory_limit: str = Field(
+        default="3GB",
+        pattern=_BYTES,
+        description="Address space of the process that runs one gold build (an OS limit): "
+        "a model needing more, even for one huge value DuckDB cannot spill, fails with "
+        "RESOURCE_EXHAUSTED. Leave about 1GB above FLOWFORGE_GOLD_MEMORY_LIMIT: the "
+        "process's code, thread stacks and DuckDB's allocations outside its own limit take "
+        "some 500MB.",
     )
     gold_threads: int = Field(default=4, ge=1, description="DuckDB threads of one gold build.")
+    gold_max_concurrent_builds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Gold builds running at once; a build over the cap waits for a slot "
+        "while its deadline allows. Empty: the number of CPU cores.",
+    )
     gold_temp_directory: Path | None = Field(
         default=None,
         description="Where gold builds spill beyond their memory limit. "
         "Empty: {state_dir}/gold-spill.",
     )
-    gold_max_temp_size: str | None = Field(
-        default=None,
+    gold_max_temp_size: str = Field(
+        default="10GB",
         pattern=_BYTES,
-        description="How much one gold build may spill before it fails with RESOURCE_EXHAUSTED. "
-        "Empty: DuckDB's default (90% of the free space).",
+        description="How much one gold build may spill before it fails with RESOURCE_EXHAUSTED.",
     )
     gold_model_timeout_seconds: float = Field(
-        default=600.0, gt=0, description="Time limit per gold model (then DEADLINE_EXCEEDED)."
+        default=600.0,
+        gt=0,
+        description="Time limit per gold model (then DEADLINE_EXCEEDED; the build's process is "
+        "killed if the query does not stop).",
     )
+
+    @model_validator(mode="after")
+    def _gold_process_holds_duckdb(self) -> Settings:
+        # DuckDB must reach its own limit (and spill) before the OS refuses it memory.
+        if byte_size(self.gold_process_memory_limit) <= byte_size(self.gold_memory_limit):
+            raise ValueError(
+                f"FLOWFORGE_GOLD_PROCESS_MEMORY_LIMIT={self.gold_process_memory_limit} must "
+                f"exceed FLOWFORGE_GOLD_MEMORY_LIMIT={self.gold_memory_limit}"
+            )
+        return self
 
     # Orchestrator: the executions store, the services the flow calls, deadlines and retries.
     database_url: SecretStr | None = Field(
@@ -139,7 +178,8 @@ class Settings(BaseSettings):
     layer_retry_delays_seconds: list[float] = Field(
         default=[2.0, 10.0, 30.0],
         description="Waits before each retry of a layer that failed with UNAVAILABLE, "
-        "DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED (JSON list; its length is the retry count).",
+        "DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED, unless the service marked the error final "
+        "(a gold model over its limits) (JSON list; its length is the retry count).",
     )
     execution_heartbeat_seconds: float = Field(
         default=10.0,

@@ -13,6 +13,7 @@ from flowforge.reports import (
     DataObject,
     DuplicateCount,
     FileReport,
+    InputVersion,
     LayerReport,
     ModelOutput,
     RuleResult,
@@ -61,6 +62,10 @@ def to_proto(report: LayerReport) -> common_pb2.LayerResult:
                 preview_json=m.preview_json,
                 table=m.table,
                 version=m.version,
+                status=m.status,
+                reason=m.reason,
+                inputs=[common_pb2.InputVersion(**i.model_dump()) for i in m.inputs],
+                depends_on=m.depends_on,
             )
             for m in report.models
         ],
@@ -130,6 +135,10 @@ def from_proto(result: common_pb2.LayerResult) -> LayerReport:
                 preview_json=m.preview_json or "[]",
                 table=m.table,
                 version=m.version,
+                status=m.status,
+                reason=m.reason,
+                inputs=[InputVersion.model_validate(_fields(i)) for i in m.inputs],
+                depends_on=list(m.depends_on),
             )
             for m in result.models
         ],

@@ -5,7 +5,8 @@ replicas behind one DNS name share the calls) and retries UNAVAILABLE a few time
 the call; the flow's task retries handle longer outages. An RpcError becomes a
 FlowForgeError of the same status, keeping the service's message: transient ones
 (`retryable`: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) are worth retrying,
-the rest are terminal.
+the rest are terminal, unless the service's trailing metadata says otherwise (a gold
+model over its memory or time limit fails the same way every time).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import grpc
 
 from flowforge import errors
 from flowforge.reports import LayerReport
-from flowforge.runtime import MAX_MESSAGE_BYTES, channel_credentials
+from flowforge.runtime import MAX_MESSAGE_BYTES, RETRYABLE_KEY, channel_credentials
 from flowforge.settings import Settings
 from flowforge.v1 import (
     bronze_pb2,
@@ -69,10 +70,19 @@ def error_from_rpc(exc: grpc.RpcError, service: str) -> errors.FlowForgeError:
     kind = _ERRORS.get(code, errors.FlowForgeError)
     if code is grpc.StatusCode.UNAVAILABLE:
         details = f"{service} service unavailable: {details}"
-    error = kind(details)
+    error = kind(details, retryable=said_retryable(exc))
     if kind is errors.FlowForgeError:
         error.status = code.name  # keep UNKNOWN, INTERNAL, ... as the service said
     return error
+
+
+def said_retryable(exc: grpc.RpcError) -> bool | None:
+    """What the service's trailing metadata says about repeating the call; None: nothing."""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == RETRYABLE_KEY and value in ("true", "false"):
+            return value == "true"
+    return None
 
 
 def open_channel(address: str, settings: Settings) -> grpc.Channel:

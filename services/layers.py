@@ -76,8 +76,19 @@ def create_server(
     service = LAYER_SERVICES[layer]
     objects = store or ObjectStore(settings)
 
+    servicer = service.servicer(settings, objects)
+
     def register(server: grpc.Server) -> list[str]:
-        service.add_to_server(service.servicer(settings, objects), server)
+        service.add_to_server(servicer, server)
         return [service.service_name]
 
-    return create_grpc_server(settings, register, address)
+    close = getattr(servicer, "close", None)  # gold's warm build process
+    try:
+        layer_server = create_grpc_server(settings, register, address)
+    except BaseException:
+        if close is not None:
+            close()
+        raise
+    if close is not None:
+        layer_server.on_stop.append(close)
+    return layer_server

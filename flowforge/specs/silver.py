@@ -20,10 +20,13 @@ from flowforge.casting import parse_literal
 from flowforge.errors import SpecError
 from flowforge.fieldpath import FieldPath, dotted
 from flowforge.specs.silver_model import (
+    DEFAULT_MAX_BAD_PERCENT,
     DEFAULT_NULL_MARKERS,
+    LOCALES,
     ColumnRule,
     Dedupe,
     Expectation,
+    NumberFormat,
     SilverType,
     Spec,
 )
@@ -51,6 +54,10 @@ _RULE_FIELDS = {
     "max_length": ("length",),
 }
 MAX_NAME_CHARS = 255
+_NUMERIC = ("integer", "float", "decimal")
+# A thousands separator written as any of these matches all of them: spreadsheets export
+# the no-break or narrow no-break space where a person types a plain one.
+_SPACES = (" ", "\u00a0", "\u202f")
 
 
 def snake_case(name: str) -> str:
@@ -103,7 +110,13 @@ def parse_spec(message: silver_pb2.SilverSpec) -> Spec:
                 (*e.field, "id"), f"{e.id!r} is also the id of {dotted(('spec', *ids[e.id]))}"
             )
         ids[e.id] = e.field
-    spec = Spec(columns, expectations, _dedupe(message.dedupe), message.fail_on_schema_drift)
+    spec = Spec(
+        columns,
+        expectations,
+        _dedupe(message.dedupe),
+        message.fail_on_schema_drift,
+        _percent(message, ("max_bad_percent",), DEFAULT_MAX_BAD_PERCENT),
+    )
     if spec.dedupe.history:
         for e in expectations:
             if e.type == "unique":
@@ -151,7 +164,65 @@ def _column(message: silver_pb2.ColumnSpec, field: FieldPath) -> ColumnRule:
         null_markers=markers,
         required=message.required,
         field=field,
+        number=_number_format(message, kind, field),
     )
+
+
+def _number_format(
+    message: silver_pb2.ColumnSpec, kind: SilverType, field: FieldPath
+) -> NumberFormat:
+    """The column's separators: from `locale`, or `decimal_separator` and
+    `thousands_separator` (one character each, not a digit, letter or sign)."""
+    given = [
+        name
+        for name in ("locale", "decimal_separator", "thousands_separator")
+        if getattr(message, name)
+    ]
+    if not given:
+        return NumberFormat()
+    if kind.name not in _NUMERIC:
+        raise SpecError(
+            (*field, given[0]),
+            f"applies to integer, float and decimal columns only (type is {kind})",
+        )
+    if message.locale:
+        if len(given) > 1:
+            raise SpecError(
+                (*field, given[1]), "cannot be combined with locale, which sets both separators"
+            )
+        name = message.locale.strip().lower()
+        if name not in LOCALES:
+            raise SpecError(
+                (*field, "locale"), f"{_shown(message.locale)} is not one of {', '.join(LOCALES)}"
+            )
+        return LOCALES[name]
+    thousands = _separator(message.thousands_separator, (*field, "thousands_separator"))
+    thousands = " " if thousands in _SPACES else thousands
+    # Unset, the decimal separator is '.', unless '.' groups the thousands: then ','.
+    default = "," if thousands == "." else "."
+    decimal = _separator(message.decimal_separator, (*field, "decimal_separator")) or default
+    if thousands == decimal:
+        raise SpecError((*field, "thousands_separator"), f"{thousands!r} is also decimal_separator")
+    return NumberFormat(decimal, thousands)
+
+
+def _separator(text: str, field: FieldPath) -> str:
+    if not text:
+        return ""
+    if len(text) != 1:
+        raise SpecError(field, f"{_shown(text)} must be one character")
+    if text.isalnum() or text in "+-" or not text.isprintable() and text not in _SPACES:
+        raise SpecError(field, f"{text!r} cannot separate digits (a digit, letter or sign)")
+    return text
+
+
+def _percent(message: silver_pb2.SilverSpec, field: FieldPath, default: float) -> float:
+    if not message.HasField("max_bad_percent"):
+        return default
+    value = message.max_bad_percent
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise SpecError(field, "must be between 0 and 100")
+    return value
 
 
 def _check_name(name: str, field: FieldPath) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from flowforge.fieldpath import FieldPath
 
 DEFAULT_NULL_MARKERS = ("", "NULL", "N/A", "null")
+# Unset spec.max_bad_percent: a run that quarantines more than half its rows fails.
+DEFAULT_MAX_BAD_PERCENT = 50.0
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,26 @@ class SilverType:
 
 
 @dataclass(frozen=True)
+class NumberFormat:
+    """How a numeric column writes its numbers."""
+
+    decimal: str = "."
+    thousands: str = ""  # "": none; " ": any space (plain, no-break or narrow no-break)
+
+    def __str__(self) -> str:
+        thousands = "none" if not self.thousands else repr(self.thousands)
+        return f"decimal {self.decimal!r}, thousands {thousands}"
+
+
+# The `locale` shortcut: the separators each name stands for.
+LOCALES = {
+    "en": NumberFormat(".", ","),
+    "de": NumberFormat(",", "."),
+    "fr": NumberFormat(",", " "),
+}
+
+
+@dataclass(frozen=True)
 class ColumnRule:
     source: str
     target: str
@@ -30,6 +52,7 @@ class ColumnRule:
     null_markers: tuple[str, ...] = DEFAULT_NULL_MARKERS
     required: bool = False
     field: FieldPath = ()  # where the spec gives it: ("columns", 2)
+    number: NumberFormat = NumberFormat()
 
 
 @dataclass(frozen=True)
@@ -62,3 +85,4 @@ class Spec:
     expectations: tuple[Expectation, ...] = ()
     dedupe: Dedupe = Dedupe()
     fail_on_schema_drift: bool = False
+    max_bad_percent: float = DEFAULT_MAX_BAD_PERCENT  # of the rows read, quarantined

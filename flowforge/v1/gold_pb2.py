@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from flowforge.v1 import common_pb2 as flowforge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowforge/v1/gold.proto\x12\x0c\x66lowforge.v1\x1a\x19\x66lowforge/v1/common.proto\"\"\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03sql\x18\x02 \x01(\t\"o\n\x08GoldSpec\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.flowforge.v1.Model\x12\x12\n\ndimensions\x18\x02 \x03(\t\x12\x14\n\x0cskip_profile\x18\x03 \x01(\x08\x12\x14\n\x0cpreview_rows\x18\x04 \x01(\x05\"g\n\x0c\x42uildRequest\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.flowforge.v1.JobRef\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.flowforge.v1.GoldSpec2M\n\x0bGoldService\x12>\n\x05\x42uild\x12\x1a.flowforge.v1.BuildRequest\x1a\x19.flowforge.v1.LayerResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowforge/v1/gold.proto\x12\x0c\x66lowforge.v1\x1a\x19\x66lowforge/v1/common.proto\"\"\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03sql\x18\x02 \x01(\t\"o\n\x08GoldSpec\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.flowforge.v1.Model\x12\x12\n\ndimensions\x18\x02 \x03(\t\x12\x14\n\x0cskip_profile\x18\x03 \x01(\x08\x12\x14\n\x0cpreview_rows\x18\x04 \x01(\x05\"g\n\x0c\x42uildRequest\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.flowforge.v1.JobRef\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.flowforge.v1.GoldSpec\"a\n\x10WorkflowGoldSpec\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.flowforge.v1.Model\x12\x12\n\ndimensions\x18\x02 \x03(\t\x12\x14\n\x0cpreview_rows\x18\x03 \x01(\x05\"\x8c\x01\n\x14\x42uildWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12,\n\x04spec\x18\x03 \x01(\x0b\x32\x1e.flowforge.v1.WorkflowGoldSpec\x12\x0c\n\x04jobs\x18\x04 \x03(\t\x12\x13\n\x0b\x66\x61iled_jobs\x18\x05 \x03(\t2\x9d\x01\n\x0bGoldService\x12>\n\x05\x42uild\x12\x1a.flowforge.v1.BuildRequest\x1a\x19.flowforge.v1.LayerResult\x12N\n\rBuildWorkflow\x12\".flowforge.v1.BuildWorkflowRequest\x1a\x19.flowforge.v1.LayerResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GOLDSPEC']._serialized_end=215
   _globals['_BUILDREQUEST']._serialized_start=217
   _globals['_BUILDREQUEST']._serialized_end=320
-  _globals['_GOLDSERVICE']._serialized_start=322
-  _globals['_GOLDSERVICE']._serialized_end=399
+  _globals['_WORKFLOWGOLDSPEC']._serialized_start=322
+  _globals['_WORKFLOWGOLDSPEC']._serialized_end=419
+  _globals['_BUILDWORKFLOWREQUEST']._serialized_start=422
+  _globals['_BUILDWORKFLOWREQUEST']._serialized_end=562
+  _globals['_GOLDSERVICE']._serialized_start=565
+  _globals['_GOLDSERVICE']._serialized_end=722
 # @@protoc_insertion_point(module_scope)

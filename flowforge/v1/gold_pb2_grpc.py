@@ -40,6 +40,11 @@ class GoldServiceStub:
                 request_serializer=flowforge_dot_v1_dot_gold__pb2.BuildRequest.SerializeToString,
                 response_deserializer=flowforge_dot_v1_dot_common__pb2.LayerResult.FromString,
                 _registered_method=True)
+        self.BuildWorkflow = channel.unary_unary(
+                '/flowforge.v1.GoldService/BuildWorkflow',
+                request_serializer=flowforge_dot_v1_dot_gold__pb2.BuildWorkflowRequest.SerializeToString,
+                response_deserializer=flowforge_dot_v1_dot_common__pb2.LayerResult.FromString,
+                _registered_method=True)
 
 
 class GoldServiceServicer:
@@ -51,12 +56,25 @@ class GoldServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BuildWorkflow(self, request, context):
+        """Builds the workflow models in dependency order in one sandboxed database and commits
+        them all or none. The result's `models` carry each model's status and lineage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GoldServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Build': grpc.unary_unary_rpc_method_handler(
                     servicer.Build,
                     request_deserializer=flowforge_dot_v1_dot_gold__pb2.BuildRequest.FromString,
+                    response_serializer=flowforge_dot_v1_dot_common__pb2.LayerResult.SerializeToString,
+            ),
+            'BuildWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.BuildWorkflow,
+                    request_deserializer=flowforge_dot_v1_dot_gold__pb2.BuildWorkflowRequest.FromString,
                     response_serializer=flowforge_dot_v1_dot_common__pb2.LayerResult.SerializeToString,
             ),
     }
@@ -86,6 +104,33 @@ class GoldService:
             target,
             '/flowforge.v1.GoldService/Build',
             flowforge_dot_v1_dot_gold__pb2.BuildRequest.SerializeToString,
+            flowforge_dot_v1_dot_common__pb2.LayerResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BuildWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flowforge.v1.GoldService/BuildWorkflow',
+            flowforge_dot_v1_dot_gold__pb2.BuildWorkflowRequest.SerializeToString,
             flowforge_dot_v1_dot_common__pb2.LayerResult.FromString,
             options,
             channel_credentials,

@@ -26,7 +26,7 @@ from flowforge.v1 import common_pb2 as flowforge_dot_v1_dot_common__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66lowforge/v1/silver.proto\x12\x0c\x66lowforge.v1\x1a\x19\x66lowforge/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xb7\x01\n\nColumnSpec\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x66ormats\x18\x04 \x03(\t\x12\x11\n\x04trim\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04\x63\x61se\x18\x06 \x01(\t\x12\x14\n\x0cnull_markers\x18\x07 \x03(\t\x12\x18\n\x10null_markers_set\x18\x08 \x01(\x08\x12\x10\n\x08required\x18\t \x01(\x08\x42\x07\n\x05_trim\"\xcc\x02\n\x0b\x45xpectation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\t\x12&\n\x06values\x18\x04 \x03(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03min\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03max\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x17\n\nmin_length\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\t \x01(\x03H\x01\x88\x01\x01\x12\x0e\n\x06\x61\x63tion\x18\n \x01(\t\x12\x1c\n\x0fmax_bad_percent\x18\x0b \x01(\x01H\x02\x88\x01\x01\x42\r\n\x0b_min_lengthB\r\n\x0b_max_lengthB\x12\n\x10_max_bad_percent\"Q\n\x06\x44\x65\x64upe\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x13\n\x0bsequence_by\x18\x02 \x01(\t\x12\x13\n\x0btie_breaker\x18\x03 \x01(\t\x12\x0f\n\x07history\x18\x04 \x01(\t\"\xac\x01\n\nSilverSpec\x12)\n\x07\x63olumns\x18\x01 \x03(\x0b\x32\x18.flowforge.v1.ColumnSpec\x12/\n\x0c\x65xpectations\x18\x02 \x03(\x0b\x32\x19.flowforge.v1.Expectation\x12$\n\x06\x64\x65\x64upe\x18\x03 \x01(\x0b\x32\x14.flowforge.v1.Dedupe\x12\x1c\n\x14\x66\x61il_on_schema_drift\x18\x04 \x01(\x08\"\x80\x01\n\rRefineRequest\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.flowforge.v1.JobRef\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12&\n\x04spec\x18\x03 \x01(\x0b\x32\x18.flowforge.v1.SilverSpec\x12\x14\n\x0c\x66ull_refresh\x18\x04 \x01(\x08\x32Q\n\rSilverService\x12@\n\x06Refine\x12\x1b.flowforge.v1.RefineRequest\x1a\x19.flowforge.v1.LayerResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66lowforge/v1/silver.proto\x12\x0c\x66lowforge.v1\x1a\x19\x66lowforge/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xff\x01\n\nColumnSpec\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x66ormats\x18\x04 \x03(\t\x12\x11\n\x04trim\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04\x63\x61se\x18\x06 \x01(\t\x12\x14\n\x0cnull_markers\x18\x07 \x03(\t\x12\x18\n\x10null_markers_set\x18\x08 \x01(\x08\x12\x10\n\x08required\x18\t \x01(\x08\x12\x19\n\x11\x64\x65\x63imal_separator\x18\n \x01(\t\x12\x1b\n\x13thousands_separator\x18\x0b \x01(\t\x12\x0e\n\x06locale\x18\x0c \x01(\tB\x07\n\x05_trim\"\xcc\x02\n\x0b\x45xpectation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\t\x12&\n\x06values\x18\x04 \x03(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03min\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03max\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x17\n\nmin_length\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\t \x01(\x03H\x01\x88\x01\x01\x12\x0e\n\x06\x61\x63tion\x18\n \x01(\t\x12\x1c\n\x0fmax_bad_percent\x18\x0b \x01(\x01H\x02\x88\x01\x01\x42\r\n\x0b_min_lengthB\r\n\x0b_max_lengthB\x12\n\x10_max_bad_percent\"Q\n\x06\x44\x65\x64upe\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x13\n\x0bsequence_by\x18\x02 \x01(\t\x12\x13\n\x0btie_breaker\x18\x03 \x01(\t\x12\x0f\n\x07history\x18\x04 \x01(\t\"\xde\x01\n\nSilverSpec\x12)\n\x07\x63olumns\x18\x01 \x03(\x0b\x32\x18.flowforge.v1.ColumnSpec\x12/\n\x0c\x65xpectations\x18\x02 \x03(\x0b\x32\x19.flowforge.v1.Expectation\x12$\n\x06\x64\x65\x64upe\x18\x03 \x01(\x0b\x32\x14.flowforge.v1.Dedupe\x12\x1c\n\x14\x66\x61il_on_schema_drift\x18\x04 \x01(\x08\x12\x1c\n\x0fmax_bad_percent\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x12\n\x10_max_bad_percent\"\x80\x01\n\rRefineRequest\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.flowforge.v1.JobRef\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12&\n\x04spec\x18\x03 \x01(\x0b\x32\x18.flowforge.v1.SilverSpec\x12\x14\n\x0c\x66ull_refresh\x18\x04 \x01(\x08\x32Q\n\rSilverService\x12@\n\x06Refine\x12\x1b.flowforge.v1.RefineRequest\x1a\x19.flowforge.v1.LayerResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flowforge.v1.silver_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COLUMNSPEC']._serialized_start=101
-  _globals['_COLUMNSPEC']._serialized_end=284
-  _globals['_EXPECTATION']._serialized_start=287
-  _globals['_EXPECTATION']._serialized_end=619
-  _globals['_DEDUPE']._serialized_start=621
-  _globals['_DEDUPE']._serialized_end=702
-  _globals['_SILVERSPEC']._serialized_start=705
-  _globals['_SILVERSPEC']._serialized_end=877
-  _globals['_REFINEREQUEST']._serialized_start=880
-  _globals['_REFINEREQUEST']._serialized_end=1008
-  _globals['_SILVERSERVICE']._serialized_start=1010
-  _globals['_SILVERSERVICE']._serialized_end=1091
+  _globals['_COLUMNSPEC']._serialized_end=356
+  _globals['_EXPECTATION']._serialized_start=359
+  _globals['_EXPECTATION']._serialized_end=691
+  _globals['_DEDUPE']._serialized_start=693
+  _globals['_DEDUPE']._serialized_end=774
+  _globals['_SILVERSPEC']._serialized_start=777
+  _globals['_SILVERSPEC']._serialized_end=999
+  _globals['_REFINEREQUEST']._serialized_start=1002
+  _globals['_REFINEREQUEST']._serialized_end=1130
+  _globals['_SILVERSERVICE']._serialized_start=1132
+  _globals['_SILVERSERVICE']._serialized_end=1213
 # @@protoc_insertion_point(module_scope)

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ColumnSpec(_message.Message):
-    __slots__ = ("source", "target", "type", "formats", "trim", "case", "null_markers", "null_markers_set", "required")
+    __slots__ = ("source", "target", "type", "formats", "trim", "case", "null_markers", "null_markers_set", "required", "decimal_separator", "thousands_separator", "locale")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,9 @@ class ColumnSpec(_message.Message):
     NULL_MARKERS_FIELD_NUMBER: _ClassVar[int]
     NULL_MARKERS_SET_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    DECIMAL_SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    THOUSANDS_SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    LOCALE_FIELD_NUMBER: _ClassVar[int]
     source: str
     target: str
     type: str
@@ -28,7 +31,10 @@ class ColumnSpec(_message.Message):
     null_markers: _containers.RepeatedScalarFieldContainer[str]
     null_markers_set: bool
     required: bool
-    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., type: _Optional[str] = ..., formats: _Optional[_Iterable[str]] = ..., trim: _Optional[bool] = ..., case: _Optional[str] = ..., null_markers: _Optional[_Iterable[str]] = ..., null_markers_set: _Optional[bool] = ..., required: _Optional[bool] = ...) -> None: ...
+    decimal_separator: str
+    thousands_separator: str
+    locale: str
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., type: _Optional[str] = ..., formats: _Optional[_Iterable[str]] = ..., trim: _Optional[bool] = ..., case: _Optional[str] = ..., null_markers: _Optional[_Iterable[str]] = ..., null_markers_set: _Optional[bool] = ..., required: _Optional[bool] = ..., decimal_separator: _Optional[str] = ..., thousands_separator: _Optional[str] = ..., locale: _Optional[str] = ...) -> None: ...
 
 class Expectation(_message.Message):
     __slots__ = ("id", "type", "column", "values", "min", "max", "pattern", "min_length", "max_length", "action", "max_bad_percent")
@@ -69,16 +75,18 @@ class Dedupe(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[str]] = ..., sequence_by: _Optional[str] = ..., tie_breaker: _Optional[str] = ..., history: _Optional[str] = ...) -> None: ...
 
 class SilverSpec(_message.Message):
-    __slots__ = ("columns", "expectations", "dedupe", "fail_on_schema_drift")
+    __slots__ = ("columns", "expectations", "dedupe", "fail_on_schema_drift", "max_bad_percent")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     EXPECTATIONS_FIELD_NUMBER: _ClassVar[int]
     DEDUPE_FIELD_NUMBER: _ClassVar[int]
     FAIL_ON_SCHEMA_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    MAX_BAD_PERCENT_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[ColumnSpec]
     expectations: _containers.RepeatedCompositeFieldContainer[Expectation]
     dedupe: Dedupe
     fail_on_schema_drift: bool
-    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., expectations: _Optional[_Iterable[_Union[Expectation, _Mapping]]] = ..., dedupe: _Optional[_Union[Dedupe, _Mapping]] = ..., fail_on_schema_drift: _Optional[bool] = ...) -> None: ...
+    max_bad_percent: float
+    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., expectations: _Optional[_Iterable[_Union[Expectation, _Mapping]]] = ..., dedupe: _Optional[_Union[Dedupe, _Mapping]] = ..., fail_on_schema_drift: _Optional[bool] = ..., max_bad_percent: _Optional[float] = ...) -> None: ...
 
 class RefineRequest(_message.Message):
     __slots__ = ("job", "run_id", "spec", "full_refresh")

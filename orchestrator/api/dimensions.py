@@ -79,4 +79,5 @@ def dimension(info: DimensionInfo) -> Dimension:
         columns=[[c, t] for c, t in info.columns],
         created_at=info.created_at,
         source=info.source,
+        warnings=info.warnings,
     )

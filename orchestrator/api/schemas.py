@@ -126,6 +126,9 @@ class Dimension(BaseModel):
     columns: list[list[str]] = Field(description="[name, type] pairs")
     created_at: datetime
     source: str
+    warnings: list[str] = Field(
+        default_factory=list, description="From an upload: why a CSV column stayed text"
+    )
 
 
 class LogLine(BaseModel):

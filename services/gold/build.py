@@ -1,4 +1,8 @@
-"""Gold build: committed silver and dimensions in, one Parquet object per model out, one commit."""
+"""Gold build: committed silver and dimensions in, one Parquet object per model out, one commit.
+
+The models run in a process of the build's own (sandbox.py); this side checks the SQL,
+resolves the committed inputs and commits what the process wrote.
+"""
 
 from __future__ import annotations
 
@@ -21,15 +25,11 @@ from flowforge.manifest import (
 from flowforge.reports import Column, LayerReport, ModelOutput
 from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
-from flowforge.settings import Settings
-from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, PROFILE_MODEL, Model
+from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, Model
 from flowforge.storage import ObjectStore
-from services.gold.engine import GoldSession, Inputs, ModelRun
+from services.gold.engine import Inputs, ModelRun, bounded_rows
 from services.gold.guard import check_model_sql
-from services.gold.profile import profile_sql
-
-# A preview is for a glance in a UI or a log, not for moving data.
-MAX_PREVIEW_BYTES = 256 << 10
+from services.gold.sandbox import BuildJob, Sandbox
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,7 @@ class BuildPlan:
     preview_rows: int = DEFAULT_PREVIEW_ROWS
 
 
-def build(
-    store: ObjectStore, settings: Settings, plan: BuildPlan, deadline: Deadline
-) -> LayerReport:
+def build(store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadline) -> LayerReport:
     started = time.monotonic()
     dataset = Dataset.for_layer("gold", plan.job)
     previous = read_committed(store, dataset)
@@ -63,7 +61,14 @@ def build(
     )
     run_prefix = start_run(store, dataset, plan.run_id, previous)
     try:
-        runs = run_models(settings, inputs, run_prefix, models, plan, deadline)
+        job = BuildJob(
+            inputs=inputs,
+            output_prefix=run_prefix,
+            models=[(m.name, m.sql) for m in models],
+            profile=plan.profile,
+            preview_rows=plan.preview_rows,
+        )
+        runs = sandbox.run(job, deadline)
         deadline.check("committing")  # a caller that gave up must not see a late commit
     except BaseException:
         # Nothing of a failed run stays behind; the committed output was never touched.
@@ -119,28 +124,6 @@ def read_silver(store: ObjectStore, job: JobKey) -> Committed:
     return silver
 
 
-def run_models(
-    settings: Settings,
-    inputs: Inputs,
-    run_prefix: str,
-    models: list[Model],
-    plan: BuildPlan,
-    deadline: Deadline,
-) -> list[ModelRun]:
-    runs = []
-    with GoldSession(settings, inputs, run_prefix) as session:
-        if plan.profile:
-            profile = profile_sql(session.columns("silver"))
-            models = [
-                *models,
-                Model(PROFILE_MODEL, check_model_sql(PROFILE_MODEL, profile, {"silver"})),
-            ]
-        for model in models:
-            deadline.check(f"building model {model.name!r}")
-            runs.append(session.run_model(model.name, model.sql, deadline, plan.preview_rows))
-    return runs
-
-
 def model_output(run: ModelRun) -> ModelOutput:
     return ModelOutput(
         name=run.name,
@@ -148,16 +131,5 @@ def model_output(run: ModelRun) -> ModelOutput:
         rows=run.rows,
         size_bytes=run.size_bytes,
         columns=[Column(name=n, type=t) for n, t in run.columns],
-        preview_json=bounded_preview(run.preview_rows),
+        preview_json="[" + ",".join(bounded_rows(run.preview_rows)) + "]",
     )
-
-
-def bounded_preview(rows: list[str]) -> str:
-    """The rows as a JSON array, leaving out trailing rows beyond MAX_PREVIEW_BYTES."""
-    kept, size = [], 2
-    for row in rows:
-        size += len(row.encode()) + 1
-        if size > MAX_PREVIEW_BYTES:
-            break
-        kept.append(row)
-    return "[" + ",".join(kept) + "]"

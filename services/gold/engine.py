@@ -1,6 +1,6 @@
 """One gold build's DuckDB database: views over the committed inputs, locked, then the models.
 
-A session is one in-memory DuckDB per request (never shared between threads). It gets
+A session is one in-memory DuckDB in the build's own process (see worker.py). It gets
 the memory, thread and spill limits from settings, the object store's keys as a secret,
 the view `silver` and the `dim_*` views over exactly the files their manifests list;
 then external access is narrowed to those files and this run's output prefix and the
@@ -12,29 +12,28 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import duckdb
 
-from flowforge.duckdb_s3 import connect, read_parquet_sql, scrub, sql_identifier, sql_literal
-from flowforge.errors import (
-    DeadlineExceeded,
-    FailedPrecondition,
-    FlowForgeError,
-    InvalidArgument,
-    ResourceExhausted,
-    Unavailable,
+from flowforge.duckdb_s3 import (
+    add_s3_secret,
+    checked_url,
+    duckdb_url,
+    open_database,
+    read_parquet_sql,
+    sql_identifier,
+    sql_literal,
 )
-from flowforge.runtime import Deadline, resource_exhausted_from
+from flowforge.errors import DeadlineExceeded, FlowForgeError, InvalidArgument, Unavailable
 from flowforge.settings import Settings
-from flowforge.storage import s3_url
+from services.gold.duckdb_errors import relocate, translate
 
-_WATCH_INTERVAL = 0.1
+# A preview is for a glance in a UI or a log, not for moving data.
+MAX_PREVIEW_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,25 @@ class Inputs:
 
 
 class GoldSession:
-    def __init__(self, settings: Settings, inputs: Inputs, output_prefix: str) -> None:
+    """DuckDB for one build; `spill` is the build's own folder (removed on close).
+
+    `database` is a fresh one from open_database() opened ahead (a build's process opens
+    it while it waits for its build: loading httpfs takes 85 ms or more); None opens one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        inputs: Inputs,
+        output_prefix: str,
+        spill: Path,
+        database: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
         self._settings = settings
         self._inputs = inputs
         self._output_prefix = output_prefix
-        base = settings.gold_temp_directory or settings.state_dir / "gold-spill"
-        base.mkdir(parents=True, exist_ok=True)
-        self._spill = Path(tempfile.mkdtemp(prefix="build-", dir=base))
+        self._spill = spill
+        self._database = database
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> GoldSession:
@@ -81,58 +92,52 @@ class GoldSession:
         self.close()
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        for con in (self._con, self._database):
+            if con is not None:
+                con.close()
+        self._con = self._database = None
         shutil.rmtree(self._spill, ignore_errors=True)
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         settings = self._settings
-        con = connect(
-            settings,
-            {
-                "memory_limit": settings.gold_memory_limit,
-                "threads": settings.gold_threads,
-                "temp_directory": str(self._spill),
-            },
-        )
+        # Every URL is checked before DuckDB sees any (duckdb_url refuses `..` and the like).
+        views = {"silver": self._urls(self._inputs.silver)} | {
+            f"dim_{name}": self._urls(keys) for name, keys in self._inputs.dimensions.items()
+        }
+        output = duckdb_url(settings, self._output_prefix)
+        con, self._database = self._database or open_database(), None
         try:
-            if settings.gold_max_temp_size:
-                # Only a SET on the open database reaches DuckDB's buffer manager.
-                con.execute(
-                    f"SET max_temp_directory_size = {sql_literal(settings.gold_max_temp_size)}"
-                )
-            self._create_views(con)
-            self._lock_down(con)
+            limits = {
+                "memory_limit": settings.gold_memory_limit,
+                "threads": str(settings.gold_threads),
+                "temp_directory": checked_url(str(self._spill)),
+                "max_temp_directory_size": settings.gold_max_temp_size,
+            }
+            for name, value in limits.items():
+                con.execute(f"SET {name} = {sql_literal(value)}")
+            add_s3_secret(con, settings)
+            self._create_views(con, views)
+            self._lock_down(con, [url for urls in views.values() for url in urls], output)
         except duckdb.Error as exc:
             con.close()
-            raise self._translate(exc, "setting up the inputs") from None
+            raise self._translate(exc, "setting up the inputs", sql=None) from None
         except BaseException:
             con.close()
             raise
         return con
 
     def _urls(self, keys: list[str]) -> list[str]:
-        return [s3_url(self._settings, key) for key in keys]
+        return [duckdb_url(self._settings, key) for key in keys]
 
-    def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        views = {"silver": self._inputs.silver} | {
-            f"dim_{name}": keys for name, keys in self._inputs.dimensions.items()
-        }
-        for view, keys in views.items():
+    def _create_views(self, con: duckdb.DuckDBPyConnection, views: dict[str, list[str]]) -> None:
+        for view, urls in views.items():
             try:
-                con.execute(
-                    f"CREATE VIEW {sql_identifier(view)} AS {read_parquet_sql(self._urls(keys))}"
-                )
+                con.execute(f"CREATE VIEW {sql_identifier(view)} AS {read_parquet_sql(urls)}")
             except duckdb.Error as exc:
                 # Where in our own SQL it failed means nothing to the caller.
-                raise self._translate(exc, f"reading {view}", located=False) from None
+                raise self._translate(exc, f"reading {view}", sql=None) from None
 
-    def _lock_down(self, con: duckdb.DuckDBPyConnection) -> None:
-        readable = self._urls(self._inputs.silver) + [
-            url for keys in self._inputs.dimensions.values() for url in self._urls(keys)
-        ]
-        output = s3_url(self._settings, self._output_prefix)
+    def _lock_down(self, con: duckdb.DuckDBPyConnection, readable: list[str], output: str) -> None:
         con.execute(f"SET allowed_paths = [{', '.join(sql_literal(u) for u in readable)}]")
         con.execute(f"SET allowed_directories = [{sql_literal(output)}]")
         con.execute("SET enable_external_access = false")
@@ -149,14 +154,14 @@ class GoldSession:
             relation = self.con.table(view)
             return [(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)]
         except duckdb.Error as exc:
-            raise self._translate(exc, f"reading {view}") from None
+            raise self._translate(exc, f"reading {view}", sql=None) from None
 
-    def run_model(self, name: str, sql: str, deadline: Deadline, preview_rows: int) -> ModelRun:
+    def run_model(self, name: str, sql: str, preview_rows: int) -> ModelRun:
         """Runs one (checked) SELECT and writes its result as {output_prefix}{name}.parquet."""
         key = f"{self._output_prefix}{name}.parquet"
-        url = s3_url(self._settings, key)
-        watch = Watchdog(self.con, name, self._settings.gold_model_timeout_seconds, deadline)
-        with watch:
+        url = duckdb_url(self._settings, key)
+        what = f"model {name!r}"
+        with Watchdog(self.con, name, self._settings.gold_model_timeout_seconds) as watch:
             try:
                 relation = self.bind(sql)
                 if relation is None:
@@ -166,10 +171,14 @@ class GoldSession:
                 columns = [
                     (n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)
                 ]
-                refuse_duplicate_columns(name, [n for n, _ in columns])
-                relation.create_view("__gold_model", replace=True)
+            except duckdb.Error as exc:
+                raise watch.reason or self._translate(exc, what) from None
+            refuse_duplicate_columns(name, [n for n, _ in columns])
+            try:
+                # The query keeps its own lines (from the second on), so DuckDB's "LINE n"
+                # pointer maps back to the model's text; see relocate().
                 stats = self.con.execute(
-                    f"COPY __gold_model TO {sql_literal(url)} "
+                    f"COPY (\n{sql}\n) TO {sql_literal(url)} "
                     "(FORMAT parquet, COMPRESSION zstd, RETURN_STATS)"
                 ).fetchone()
                 preview = self.con.execute(
@@ -178,7 +187,8 @@ class GoldSession:
                     [url, preview_rows],
                 ).fetchall()
             except duckdb.Error as exc:
-                raise watch.reason or self._translate(exc, f"model {name!r}") from None
+                # The preview's statement holds no "LINE" pointer into the model: dropped.
+                raise watch.reason or self._translate(exc, what, sql=sql) from None
         if stats is None:
             raise Unavailable(f"model {name!r}: DuckDB reported nothing about {url}")
         return ModelRun(
@@ -187,7 +197,7 @@ class GoldSession:
             rows=int(stats[1]),
             size_bytes=int(stats[2]),
             columns=columns,
-            preview_rows=[row[0] for row in preview],
+            preview_rows=bounded_rows([row[0] for row in preview]),
         )
 
     def bind(self, sql: str) -> duckdb.DuckDBPyRelation | None:
@@ -203,32 +213,26 @@ class GoldSession:
                 raise located from None
             raise
 
-    def _translate(self, exc: duckdb.Error, what: str, located: bool = True) -> FlowForgeError:
-        """DuckDB's error as the domain error a caller can act on; the secret scrubbed."""
-        message = scrub(str(exc), self._settings)
-        if not located:
+    def _translate(self, exc: duckdb.Error, what: str, sql: str | None = "") -> FlowForgeError:
+        """`sql`: the model's text when the failing statement wraps it as run_model does,
+        None when the statement is FlowForge's own, "" when it is the model's text alone."""
+        message = str(exc)
+        if sql:
+            message = relocate(message, sql)
+        elif sql is None:
             message = message.split("\n\nLINE ", 1)[0]
-        settings = self._settings
-        exhausted = resource_exhausted_from(exc)
-        if isinstance(exc, duckdb.OutOfMemoryException) or exhausted is not None:
-            first_line = message.strip().splitlines()[0] if message.strip() else message
-            return ResourceExhausted(
-                f"{what} needs more memory or spill space than a gold build may use "
-                f"(FLOWFORGE_GOLD_MEMORY_LIMIT={settings.gold_memory_limit}, "
-                f"FLOWFORGE_GOLD_MAX_TEMP_SIZE={settings.gold_max_temp_size or 'DuckDB default'}, "
-                f"spilling to FLOWFORGE_GOLD_TEMP_DIRECTORY={self._spill.parent})"
-                f": {first_line}"
-            )
-        if isinstance(exc, duckdb.HTTPException):
-            status = getattr(exc, "status_code", 0)
-            if status in (403, 404):
-                return FailedPrecondition(f"{what}: the object store answered {status}: {message}")
-            return Unavailable(f"{what}: the object store failed: {message}")
-        if isinstance(exc, duckdb.IOException):
-            return Unavailable(f"{what}: reading or writing the object store failed: {message}")
-        if isinstance(exc, (duckdb.InternalException, duckdb.FatalException)):
-            raise exc  # a DuckDB bug: logged with its traceback, answered INTERNAL
-        return InvalidArgument(f"{what}: {message}")
+        return translate(exc, what, self._settings, self._spill.parent, message)
+
+
+def bounded_rows(rows: list[str]) -> list[str]:
+    """The rows that fit in MAX_PREVIEW_BYTES as a JSON array; trailing rows left out."""
+    kept, size = [], 2
+    for row in rows:
+        size += len(row.encode()) + 1
+        if size > MAX_PREVIEW_BYTES:
+            break
+        kept.append(row)
+    return kept
 
 
 def refuse_duplicate_columns(model: str, names: list[str]) -> None:
@@ -244,21 +248,22 @@ def refuse_duplicate_columns(model: str, names: list[str]) -> None:
 
 
 class Watchdog:
-    """Interrupts the running query when the model's time is up or the caller went away."""
+    """Interrupts the running query when the model's time is up.
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, model: str, timeout: float, deadline: Deadline
-    ) -> None:
+    The interrupt is cooperative: a query busy inside one long function call only sees it
+    when the call returns. The build's parent process kills the process a moment later if
+    the model has not stopped (sandbox.py); that is the hard bound.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, model: str, timeout: float) -> None:
         self._con = con
         self._model = model
         self._timeout = timeout
-        self._deadline = deadline
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="gold-watchdog", daemon=True)
-        self.reason: FlowForgeError | None = None
+        self.reason: DeadlineExceeded | None = None
 
     def __enter__(self) -> Watchdog:
-        self._ends = time.monotonic() + self._timeout
         self._thread.start()
         return self
 
@@ -267,18 +272,16 @@ class Watchdog:
         self._thread.join()
 
     def _watch(self) -> None:
-        while not self._done.wait(_WATCH_INTERVAL):
-            if time.monotonic() >= self._ends:
-                self.reason = DeadlineExceeded(
-                    f"model {self._model!r} ran longer than {self._timeout:g}s "
-                    "(FLOWFORGE_GOLD_MODEL_TIMEOUT_SECONDS)"
-                )
-            else:
-                try:
-                    self._deadline.check(f"running model {self._model!r}")
-                except FlowForgeError as exc:
-                    self.reason = exc
-            if self.reason is not None:
-                with contextlib.suppress(Exception):
-                    self._con.interrupt()
-                return
+        if self._done.wait(self._timeout):
+            return
+        self.reason = model_timed_out(f"model {self._model!r}", self._timeout)
+        with contextlib.suppress(Exception):
+            self._con.interrupt()
+
+
+def model_timed_out(what: str, timeout: float) -> DeadlineExceeded:
+    # The same model over the same data takes as long again: retrying cannot help.
+    return DeadlineExceeded(
+        f"{what} ran longer than {timeout:g}s (FLOWFORGE_GOLD_MODEL_TIMEOUT_SECONDS)",
+        retryable=False,
+    )

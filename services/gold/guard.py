@@ -2,8 +2,9 @@
 
 DuckDB parses the text itself (so no dialect corner is missed) and its syntax tree is
 walked: every table a query names must be `silver`, a `dim_*` view the spec lists or a
-CTE in scope; table functions, SHOW/DESCRIBE and settings functions are refused. The
-locked-down connection (see engine.py) is the second line of defence.
+CTE in scope; SHOW/DESCRIBE and table functions but three are refused, and every function
+called must be on the allowlist in allowed_functions.py. The locked-down connection (see
+engine.py) is the second line of defence.
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ from typing import Any
 import duckdb
 
 from flowforge.errors import InvalidArgument
+from services.gold.allowed_functions import ALLOWED_TABLE_FUNCTIONS, refusal
 
 MAX_SQL_CHARS = 100_000
 
-# Table functions that only generate values; everything else reaches files, URLs,
-# settings, secrets or runs SQL of its own (read_*, glob, query, duckdb_*, ...).
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
-# Scalar functions that show the service's configuration (paths, allowed files).
-REFUSED_FUNCTIONS = frozenset({"current_setting", "getvariable"})
 ALLOWED_TABLE_REFS = frozenset(
     {"BASE_TABLE", "SUBQUERY", "JOIN", "EXPRESSION_LIST", "EMPTY", "TABLE_FUNCTION", "PIVOT"}
 )
@@ -47,8 +44,9 @@ def check_model_sql(model: str, sql: str, readable: set[str]) -> str:
     """
     if len(sql) > MAX_SQL_CHARS:
         raise InvalidArgument(f"model {model!r}: the SQL is longer than {MAX_SQL_CHARS} characters")
-    query = sql.strip().rstrip(";").strip()
-    if not query:
+    # Leading lines stay: every line and column DuckDB reports is then the model's own.
+    query = sql.rstrip().rstrip(";").rstrip()
+    if not query.strip():
         raise InvalidArgument(f"model {model!r}: the SQL is empty")
     with _parser_lock:
         parser = _parser()
@@ -96,10 +94,10 @@ def refusals(
         problem = table_ref_problem(node, scope, readable)
         if problem:
             yield node, problem
-    if node.get("class") == "FUNCTION" and str(node.get("function_name")).lower() in (
-        REFUSED_FUNCTIONS
-    ):
-        yield node, f"calls {node['function_name']}(), which models may not use"
+    if node.get("class") in ("FUNCTION", "WINDOW"):
+        problem = function_problem(node)
+        if problem:
+            yield node, problem
     for key, child in node.items():
         if key == "cte_map":
             continue
@@ -109,6 +107,18 @@ def refusals(
             yield from refusals(child, scope | {str(node.get("cte_name")).lower()}, readable)
         else:
             yield from refusals(child, scope, readable)
+
+
+def function_problem(node: dict[str, Any]) -> str | None:
+    name = str(node.get("function_name", "?"))
+    if node.get("catalog"):
+        # `x.upper()` arrives with schema `x` (a method call), so only a catalog (three-part
+        # name) marks a function looked up somewhere else than DuckDB's own.
+        return f"calls {node['catalog']}.{node.get('schema')}.{name}(): call functions by name"
+    reason = refusal(name)
+    if reason is None:
+        return None
+    return f"calls {name}(), which models may not use: {reason}"
 
 
 def is_table_ref(node: dict[str, Any]) -> bool:

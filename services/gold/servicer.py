@@ -13,6 +13,7 @@ from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
 from flowforge.wire import log_fields, to_proto
 from services.gold.build import BuildPlan, build
+from services.gold.sandbox import Sandbox
 
 
 def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
@@ -29,11 +30,16 @@ def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
 
 class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
-        self._settings = settings
+        # The build processes' pool: one warm child waiting, build slots (sandbox.py).
+        self._sandbox = Sandbox(settings)
         self._store = store
+
+    def close(self) -> None:
+        """Stops the warm build process; the server calls it when it stops."""
+        self._sandbox.close()
 
     @rpc(log_fields)
     def Build(  # noqa: N802 (gRPC method name)
         self, request: gold_pb2.BuildRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return to_proto(build(self._store, self._settings, plan_from_proto(request), deadline))
+        return to_proto(build(self._store, self._sandbox, plan_from_proto(request), deadline))

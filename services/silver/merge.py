@@ -100,9 +100,11 @@ class Merger:
             joined.filter(~matched).height,
         )
         self.check_uniques(out, effective, quarantined_by)
+        # The rows that lose to silver's would change nothing: the MERGE gets the others,
+        # and its update predicate says the same again.
         return Merge(
-            self.with_run_id(kept, out.schema),
-            same_key_sql(self.keys, nullable(kept, self.keys)),
+            self.with_run_id(effective, out.schema),
+            same_key_sql(self.keys, nullable(effective, self.keys)),
             newer_or_same_sql(self.order),
         )
 

@@ -125,6 +125,12 @@ class Refinery:
         self.out.rows_rejected = sum(f.rows for f in self.quarantine.files)
         if self.silver is not None:
             self.out.rows_out = sum(f.rows for f in self.silver.files)
+        report.fail_if_mostly_quarantined(
+            self.out.rows_in,
+            self.out.rejected_by_reason,
+            self.out.quality,
+            self.spec.max_bad_percent,
+        )
         return self.out
 
     def check_drift(self, previous_run: str, schema: pl.Schema) -> None:
@@ -150,28 +156,17 @@ class Refinery:
         if self.silver is None and before is None:
             raise NeedsFullRebuild("silver's last commit does not record its inferred types")
         with polars_errors("inferring column types"):
-            row = (
-                casting.inference_frame(source, columns)
-                .collect(engine="streaming")
-                .row(0, named=True)
-            )
+            found = casting.gather_evidence(source, columns)
         kinds = []
-        for i, column in enumerate(columns):
-            has_values = bool(row[f"{i}:any"])
-            parses = {name: bool(row[f"{i}:{name}"]) for name in casting.INFERENCE_ORDER}
+        for column, seen in zip(columns, found, strict=True):
             earlier = (before or {}).get(column.source)
             if earlier is not None:
-                has_values = has_values or bool(earlier["any"])
-                parses = {name: ok and name in earlier["parses"] for name, ok in parses.items()}
-            self.out.inference[column.source] = {
-                "any": has_values,
-                "parses": [name for name, ok in parses.items() if ok],
-            }
-            if not has_values:
-                self.out.warnings.append(
-                    f"column {column.target!r} is null in every row; typed as string"
-                )
-            kinds.append(casting.inferred_type(has_values, parses))
+                seen = casting.Evidence.from_dict(earlier).merged(seen)
+            self.out.inference[column.source] = seen.as_dict()
+            inferred = casting.column_type(column.target, seen)
+            if inferred.warning:
+                self.out.warnings.append(inferred.warning)
+            kinds.append(inferred.type)
         typed = with_types(columns, kinds)
         check_types(self.spec, typed)
         return typed

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from flowforge.silver_columns import AUDIT_COLUMNS, CARRIED_AUDIT
-from flowforge.specs.silver_model import ColumnRule, Expectation, SilverType
+from flowforge.specs.silver_model import ColumnRule, Expectation, NumberFormat, SilverType
 from services.silver.transform import QUARANTINE_COLUMNS, Check, cases
 
 REASON_VALUE_CHARS = 80
@@ -70,6 +70,8 @@ def cast_reason(raw: pl.Expr, column: ColumnRule) -> pl.Expr:
     text = f" is not a valid {kind}"
     if column.formats:
         text += f" (formats: {', '.join(column.formats)})"
+    if column.number != NumberFormat():
+        text += f" ({column.number})"
     return pl.concat_str([shown(raw), pl.lit(text[:300])])
 
 

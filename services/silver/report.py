@@ -9,6 +9,8 @@ from flowforge.errors import FailedPrecondition
 from flowforge.reports import Column, ColumnChange, DuplicateCount, RuleResult, SchemaDrift
 from services.silver.transform import Check, drift
 
+TOP_REASONS = 3
+
 
 @dataclass(frozen=True)
 class Counted:
@@ -53,6 +55,27 @@ def fail_if_breached(counted: Sequence[Counted]) -> None:
         raise FailedPrecondition(
             "data quality check failed: " + "; ".join(found) + ". Nothing was committed"
         )
+
+
+def fail_if_mostly_quarantined(
+    rows_read: int, by_reason: dict[str, int], counted: Sequence[Counted], ceiling: float
+) -> None:
+    """spec.max_bad_percent: a run whose quarantine holds more than `ceiling` percent of
+    the rows it read fails, so a file silver cannot read (a wrong type, decimal commas)
+    is not committed as an empty silver."""
+    quarantined = sum(by_reason.values())
+    if not rows_read or 100.0 * quarantined / rows_read <= ceiling:
+        return
+    rules = {c.check.rule_id: f" ({c.check.rule} on column {c.check.column!r})" for c in counted}
+    top = sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+    reasons = ", ".join(f"{rule_id}: {rows} rows{rules.get(rule_id, '')}" for rule_id, rows in top)
+    share = f"{quarantined} of the {rows_read} rows read ({100.0 * quarantined / rows_read:.2f}%)"
+    opening = "silver kept none of the rows: " if quarantined == rows_read else ""
+    raise FailedPrecondition(
+        f"{opening}{share} went to quarantine, above max_bad_percent {ceiling:g} "
+        f"(spec.max_bad_percent; 100 allows any share); top reasons: {reasons}. "
+        "Nothing was committed"
+    )
 
 
 def describe(c: Counted) -> str:

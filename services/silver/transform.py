@@ -151,7 +151,7 @@ def typed_frame(
     frame = parse_in_order(
         frame,
         [
-            (f"__k{i}", c.target, parsers(k, c.formats))
+            (f"__k{i}", c.target, parsers(k, c.formats, c.number))
             for i, (c, k) in enumerate(zip(columns, kinds, strict=True))
         ],
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from orchestrator.store import ExecutionStatus
 from orchestrator.workflows import Workflow
@@ -229,6 +229,22 @@ def test_a_cancel_the_run_ended_just_before_is_409(
     assert (shown["status"], shown["error"]) == ("COMPLETED", None)
 
 
+def wait_for_a_blocked_update(engine: Any, timeout: float = 30) -> None:
+    """Until PostgreSQL shows an UPDATE of executions waiting for a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query ILIKE 'UPDATE executions%'"
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        # A new connection each round: statistics views are a snapshot per transaction.
+        with engine.connect() as connection:
+            if connection.execute(query).scalar():
+                return
+        assert time.monotonic() < deadline, "the cancel never waited for the flow's lock"
+        time.sleep(0.05)
+
+
 def test_a_cancel_racing_the_runs_end_in_the_database_is_409(api: Api, running: str) -> None:
     """The flow's end is in flight (its transaction open, paused just after its first
     statement on the execution) when the cancel arrives: one of them wins, the other hears
@@ -253,7 +269,8 @@ def test_a_cancel_racing_the_runs_end_in_the_database_is_409(api: Api, running: 
             flow = pool.submit(flow_ends)
             assert paused.wait(30), "the flow's end did not reach the database"
             cancel = pool.submit(api.client.post, f"/api/executions/{running}/cancel")
-            time.sleep(1.5)  # the cancel reaches the database while the flow's end is open
+            # The race is on only once the cancel's UPDATE waits for the flow's row lock.
+            wait_for_a_blocked_update(store.engine)
             resume.set()
             assert flow.result(30) is True
             message = error_of(cancel.result(30), 409)

@@ -43,4 +43,7 @@ def test_flow_runs_ended_in_prefect_end_their_executions(
     assert jobs["customers"]["latest_execution"]["status"] == "CRASHED"
     again = api.client.post(f"/api/workflows/{workflow.id}/jobs/orders/executions", json={})
     assert again.status_code == 201, again.text  # the job is free again
-    wait_until_ended(api, again.json()["id"])  # nothing landed: it fails, and says so
+    ended = wait_until_ended(api, again.json()["id"])  # nothing landed: it fails, and says so
+    assert ended["status"] == "FAILED"
+    assert "no CSV objects under s3://" in ended["error"]
+    assert f"landing/{workflow.id}/orders/" in ended["error"]

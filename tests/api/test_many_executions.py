@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.workflows import Workflow
 from tests.api.conftest import Api, wait_until_ended
-from tests.orchestrator.test_end_to_end import EXPECTED
+from tests.sample_oracle import EXPECTED
 
 JOBS = ("customers", "orders", "products")  # triggered in this order
 ENDED = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}

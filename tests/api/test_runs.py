@@ -7,7 +7,7 @@ import time
 
 from orchestrator.workflows import Workflow
 from tests.api.conftest import ROOT, Api, applied, wait_until_ended
-from tests.orchestrator.test_end_to_end import EXPECTED
+from tests.sample_oracle import EXPECTED
 
 
 def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow) -> None:

@@ -56,15 +56,6 @@ def default_of(command: Any, option: str) -> Any:
     return next(p.default for p in command.params if p.name == option)
 
 
-def api_available() -> bool:
-    return "api" in CLI.commands["serve"].commands  # type: ignore[attr-defined]
-
-
-def skip_api_until_it_exists(service: str) -> None:
-    if service == "api" and not api_available():
-        pytest.skip("`flowforge serve api` arrives with the executions API (issue 6)")
-
-
 def prefect_setting_names() -> set[str]:
     from prefect.settings import Settings as PrefectSettings
     from pydantic import BaseModel
@@ -87,7 +78,6 @@ def prefect_setting_names() -> set[str]:
 
 @pytest.mark.parametrize("service", sorted(flowforge_services(SERVICES)))
 def test_each_flowforge_command_exists_in_the_cli(service: str) -> None:
-    skip_api_until_it_exists(service)
     args = SERVICES[service]["command"]
     if args[0] == "prefect":
         import subprocess
@@ -132,7 +122,6 @@ def _option(args: list[str], option: str) -> str:
 
 
 def test_the_api_listens_where_it_is_published() -> None:
-    skip_api_until_it_exists("api")
     command, params = resolve(SERVICES["api"]["command"])
     assert params["host"] == "0.0.0.0"
     assert params["port"] == default_of(command, "port")
@@ -154,8 +143,6 @@ def test_clients_reach_each_layer_by_dns_name_on_its_port() -> None:
 def test_every_flowforge_variable_is_a_setting() -> None:
     fields = {f"FLOWFORGE_{name.upper()}" for name in Settings.model_fields}
     for name, service in SERVICES.items():
-        if name == "api" and not api_available():
-            continue
         for key in environment(service):
             if key.startswith("FLOWFORGE_"):
                 assert key in fields, f"{name}: {key} is not a FlowForge setting"
@@ -196,8 +183,6 @@ def test_secrets_are_required_and_documented() -> None:
     }
     secrets = {"POSTGRES_PASSWORD", "PREFECT_AUTH_STRING", "SEAWEEDFS_ADMIN_PASSWORD"}
     for variable, operators in variables().items():
-        if variable == "FLOWFORGE_API_TOKEN" and not api_available():
-            continue
         assert re.search(rf"^{variable}=", example, re.M), f"{variable} not in .env.example"
         if variable in secrets | secret_settings or variable.endswith(("_TOKEN", "_PASSWORD")):
             assert set(operators) == {":?"}, f"{variable} must be required, not defaulted"
@@ -220,7 +205,6 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_healthy() ->
 
 @pytest.mark.parametrize("service", sorted(flowforge_services(long_running(SERVICES))))
 def test_healthchecks_call_the_cli_on_the_service_port(service: str) -> None:
-    skip_api_until_it_exists(service)
     test = SERVICES[service]["healthcheck"]["test"]
     assert test[0] == "CMD"
     command, params = resolve(test[1:])

@@ -16,6 +16,7 @@ from flowforge.layout import Dataset, JobKey
 from orchestrator.store import ExecutionRecord, StepStatus
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
+from tests.conftest import require
 from tests.faults.conftest import FaultStack, one_output_per_layer
 
 # Rows in, out and rejected per layer for the sample `products` job (examples/data).
@@ -114,16 +115,17 @@ def postgresql(action: str) -> None:
     )
 
 
-needs_pg_ctl = pytest.mark.skipif(
-    not shutil.which("pg_ctlcluster") or os.geteuid() != 0,
-    reason="restarting PostgreSQL needs pg_ctlcluster and root",
-)
+def require_pg_ctl() -> None:
+    require(
+        bool(shutil.which("pg_ctlcluster")) and os.geteuid() == 0,
+        "restarting PostgreSQL needs pg_ctlcluster and root",
+    )
 
 
-@needs_pg_ctl
 def test_store_calls_wait_for_postgresql_to_come_back(
     fault_stack: FaultStack, sample_workflow: Workflow
 ) -> None:
+    require_pg_ctl()
     workflow = fault_stack.add_workflow(sample_workflow)
     store = fault_stack.store
     execution = store.create_execution(workflow.id, PRODUCTS, ["bronze"])
@@ -145,10 +147,10 @@ def test_store_calls_wait_for_postgresql_to_come_back(
     assert (step.status, step.rows_out) == ("COMPLETED", 40)
 
 
-@needs_pg_ctl
 def test_postgresql_restarting_during_a_run(
     fault_stack: FaultStack, sample_workflow: Workflow
 ) -> None:
+    require_pg_ctl()
     workflow = fault_stack.add_workflow(sample_workflow)
     proxy = fault_stack.proxy
     assert proxy is not None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import require
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -37,7 +38,7 @@ def run_fuzzer(target: str, seconds: int, corpus: Path, artifacts: Path, *flags:
 
 
 def test_fuzz_csv_parsing(tmp_path: Path) -> None:
-    pytest.importorskip("atheris")
+    require(importlib.util.find_spec("atheris") is not None, "atheris (the dev extra)")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for case in (HERE.parent / "bronze" / "cases").glob("*.csv"):
@@ -47,7 +48,7 @@ def test_fuzz_csv_parsing(tmp_path: Path) -> None:
 
 def test_fuzz_spec_parsing(tmp_path: Path) -> None:
     """Silver specs (YAML), gold model SQL and workflow YAML, seeded with the examples."""
-    pytest.importorskip("atheris")
+    require(importlib.util.find_spec("atheris") is not None, "atheris (the dev extra)")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for spec in (ROOT / "examples" / "silver").glob("*.yaml"):

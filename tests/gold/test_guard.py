@@ -141,8 +141,10 @@ def test_a_cte_named_after_a_catalog_table_is_not_itself_in_its_body(sql: str, t
     assert f"reads {table!r}: a model may read only `silver`" in caught.value.message
 
 
-def test_trailing_semicolons_are_dropped_from_the_query() -> None:
-    assert check_model_sql("m", "  SELECT 1 FROM silver ;; \n", READABLE) == "SELECT 1 FROM silver"
+def test_trailing_semicolons_are_dropped_and_leading_lines_kept() -> None:
+    # What comes first stays, so DuckDB's line and column numbers are the model's own.
+    query = check_model_sql("m", "\n  SELECT 1 FROM silver ;; \n", READABLE)
+    assert query == "\n  SELECT 1 FROM silver"
 
 
 def test_location_counts_lines_and_characters() -> None:

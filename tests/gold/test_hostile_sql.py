@@ -21,7 +21,6 @@ import pytest
 from flowforge.dimensions import upload_dimension
 from flowforge.errors import InvalidArgument
 from flowforge.layout import Dataset, JobKey
-from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from services.gold.engine import GoldSession, Inputs
@@ -55,6 +54,21 @@ HOSTILE = {
     "dynamic_sql": "SELECT * FROM query('SELECT * FROM read_csv(''{canary}'')')",
     "secrets": "SELECT * FROM duckdb_secrets()",
     "settings": "SELECT current_setting('allowed_paths') AS paths",
+    # Functions that reach settings, the catalogue or SQL text without naming a setting
+    # function or a table function: the allowlist refuses them (issue 16).
+    "plan_of_sql_text": (
+        "SELECT json_serialize_plan('SELECT current_setting(''temp_directory'')', "
+        "optimize := true) AS plan"
+    ),
+    "sql_text_to_tree": "SELECT json_serialize_sql('SELECT * FROM duckdb_secrets()') AS t",
+    "macro_reading_views": "SELECT pg_get_viewdef(view_oid) AS sql FROM (SELECT 1 AS view_oid)",
+    "macro_reading_database_size": "SELECT get_block_size('memory') AS block_size",
+    "macro_reading_types": "SELECT format_type(25, 0) AS type_name",
+    "running_statement": "SELECT current_query() AS statement",
+    "variable": "SELECT getvariable('anything') AS v",
+    "setting_as_method": "SELECT 'temp_directory'.current_setting() AS v",
+    "catalog_qualified_function": "SELECT system.main.current_setting('temp_directory') AS v",
+    "setting_in_window": "SELECT current_setting('temp_directory') OVER () AS v FROM silver",
     "catalog": "SELECT * FROM information_schema.tables",
     "qualified_silver": "SELECT * FROM memory.main.silver",
     "show": "SHOW TABLES",
@@ -163,6 +177,10 @@ def test_refusals_explain_themselves(gold, scene: dict[str, str]) -> None:
         "unlisted_dimension": f"the spec's dimensions do not list '{scene['hidden']}'",
         "qualified_silver": "reads 'memory.main.silver'",
         "settings": "calls current_setting(), which models may not use",
+        "plan_of_sql_text": "calls json_serialize_plan(), which models may not use: it parses "
+        "or plans SQL text",
+        "macro_reading_views": "calls pg_get_viewdef(), which models may not use: it reads "
+        "the catalogue",
     }
     for label, message in expected.items():
         sql = HOSTILE[label].format(**scene)
@@ -205,20 +223,20 @@ def outside_the_job(settings: Settings, scene: dict[str, str]) -> list[str]:
 
 @pytest.mark.parametrize("label", list(HOSTILE))
 def test_the_locked_session_reads_nothing_else_even_without_the_guard(
-    settings: Settings, store: ObjectStore, scene: dict[str, str], label: str
+    settings: Settings, store: ObjectStore, scene: dict[str, str], label: str, tmp_path: Path
 ) -> None:
     job = JobKey(scene["workflow_id"], "job")
     silver = Dataset.for_layer("silver", job).run_prefix("silver-1") + "part-00000.parquet"
     output = Dataset.for_layer("gold", job).run_prefix(f"locked-{label.replace('_', '-')}")
     sql = HOSTILE[label].format(**scene)
     before = everything(store)
-    with GoldSession(settings, Inputs([silver], {}), output) as session:
+    with GoldSession(settings, Inputs([silver], {}), output, tmp_path) as session:
         # The lock leaves the session its own silver and its own prefix ...
-        allowed = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", Deadline(), 5)
+        allowed = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", 5)
         assert (allowed.rows, allowed.key) == (2, f"{output}allowed.parquet")
         # ... and whatever the model does, nothing else.
         try:
-            run = session.run_model("hostile", sql, Deadline(), 5)
+            run = session.run_model("hostile", sql, 5)
         except InvalidArgument as exc:
             assert CANARY not in exc.message, label
             if label in LOCKED_OUT:

@@ -18,6 +18,8 @@ from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from services.gold.guard import MAX_SQL_CHARS
+from services.gold.profile import profile_sql
 from tests.gold.conftest import build, commit_silver, preview, read_model, serving
 
 
@@ -333,3 +335,65 @@ def test_concurrent_builds_each_get_their_own_database(gold, store: ObjectStore)
     for n, result in enumerate(results, start=1):
         expected = sales(1, 10 * n).select(pl.len().alias("orders"), pl.col("amount").sum())
         assert read_model(store, result, "totals").to_dicts() == expected.to_dicts()
+
+
+@pytest.mark.parametrize("comment_lines", [0, 6])
+def test_a_runtime_error_quotes_the_models_own_line(
+    gold, store: ObjectStore, job: JobKey, comment_lines: int
+) -> None:
+    commit_silver(store, job, sales(1, 5))
+    lines = [
+        *["-- notes"] * comment_lines,
+        "SELECT order_id,",
+        "       region_code,",
+        "       CAST(region_code AS INTEGER) AS code",
+        "FROM silver",
+    ]
+    line = lines.index("       CAST(region_code AS INTEGER) AS code") + 1  # 3, then 9
+    with pytest.raises(grpc.RpcError) as caught:
+        build(gold, job, {"casts": "\n".join(lines)}, skip_profile=True)
+    details = caught.value.details()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("model 'casts': Conversion Error: Could not convert string")
+    pointer = f"LINE {line}: {lines[line - 1]}"
+    caret = " " * (len(f"LINE {line}: ") + lines[line - 1].index("CAST")) + "^"
+    assert details.endswith(f"\n\n{pointer}\n{caret}"), details
+    assert "COPY" not in details and "s3://" not in details
+
+
+def test_a_runtime_error_without_a_position_shows_no_statement(
+    gold, store: ObjectStore, job: JobKey
+) -> None:
+    commit_silver(store, job, sales(1, 2))
+    with pytest.raises(grpc.RpcError) as caught:
+        build(gold, job, {"raises": "SELECT error('boom ' || order_id) AS e\nFROM silver"})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "model 'raises': Invalid Input Error: boom 1"
+
+
+def test_a_model_ending_in_a_line_comment_builds(gold, store: ObjectStore, job: JobKey) -> None:
+    # The service wraps the query in its own statement; the comment must end before it.
+    commit_silver(store, job, sales(1, 4))
+    result = build(gold, job, {"n": "SELECT count(*) AS n FROM silver -- all of them"})
+    assert read_model(store, result, "n").item() == 4
+
+
+def test_the_profile_of_a_wide_table_is_not_held_to_the_model_sql_limit(
+    gold, store: ObjectStore, job: JobKey
+) -> None:
+    frame = pl.DataFrame(
+        {
+            f"column_{i:03d}": [None if (row + i) % 7 == 0 else row * i for row in range(12)]
+            for i in range(250)
+        }
+    )
+    commit_silver(store, job, frame)
+    columns = [(name, "BIGINT") for name in frame.columns]
+    assert len(profile_sql(columns)) > MAX_SQL_CHARS  # what a model may not send
+    profile = read_model(store, build(gold, job), "profile")
+    assert profile["column_name"].to_list() == frame.columns
+    assert profile["null_count"].to_list() == [frame[c].null_count() for c in frame.columns]
+    assert profile["distinct_count"].to_list() == [
+        frame[c].drop_nulls().n_unique() for c in frame.columns
+    ]
+    assert set(profile["row_count"].to_list()) == {frame.height}

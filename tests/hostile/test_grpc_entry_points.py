@@ -76,29 +76,28 @@ def _assert_refused(call: Callable[[], Any], field: str, channel: grpc.Channel) 
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.mark.parametrize(("field", "value"), _params(["job.workflow_id", "job.job_id"]))
-def test_bronze_ingest_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
+BRONZE_FIELDS = ["job.workflow_id", "job.job_id"]
+SILVER_FIELDS = ["job.workflow_id", "job.job_id"]
+GOLD_FIELDS = ["job.workflow_id", "job.job_id", "spec.models[0].name", "spec.dimensions[0]"]
+
+
+def ingest(channels: dict[str, grpc.Channel], field: str, value: str) -> Callable[[], Any]:
     stub = bronze_pb2_grpc.BronzeServiceStub(channels["bronze"])
     request = bronze_pb2.IngestRequest(
         job=_job(field, value), run_id=value if field == "run_id" else ""
     )
-    _assert_refused(lambda: stub.Ingest(request, timeout=10), field, channels["bronze"])
+    return lambda: stub.Ingest(request, timeout=10)
 
 
-@pytest.mark.parametrize(("field", "value"), _params(["job.workflow_id", "job.job_id"]))
-def test_silver_refine_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
+def refine(channels: dict[str, grpc.Channel], field: str, value: str) -> Callable[[], Any]:
     stub = silver_pb2_grpc.SilverServiceStub(channels["silver"])
     request = silver_pb2.RefineRequest(
         job=_job(field, value), run_id=value if field == "run_id" else ""
     )
-    _assert_refused(lambda: stub.Refine(request, timeout=10), field, channels["silver"])
+    return lambda: stub.Refine(request, timeout=10)
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    _params(["job.workflow_id", "job.job_id", "spec.models[0].name", "spec.dimensions[0]"]),
-)
-def test_gold_build_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
+def build(channels: dict[str, grpc.Channel], field: str, value: str) -> Callable[[], Any]:
     stub = gold_pb2_grpc.GoldServiceStub(channels["gold"])
     model = value if field == "spec.models[0].name" else "orders"
     request = gold_pb2.BuildRequest(
@@ -109,7 +108,22 @@ def test_gold_build_refuses(channels: dict[str, grpc.Channel], field: str, value
             dimensions=[value if field == "spec.dimensions[0]" else "countries"],
         ),
     )
-    _assert_refused(lambda: stub.Build(request, timeout=10), field, channels["gold"])
+    return lambda: stub.Build(request, timeout=10)
+
+
+@pytest.mark.parametrize(("field", "value"), _params(BRONZE_FIELDS))
+def test_bronze_ingest_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
+    _assert_refused(ingest(channels, field, value), field, channels["bronze"])
+
+
+@pytest.mark.parametrize(("field", "value"), _params(SILVER_FIELDS))
+def test_silver_refine_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
+    _assert_refused(refine(channels, field, value), field, channels["silver"])
+
+
+@pytest.mark.parametrize(("field", "value"), _params(GOLD_FIELDS))
+def test_gold_build_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
+    _assert_refused(build(channels, field, value), field, channels["gold"])
 
 
 def test_longest_valid_id_still_accepted(channels: dict[str, grpc.Channel]) -> None:
@@ -123,8 +137,16 @@ def test_longest_valid_id_still_accepted(channels: dict[str, grpc.Channel]) -> N
     assert info.value.code() == grpc.StatusCode.NOT_FOUND  # no CSV there: it was looked up
 
 
-def test_no_object_key_holds_a_hostile_value(store: ObjectStore) -> None:
-    """After all the refusals above, nothing was written under any hostile name."""
+def test_no_object_key_holds_a_hostile_value(
+    channels: dict[str, grpc.Channel], store: ObjectStore
+) -> None:
+    """Every hostile value sent to every entry point, then nothing was written under any
+    hostile name (on its own: it does not rely on the tests above having run first)."""
+    for call, fields in ((ingest, BRONZE_FIELDS), (refine, SILVER_FIELDS), (build, GOLD_FIELDS)):
+        for param in _params(fields):
+            field, value = param.values
+            with pytest.raises(grpc.RpcError):
+                call(channels, str(field), str(value))()
     keys = [o.key for o in store.list("")]
     for _, value in HOSTILE:
         if value and len(value) < 200:

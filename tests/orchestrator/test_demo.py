@@ -4,11 +4,14 @@ stack, every sample job through the flow, exit 0, and nothing left running after
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+
+from tests.sample_oracle import EXPECTED, quarantine_reasons
 
 
 def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) -> None:
@@ -25,15 +28,17 @@ def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) ->
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "every sample job completed" in output
-    for line in (
-        "│ bronze │ COMPLETED │     203 │      201 │        2 │",
-        "│ silver │ COMPLETED │     398 │      376 │       22 │",
-        "│ gold   │ COMPLETED │      36 │       11 │        0 │",
-        "silver quarantined (cast_price): 4",
-        "ok bronze rows = silver + quarantined + duplicates removed: 201 = 201",
-        "gold · customers_by_country",
-        "gold · profile",
-    ):
+    for job, layers in EXPECTED.items():
+        for layer, (rows_in, rows_out, rejected) in layers.items():
+            row = re.compile(rf"│ {layer} +│ COMPLETED │ +{rows_in} │ +{rows_out} │ +{rejected} │")
+            assert row.search(output), (job, layer)
+        for reason, count in quarantine_reasons(job).items():
+            assert f"silver quarantined ({reason}): {count}" in output
+        rows = EXPECTED[job]["bronze"][1]
+        assert (
+            f"ok bronze rows = silver + quarantined + duplicates removed: {rows} = {rows}" in output
+        )
+    for line in ("gold · customers_by_country", "gold · profile"):
         assert line in output, line
     assert "Traceback" not in output and "Error logging" not in output
     leftovers = [

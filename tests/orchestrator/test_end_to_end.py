@@ -17,14 +17,7 @@ from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import cancel_execution, trigger_execution
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
-
-# What the sample CSVs give with the sample workflow's specs (examples/generate.py output):
-# per layer (rows in, rows out, rows rejected).
-EXPECTED = {
-    "customers": {"bronze": (203, 201, 2), "silver": (201, 192, 6), "gold": (192, 54, 0)},
-    "orders": {"bronze": (400, 398, 2), "silver": (398, 376, 22), "gold": (376, 81, 0)},
-    "products": {"bronze": (40, 40, 0), "silver": (40, 36, 4), "gold": (36, 11, 0)},
-}
+from tests.sample_oracle import EXPECTED, balance_figures, quarantine_reasons
 
 
 def wait_for(stack: Stack, execution_id: str, timeout: float = 90) -> ExecutionRecord:
@@ -82,24 +75,18 @@ def test_sample_job_completes_with_exact_counts(stack: Stack, sample_workflow: W
     assert [s.status for s in execution.steps] == ["COMPLETED"] * 3
     assert execution.flow_run_id and execution.finished_at is not None
     silver = execution.step("silver")
-    assert silver.quality["duplicates_removed"] == 3
-    assert sum(silver.quality["rejected_by_reason"].values()) == 6
+    figures = balance_figures("customers")
+    assert silver.quality["duplicates_removed"] == figures["duplicates_removed"]
+    assert silver.quality["rejected_by_reason"] == quarantine_reasons("customers")
     bronze = execution.step("bronze")
-    assert bronze.quality["rejected_by_reason"] == {"wrong_field_count": 2}
+    assert bronze.quality["rejected_by_reason"] == {
+        "wrong_field_count": EXPECTED["customers"]["bronze"][2]
+    }
     gold = execution.step("gold")
     models = {m["name"] for m in gold.quality["models"]}
     assert {"customers_by_country", "signups_per_month", "data_quality", "profile"} <= models
     assert execution.balance is not None and execution.balance["balanced"]
-    assert execution.balance["figures"] == {
-        "csv_rows": 203,
-        "bronze_rows": 201,
-        "bronze_rejected": 2,
-        "bronze_dataset_rows": 201,
-        "silver_input_rows": 201,
-        "silver_rows": 192,
-        "quarantined": 6,
-        "duplicates_removed": 3,
-    }
+    assert execution.balance["figures"] == figures
 
 
 def test_jobs_of_a_workflow_run_at_once_without_interfering(
@@ -225,7 +212,7 @@ def test_prefect_sees_the_artifact_and_the_layer_events(
     execution_id = stack.flow(workflow_id=workflow.id, job_id="products")["execution_id"]
     rows = table_artifact(f"{workflow.id}-products")
     assert [(r["layer"], r["status"], r["rows_out"]) for r in rows] == [
-        ("bronze", "COMPLETED", 40), ("silver", "COMPLETED", 36), ("gold", "COMPLETED", 11)
-    ]  # fmt: skip
+        (layer, "COMPLETED", counts[1]) for layer, counts in EXPECTED["products"].items()
+    ]
     names = sorted(e["event"] for e in layer_events(prefect_api, execution_id, expected=6))
     assert names == ["flowforge.layer.completed"] * 3 + ["flowforge.layer.started"] * 3

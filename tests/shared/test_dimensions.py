@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import uuid
 from pathlib import Path
@@ -44,6 +45,32 @@ def test_csv_is_typed_but_codes_keep_their_text(store: ObjectStore) -> None:
     }
     assert info.rows == 2 and info.columns[0] == ("code", "String")
     assert dict(info.columns)["rate"] == "Float64"
+
+
+def test_numbers_that_would_not_read_back_keep_their_text_with_a_warning(
+    store: ObjectStore,
+) -> None:
+    """The same inference as silver without a spec (flowforge.casting.infer_types)."""
+    rows = [
+        ["zip", "phone", "isbn", "product", "population", "share"],
+        ["00501", "0049301234", "0306406152", "007", "0", "0.25"],
+        ["01001", "+1 555 0100", "9783161484100", "0042A", "28438", "1.50"],
+        ["10001", "4930123456", "0345391802", "042", "21102", "3"],
+    ]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    name = unique("places")
+    info = upload_dimension(store, name, buffer.getvalue().encode(), "places.csv")
+    frame = stored(store, name)
+    columns = list(zip(*rows[1:], strict=True))
+    for header, values in zip(rows[0][:4], columns[:4], strict=True):
+        assert frame[header].to_list() == list(values)  # the text, as the csv module reads it
+    assert frame["population"].to_list() == [int(v) for v in columns[4]]
+    assert frame["share"].to_list() == [float(v) for v in columns[5]]
+    assert info.warnings == [
+        "column 'zip' kept as text: '00501' would lose its leading zero as integer",
+        "column 'isbn' kept as text: '0306406152' would lose its leading zero as integer",
+    ]  # phone and product hold values that are no number at all: text, nothing to say
 
 
 def test_a_new_upload_replaces_the_old_version_atomically(store: ObjectStore) -> None:
@@ -92,7 +119,7 @@ def test_cli_uploads_and_lists(
     get_settings.cache_clear()
     name = unique("countries")
     source = tmp_path / "countries.csv"
-    source.write_text("code,name\nFI,Finland\nJP,Japan\n")
+    source.write_text("code,name,dial\nFI,Finland,+358\nJP,Japan,+81\n")
     runner = CliRunner()
     try:
         uploaded = runner.invoke(app, ["dimensions", "upload", name, str(source)])
@@ -102,6 +129,9 @@ def test_cli_uploads_and_lists(
         get_settings.cache_clear()
     assert uploaded.exit_code == 0, uploaded.output
     assert f"dimension {name}: 2 rows" in uploaded.output
+    assert "warning: column 'dial' kept as text: '+358' would lose its '+' sign" in (
+        uploaded.output
+    )
     assert any(line.startswith(f"{name}\t2 rows") for line in listed.output.splitlines())
     assert refused.exit_code == 1
     assert "not a valid ID" in refused.output

@@ -11,6 +11,7 @@ from flowforge.reports import (
     DataObject,
     DuplicateCount,
     FileReport,
+    InputVersion,
     LayerReport,
     ModelOutput,
     RuleResult,
@@ -76,6 +77,13 @@ def full_report() -> LayerReport:
                 preview_json='[{"n": 1}]',
                 table="gold/w/j/m",
                 version=4,
+                status="BUILT",
+                reason="r",
+                inputs=[
+                    InputVersion(table="silver/w/j", version=3, run_id="r0", job_id="j"),
+                    InputVersion(table="dimensions/c", version=1, dimension="c"),
+                ],
+                depends_on=["n"],
             )
         ],
     )

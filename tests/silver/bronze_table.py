@@ -39,9 +39,11 @@ def write_bronze(
     run_id: str,
     source: str = "data.csv",
     replace: bool = False,
+    delimiter: str = ",",
 ) -> BronzeCommit:
     """Commits one landing file's rows; `replace`: the file was re-uploaded."""
-    header, *records = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    text = io.StringIO(data.decode("utf-8"))
+    header, *records = list(csv.reader(text, delimiter=delimiter))
     kept = [(n, r) for n, r in enumerate(records, start=1) if len(r) == len(header)]
     text = pl.DataFrame(
         [[r[i] for _, r in kept] for i in range(len(header))],

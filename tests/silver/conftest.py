@@ -18,6 +18,7 @@ from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
+from services.bronze.options import CsvOptions
 from services.layers import LAYER_SERVICES, create_server
 from tests.silver.bronze_table import BronzeCommit, write_bronze
 
@@ -43,10 +44,17 @@ def silver(channel: grpc.Channel) -> silver_pb2_grpc.SilverServiceStub:
 
 
 def fill_bronze(
-    store: ObjectStore, settings: Settings, job: JobKey, data: bytes, run_id: str = "b1"
+    store: ObjectStore,
+    settings: Settings,
+    job: JobKey,
+    data: bytes,
+    run_id: str = "b1",
+    options: CsvOptions | None = None,
 ) -> BronzeCommit:
-    """Commits one CSV's rows to bronze's table (no bronze server needed here)."""
-    return write_bronze(settings, job, data, run_id)
+    """Commits one CSV's rows to bronze's table (no bronze server needed here); of the
+    CSV options only the delimiter is read."""
+    delimiter = options.delimiter if options is not None and options.delimiter else ","
+    return write_bronze(settings, job, data, run_id, delimiter=delimiter)
 
 
 def refine(

@@ -140,7 +140,7 @@ def test_bad_spec_is_invalid_argument(
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (  # no columns: rules name default targets, which the bronze manifest lists
+        (  # no columns: rules name default targets, from the columns bronze's table has
             {"expectations": [{"type": "not_null", "column": "nope"}]},
             "spec.expectations[0].column 'nope' is not a silver column "
             "(silver has: 'id', 'name', 'joined', 'score')",
@@ -315,20 +315,28 @@ def test_without_a_spec_names_are_normalised_types_inferred_duplicates_dropped(
         settings,
         job,
         b"Customer ID,Signup Date,Amount,Active,Notes,Code\n"
-        b"1, 2024-01-05 ,10.5,yes,,007\n"
-        b"2,2024-02-06,N/A,no,NULL,010\n"
-        b"2,2024-02-06,N/A,no,NULL,010\n"
-        b" 2 ,2024-02-06,,no,,010\n",
+        b"1, 2024-01-05 ,10.5,true,,007\n"
+        b"2,2024-02-06,N/A,false,NULL,010\n"
+        b"2,2024-02-06,N/A,false,NULL,010\n"
+        b" 2 ,2024-02-06,,FALSE,,010\n",
     )
     result = refine(silver, job)
     types = {c.name: c.type for c in result.schema}
     assert types["customer_id"] == "Int64" and types["signup_date"] == "Date"
     assert types["amount"] == "Float64" and types["active"] == "Boolean"
-    assert types["notes"] == "String" and types["code"] == "Int64"
+    # Codes keep their text: '007' as an integer would be 7.
+    assert types["notes"] == "String" and types["code"] == "String"
     # Exact duplicates after cleaning: lines 2, 3 and 4 are one record.
     assert (result.rows_out, result.duplicates_removed, result.rows_rejected) == (2, 2, 0)
     assert [(d.key_count, d.keys) for d in result.duplicates] == [(3, 1)]
-    assert result.warnings == ["column 'notes' is null in every row; typed as string"]
+    assert result.warnings == [
+        "column 'notes' is null in every row; typed as string",
+        "column 'code' kept as text: '007' would lose its leading zero as integer",
+    ]
+    assert read_silver(settings, job).sort("customer_id")["code"].to_list() == [
+        "007",
+        "010",
+    ]
 
 
 def test_hostile_data_is_counted_and_quarantined_never_crashes(
@@ -357,6 +365,7 @@ def test_hostile_data_is_counted_and_quarantined_never_crashes(
             {"source": "count", "type": "integer"},
         ],
         "expectations": [{"type": "length", "column": "text", "max_length": 50}],
+        "max_bad_percent": 100,  # keep the quarantine to look at it
     }
     result = refine(silver, job, spec)
     # Every value of `count` fails its cast: every row goes to quarantine, none is lost.

@@ -15,6 +15,7 @@ from tests.api.conftest import (  # noqa: F401 (the API's fixtures, by name)
     api,
     served,
 )
+from tests.conftest import require
 from tests.orchestrator.conftest import (  # noqa: F401 (the orchestrator's fixtures, by name)
     postgres_schema_url,
     sample_workflow,
@@ -28,8 +29,7 @@ OUTPUT = Path(__file__).resolve().parents[1] / "output"
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Debian's headless chromium through Playwright (Playwright never downloads one)."""
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: install Debian's chromium (`apt-get install chromium`)")
+    require(CHROMIUM.exists(), "no /usr/bin/chromium: install Debian's `apt-get install chromium`")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),

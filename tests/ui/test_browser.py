@@ -8,14 +8,15 @@ from playwright.sync_api import Browser, Locator, expect
 
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import ROOT, Stack
+from tests.sample_oracle import EXPECTED
 from tests.ui.conftest import OUTPUT, TOKEN, Api
 
-# What the sample customers CSV gives (tests/orchestrator/test_end_to_end.py): in, out, rejected.
+# What the sample customers CSV gives (tests/sample_oracle.py): in, out, rejected, as shown.
 CUSTOMERS = {
-    "bronze": ("203", "201", "2"),
-    "silver": ("201", "192", "6"),
-    "gold": ("192", "54", "0"),
+    layer: tuple(f"{n:,}" for n in counts) for layer, counts in EXPECTED["customers"].items()
 }
+BRONZE_IN, BRONZE_OUT, BRONZE_REJECTED = EXPECTED["customers"]["bronze"]
+GOLD_IN, GOLD_OUT, _ = EXPECTED["customers"]["gold"]
 
 
 def step_counts(step: Locator) -> tuple[str, str, str]:
@@ -96,9 +97,10 @@ def test_run_a_job_and_read_its_execution(
     # The Prefect logs of this run's flow run: the flow's line for each layer.
     logs = page.locator(".log-table")
     logs.get_by_text(
-        f"bronze: 203 rows in, 201 out, 2 rejected, committed bronze/{workflow.id}/"
+        f"bronze: {BRONZE_IN} rows in, {BRONZE_OUT} out, {BRONZE_REJECTED} rejected, "
+        f"committed bronze/{workflow.id}/"
     ).wait_for(timeout=60_000)
-    logs.get_by_text("gold: 192 rows in, 54 out").wait_for(timeout=60_000)
+    logs.get_by_text(f"gold: {GOLD_IN} rows in, {GOLD_OUT} out").wait_for(timeout=60_000)
     page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
     assert errors == []
 
