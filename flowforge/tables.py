@@ -254,26 +254,39 @@ def commit_properties(
     inputs: dict[str, Any] | None = None,
     *,
     retries: int | None = None,
+    read: tuple[str, int] | None = None,
 ) -> CommitProperties:
     """What every FlowForge commit carries: the run, what it read, the report to replay.
 
     `retries=0` makes any commit made since the table was read fail the commit (Conflict):
     delta-rs otherwise retries an append on top of a concurrent one, which is right for
-    blind appends but not for a writer that decided what to write from what it read."""
+    blind appends but not for a writer that decided what to write from what it read.
+
+    `read` = (upstream, version) adds a second application transaction, the same on every
+    commit of the table, with the upstream version read. delta-rs lets two commits that
+    only add files both land when they race from one snapshot (a blind append does not
+    conflict); two commits naming the same application do conflict, so of two runs that
+    read the same snapshot exactly one commits."""
     metadata: dict[str, Any] = {RUN_ID_KEY: run_id}
     if inputs:
         metadata[INPUTS_KEY] = inputs
     if report is not None:
         metadata[REPORT_KEY] = stored_report(report)
+    transactions = [Transaction(app_id(run_id), 1)]
+    if read is not None:
+        transactions.append(Transaction(read_app_id(read[0]), read[1]))
     return CommitProperties(
-        custom_metadata=metadata,
-        max_commit_retries=retries,
-        app_transactions=[Transaction(app_id(run_id), 1)],
+        custom_metadata=metadata, max_commit_retries=retries, app_transactions=transactions
     )
 
 
 def app_id(run_id: str) -> str:
     return f"flowforge-{run_id}"
+
+
+def read_app_id(upstream: str) -> str:
+    """Dots cannot appear in a run id, so this never names a run's transaction."""
+    return f"flowforge.reads.{upstream}"
 
 
 def stored_report(report: LayerReport) -> dict[str, Any]:

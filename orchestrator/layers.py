@@ -41,7 +41,9 @@ def call_layer(
     elif layer == "silver":
         with SilverClient(settings) as silver:
             result = silver.refine(
-                silver_pb2.RefineRequest(job=ref, run_id=run_id, spec=job.silver_spec())
+                silver_pb2.RefineRequest(
+                    job=ref, run_id=run_id, spec=job.silver_spec(), full_refresh=full_refresh
+                )
             )
     elif layer == "gold":
         with GoldClient(settings) as gold:
@@ -68,8 +70,11 @@ def summarize(result: LayerReport) -> dict[str, Any]:
         "table": result.table,
         "table_version": result.table_version,
         "input_version": result.input_version,
+        "input_from_version": result.input_from_version,
         "side_table": result.side_table,
         "side_version": result.side_version,
+        "refresh": result.refresh,
+        "refresh_reason": result.refresh_reason,
         "reused": result.reused,
         "seconds": round(result.seconds, 3),
         "warnings": list(result.warnings),
@@ -132,4 +137,6 @@ def quality_of(summary: dict[str, Any]) -> dict[str, Any]:
         "reused": summary["reused"],
         "seconds": summary["seconds"],
         "input_run_id": summary["input_run_id"],
+        "refresh": summary["refresh"],
+        "refresh_reason": summary["refresh_reason"],
     }
