@@ -154,16 +154,26 @@ def require(settings: Settings, ref: TableRef, what: str, version: int | None = 
 
 
 def commit_properties(
-    run_id: str, report: LayerReport | None = None, inputs: dict[str, Any] | None = None
+    run_id: str,
+    report: LayerReport | None = None,
+    inputs: dict[str, Any] | None = None,
+    *,
+    retries: int | None = None,
 ) -> CommitProperties:
-    """What every FlowForge commit carries: the run, what it read, the report to replay."""
+    """What every FlowForge commit carries: the run, what it read, the report to replay.
+
+    `retries=0` makes any commit made since the table was read fail the commit (Conflict):
+    delta-rs otherwise retries an append on top of a concurrent one, which is right for
+    blind appends but not for a writer that decided what to write from what it read."""
     metadata: dict[str, Any] = {RUN_ID_KEY: run_id}
     if inputs:
         metadata[INPUTS_KEY] = inputs
     if report is not None:
         metadata[REPORT_KEY] = stored_report(report)
     return CommitProperties(
-        custom_metadata=metadata, app_transactions=[Transaction(app_id(run_id), 1)]
+        custom_metadata=metadata,
+        max_commit_retries=retries,
+        app_transactions=[Transaction(app_id(run_id), 1)],
     )
 
 
@@ -256,6 +266,10 @@ def delta_errors(doing: str, ref: TableRef) -> Iterator[None]:
         ) from None
     except (delta_exceptions.DeltaError, OSError) as exc:
         text = str(exc)
+        if "already exists" in text:  # a racing writer created the table first
+            raise Conflict(
+                f"another run created {ref} first while {doing}; this run's commit was not made"
+            ) from None
         if any(s in text for s in ("object store", "Object at location", "error sending")):
             raise Unavailable(f"the object store failed while {doing}: {first_line(exc)}") from None
         raise

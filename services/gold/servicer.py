@@ -32,6 +32,7 @@ class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         # The build processes' pool: one warm child waiting, build slots (sandbox.py).
         self._sandbox = Sandbox(settings)
+        self._settings = settings
         self._store = store
 
     def close(self) -> None:
@@ -42,4 +43,5 @@ class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def Build(  # noqa: N802 (gRPC method name)
         self, request: gold_pb2.BuildRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return to_proto(build(self._store, self._sandbox, plan_from_proto(request), deadline))
+        plan = plan_from_proto(request)
+        return to_proto(build(self._settings, self._store, self._sandbox, plan, deadline))
