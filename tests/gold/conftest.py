@@ -133,3 +133,24 @@ def serving(channel: grpc.Channel) -> bool:
         health_pb2.HealthCheckRequest(service="flowforge.v1.GoldService"), timeout=5
     )
     return response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def build_workflow(
+    stub: gold_pb2_grpc.GoldServiceStub,
+    workflow_id: str,
+    models: dict[str, str],
+    jobs: list[str],
+    failed_jobs: tuple[str, ...] = (),
+    timeout: float = 120,
+    **spec: Any,
+) -> common_pb2.LayerResult:
+    request = gold_pb2.BuildWorkflowRequest(
+        workflow_id=workflow_id,
+        run_id=spec.pop("run_id", ""),
+        spec=gold_pb2.WorkflowGoldSpec(
+            models=[gold_pb2.Model(name=n, sql=s) for n, s in models.items()], **spec
+        ),
+        jobs=jobs,
+        failed_jobs=failed_jobs,
+    )
+    return stub.BuildWorkflow(request, timeout=timeout)
