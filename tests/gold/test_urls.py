@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import polars as pl
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, TableFeatures, write_deltalake
 from deltalake.transaction import AddAction
 
 from flowforge import tables
@@ -104,5 +104,32 @@ def test_a_log_naming_a_file_outside_the_table_fails_the_build(
     assert "tenant-b" not in caught.value.details()
     assert f"silver of job {job}: the table's log names the file" in caught.value.details()
     assert "outside s3://" in caught.value.details(), caught.value.details()
+    assert tables.load(settings, TableRef.gold_model(job, "all")) is None
+    assert serving(channel)
+
+
+@pytest.mark.parametrize("shape", ["deletion_vectors", "partitioned"])
+def test_a_silver_table_read_parquet_cannot_honour_is_refused(
+    gold, channel, settings: Settings, job: JobKey, shape: str
+) -> None:
+    """Deletion vectors (rows a file still holds but the table no longer has) and partition
+    values (held in paths, not files) change what the files mean: such a table is refused
+    rather than read wrongly."""
+    frame = pl.DataFrame({"region": ["N", "S"], "n": [1, 2]})
+    ref, options = TableRef.silver(job), tables.storage_options(settings)
+    partition_by = ["region"] if shape == "partitioned" else None
+    write_deltalake(
+        ref.uri(settings), frame.to_arrow(), partition_by=partition_by, storage_options=options
+    )
+    if shape == "deletion_vectors":
+        DeltaTable(ref.uri(settings), storage_options=options).alter.add_feature(
+            TableFeatures.DeletionVectors, allow_protocol_versions_increase=True
+        )
+    with pytest.raises(grpc.RpcError) as caught:
+        build(gold, job, {"all": "SELECT * FROM silver"}, skip_profile=True)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    reason = "deletionVectors" if shape == "deletion_vectors" else "is partitioned"
+    assert f"table silver/{job.workflow_id}/{job.job_id}" in caught.value.details()
+    assert reason in caught.value.details()
     assert tables.load(settings, TableRef.gold_model(job, "all")) is None
     assert serving(channel)
