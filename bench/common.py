@@ -50,7 +50,7 @@ def start_s3(workdir: Path) -> tuple[EmbeddedS3, Settings]:
     return s3, settings
 
 
-def env_for(settings: Settings) -> dict[str, str]:
+def env_for(settings: Settings, code: Path = ROOT) -> dict[str, str]:
     secret = settings.s3_secret_access_key
     return {
         **os.environ,
@@ -60,20 +60,22 @@ def env_for(settings: Settings) -> dict[str, str]:
         "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
         "FLOWFORGE_S3_READ_TIMEOUT_SECONDS": "600",
         "FLOWFORGE_LOG_LEVEL": "WARNING",
-        # Child processes run this checkout's code, not the one the venv was installed from.
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        # Child processes run this checkout's code (or `code`'s), not the one the venv was
+        # installed from.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p),
     }
 
 
 class ServiceProcess:
-    """`flowforge serve <layer>` as a child process, with its peak RSS sampled."""
+    """`flowforge serve <layer>` as a child process, with its peak RSS sampled; `code` is
+    the checkout whose code it runs."""
 
-    def __init__(self, layer: str, settings: Settings, workdir: Path) -> None:
+    def __init__(self, layer: str, settings: Settings, workdir: Path, code: Path = ROOT) -> None:
         self.layer = layer
         self.port = pick_ports()["s3.port"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", layer, "--port", str(self.port)],
-            env=env_for(settings),
+            env=env_for(settings, code),
             cwd=workdir,
         )
         self.peak_rss = 0

@@ -10,8 +10,10 @@ from typing import Annotated
 
 import typer
 
+from cli.tables import app as tables_app
+from cli.upkeep import maintain, migrate
 from flowforge.errors import FlowForgeError
-from flowforge.logs import configure_logging
+from flowforge.logs import configure_command_logging, configure_logging
 from flowforge.runtime import serve as serve_forever
 from flowforge.settings import get_settings
 from flowforge.storage import prepare_store
@@ -28,6 +30,7 @@ dimensions_app = typer.Typer(
     no_args_is_help=True, help="Reference tables that gold models read as views dim_{name}."
 )
 app.add_typer(dimensions_app, name="dimensions")
+app.add_typer(tables_app, name="tables")
 
 log = logging.getLogger("flowforge.cli")
 
@@ -71,7 +74,7 @@ def dimensions_upload(
     from flowforge.ids import validate_id
 
     settings = get_settings()
-    configure_logging(settings)
+    configure_command_logging(settings)
     try:
         validate_id(name, "dimension")  # before the store is touched, so it need not be up
         info = upload_dimension_file(prepare_store(settings), name, file)
@@ -91,7 +94,7 @@ def dimensions_list() -> None:
     from flowforge.dimensions import list_dimensions
 
     settings = get_settings()
-    configure_logging(settings)
+    configure_command_logging(settings)
     try:
         found = list_dimensions(prepare_store(settings))
     except FlowForgeError as exc:
@@ -128,7 +131,7 @@ def _store():  # type: ignore[no-untyped-def]
     from orchestrator.store import Store
 
     settings = get_settings()
-    configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    configure_command_logging(settings, "WARNING")
     return settings, Store.open(settings)
 
 
@@ -293,7 +296,8 @@ def serve_deployment(
         int | None, typer.Option(help="Serve GET /health on this port (default: none).")
     ] = None,
 ) -> None:
-    """Serve the flow deployment against PREFECT_API_URL (a worker without a work pool)."""
+    """Serve the deployments (the medallion flow, and table maintenance on
+    FLOWFORGE_MAINTENANCE_CRON) against PREFECT_API_URL (a worker without a work pool)."""
     if port is not None:
         # Before Prefect is imported: its runner's webserver thread reads the settings
         # Prefect loaded from the environment at import.
@@ -303,7 +307,7 @@ def serve_deployment(
 
     settings = get_settings()
     configure_logging(settings)
-    serve_flow(name, limit, health=port is not None)
+    serve_flow(name, limit, health=port is not None, settings=settings)
 
 
 @app.command()
@@ -313,6 +317,9 @@ def up() -> None:
 
     raise typer.Exit(run_up(get_settings()))
 
+
+app.command()(maintain)
+app.command()(migrate)
 
 # -- health probes (container healthchecks) -------------------------------------------
 health_app = typer.Typer(

@@ -43,11 +43,17 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return f"`{schema.get('type', 'object')}`"
 
 
+# The errors every route may answer (the page says so once); others are listed per route.
+_COMMON_ERRORS = {"400", "401", "404", "409", "413", "415", "422", "503"}
+
+
 def _answers(operation: dict[str, Any]) -> str:
-    """The successful answers (every route may also answer the errors listed below)."""
+    """The successful answers, and the errors only this route answers (408, 429)."""
     parts = []
     for status, response in sorted(operation.get("responses", {}).items()):
         if not status.startswith("2"):
+            if status not in _COMMON_ERRORS:
+                parts.append(status)
             continue
         content: dict[str, dict[str, Any]] = response.get("content", {})
         body = next(iter(content.values())).get("schema") if content else None

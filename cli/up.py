@@ -3,6 +3,8 @@ deployment, until Ctrl-C. State lives in FLOWFORGE_STATE_DIR (default .flowforge
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -12,9 +14,9 @@ import time
 from rich.console import Console
 
 from cli.stack import EmbeddedStack, environ_with, seed
-from flowforge.logs import configure_logging
+from flowforge.logs import RotatedOutput, configure_logging
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
 from orchestrator.store import Store
 
 
@@ -29,18 +31,20 @@ def run_up(settings: Settings) -> int:
         store = Store.open(stack.settings)
         workflow = seed(stack.settings, store)
         env_file = stack.write_env_file()
-        log = (state / "deployment.log").open("ab")
+        log = RotatedOutput(state / "deployment.log")  # 10 MB, then .1 to .3
+        # One format in the file: the runner's lines as text, like its flow runs' (Prefect's).
+        env = {"FLOWFORGE_LOG_FORMAT": "text"} | environ_with(stack.env())
         worker = subprocess.Popen(
             [sys.executable, "-m", "cli", "serve", "deployment"],
-            env=environ_with(stack.env()),
-            stdout=log,
+            env=env,
+            stdout=log.fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
         try:
             assert stack.prefect is not None
-            if not wait_for_deployment(FULL_NAME, worker):
+            if not all(wait_for_deployment(n, worker) for n in (FULL_NAME, MAINTENANCE_NAME)):
                 console.print(f"[red]the deployment was not served; see {state}/deployment.log[/]")
                 return 1
             for line in (
@@ -51,6 +55,8 @@ def run_up(settings: Settings) -> int:
                 f"Prefect UI          {stack.prefect.ui_url}",
                 f"Prefect API         {stack.prefect.api_url}",
                 f"deployment          {FULL_NAME} (log: {state / 'deployment.log'})",
+                f"maintenance         {MAINTENANCE_NAME} "
+                f"(cron: {maintenance_cron(settings) or 'off'}, UTC)",
                 f"executions store    {state / 'flowforge.db'}",
                 f"sample workflow     {workflow.id}",
             ):
@@ -73,7 +79,17 @@ def run_up(settings: Settings) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+            stop_group(worker.pid)
+            log.wait(5)  # its last lines written
     return 0
+
+
+def stop_group(leader: int) -> None:
+    """Ends what is left of the worker's process group: its fork server leaves only once it
+    notices the worker is gone, which may be after this process (still importing the flows
+    when the worker stopped)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left
+        os.killpg(leader, signal.SIGTERM)
 
 
 def wait_for_deployment(name: str, worker: subprocess.Popen[bytes], timeout: float = 120) -> bool:

@@ -11,8 +11,9 @@ from flowforge.errors import InvalidArgument, UnsupportedMediaType
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _ID = re.compile(ID_PATTERN)
 # The stem of a file name that becomes the last part of an object key: letters, digits,
-# '_', '-' and single dots; no path, no '..'.
-_FILE_STEM = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,63}")
+# '_', '-' and single dots; no path, no '..'. Each dot is followed by a letter, digit, '_' or
+# '-', so neither the stem nor the name ("x..csv": stem "x.") holds two in a row.
+_FILE_STEM = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?=[A-Za-z0-9_-])){0,63}")
 
 
 def validate_id(value: object, field: str) -> str:

@@ -49,6 +49,11 @@ class Deadline:
         remaining = context.time_remaining() if context is not None else None
         self._ends = time.monotonic() + remaining if remaining is not None else None
 
+    @property
+    def ends(self) -> float | None:
+        """The time.monotonic() instant it passes; None without a deadline."""
+        return self._ends
+
     def remaining(self) -> float | None:
         return None if self._ends is None else self._ends - time.monotonic()
 

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         default=8,
         description="CSV parser block size; peak memory grows with it (8 MB: under 1 GB peak).",
     )
+    bronze_max_field_mb: int = Field(
+        default=16,
+        ge=1,
+        description="Largest CSV field bronze ingests, in MB (its value's UTF-8 bytes); a row "
+        "with a larger field is rejected (kind field_too_large) without being held in memory.",
+    )
 
     # Silver.
     silver_memory_limit_mb: int = Field(
@@ -197,6 +203,20 @@ class Settings(BaseSettings):
         description="The Prefect deployment `flowforge run` and the API trigger.",
     )
 
+    # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
+    tables_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Files a table no longer needs are deleted by maintenance once removed "
+        "this long ago (time travel reaches this far back); versions an execution recorded "
+        "are kept however old.",
+    )
+    maintenance_cron: str = Field(
+        default="0 3 * * *",
+        description="When the served flowforge-maintenance/tables deployment runs (cron, "
+        "UTC); 'off': only when started by hand.",
+    )
+
     # The executions API (`flowforge serve api`).
     api_token: SecretStr | None = Field(
         default=None,
@@ -214,6 +234,29 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         description="How often the API reconciles active executions with Prefect's flow runs.",
+    )
+    api_max_concurrent_uploads: int = Field(
+        default=8,
+        ge=1,
+        description="Uploads (job files and dimensions) the API takes at once; one more is "
+        "answered 503 with Retry-After.",
+    )
+    api_max_event_streams_per_client: int = Field(
+        default=10,
+        ge=1,
+        description="Open /api/events streams one client address may hold; one more is "
+        "answered 429 with Retry-After.",
+    )
+    api_max_event_streams: int = Field(
+        default=50,
+        ge=1,
+        description="Open /api/events streams in all; one more is answered 503 with Retry-After.",
+    )
+    api_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the next bytes of a request body (an upload, a "
+        "workflow document); a client that stops sending is answered 408 and dropped.",
     )
 
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")

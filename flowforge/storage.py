@@ -23,6 +23,9 @@ from flowforge.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long closing a PrefetchReader waits for its fetching thread to stop.
+CLOSE_WAIT_SECONDS = 2.0
+
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
@@ -78,11 +81,20 @@ class ObjectStore:
             response = self._client.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read(), response["ETag"].strip('"')
 
-    def open_stream(self, key: str, chunk_bytes: int = 8 << 20) -> PrefetchReader:
-        """A file-like reader that fetches the next chunks in the background."""
+    def open_stream(
+        self, key: str, chunk_bytes: int = 8 << 20, expires_at: float | None = None
+    ) -> PrefetchReader:
+        """A file-like reader that fetches the next chunks in the background; reading it
+        after `expires_at` (a time.monotonic() instant) raises DeadlineExceeded."""
         with self._errors(key):
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return PrefetchReader(body, chunk_bytes, on_error=lambda e: self._translate(e, key))
+        return PrefetchReader(
+            body,
+            chunk_bytes,
+            on_error=lambda e: self._translate(e, key),
+            expires_at=expires_at,
+            name=f"s3://{self.bucket}/{key}",
+        )
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -128,6 +140,24 @@ class ObjectStore:
         """Streams a file-like object up, in parts when it is large."""
         with self._errors(key):
             self._client.upload_fileobj(stream, self.bucket, key)
+
+    def abort_uploads(self, key: str) -> int:
+        """Aborts the multipart uploads of `key` still open (begun, neither completed nor
+        aborted): a failed upload whose own abort did not reach the store leaves its parts
+        stored, unseen, for ever. Returns how many there were."""
+        with self._errors(key):
+            found = self._client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            open_ids = [u["UploadId"] for u in found.get("Uploads", []) if u["Key"] == key]
+            for upload_id in open_ids:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return len(open_ids)
+
+    def copy(self, source: str, key: str) -> None:
+        """Copies an object within the bucket, server side (up to 5 GB)."""
+        with self._errors(source):
+            self._client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
+            )
 
     def delete_keys(self, keys: Iterable[str]) -> None:
         batch: builtins.list[str] = []
@@ -196,7 +226,7 @@ class ObjectStore:
                 self._conditional_writes = False
             finally:
                 self.delete_keys([key])
-            log.info(
+            log.debug(
                 "object store conditional writes probed",
                 extra={"conditional_writes": self._conditional_writes},
             )
@@ -303,10 +333,25 @@ def make_client(settings: Settings) -> Any:
 
 
 class PrefetchReader(ChunkPipe):
-    """Reads a streaming body in a background thread so parsing and network overlap."""
+    """Reads a streaming body in a background thread so parsing and network overlap.
 
-    def __init__(self, body: Any, chunk_bytes: int, on_error: Any, depth: int = 4) -> None:
-        super().__init__(depth, on_error)
+    close() lets the fetching thread go: a put() returns False, and a read in progress is
+    cut short by shutting the socket for reading (urllib3's shutdown(), the one call meant
+    for another thread; closing the body would wait for the read). The fetching thread
+    closes the body itself on its way out; close() waits for it at most
+    CLOSE_WAIT_SECONDS, and without shutdown() (urllib3 < 2.3) its read ends at the
+    store's read timeout, nobody waiting on it."""
+
+    def __init__(
+        self,
+        body: Any,
+        chunk_bytes: int,
+        on_error: Any,
+        depth: int = 4,
+        expires_at: float | None = None,
+        name: str = "the object",
+    ) -> None:
+        super().__init__(depth, on_error, expires_at, name)
         self._body = body
         self._thread = threading.Thread(
             target=self._fetch, args=(chunk_bytes,), name="s3-prefetch", daemon=True
@@ -315,18 +360,33 @@ class PrefetchReader(ChunkPipe):
 
     def _fetch(self, chunk_bytes: int) -> None:
         try:
-            while not self._stop.is_set():
+            while True:
                 chunk = self._body.read(chunk_bytes)
-                self.put(chunk)
-                if not chunk:
-                    return
+                if not self.put(chunk) or not chunk:
+                    return  # closed, or the end handed over
         except BaseException as exc:  # handed to the reading thread
             self.put(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self._body.close()
 
     def close(self) -> None:
+        if self.closed:
+            return
         super().close()
-        with contextlib.suppress(Exception):
-            self._body.close()
+        if threading.current_thread() is self._thread:
+            return
+        # botocore's StreamingBody keeps the urllib3 response it wraps as _raw_stream.
+        shutdown = getattr(getattr(self._body, "_raw_stream", None), "shutdown", None)
+        if self._thread.is_alive() and shutdown is not None:
+            with contextlib.suppress(Exception):  # e.g. the whole body was read already
+                shutdown()
+        self._thread.join(CLOSE_WAIT_SECONDS)
+        if self._thread.is_alive():
+            log.warning(
+                "prefetch still reading after close; it ends at the store's read timeout",
+                extra={"stream": self._name},
+            )
 
 
 def s3_url(settings: Settings, key: str) -> str:

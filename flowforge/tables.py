@@ -25,16 +25,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake import exceptions as delta_exceptions
 
-from flowforge.errors import Conflict, FailedPrecondition, FlowForgeError, Unavailable
-from flowforge.ids import validate_id
+from flowforge.errors import (
+    Conflict,
+    FailedPrecondition,
+    FlowForgeError,
+    InvalidArgument,
+    Unavailable,
+)
+from flowforge.ids import ID_PATTERN, validate_id
 from flowforge.layout import JobKey
 from flowforge.reports import LayerReport, load_report
 from flowforge.settings import Settings
@@ -53,6 +61,37 @@ CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 SUPPORTED_READER_FEATURES = frozenset({"timestampNtz"})
 # How far back a repeated call looks for its own commit, newest first.
 HISTORY_SCAN = 1000
+# Commits that rewrite or clean up files without changing a table's rows (`flowforge
+# maintain`): a version followed only by these still holds the table's current data.
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+# Every table path FlowForge writes, and nothing else: IDs cannot start with "_", so the
+# side tables' folders never read as a job, and a model's folder never as a table.
+TABLE_SHAPES = (
+    "bronze/{workflow}/{job}",
+    "bronze/{workflow}/_rejects/{job}",
+    "silver/{workflow}/{job}",
+    "silver/{workflow}/_quarantine/{job}",
+    "gold/{workflow}/{job}/{model}",
+    "gold/{workflow}/_workflow/{model}",
+    "dimensions/{name}",
+)
+TABLE_PATH_PATTERN = "|".join(
+    shape.replace("{workflow}", ID_PATTERN)
+    .replace("{job}", ID_PATTERN)
+    .replace("{model}", ID_PATTERN)
+    .replace("{name}", ID_PATTERN)
+    for shape in TABLE_SHAPES
+)
+_TABLE_PATH = re.compile(TABLE_PATH_PATTERN)
+# What each shape holds, for listings.
+_KINDS = {
+    ("bronze", 3): "bronze",
+    ("bronze", 4): "bronze rejects",
+    ("silver", 3): "silver",
+    ("silver", 4): "silver quarantine",
+    ("gold", 4): "gold model",
+    ("dimensions", 2): "dimension",
+}
 
 
 @dataclass(frozen=True)
@@ -89,6 +128,40 @@ class TableRef:
     @classmethod
     def dimension(cls, name: str) -> TableRef:
         return cls(f"dimensions/{validate_id(name, 'dimension')}")
+
+    @classmethod
+    def parse(cls, path: str, field: str = "table") -> TableRef:
+        """The table at `path` when it has the shape of one FlowForge writes; InvalidArgument
+        naming `field` otherwise (so no other key of the bucket is ever read as a table)."""
+        if not isinstance(path, str) or _TABLE_PATH.fullmatch(path) is None:
+            shown = path if isinstance(path, str) and len(path) <= 120 else f"{str(path)[:117]}..."
+            raise InvalidArgument(
+                f"{field} {shown!r} is not a FlowForge table: expected one of "
+                + ", ".join(TABLE_SHAPES)
+            )
+        return cls(path)
+
+    @property
+    def job(self) -> JobKey | None:
+        """The job whose executions write this table (None: a dimension, a workflow model)."""
+        parts = self.path.split("/")
+        if parts[0] == "dimensions" or (parts[0] == "gold" and parts[2] == "_workflow"):
+            return None
+        return JobKey(parts[1], parts[2] if parts[0] == "gold" else parts[-1])
+
+    @property
+    def kind(self) -> str:
+        """bronze, bronze rejects, silver, silver quarantine, gold model, workflow model or
+        dimension."""
+        parts = self.path.split("/")
+        if parts[0] == "gold" and parts[2] == "_workflow":
+            return "workflow model"
+        return _KINDS.get((parts[0], len(parts)), "table")
+
+    @property
+    def workflow_id(self) -> str | None:
+        parts = self.path.split("/")
+        return None if parts[0] == "dimensions" else parts[1]
 
     @property
     def prefix(self) -> str:
@@ -227,6 +300,40 @@ def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:
         if entry.get(RUN_ID_KEY) == run_id:
             return Commit.of(entry)
     return None
+
+
+def data_version(table: DeltaTable) -> int:
+    """The latest version whose commit changed the rows (later ones only maintained files):
+    a reader of any version from this one on reads the table's current data."""
+    for entry in table.history(HISTORY_SCAN):
+        if entry.get("operation") not in MAINTENANCE_OPERATIONS:
+            return int(entry["version"])
+    return table.version()
+
+
+@dataclass(frozen=True)
+class Files:
+    """What the loaded version of a table holds, from its add actions (no data read)."""
+
+    count: int
+    rows: int
+    size_bytes: int
+
+    @classmethod
+    def of(cls, table: DeltaTable) -> Files:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return cls(0, 0, 0)
+        rows = (
+            actions.column("num_records").to_pylist()
+            if "num_records" in actions.column_names
+            else []
+        )
+        return cls(
+            actions.num_rows,
+            sum(r or 0 for r in rows),
+            sum(actions.column("size_bytes").to_pylist()),
+        )
 
 
 def version_files(table: DeltaTable, ref: TableRef) -> list[str]:

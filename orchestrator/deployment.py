@@ -1,10 +1,11 @@
-"""Serving the flow as the deployment `flowforge-medallion/customer-data`.
+"""Serving the flows as the deployments `flowforge-medallion/customer-data` and
+`flowforge-maintenance/tables` (on FLOWFORGE_MAINTENANCE_CRON).
 
 `flowforge serve deployment` (and `flowforge up`) call serve_deployment(): a Prefect
 runner in the foreground that polls the API at PREFECT_API_URL (self-hosted or Prefect
 Cloud with PREFECT_API_KEY) and runs each flow run in a child process, which inherits
 this process's FLOWFORGE_* settings. With work pools and workers, `prefect.yaml` at the
-repository root describes the same deployment (`prefect deploy --all`).
+repository root describes the same deployments (`prefect deploy --all`).
 
 Against a self-hosted Prefect server the runner looks for new flow runs every POLL_SECONDS
 (0.25 s) rather than Prefect's 10 s: a triggered execution otherwise waits 5 s on average
@@ -26,24 +27,36 @@ import multiprocessing
 from types import ModuleType
 from typing import Any
 
+from flowforge.settings import Settings, get_settings
 from orchestrator.flow import FLOW_NAME, medallion
+from orchestrator.maintenance_flow import MAINTENANCE_FLOW, maintenance
 
 logger = logging.getLogger(__name__)
 
 DEPLOYMENT = "customer-data"
 FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT}"
+MAINTENANCE_DEPLOYMENT = "tables"
+MAINTENANCE_NAME = f"{MAINTENANCE_FLOW}/{MAINTENANCE_DEPLOYMENT}"
+MAINTENANCE_DESCRIPTION = (
+    "Compacts small files and vacuums every FlowForge table, keeping the versions "
+    "executions recorded (FLOWFORGE_TABLES_RETENTION_DAYS)."
+)
 POLL_SECONDS = 0.25
 
 
 def serve_deployment(
-    name: str = DEPLOYMENT, limit: int | None = None, health: bool = False
+    name: str = DEPLOYMENT,
+    limit: int | None = None,
+    health: bool = False,
+    settings: Settings | None = None,
 ) -> None:
-    """Blocks, running flow runs of the deployment until interrupted. `health`: the
+    """Blocks, running flow runs of the deployments until interrupted. `health`: the
     runner also answers GET /health at PREFECT_RUNNER_SERVER_HOST:_PORT (a liveness probe;
     `flowforge serve deployment --port` sets those)."""
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
+    settings = settings or get_settings()
     warm_flow_run_processes()
     runner = Runner(name=name, limit=limit, query_seconds=poll_seconds(), webserver=health)
     runner.add_flow(
@@ -52,10 +65,24 @@ def serve_deployment(
         description="Bronze -> silver -> gold for one job of a FlowForge workflow.",
         tags=["flowforge"],
     )
+    runner.add_flow(
+        maintenance,
+        name=MAINTENANCE_DEPLOYMENT,
+        description=MAINTENANCE_DESCRIPTION,
+        tags=["flowforge"],
+        cron=maintenance_cron(settings),
+        concurrency_limit=1,  # two at once would race each other's commits
+    )
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal) as exc:
         logger.info("%s: the runner stopped", type(exc).__name__)
+
+
+def maintenance_cron(settings: Settings) -> str | None:
+    """The maintenance deployment's schedule: FLOWFORGE_MAINTENANCE_CRON, or none ('off')."""
+    cron = settings.maintenance_cron.strip()
+    return None if cron.lower() in ("", "off", "none") else cron
 
 
 def poll_seconds() -> float:
@@ -77,6 +104,7 @@ WARM_MODULES = [
     "prefect.flow_engine",
     "cli.main",
     "orchestrator.flow",
+    "orchestrator.maintenance_flow",
     # imported by Prefect's engine or the flow only once a flow run is under way
     "prefect.task_engine",
     "prefect.utilities.visualization",

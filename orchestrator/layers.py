@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowforge.layout import JobKey
 from flowforge.reports import LayerReport, SchemaDrift
 from flowforge.settings import Settings
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2, common_pb2, gold_pb2, silver_pb2
 from orchestrator.clients import BronzeClient, GoldClient, SilverClient
+from orchestrator.store import TableRole, TableVersion
 from orchestrator.workflows import Job
+
+# The table each layer reads (its report carries only the version read).
+INPUT_TABLE = {"silver": TableRef.bronze, "gold": TableRef.silver}
 
 
 def call_layer(
@@ -59,6 +65,11 @@ def summarize(result: LayerReport) -> dict[str, Any]:
         "rows_out": result.rows_out,
         "rows_rejected": result.rows_rejected,
         "total_rows": result.total_rows,
+        "table": result.table,
+        "table_version": result.table_version,
+        "input_version": result.input_version,
+        "side_table": result.side_table,
+        "side_version": result.side_version,
         "reused": result.reused,
         "seconds": round(result.seconds, 3),
         "warnings": list(result.warnings),
@@ -83,10 +94,35 @@ def summarize(result: LayerReport) -> dict[str, Any]:
             for f in result.files
         ],
         "models": [
-            {"name": m.name, "key": m.key, "rows": m.rows, "preview_json": m.preview_json}
+            {
+                "name": m.name,
+                "key": m.key,
+                "rows": m.rows,
+                "preview_json": m.preview_json,
+                "table": m.table,
+                "version": m.version if m.table else None,
+            }
             for m in result.models
         ],
     }
+
+
+def table_versions(summary: dict[str, Any], job: JobKey) -> list[TableVersion]:
+    """The Delta table versions a layer's summary says it committed and read."""
+    found = []
+    if summary.get("table") and summary.get("table_version") is not None:
+        found.append(TableVersion(TableRole.OUTPUT, summary["table"], summary["table_version"]))
+    if summary.get("side_table") and summary.get("side_version") is not None:
+        found.append(TableVersion(TableRole.SIDE, summary["side_table"], summary["side_version"]))
+    for model in summary.get("models", []):
+        if model.get("table") and model.get("version") is not None:
+            found.append(
+                TableVersion(TableRole.MODEL, model["table"], model["version"], model["name"])
+            )
+    upstream = INPUT_TABLE.get(summary["layer"])
+    if upstream is not None and summary.get("input_version") is not None:
+        found.append(TableVersion(TableRole.INPUT, upstream(job).path, summary["input_version"]))
+    return found
 
 
 def quality_of(summary: dict[str, Any]) -> dict[str, Any]:

@@ -189,6 +189,11 @@ def parse_workflow(
 ) -> Workflow:
     """Validates a workflow YAML document, reading each `sql_file` relative to base_dir."""
     data, source = load_yaml(text, name)
+    return workflow_of(data, source, base_dir)
+
+
+def workflow_of(data: Any, source: SourceMap, base_dir: Path | None = None) -> Workflow:
+    """Validates a parsed workflow document (load_yaml's data and source map)."""
     if not isinstance(data, dict):
         raise InvalidArgument(f"{source.where(())}: a workflow is a mapping with id and jobs")
     _check_unique_ids(data, source)

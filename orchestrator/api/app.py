@@ -21,17 +21,19 @@ from orchestrator.api import (
     jobs,
     logs,
     outputs,
+    tables,
     uploads,
     workflows,
 )
 from orchestrator.api.context import ApiContext, require_token
 from orchestrator.api.docs import install_docs
 from orchestrator.api.errors import ERROR_RESPONSES, install_error_handlers
+from orchestrator.api.headers import SecurityHeaders
 from orchestrator.api.schemas import Health
 from orchestrator.store import Store
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, events]
+ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, tables, events]
 
 
 def create_app(
@@ -43,12 +45,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stopping: asyncio.Event = app.state.stopping
-        poll = asyncio.create_task(context.reconciler.poll(stopping))
+        every = settings.api_reconcile_seconds
+        background = [
+            asyncio.create_task(context.reconciler.poll(stopping)),
+            asyncio.create_task(context.unfinished.keep_sweeping(stopping, every)),
+        ]
         try:
             yield
         finally:
             stopping.set()
-            await poll
+            await asyncio.gather(*background)
 
     app = FastAPI(
         title="FlowForge executions API",
@@ -66,6 +72,7 @@ def create_app(
     app.state.context = context
     app.state.stopping = asyncio.Event()
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

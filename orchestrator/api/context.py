@@ -7,13 +7,17 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Path, Request
 
 from flowforge.errors import Unauthenticated
 from flowforge.ids import ID_PATTERN, validate_id
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from orchestrator.api.errors import Busy, TooManyRequests
+from orchestrator.api.limits import Slots
 from orchestrator.api.reconciling import Reconciler
+from orchestrator.api.unfinished import UnfinishedUploads
 from orchestrator.runner import InProcessRunner
 from orchestrator.store import Store
 from orchestrator.trigger import prefect_api_configured
@@ -27,11 +31,41 @@ class ApiContext:
     reconciler: Reconciler = field(init=False)
     # Without a Prefect API (PREFECT_API_URL), triggered flows run in this process.
     runner: InProcessRunner | None = field(init=False)
+    unfinished: UnfinishedUploads = field(init=False)
+    uploads: Slots = field(init=False)
+    streams: Slots = field(init=False)
+    client_streams: Slots = field(init=False)
+    # Workflow documents parsed at once, each in a worker thread: parsing holds the GIL, and
+    # the event loop must still get it between them.
+    parses: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.settings, self.store)
         self.runner = (
             None if prefect_api_configured() else InProcessRunner(self.settings, self.store)
+        )
+        self.unfinished = UnfinishedUploads(self.objects)
+        settings = self.settings
+        self.uploads = Slots(
+            settings.api_max_concurrent_uploads,
+            lambda n: Busy(
+                f"{n} uploads are in progress, as many as the API takes at once "
+                "(FLOWFORGE_API_MAX_CONCURRENT_UPLOADS); retry shortly"
+            ),
+        )
+        self.streams = Slots(
+            settings.api_max_event_streams,
+            lambda n: Busy(
+                f"{n} event streams are open, as many as the API serves "
+                "(FLOWFORGE_API_MAX_EVENT_STREAMS); retry shortly"
+            ),
+        )
+        self.client_streams = Slots(
+            settings.api_max_event_streams_per_client,
+            lambda n: TooManyRequests(
+                f"this client has {n} event streams open, as many as one client may "
+                "(FLOWFORGE_API_MAX_EVENT_STREAMS_PER_CLIENT); close one first"
+            ),
         )
 
 

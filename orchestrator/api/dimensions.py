@@ -13,10 +13,11 @@ from flowforge.dimensions import DimensionInfo, list_dimensions, upload_dimensio
 from flowforge.errors import FlowForgeError, InvalidArgument
 from flowforge.ids import validate_file_name
 from orchestrator.api.context import Context, DimensionName, ids
-from orchestrator.api.errors import PayloadTooLarge
+from orchestrator.api.errors import PayloadTooLarge, RequestTimeout
+from orchestrator.api.limits import arriving
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Dimension
-from orchestrator.api.uploads import drain, multipart_body
+from orchestrator.api.uploads import UPLOAD_ERRORS, drain, multipart_body
 
 router = APIRouter(prefix="/api/dimensions", tags=["dimensions"])
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -28,13 +29,18 @@ def get_dimensions(ctx: Context) -> list[Dimension]:
     return [dimension(d) for d in list_dimensions(ctx.objects)]
 
 
-@router.put("/{name}", response_model=Dimension, openapi_extra=DIMENSION_BODY)
+@router.put(
+    "/{name}", response_model=Dimension, openapi_extra=DIMENSION_BODY, responses=UPLOAD_ERRORS
+)
 async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> Dimension:
     """Stores the uploaded file (multipart field `file`, .csv or .parquet) as dimension
     NAME, replacing the previous version atomically. The body is spooled to a temporary
     file, not memory; dimensions are reference tables, up to FLOWFORGE_API_UPLOAD_MAX_MB."""
     ids(name=name)
-    with tempfile.NamedTemporaryFile(prefix="flowforge-dimension-") as spool:
+    with (
+        ctx.uploads.take(),
+        tempfile.NamedTemporaryFile(prefix="flowforge-dimension-") as spool,
+    ):
         filename = await _spool(ctx, request, spool)
         spool.flush()
         info = await run_in_threadpool(
@@ -46,7 +52,7 @@ async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> 
 async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:
     """Writes the request's one file part to `spool`; returns its checked file name."""
     limit = ctx.settings.api_upload_max_mb << 20
-    body = request.stream()
+    body = arriving(request.stream(), ctx.settings.api_body_timeout_seconds)
     filename: str | None = None
     size = 0
     try:
@@ -65,8 +71,9 @@ async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:
                 await run_in_threadpool(spool.write, value)
         if filename is None:
             raise InvalidArgument("the request has no file (multipart field 'file')")
-    except FlowForgeError:
-        await drain(body)
+    except FlowForgeError as exc:
+        if not isinstance(exc, RequestTimeout):
+            await drain(body)
         raise
     return filename
 

@@ -3,7 +3,9 @@ an execution or one of its steps is sent (the contract is in the README).
 
 The first round is read before the response starts, so an unknown workflow, job or
 execution is a 404 like everywhere else; later rounds that find the store unreachable are
-skipped (the client keeps its stream and hears of changes once the store is back)."""
+skipped (the client keeps its stream and hears of changes once the store is back). Each
+open stream polls the store: one client may hold FLOWFORGE_API_MAX_EVENT_STREAMS_PER_CLIENT
+of them (then 429), all clients FLOWFORGE_API_MAX_EVENT_STREAMS (then 503)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,17 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import DBAPIError
+from starlette.types import Receive, Scope, Send
 
 from orchestrator.api.context import ApiContext, Context, ids
+from orchestrator.api.errors import responses
+from orchestrator.api.limits import Slot
 from orchestrator.api.schemas import Execution
 
 router = APIRouter(tags=["events"])
@@ -36,7 +41,8 @@ WINDOW = 50  # the newest executions watched (plus every active one)
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
             "description": "event: execution | step, data: JSON",
-        }
+        },
+        **responses(429, 503),
     },
 )
 async def events(
@@ -49,18 +55,44 @@ async def events(
 ) -> StreamingResponse:
     """On connect, one `execution` event per watched execution (its current state); then an
     `execution` event whenever one changes and a `step` event per changed step. `once`: end
-    after the first round (for polling clients)."""
+    after the first round (for polling clients). Past FLOWFORGE_API_MAX_EVENT_STREAMS_PER_CLIENT
+    open streams from one address 429, past FLOWFORGE_API_MAX_EVENT_STREAMS in all 503, both
+    with Retry-After."""
     filters = {"workflow_id": workflow_id, "job_id": job_id, "execution_id": execution_id}
     ids(**{k: v for k, v in filters.items() if v})
     stopping: asyncio.Event = request.app.state.stopping
-    watch = partial(_watched, ctx, workflow_id, job_id, execution_id)
-    first = await run_in_threadpool(_first_round, ctx, workflow_id, job_id, watch)
-    stream = _changes(request, stopping, first, watch, once)
-    return StreamingResponse(
-        stream,
+    client = request.client.host if request.client else ""
+    slots = [ctx.client_streams.take(client)]
+    try:
+        slots.append(ctx.streams.take())
+        watch = partial(_watched, ctx, workflow_id, job_id, execution_id)
+        first = await run_in_threadpool(_first_round, ctx, workflow_id, job_id, watch)
+    except BaseException:
+        for slot in slots:
+            slot.release()
+        raise
+    return EventStream(
+        _changes(request, stopping, first, watch, once),
+        slots,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class EventStream(StreamingResponse):
+    """A stream that gives its places back when it ends, however it ends (the client
+    leaving, the server stopping), even if it never started."""
+
+    def __init__(self, content: AsyncIterator[str], slots: list[Slot], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            for slot in self._slots:
+                slot.release()
 
 
 def _first_round(

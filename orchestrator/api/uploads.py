@@ -4,7 +4,8 @@ Each file part is handed to the object store's upload (multipart upload when lar
 worker thread through a bounded pipe as its bytes arrive: memory per upload stays at a few
 chunks. A file over FLOWFORGE_API_UPLOAD_MAX_MB (413), not named *.csv (415), with a
 path-like name (400) or with binary content (415) fails the request, naming the file, and
-the files this request already wrote are removed again.
+the files this request already wrote are removed again; so does a client that stops
+sending (408) or leaves. At most FLOWFORGE_API_MAX_CONCURRENT_UPLOADS run at once (then 503).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from flowforge.layout import JobKey, landing_prefix
 from flowforge.pipes import ChunkPipe
 from flowforge.storage import ObjectStore
 from orchestrator.api.context import Context, JobId, WorkflowId, ids
-from orchestrator.api.errors import PayloadTooLarge
+from orchestrator.api.errors import PayloadTooLarge, RequestTimeout, responses
+from orchestrator.api.limits import arriving
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Uploaded, UploadedFile
+from orchestrator.api.unfinished import UnfinishedUploads
 
 router = APIRouter(tags=["jobs"])
 SNIFF_BYTES = 8192
@@ -47,13 +50,22 @@ def multipart_body(field: str, many: bool = False) -> dict[str, Any]:
 
 
 UPLOAD_BODY = multipart_body("files", many=True)
+UPLOAD_ERRORS = responses(408, 503)
 
 
 class FileUpload:
     """One file part on its way to `key`."""
 
-    def __init__(self, objects: ObjectStore, name: str, key: str, limit: int) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        unfinished: UnfinishedUploads,
+        name: str,
+        key: str,
+        limit: int,
+    ) -> None:
         self.name, self.key, self.limit, self.size = name, key, limit, 0
+        self._unfinished = unfinished
         self._pipe = ChunkPipe()
         self._pending = bytearray()
         self._sniffed = False
@@ -65,7 +77,11 @@ class FileUpload:
 
     def _run(self, objects: ObjectStore) -> None:
         try:
-            objects.upload(self.key, self._pipe)  # type: ignore[arg-type]
+            with self._unfinished.writing(self.key):
+                objects.upload(self.key, self._pipe)  # type: ignore[arg-type]
+        except BaseException:
+            self._unfinished.abort(self.key)  # in case boto3's own abort did not get through
+            raise
         finally:
             self._pipe.close()  # a writer still putting is let go
 
@@ -103,9 +119,12 @@ class FileUpload:
         return UploadedFile(name=self.name, key=self.key, size_bytes=self.size)
 
     async def abort(self, exc: BaseException) -> None:
-        await run_in_threadpool(self._pipe.put, exc)
-        with contextlib.suppress(BaseException):
-            await self._task
+        # Shielded: a cancelled request still hands its writer the error (else the writer
+        # waits on the pipe for ever, its multipart upload open).
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(self._pipe.put, exc)
+            with contextlib.suppress(BaseException):
+                await self._task
 
 
 @router.post(
@@ -113,19 +132,26 @@ class FileUpload:
     response_model=Uploaded,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
+    responses=UPLOAD_ERRORS,
 )
 async def upload_files(
     ctx: Context, request: Request, workflow_id: WorkflowId, job_id: JobId
 ) -> Uploaded:
     """Uploads one or more CSV files (multipart field `files`) to the job's landing prefix;
-    a file with the same name is replaced."""
+    a file with the same name is replaced. A body that stops arriving is 408; past
+    FLOWFORGE_API_MAX_CONCURRENT_UPLOADS uploads at once, 503 with Retry-After."""
     ids(workflow_id=workflow_id, job_id=job_id)
-    await run_in_threadpool(ctx.store.get_job, workflow_id, job_id)
+    with ctx.uploads.take():
+        await run_in_threadpool(ctx.store.get_job, workflow_id, job_id)
+        return await _upload(ctx, request, workflow_id, job_id)
+
+
+async def _upload(ctx: Context, request: Request, workflow_id: str, job_id: str) -> Uploaded:
     prefix = landing_prefix(JobKey.of(workflow_id, job_id))
     limit = ctx.settings.api_upload_max_mb << 20
     done: list[UploadedFile] = []
     current: FileUpload | None = None
-    body = request.stream()
+    body = arriving(request.stream(), ctx.settings.api_body_timeout_seconds)
     parts = read_parts(body, request.headers.get("content-type", ""))
     try:
         async for kind, value in parts:
@@ -133,7 +159,7 @@ async def upload_files(
                 name = validate_file_name(value.filename, (".csv",))
                 if any(f.name == name for f in done):
                     raise InvalidArgument(f"file {name!r} is in the request twice")
-                current = FileUpload(ctx.objects, name, prefix + name, limit)
+                current = FileUpload(ctx.objects, ctx.unfinished, name, prefix + name, limit)
             elif kind == "data" and current is not None and isinstance(value, bytes):
                 await current.write(value)
             elif kind == "end" and current is not None:
@@ -145,8 +171,9 @@ async def upload_files(
         if current is not None:
             await current.abort(exc if isinstance(exc, Exception) else RuntimeError("aborted"))
         if done:
-            await run_in_threadpool(ctx.objects.delete_keys, [f.key for f in done])
-        if isinstance(exc, FlowForgeError):
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(ctx.objects.delete_keys, [f.key for f in done])
+        if isinstance(exc, FlowForgeError) and not isinstance(exc, RequestTimeout):
             await drain(body)
         raise
     return Uploaded(workflow_id=workflow_id, job_id=job_id, files=done)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+import anyio
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import InvalidArgument
 from orchestrator.api.context import Context, WorkflowId, ids
-from orchestrator.api.errors import Unprocessable
+from orchestrator.api.errors import Unprocessable, responses
+from orchestrator.api.limits import read_body
 from orchestrator.api.schemas import WorkflowDetail, WorkflowSummary
-from orchestrator.workflows import Workflow, parse_workflow
-from orchestrator.yamlsource import dotted, load_yaml
+from orchestrator.workflows import Workflow, workflow_of
+from orchestrator.yamlsource import SourceMap, dotted, load_yaml
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 MAX_YAML_BYTES = 1 << 20
@@ -32,6 +34,7 @@ def get_workflow(ctx: Context, workflow_id: WorkflowId) -> WorkflowDetail:
 @router.post(
     "",
     response_model=WorkflowDetail,
+    responses=responses(408),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -42,26 +45,37 @@ def get_workflow(ctx: Context, workflow_id: WorkflowId) -> WorkflowDetail:
         }
     },
 )
-async def apply_workflow(ctx: Context, request: Request) -> WorkflowDetail:
+async def apply_workflow(ctx: Context, request: Request) -> Response:
     """Validates a workflow YAML document (as the CLI does: 422 naming field and line) and
-    stores it. Models give their SQL inline (`sql`): `sql_file` would read the server's disk."""
-    body = await request.body()
-    if len(body) > MAX_YAML_BYTES:
-        raise Unprocessable(f"the workflow document is larger than {MAX_YAML_BYTES} bytes")
+    stores it. Models give their SQL inline (`sql`): `sql_file` would read the server's disk.
+    A document over 1 MB is 413, one of more than 20 000 values 422."""
+    body = await read_body(
+        request, MAX_YAML_BYTES, ctx.settings.api_body_timeout_seconds, "the workflow document"
+    )
+    # Decoding, parsing, validating and the answer's JSON take up to a second of CPU for a
+    # large document: all in a worker thread, so the event loop keeps serving meanwhile.
+    workflow, text = await anyio.to_thread.run_sync(parse_document, body, limiter=ctx.parses)
+    await run_in_threadpool(ctx.store.save_workflow, workflow, text)
+    answer = await run_in_threadpool(lambda: detail(workflow).model_dump_json().encode())
+    return Response(answer, media_type="application/json")
+
+
+def parse_document(body: bytes) -> tuple[Workflow, str]:
+    """The workflow of a document sent to the API, parsed once, and its text; errors are
+    422."""
     try:
         text = body.decode("utf-8")
-        _refuse_sql_files(text)
-        workflow = parse_workflow(text, "workflow.yaml")
     except UnicodeDecodeError:
         raise Unprocessable("the workflow document is not UTF-8 text") from None
+    try:
+        data, source = load_yaml(text, "workflow.yaml")
+        _refuse_sql_files(data, source)
+        return workflow_of(data, source), text
     except InvalidArgument as exc:
         raise Unprocessable(exc.message) from None
-    await run_in_threadpool(ctx.store.save_workflow, workflow, text)
-    return detail(workflow)
 
 
-def _refuse_sql_files(text: str) -> None:
-    data, source = load_yaml(text, "workflow.yaml")
+def _refuse_sql_files(data: Any, source: SourceMap) -> None:
     jobs = data.get("jobs") if isinstance(data, dict) else None
     golds: list[tuple[tuple[str | int, ...], Any]] = [
         (("jobs", j, "gold"), job.get("gold"))

@@ -1,7 +1,7 @@
 """The executions store (SQLAlchemy 2 + Alembic): SQLite by default, PostgreSQL by URL."""
 
-from orchestrator.store.models import ExecutionStatus, StepStatus
-from orchestrator.store.records import ExecutionRecord, StepRecord, WorkflowRecord
+from orchestrator.store.models import ExecutionStatus, StepStatus, TableRole
+from orchestrator.store.records import ExecutionRecord, StepRecord, TableVersion, WorkflowRecord
 from orchestrator.store.repository import Store
 
 __all__ = [
@@ -10,5 +10,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "Store",
+    "TableRole",
+    "TableVersion",
     "WorkflowRecord",
 ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO
 
 import polars as pl
 
-from services.bronze.parse import LinesUncertain, Reject, Restart, parse_file
+from services.bronze.parse import LinesUncertain, Restart, parse_file
+from services.bronze.rows import DEFAULT_MAX_FIELD_BYTES, Reject
 from services.bronze.sniff import Dialect
 from services.bronze.transform import Audit, decode_fields, to_bronze
 
@@ -29,11 +30,13 @@ def bronze_batches(
     audit: Audit,
     null_markers: tuple[str, ...],
     compat: bool = False,
-) -> Iterator[BronzeBatch | Restart]:
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+) -> Generator[BronzeBatch | Restart, None, None]:
     """Bronze rows and rejects of one file; after a Restart, discard what came before.
-    `compat` reads the file with the compatibility parser from the start."""
+    `compat` reads the file with the compatibility parser from the start; a row with a
+    field over `max_field_bytes` is rejected."""
     rejected = False
-    for parsed in parse_file(open_stream, dialect, names, block_bytes, compat):
+    for parsed in parse_file(open_stream, dialect, names, block_bytes, compat, max_field_bytes):
         if isinstance(parsed, Restart):
             yield parsed
             continue
@@ -42,7 +45,14 @@ def bronze_batches(
             if rejected:
                 yield Restart(f"rejects' line numbers unknown: {parsed.reason}")
                 yield from bronze_batches(
-                    open_stream, dialect, names, block_bytes, audit, null_markers, compat=True
+                    open_stream,
+                    dialect,
+                    names,
+                    block_bytes,
+                    audit,
+                    null_markers,
+                    compat=True,
+                    max_field_bytes=max_field_bytes,
                 )
             return
         text, numbers, undecodable = decode_fields(

@@ -29,7 +29,8 @@ from flowforge.settings import Settings
 from flowforge.storage import ObjectInfo, ObjectStore
 from services.bronze.convert import bronze_batches
 from services.bronze.options import CsvOptions
-from services.bronze.parse import Reject, Restart
+from services.bronze.parse import Restart
+from services.bronze.rows import Reject
 from services.bronze.sniff import SAMPLE_BYTES, sniff
 from services.bronze.transform import (
     Audit,
@@ -202,26 +203,38 @@ def ingest_file(
     rejects = RejectWriter(store, f"{run_prefix}_rejects/part-{index:05d}", audit)
 
     def open_stream() -> contextlib.closing[IO[bytes]]:
+        # Reads past the request's deadline fail, so a stalled store cannot hold the RPC.
+        stream = store.open_stream(info.key, expires_at=deadline.ends)
         # PrefetchReader is a RawIOBase: a binary stream, though not nominally IO[bytes].
-        return contextlib.closing(cast(IO[bytes], store.open_stream(info.key)))
+        return contextlib.closing(cast(IO[bytes], stream))
 
     block = settings.bronze_block_size_mb << 20
-    null_markers = plan.options.null_markers
-    for batch in bronze_batches(open_stream, dialect, names, block, audit, null_markers):
-        deadline.check(f"ingesting {info.key}")
-        if isinstance(batch, Restart):
-            log.info("compatibility mode", extra={"key": info.key, "why": batch.reason[:200]})
-            writer.discard_source(info.key)
-            rejects.discard()
-            report.rows = 0
-            outcome.warnings.append(
-                f"{info.key}: read with the compatibility parser ({batch.reason[:160]})"
-            )
-            continue
-        rejects.add(batch.rejects)
-        if batch.frame.height:
-            report.rows += batch.frame.height
-            writer.add(batch.frame, batch.raw_bytes)
+    batches = bronze_batches(
+        open_stream,
+        dialect,
+        names,
+        block,
+        audit,
+        plan.options.null_markers,
+        max_field_bytes=settings.bronze_max_field_mb << 20,
+    )
+    # Closed on the way out, whatever the way: that closes the stream being read.
+    with contextlib.closing(batches):
+        for batch in batches:
+            deadline.check(f"ingesting {info.key}")
+            if isinstance(batch, Restart):
+                log.info("compatibility mode", extra={"key": info.key, "why": batch.reason[:200]})
+                writer.discard_source(info.key)
+                rejects.discard()
+                report.rows = 0
+                outcome.warnings.append(
+                    f"{info.key}: read with the compatibility parser ({batch.reason[:160]})"
+                )
+                continue
+            rejects.add(batch.rejects)
+            if batch.frame.height:
+                report.rows += batch.frame.height
+                writer.add(batch.frame, batch.raw_bytes)
     outcome.rejects = rejects.close()
     outcome.rejected_by_kind = rejects.kinds
     report.rows_rejected = sum(rejects.kinds.values())

@@ -4,8 +4,9 @@ The fast path is Arrow's serial streaming reader: it parses block by block in bo
 memory and reports each row with the wrong field count (with its physical row number)
 to a handler, so nothing is dropped silently. Files it cannot read (a ragged row with
 undecodable bytes, a field larger than a block, bytes invalid in a non-UTF-8 encoding)
-are read again by the compatibility path, Python's csv module, which is slower but
-accepts anything.
+are read again by the compatibility path (compat.py), Python's csv module, which is
+slower but accepts anything. Both reject a row with a field over the size limit
+(FLOWFORGE_BRONZE_MAX_FIELD_MB); the compatibility path never holds such a field whole.
 
 Every row carries two numbers: its data row number (header and blank lines excluded)
 and the physical line of the file where it starts (1-based, the header line and every
@@ -20,9 +21,6 @@ reads the file again with the compatibility path if the line numbers were used.
 from __future__ import annotations
 
 import codecs
-import csv
-import io
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,28 +31,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from flowforge.errors import InvalidArgument
+from services.bronze.compat import parse_compat
+from services.bronze.field_limit import oversized_in_text, without_oversized
+from services.bronze.rows import (
+    DEFAULT_MAX_FIELD_BYTES,
+    ParsedBatch,
+    Reject,
+    field_too_large,
+    wrong_field_count,
+)
 from services.bronze.sniff import Dialect
-
-WRONG_FIELD_COUNT = "wrong_field_count"
-INVALID_ENCODING = "invalid_encoding"
-
-
-@dataclass(frozen=True)
-class Reject:
-    row_number: int  # data row number within its file, 1-based
-    line_number: int  # physical line of the file where the record starts, 1-based
-    kind: str  # WRONG_FIELD_COUNT or INVALID_ENCODING
-    reason: str
-    raw_line: str
-
-
-@dataclass
-class ParsedBatch:
-    fields: pa.RecordBatch  # one binary column per CSV column
-    row_numbers: np.ndarray  # int64 data row number of each row in `fields`
-    line_numbers: np.ndarray  # int64 physical line where each row in `fields` starts
-    rejects: list[Reject]
 
 
 @dataclass(frozen=True)
@@ -83,32 +69,25 @@ def parse_file(
     names: list[str],
     block_bytes: int,
     compat: bool = False,
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
 ) -> Iterator[ParsedBatch | Restart | LinesUncertain]:
     """Parses a whole file: the fast path, or after a Restart (or with `compat`) the
-    compatibility path. A fast parse may end with LinesUncertain (see there)."""
+    compatibility path. A fast parse may end with LinesUncertain (see there).
+
+    On a fallback the fast path's stream is closed before its Arrow reader is let go
+    (the exception holds the reader): closing wakes Arrow's I/O thread if it waits in a
+    read, and the reader's cleanup waits for that read to end."""
     if not compat:
         try:
             with open_stream() as stream:
                 stream.read(dialect.bom_bytes)
-                yield from parse_fast(stream, dialect, names, block_bytes)
+                yield from parse_fast(stream, dialect, names, block_bytes, max_field_bytes)
             return
         except ParseFallback as why:
             yield Restart(str(why))
     with open_stream() as stream:
         stream.read(dialect.bom_bytes)
-        yield from parse_compat(stream, dialect, names)
-
-
-def wrong_field_count(
-    row_number: int, line_number: int, expected: int, found: int, raw_line: str
-) -> Reject:
-    return Reject(
-        row_number,
-        line_number,
-        WRONG_FIELD_COUNT,
-        f"expected {expected} fields, found {found}",
-        raw_line,
-    )
+        yield from parse_compat(stream, dialect, names, max_field_bytes, batch_bytes=block_bytes)
 
 
 def line_breaks(data: bytes) -> int:
@@ -200,7 +179,11 @@ def _lines_countable(encoding: str) -> bool:
 
 
 def parse_fast(
-    stream: IO[bytes], dialect: Dialect, names: list[str], block_bytes: int
+    stream: IO[bytes],
+    dialect: Dialect,
+    names: list[str],
+    block_bytes: int,
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
 ) -> Iterator[ParsedBatch | LinesUncertain]:
     pending: list[_Skipped] = []
     header = 1 if dialect.header else 0
@@ -218,9 +201,14 @@ def parse_fast(
         if row.number <= header:
             pending.append(_Skipped(row.number, lines, None))
         else:
-            reject = wrong_field_count(
-                row.number - header, 0, expected, row.actual_columns, row.text
-            )
+            number = row.number - header
+            oversized = oversized_in_text(row.text, dialect, max_field_bytes)
+            if oversized is None:
+                reject = wrong_field_count(number, 0, expected, row.actual_columns, row.text)
+            else:
+                reject = field_too_large(
+                    number, 0, names, oversized.index, oversized.size, max_field_bytes, row.text
+                )
             pending.append(_Skipped(row.number, lines, reject))
         return "skip"
 
@@ -271,7 +259,7 @@ def parse_fast(
                 batch, lines, pending[:used], next_position, next_line, header
             )
             del pending[:used]
-            yield parsed
+            yield without_oversized(parsed, names, max_field_bytes, dialect.delimiter)
         if pending:
             parsed, next_position, next_line = _numbered(
                 _empty(names),
@@ -338,112 +326,3 @@ def _numbered(
 
 def _empty(names: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([], pa.binary()) for _ in names], names=names)
-
-
-def parse_compat(
-    stream: IO[bytes], dialect: Dialect, names: list[str], batch_rows: int = 100_000
-) -> Iterator[ParsedBatch]:
-    csv.field_size_limit(sys.maxsize)
-    text = io.TextIOWrapper(stream, encoding=dialect.encoding, errors="surrogateescape", newline="")
-    reader = csv.reader(
-        text,
-        delimiter=dialect.delimiter,
-        quotechar=dialect.quote,
-        escapechar=dialect.escape or None,
-        doublequote=True,
-        strict=False,
-    )
-    expected = len(names)
-    columns: list[list[bytes]] = [[] for _ in names]
-    numbers: list[int] = []
-    lines: list[int] = []
-    rejects: list[Reject] = []
-    row_number = 0
-    end_line = 0  # the physical line on which the previous record (or blank line) ended
-    header_pending = dialect.header
-    for record in _records(reader, dialect.encoding):
-        # line_num counts the lines read so far, universal newlines (newline="" above).
-        line_number, end_line = end_line + 1, reader.line_num
-        if not record:
-            continue
-        if header_pending:
-            header_pending = False
-            continue
-        row_number += 1
-        if len(record) != expected:
-            rejects.append(
-                wrong_field_count(
-                    row_number, line_number, expected, len(record), _raw_line(record, dialect)
-                )
-            )
-        else:
-            encoded = _encode_fields(record)
-            if isinstance(encoded, int):
-                rejects.append(
-                    Reject(
-                        row_number,
-                        line_number,
-                        INVALID_ENCODING,
-                        f"bytes not valid in {dialect.encoding} in column {names[encoded]!r}",
-                        _raw_line(record, dialect),
-                    )
-                )
-            else:
-                for column, value in zip(columns, encoded, strict=True):
-                    column.append(value)
-                numbers.append(row_number)
-                lines.append(line_number)
-        if len(numbers) >= batch_rows or len(rejects) >= batch_rows:
-            yield _batch(names, columns, numbers, lines, rejects)
-            columns, numbers, lines, rejects = [[] for _ in names], [], [], []
-    if numbers or rejects:
-        yield _batch(names, columns, numbers, lines, rejects)
-
-
-def _records(reader: Iterator[list[str]], encoding: str) -> Iterator[list[str]]:
-    try:
-        yield from reader
-    except UnicodeError as exc:  # the codec gave up on the stream as a whole
-        raise InvalidArgument(f"the file cannot be read as {encoding}: {exc}") from None
-    except csv.Error as exc:
-        raise InvalidArgument(f"the file is not readable as CSV: {exc}") from None
-
-
-def _encode_fields(record: list[str]) -> list[bytes] | int:
-    """UTF-8 bytes of each field, or the index of the first field holding undecodable bytes."""
-    out = []
-    for index, value in enumerate(record):
-        try:
-            out.append(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            return index
-    return out
-
-
-def _raw_line(record: list[str], dialect: Dialect) -> str:
-    buffer = io.StringIO()
-    csv.writer(
-        buffer,
-        delimiter=dialect.delimiter,
-        quotechar=dialect.quote,
-        escapechar=dialect.escape or None,
-        lineterminator="",
-    ).writerow(record)
-    raw = buffer.getvalue().encode("utf-8", errors="surrogateescape")
-    return raw.decode("utf-8", errors="backslashreplace")
-
-
-def _batch(
-    names: list[str],
-    columns: list[list[bytes]],
-    numbers: list[int],
-    lines: list[int],
-    rejects: list[Reject],
-) -> ParsedBatch:
-    arrays = [pa.array(values, pa.binary()) for values in columns]
-    return ParsedBatch(
-        pa.RecordBatch.from_arrays(arrays, names=names),
-        np.asarray(numbers, dtype=np.int64),
-        np.asarray(lines, dtype=np.int64),
-        rejects,
-    )

@@ -15,7 +15,7 @@ import polars_hash  # noqa: F401  (registers the stable `nchash` namespace on ex
 import pyarrow as pa
 
 from flowforge.bronze_columns import AUDIT_COLUMNS
-from services.bronze.parse import INVALID_ENCODING, Reject
+from services.bronze.rows import INVALID_ENCODING, Reject, batch_raw_line, reject
 
 # The hash folds one xxh3-64 per field: h = h * K xor xxh3_64(field), starting from K.
 _HASH_K = 0x9E3779B97F4A7C15
@@ -85,12 +85,12 @@ def decode_fields(
         table = pa.Table.from_arrays(decoded, names=fields.schema.names)
         return pl.from_arrow(table), row_numbers, []  # type: ignore[return-value]
     rejects = [
-        Reject(
+        reject(
             int(row_numbers[i]),
             int(line_numbers[i]),
             INVALID_ENCODING,
             f"bytes not valid in {encoding} in column {fields.schema.names[first_bad_column[i]]!r}",
-            _raw_line(fields, int(i), delimiter),
+            batch_raw_line(fields, int(i), delimiter),
         )
         for i in np.flatnonzero(invalid)
     ]
@@ -110,11 +110,6 @@ def _undecodable(value: bytes | None) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-def _raw_line(fields: pa.RecordBatch, row: int, delimiter: str) -> str:
-    values = [column[row].as_py() or b"" for column in fields.columns]
-    return delimiter.encode().join(values).decode("utf-8", errors="backslashreplace")
 
 
 def row_hash(text: pl.DataFrame) -> pl.Series:

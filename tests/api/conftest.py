@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import subprocess
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +22,11 @@ import uvicorn
 import yaml
 from pydantic import SecretStr
 
+from flowforge.settings import Settings
+from flowforge.storage import ObjectStore
 from orchestrator.api.app import create_app
+from orchestrator.store import Store
+from orchestrator.store.database import open_engine
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import (  # noqa: F401  (fixtures)
     ROOT,
@@ -73,14 +79,30 @@ class ApiServer:
         self.thread.join(15)
 
 
+@contextlib.contextmanager
+def api_alone(
+    settings: Settings, objects: ObjectStore, folder: Path, **changes: Any
+) -> Iterator[tuple[str, Store]]:
+    """The API by itself (no Prefect, no services) over a SQLite store in `folder` and the
+    session's SeaweedFS, with `changes` to its settings: its URL and its store."""
+    database = Store(open_engine(f"sqlite:///{folder / 'flowforge.db'}"))
+    app = create_app(settings.model_copy(update=changes), store=database, objects=objects)
+    try:
+        with ApiServer(app) as url:
+            yield url, database
+    finally:
+        database.close()
+
+
 @pytest.fixture(scope="package")
 def served(
     stack: Stack,  # noqa: F811
     prefect_api: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[None]:
-    """`flowforge serve deployment` (as the compose worker runs it) against this stack.
-    Package scope: it stops before tests/orchestrator serves the same deployment name."""
+) -> Iterator[Path]:
+    """`flowforge serve deployment` (as the compose worker runs it) against this stack; its
+    log file. Package scope: it stops before tests/orchestrator serves the same deployment
+    name."""
     home = tmp_path_factory.mktemp("api-runner")
     log = (home / "runner.log").open("wb")
     env = {
@@ -98,7 +120,7 @@ def served(
     )
     try:
         _wait_for_deployment(process, home / "runner.log")
-        yield
+        yield home / "runner.log"
     finally:
         process.terminate()
         process.wait(30)
@@ -106,12 +128,14 @@ def served(
 
 
 @pytest.fixture(scope="package")
-def api(stack: Stack, served: None) -> Iterator[Api]:  # noqa: F811
+def api(stack: Stack, served: Path) -> Iterator[Api]:  # noqa: F811
     settings = stack.settings.model_copy(
         update={
             "api_token": SecretStr(TOKEN),
             "api_upload_max_mb": UPLOAD_MAX_MB,
             "api_reconcile_seconds": 1.0,
+            # test_concurrent_requests holds more uploads at once than the default cap (8)
+            "api_max_concurrent_uploads": 64,
         }
     )
     app = create_app(settings, store=stack.store, objects=stack.object_store)

@@ -188,17 +188,18 @@ def test_the_list_filters_and_pages(api: Api, runs: Runs) -> None:
 
 
 def all_logs(api: Api, execution_id: str) -> list[dict[str, Any]]:
-    """Every log line of the execution, once its last one has reached Prefect (they are
-    shipped in batches and may trail the run by a few seconds)."""
+    """Every log line of the execution, once the API says they have all reached Prefect
+    (they are shipped in batches and may trail the run by a few seconds)."""
     deadline = time.monotonic() + 60
     while True:
         response = api.client.get(f"/api/executions/{execution_id}/logs", params={"limit": 200})
         assert response.status_code == 200, response.text
         lines: list[dict[str, Any]] = response.json()["items"]
-        if any(f"execution {execution_id} completed" in line["message"] for line in lines):
+        if response.json()["complete"]:
+            assert any(f"execution {execution_id} completed" in line["message"] for line in lines)
             return lines
-        assert time.monotonic() < deadline, f"no completion line yet: {lines[-3:]}"
-        time.sleep(1)
+        assert time.monotonic() < deadline, f"logs not complete yet: {lines[-3:]}"
+        time.sleep(0.5)
 
 
 def shown(lines: list[dict[str, Any]]) -> list[tuple[str, str]]:

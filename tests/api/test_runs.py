@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import polars as pl
+from sqlalchemy import text
+
+from orchestrator.api.schemas import LOG_FLUSH_SECONDS
+from orchestrator.store import ExecutionStatus
 from orchestrator.workflows import Workflow
 from tests.api.conftest import ROOT, Api, applied, wait_until_ended
 from tests.sample_oracle import EXPECTED
 
 
-def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow) -> None:
+def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow, served: Path) -> None:
     workflow = applied(api, sample_workflow)
     csv = ROOT / "examples" / "data" / "customers.csv"
     with csv.open("rb") as handle:
@@ -48,18 +57,29 @@ def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow) -> 
     listed = api.client.get("/api/executions", params={"workflow_id": workflow.id}).json()
     assert listed["total"] == 1 and [e["id"] for e in listed["items"]] == [execution_id]
 
-    # Prefect ships a run's log lines in batches, so they may trail the run by a few seconds.
+    # Prefect ships a run's log lines in batches, after the execution may show COMPLETED
+    # (the issue: 0 lines, then 8, then 12): `complete` is false until they all arrived.
+    path = f"/api/executions/{execution_id}/logs"
     deadline = time.monotonic() + 60
-    while True:
-        logs = api.client.get(f"/api/executions/{execution_id}/logs", params={"limit": 200}).json()
-        if any("silver" in line["message"] for line in logs["items"]):
-            break
-        assert time.monotonic() < deadline, f"no silver log lines: {logs['items'][:3]}"
-        time.sleep(1)
-    assert {line["flow_run_id"] for line in logs["items"]} == {execution["flow_run_id"]}
-    stamps = [line["timestamp"] for line in logs["items"]]
+    answers = [api.client.get(path, params={"limit": 200}).json()]
+    while not answers[-1]["complete"]:
+        assert time.monotonic() < deadline, f"logs never complete: {answers[-1]['items'][-3:]}"
+        time.sleep(0.3)
+        answers.append(api.client.get(path, params={"limit": 200}).json())
+    logs = answers[-1]
+    lines = logs["items"]
+    assert {line["flow_run_id"] for line in lines} == {execution["flow_run_id"]}
+    stamps = [line["timestamp"] for line in lines]
     assert stamps == sorted(stamps)
-    assert any("silver" in line["message"] for line in logs["items"])
+    # Complete means whole: each layer's line and the flow's last one are there.
+    for layer in ("bronze", "silver", "gold"):
+        assert any(line["message"].startswith(f"{layer}: ") for line in lines), layer
+    final = [line for line in lines if line["logger"] == "prefect.flow_runs"]
+    assert final[-1]["message"].startswith("Finished in state Completed")
+    # The served deployment's own log: no poll (its HTTP requests), no warning from the
+    # flow run's start (runpy's "found in sys.modules" when the CLI ran as `-m`).
+    runner_log = served.read_text()
+    assert "HTTP Request" not in runner_log and "RuntimeWarning" not in runner_log, runner_log
 
     gold = api.client.get(f"/api/executions/{execution_id}/gold", params={"limit": 5}).json()
     assert gold["current"] is True and gold["run_id"] == execution_id
@@ -72,6 +92,12 @@ def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow) -> 
     (preview,) = quarantine["items"]
     assert preview["rows"] == 6 and len(preview["preview"]) == 6
     assert {"_rule", "_reason"} <= set(preview["columns"])
+    # _row_hash is a UInt64: as text, exactly the stored value (a JSON number above 2^53
+    # would reach a browser rounded).
+    stored = pl.read_parquet(io.BytesIO(api.stack.object_store.get_bytes(preview["key"])))
+    hashes = [str(value) for value in stored["_row_hash"].head(len(preview["preview"]))]
+    assert [row["_row_hash"] for row in preview["preview"]] == hashes
+    assert any(int(value) > 2**53 for value in hashes)
     too_many = api.client.get(f"/api/executions/{execution_id}/gold", params={"limit": 101})
     assert too_many.status_code == 422
 
@@ -84,3 +110,24 @@ def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow) -> 
     assert len(events) == 1 and events[0].startswith("event: execution\n")
     data = json.loads(events[0].split("data: ", 1)[1])
     assert data["id"] == execution_id and data["status"] == "COMPLETED"
+
+
+def test_the_logs_of_a_run_that_never_logged_its_end(api: Api, sample_workflow: Workflow) -> None:
+    """A crashed or cancelled flow run never logs its final line: its logs are complete once
+    its execution ended LOG_FLUSH_SECONDS ago, not before (lines may still be on their way)."""
+    workflow = applied(api, sample_workflow)
+    store = api.stack.store
+    execution = store.create_execution(workflow.id, "products", ["bronze", "silver", "gold"])
+    store.start_execution(execution.id, flow_run_id=str(uuid.uuid4()))  # no line in Prefect
+    store.finish_execution(execution.id, ExecutionStatus.CRASHED, error="the process was killed")
+    path = f"/api/executions/{execution.id}/logs"
+    just_ended = api.client.get(path).json()
+    assert (just_ended["complete"], just_ended["items"]) == (False, [])
+    long_ago = datetime.now(UTC) - timedelta(seconds=LOG_FLUSH_SECONDS + 1)
+    with store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE executions SET finished_at = :ended WHERE id = :id"),
+            {"ended": long_ago, "id": execution.id},
+        )
+    later = api.client.get(path).json()
+    assert (later["complete"], later["items"]) == (True, [])

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
+from urllib.parse import urlparse
 
 import grpc
 import polars as pl
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from flowforge.embedded import EmbeddedS3
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
 from services.layers import create_server
+from tests.faults.proxy import FaultProxy
+from tests.waiting import threads_in
+
+# The bronze server behind `store_proxy` reads fields of up to 1 MB, in 2 MB blocks.
+LIMITED = {"bronze_max_field_mb": 1, "bronze_block_size_mb": 2}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +37,39 @@ def bronze_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServe
 def channel(bronze_server: LayerServer) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{bronze_server.port}") as ch:
         yield ch
+
+
+@pytest.fixture(scope="module")
+def store_proxy(s3: EmbeddedS3) -> Iterator[FaultProxy]:
+    """A TCP proxy in front of the object store, to slow it down (set("delay", ...))."""
+    endpoint = urlparse(s3.endpoint_url)
+    proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def limited_server(settings: Settings, store_proxy: FaultProxy) -> Iterator[LayerServer]:
+    """A bronze server with the LIMITED settings, reaching the store through the proxy."""
+    endpoint = {"s3_endpoint_url": f"http://{store_proxy.address}"}
+    limited = settings.model_copy(update=LIMITED | endpoint)
+    server = create_server("bronze", limited, "127.0.0.1:0", ObjectStore(limited))
+    yield server
+    server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def limited_channel(limited_server: LayerServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{limited_server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def limited_bronze(
+    limited_channel: grpc.Channel, store_proxy: FaultProxy
+) -> Iterator[bronze_pb2_grpc.BronzeServiceStub]:
+    yield bronze_pb2_grpc.BronzeServiceStub(limited_channel)
+    store_proxy.set("pass")
 
 
 @pytest.fixture
@@ -64,3 +105,10 @@ def serving(channel: grpc.Channel) -> bool:
         health_pb2.HealthCheckRequest(service="flowforge.v1.BronzeService"), timeout=5
     )
     return response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def nothing_left_reading() -> bool:
+    """No thread fetches an object or waits on a stream: no s3-prefetch thread, and no
+    thread (RPC workers and Arrow's I/O threads included) in a pipe or in bronze's code."""
+    prefetching = [t for t in threading.enumerate() if t.name == "s3-prefetch"]
+    return not (prefetching or threads_in("flowforge/pipes.py") or threads_in("services/bronze/"))

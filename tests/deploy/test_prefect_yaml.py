@@ -1,6 +1,7 @@
 """prefect.yaml against the code: `prefect deploy --all` registers the deployment
 `flowforge run` and the API trigger, its entrypoint is the flow, its parameters are the
-flow's, and its pull step finds the code in the image and in a checkout."""
+flow's, and its pull step finds the code in the image and in a checkout; the maintenance
+deployment is the one `flowforge serve deployment` serves, on the same schedule."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import pytest
 import yaml
 
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
 from orchestrator.flow import medallion
+from orchestrator.maintenance_flow import maintenance
 from tests.deploy.compose import ROOT
 from tests.deploy.test_files import DOCKERFILE, stages
 
@@ -27,9 +29,9 @@ def project() -> dict[str, Any]:
     return yaml.safe_load(PREFECT_YAML.read_text())  # type: ignore[no-any-return]
 
 
-def deployment() -> dict[str, Any]:
-    (only,) = project()["deployments"]
-    return only  # type: ignore[no-any-return]
+def deployment(name: str = "customer-data") -> dict[str, Any]:
+    (found,) = [d for d in project()["deployments"] if d["name"] == name]
+    return found  # type: ignore[no-any-return]
 
 
 def entrypoint_object(entrypoint: str) -> Any:
@@ -45,6 +47,20 @@ def test_the_deployment_is_the_one_flowforge_triggers() -> None:
     assert flow is medallion
     assert f"{flow.name}/{deployment()['name']}" == FULL_NAME == "flowforge-medallion/customer-data"
     assert Settings(_env_file=None).deployment_name == FULL_NAME  # type: ignore[call-arg]
+
+
+def test_the_maintenance_deployment_is_the_served_one() -> None:
+    assert len(project()["deployments"]) == 2
+    tables = deployment("tables")
+    flow = entrypoint_object(tables["entrypoint"])
+    assert flow is maintenance
+    assert f"{flow.name}/{tables['name']}" == MAINTENANCE_NAME
+    (schedule,) = tables["schedules"]
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert schedule == {"cron": maintenance_cron(default), "timezone": "UTC"}
+    assert tables["concurrency_limit"] == 1  # two at once would race each other's commits
+    assert not set(tables["parameters"] or {}) - set(inspect.signature(maintenance.fn).parameters)
+    maintenance.validate_parameters(tables["parameters"] or {})
 
 
 def test_the_prefect_version_is_the_installed_one() -> None:

@@ -177,3 +177,42 @@ def test_api_upload_while_the_store_refuses_is_503_then_lands(
     info = store.head(key)
     assert info is not None and info.size == len(csv)
     executions.close()
+
+
+def test_an_api_upload_the_store_drops_half_way_leaves_no_multipart_upload_open(
+    settings: Settings, store_proxy: FaultProxy, store: ObjectStore, tmp_path: Path
+) -> None:
+    """The store goes away in the middle of a large upload (its multipart upload begun):
+    boto3's abort of it cannot reach the store either. The request is 503; once the store
+    answers again the API aborts the upload (before, its parts stayed stored for ever,
+    listed by no one)."""
+    from orchestrator.api.app import create_app
+    from orchestrator.store import Store
+    from orchestrator.workflows import parse_workflow
+    from tests.api.conftest import ApiServer
+    from tests.api.test_request_bodies import file_part, open_uploads, wait_for
+
+    proxied = through(store_proxy, settings, state_dir=tmp_path, api_reconcile_seconds=0.5)
+    executions = Store.open(proxied)
+    workflow = f"dropped-{uuid.uuid4().hex[:8]}"
+    executions.save_workflow(parse_workflow(f"id: {workflow}\njobs:\n  - id: job\n"))
+    app = create_app(proxied, store=executions, objects=ObjectStore(proxied))
+    key = f"landing/{workflow}/job/big.csv"
+    half = b"1,a\n" * ((9 << 20) // 4)  # past the 8 MB at which boto3 goes multipart
+
+    def body() -> Iterator[bytes]:
+        yield file_part("big.csv") + b"id,name\n" + half
+        wait_for(lambda: open_uploads(store, key) != [], "begun")  # read past the proxy
+        store_proxy.set("refuse")
+        yield half + b"\r\n--flowforge-test-boundary--\r\n"
+
+    headers = {"Content-Type": "multipart/form-data; boundary=flowforge-test-boundary"}
+    with ApiServer(app) as base:
+        url = f"{base}/api/workflows/{workflow}/jobs/job/files"
+        refused = httpx.post(url, content=body(), headers=headers, timeout=60)
+        assert refused.status_code == 503, refused.text
+        assert open_uploads(store, key) != []  # boto3 could not abort it: the store was gone
+        store_proxy.set("pass")
+        wait_for(lambda: open_uploads(store, key) == [], "aborted once the store is back")
+    assert store.head(key) is None
+    executions.close()

@@ -141,3 +141,18 @@ def test_a_valid_unknown_id_is_404_naming_it(client: httpx.Client, store: Object
     assert created.status_code == 200, created.text
     assert created.json()["name"] == UNKNOWN
     store.delete_prefix(f"dimensions/{UNKNOWN}/")
+
+
+@pytest.mark.parametrize("name", ["x..csv", "a..b.csv", "x...csv", "..x.csv"])
+def test_file_names_with_dots_in_a_row_are_refused(
+    client: httpx.Client, store: ObjectStore, name: str
+) -> None:
+    """The documented rule is single dots: 'x..csv' (stem 'x.') once got through."""
+    files = [("files", (name, b"a\n1\n", "text/csv"))]
+    response = client.post("/api/workflows/hostile-api/jobs/job/files", files=files)
+    assert response.status_code == 400, response.text[:300]
+    assert f"file name {name!r} is not allowed" in response.json()["error"]["message"]
+    dimension = client.put("/api/dimensions/hostile", files={"file": (name, b"a\n1\n")})
+    assert dimension.status_code == 400, dimension.text[:300]
+    assert keys(store, "landing/hostile-api/") == []
+    assert keys(store, "dimensions/hostile/") == []

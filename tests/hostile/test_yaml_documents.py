@@ -10,6 +10,7 @@ import pytest
 
 from flowforge.errors import InvalidArgument
 from orchestrator.workflows import parse_workflow
+from orchestrator.yamlsource import MAX_VALUES
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{name}: &{name} [{', '.join(['*' + previous] * 10)}]\n"
@@ -20,7 +21,12 @@ CASES = {
     "deep-sequences": ("id: w\njobs: " + "[" * 5000 + "]" * 5000, "nested more than 64 levels"),
     "deep-mappings": ("id: w\njobs: " + "{a: " * 3000 + "1" + "}" * 3000, "nested more than"),
     "self-alias": ("id: w\njobs: &j [*j]\n", "an alias refers to a value that contains it"),
-    "alias-bomb": (ALIAS_BOMB, "more than 100000 values once aliases are expanded"),
+    "alias-bomb": (ALIAS_BOMB, f"more than {MAX_VALUES} values once aliases are expanded"),
+    # Refused as the parser reaches value 20 001, not once the whole megabyte is parsed.
+    "too-many-values": (
+        "id: w\njobs: [" + ", ".join(["x"] * 100_000) + "]\n",
+        f"more than {MAX_VALUES} values (the most a document may hold)",
+    ),
     "not-a-mapping": ("- just\n- a list\n", "a workflow is a mapping"),
     "binary": ("\x00\x01\x02", "not valid YAML"),
 }

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,13 @@ from flowforge.embedded import pick_ports
 from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings, get_settings
+from flowforge.tables import TableRef
+from orchestrator.deployment import MAINTENANCE_NAME, maintenance_cron
+from orchestrator.maintenance import MAINTENANCE_KEY
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
+from tests.delta import commit, table
 from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
 from tests.sample_oracle import EXPECTED
 
@@ -153,6 +158,30 @@ def test_served_deployment_answers_health_on_its_port(
         capture_output=True, timeout=30,
     )  # fmt: skip
     assert healthy.returncode == 0, healthy.stderr
+
+
+def test_the_maintenance_deployment_is_served_beside_the_medallion(
+    stack: Stack, served_deployment: subprocess.Popen[bytes]
+) -> None:
+    """flowforge-maintenance/tables is served by the same process, on its schedule; a run
+    of it compacts the table it is given (its commit names the flow run)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    ref = TableRef.silver_quarantine(JobKey(f"mcli-{uuid.uuid4().hex[:8]}", "job"))
+    for run_id in ("r0", "r1"):
+        commit(stack.settings, ref, {"_rule": [run_id]}, run_id)  # two files
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(MAINTENANCE_NAME)
+    assert [s.schedule.cron for s in deployment.schedules] == [  # type: ignore[union-attr]
+        maintenance_cron(stack.settings)
+    ]
+    flow_run = run_deployment(MAINTENANCE_NAME, parameters={"tables": [ref.path]}, timeout=120)
+    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+    (latest,) = table(stack.settings, ref).history(1)
+    assert latest["operation"] == "OPTIMIZE"
+    assert latest[MAINTENANCE_KEY] == f"maintenance-{flow_run.id}"
+    assert len(table(stack.settings, ref).file_uris()) == 1
 
 
 def test_run_uploads_and_goes_through_the_served_deployment(

@@ -3,17 +3,30 @@ secret the settings hold masked, whichever logger the record comes through."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from flowforge.logs import _CHATTY, MASK, SecretMasker, configure_logging, secret_values
+from flowforge.logs import (
+    _CHATTY,
+    _PER_REQUEST,
+    MASK,
+    RotatedOutput,
+    SecretMasker,
+    configure_logging,
+    secret_values,
+)
 from flowforge.settings import Settings
 
 
@@ -67,7 +80,7 @@ def logged(canaries: dict[str, str], request: pytest.FixtureRequest) -> Iterator
     for handler in [h for h in root.handlers if getattr(h, "_flowforge", 0)]:
         root.removeHandler(handler)
     root.setLevel(level)
-    for name in _CHATTY:
+    for name in _CHATTY + _PER_REQUEST:
         logging.getLogger(name).setLevel(logging.NOTSET)
 
 
@@ -125,3 +138,85 @@ def test_short_values_are_not_masked() -> None:
     """A one- to three-letter value would mask ordinary words all over the logs."""
     masker = SecretMasker(["abc", "", "long-enough"])
     assert masker.mask("abc long-enough") == f"abc {MASK}"
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `flowforge` command against the session's store: no log
+    format set, so the command picks its own."""
+    from tests.orchestrator.test_cli import env_of
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWFORGE_")}
+    env |= {k: v for k, v in env_of(settings).items() if k != "FLOWFORGE_LOG_FORMAT"}
+    return env | extra
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    found = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict):
+                found.append(value)
+    return found
+
+
+def test_a_cli_commands_stderr_is_for_people(settings: Settings) -> None:
+    """`flowforge dimensions list` once printed a JSON line ("object store conditional
+    writes probed") into the terminal: a command's stderr has no JSON unless asked for."""
+    command = [sys.executable, "-m", "cli", "dimensions", "list"]
+    plain = subprocess.run(command, env=cli_env(settings), capture_output=True, text=True,
+                           timeout=120, check=True)  # fmt: skip
+    assert json_lines(plain.stderr) == [], plain.stderr
+    at_debug = subprocess.run(command, env=cli_env(settings, FLOWFORGE_LOG_LEVEL="DEBUG"),
+                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert "conditional writes probed" in at_debug.stderr  # logging is on, as text
+    assert json_lines(at_debug.stderr) == [], at_debug.stderr
+    asked = cli_env(settings, FLOWFORGE_LOG_LEVEL="DEBUG", FLOWFORGE_LOG_FORMAT="json")
+    as_json = subprocess.run(command, env=asked, capture_output=True, text=True, timeout=120,
+                             check=True)  # fmt: skip
+    probed = [e for e in json_lines(as_json.stderr) if "conditional writes" in str(e["msg"])]
+    assert probed and probed[0]["conditional_writes"] is True
+
+
+def test_a_log_file_under_the_state_folder_is_rotated(tmp_path: Path) -> None:
+    """A child writes 2,000 numbered lines through RotatedOutput capped at 4 KB with two
+    backups: every file stays under the cap, and what is kept is the newest lines, in order,
+    up to the last one."""
+    path = tmp_path / "deployment.log"
+    output = RotatedOutput(path, max_bytes=4096, backups=2)
+    code = "import sys\nfor i in range(2000): print(f'line {i:05d}', flush=True)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=output.fd)
+    output.close()
+    assert child.wait(60) == 0
+    output.wait(30)
+    files = [path.with_name(f"{path.name}.2"), path.with_name(f"{path.name}.1"), path]
+    assert [f.exists() for f in files] == [True, True, True]
+    assert not path.with_name(f"{path.name}.3").exists()
+    assert all(f.stat().st_size <= 4096 for f in files)
+    kept = [line for f in files for line in f.read_text().splitlines()]
+    first = int(kept[0].split()[1])
+    assert kept == [f"line {i:05d}" for i in range(first, 2000)]
+
+
+def test_records_go_out_once_and_requests_not_at_all(logged: io.StringIO) -> None:
+    """Prefect's logging setup puts its console handler on the root logger: configuring
+    FlowForge's replaced it, else each record went out twice (text, then JSON). httpx logs
+    every request at INFO (a served deployment's four polls a second): kept to warnings."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    root = logging.getLogger()
+    prefects = PrefectConsoleHandler(stream=io.StringIO())
+    root.addHandler(prefects)
+    try:
+        configure_logging(Settings(_env_file=None, log_format="json"), logged)  # type: ignore[call-arg]
+        assert prefects not in root.handlers
+        logging.getLogger("prefect.runner").info("a runner line")
+        logging.getLogger("httpx").info('HTTP Request: POST /api/x "HTTP/1.1 200 OK"')
+        logging.getLogger("httpx").warning("a request failed")
+    finally:
+        root.removeHandler(prefects)
+    assert [json.loads(line)["msg"] for line in logged.getvalue().splitlines()][-2:] == [
+        "a runner line",
+        "a request failed",
+    ]
+    assert "HTTP Request" not in logged.getvalue()

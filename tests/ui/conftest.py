@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.api.conftest import (  # noqa: F401 (the API's fixtures, by name)
     TOKEN,
@@ -24,6 +24,16 @@ from tests.orchestrator.conftest import (  # noqa: F401 (the orchestrator's fixt
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
+# Every load or inline code the API's Content-Security-Policy refuses, as the page saw it.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+def csp_violations(page: Page) -> list[str]:
+    return page.evaluate("window.__cspViolations")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="package")

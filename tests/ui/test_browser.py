@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, Locator, expect
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import ROOT, Stack
 from tests.sample_oracle import EXPECTED
-from tests.ui.conftest import OUTPUT, TOKEN, Api
+from tests.ui.conftest import OUTPUT, RECORD_CSP_VIOLATIONS, TOKEN, Api, csp_violations
 
 # What the sample customers CSV gives (tests/sample_oracle.py): in, out, rejected, as shown.
 CUSTOMERS = {
@@ -36,6 +36,7 @@ def test_run_a_job_and_read_its_execution(
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.set_default_timeout(60_000)  # a loaded CI machine: Prefect and the services share it
     page.add_init_script(f"localStorage.setItem('flowforge.token', {TOKEN!r})")
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
@@ -101,8 +102,14 @@ def test_run_a_job_and_read_its_execution(
         f"committed bronze/{workflow.id}/"
     ).wait_for(timeout=60_000)
     logs.get_by_text(f"gold: {GOLD_IN} rows in, {GOLD_OUT} out").wait_for(timeout=60_000)
+    # Until the API says the logs are complete, the panel says more may arrive; once the
+    # note is gone, the last lines are there: each layer's task ended, then the flow.
+    expect(page.locator("[data-more]")).to_have_count(0, timeout=60_000)
+    finished = logs.get_by_text("Finished in state Completed()", exact=True)
+    assert finished.count() == len(CUSTOMERS) + 1
     page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
     assert errors == []
+    assert csp_violations(page) == []
 
 
 def test_the_token_field_unlocks_an_api_that_needs_one(api: Api, browser: Browser) -> None:
@@ -117,5 +124,6 @@ def test_the_token_field_unlocks_an_api_that_needs_one(api: Api, browser: Browse
     page.locator("article.job").first.wait_for()
     assert page.get_by_role("alert").count() == 0
     assert page.evaluate("localStorage.getItem('flowforge.token')") == TOKEN
-    page.wait_for_function("document.getElementById('live').textContent === 'live'")
+    # A locator, not wait_for_function: the API's policy refuses the eval() that uses.
+    expect(page.locator("#live")).to_have_text("live")
     page.close()

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Request, Route
 
-from tests.ui.conftest import OUTPUT, TOKEN, Api
+from tests.ui.conftest import OUTPUT, RECORD_CSP_VIOLATIONS, TOKEN, Api, csp_violations
 
 
 def test_swagger_ui_works_offline_with_the_saved_token(api: Api, browser: Browser) -> None:
@@ -30,6 +30,7 @@ def test_swagger_ui_works_offline_with_the_saved_token(api: Api, browser: Browse
         sent[urlsplit(request.url).path] = request.headers.get("authorization")
 
     page.on("request", record)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)  # Swagger UI under the API's policy
 
     # No token saved: the document is refused, and the page says so.
     page.goto(f"{api.url}/docs")
@@ -51,4 +52,5 @@ def test_swagger_ui_works_offline_with_the_saved_token(api: Api, browser: Browse
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / "docs.png"), full_page=False)
     assert elsewhere == []
+    assert csp_violations(page) == []
     page.close()

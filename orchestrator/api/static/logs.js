@@ -1,4 +1,6 @@
-// The Prefect logs of an execution's flow run, a page at a time.
+// The Prefect logs of an execution's flow run, a page at a time. Prefect receives them in
+// batches, after the run may have ended: until the API says the page is complete, the
+// panel says more may arrive (and the execution page keeps reloading it).
 
 import { api } from "./api.js";
 import { alertBox, el, when } from "./dom.js";
@@ -22,7 +24,7 @@ export class LogPanel {
     this.id = executionId;
     this.offset = 0;
     this.loaded = false;
-    this.partial = true;
+    this.complete = false;
     this.pager = el("div", { class: "pager" });
     this.body = el("div", { class: "logs" });
     this.node = el("div", {}, this.pager, this.body);
@@ -38,8 +40,8 @@ export class LogPanel {
     }
     this.loaded = true;
     this.offset = offset;
+    this.complete = data.complete === true;
     const entries = data.items;
-    this.partial = entries.length < LOG_PAGE;
     // A LogPage has no total (Prefect counts none): a full page may have a next one.
     const hasNext = entries.length === LOG_PAGE;
     const last = offset + entries.length;
@@ -50,6 +52,7 @@ export class LogPanel {
       el("button", { type: "button", text: "reload", onclick: () => this.load(this.offset) }),
     );
     this.body.replaceChildren(
+      ...(this.complete ? [] : [el("p", { class: "note", "data-more": "", text: "More lines may arrive: Prefect is still receiving this run's logs." })]),
       entries.length
         ? el(
             "div",
