@@ -10,7 +10,8 @@ this process and times `--builds` builds of one model plus the built-in profile:
     loaded (the usual case: the service starts one ahead);
   * back to back: the next build starts at once, its process still loading;
   * in process: the same models in a GoldSession of this process, as gold ran them
-    before builds had their own process (views, lock, COPY to S3, preview).
+    before builds had their own process (views, lock, COPY to S3, preview; no commit: the
+    service's figures include committing the two model tables).
 
 Prints the medians and the overhead of the service over the in-process run.
 """
@@ -21,20 +22,22 @@ import argparse
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import grpc
 import polars as pl
+from deltalake import DeltaTable, write_deltalake
 
 from bench.common import start_s3
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import Manifest, commit, read_committed, start_run
-from flowforge.parts import write_parquet
+from flowforge import tables
+from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.specs.gold import PROFILE_MODEL
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
-from services.gold.engine import GoldSession, Inputs
+from services.gold.engine import GoldSession, Inputs, Source
 from services.gold.profile import profile_sql
 from services.layers import create_server
 
@@ -43,7 +46,7 @@ MODEL = "SELECT region, count(*) AS orders, sum(amount) AS amount FROM silver GR
 PAUSE_SECONDS = 2.0
 
 
-def commit_silver(store: ObjectStore) -> list[str]:
+def commit_silver(settings: Settings) -> list[str]:
     frame = pl.DataFrame(
         {
             "order_id": range(1000),
@@ -51,13 +54,16 @@ def commit_silver(store: ObjectStore) -> list[str]:
             "amount": [i * 0.25 for i in range(1000)],
         }
     )
-    dataset = Dataset.for_layer("silver", JOB)
-    previous = read_committed(store, dataset)
-    prefix = start_run(store, dataset, "silver-1", previous)
-    part = write_parquet(store, f"{prefix}part-00000.parquet", frame)
-    manifest = Manifest(dataset=dataset.prefix, run_id="silver-1", data_objects=[part])
-    commit(store, dataset, manifest, previous)
-    return [part.key]
+    ref, options = TableRef.silver(JOB), tables.storage_options(settings)
+    write_deltalake(
+        ref.uri(settings),
+        frame.to_arrow(),
+        mode="overwrite",
+        storage_options=options,
+        commit_properties=tables.commit_properties("silver-1"),
+    )
+    table = DeltaTable(ref.uri(settings), storage_options=options)
+    return [url.removeprefix(f"s3://{settings.s3_bucket}/") for url in table.file_uris()]
 
 
 def service_build(stub: gold_pb2_grpc.GoldServiceStub) -> float:
@@ -70,13 +76,16 @@ def service_build(stub: gold_pb2_grpc.GoldServiceStub) -> float:
     return time.perf_counter() - started
 
 
-def in_process_build(settings: Settings, keys: list[str], spill: Path, run: int) -> float:
+def in_process_build(settings: Settings, keys: list[str], spill: Path) -> float:
     started = time.perf_counter()
-    prefix = Dataset.for_layer("gold", JOB).run_prefix(f"in-process-{run}")
+    outputs = [
+        f"{TableRef.gold_model(JOB, name).prefix}part-{uuid.uuid4()}.parquet"
+        for name in ("by_region", PROFILE_MODEL)
+    ]
     spill.mkdir(parents=True)
-    with GoldSession(settings, Inputs(keys, {}), prefix, spill) as session:
-        session.run_model("by_region", MODEL, 20)
-        session.run_model(PROFILE_MODEL, profile_sql(session.columns("silver")), 20)
+    with GoldSession(settings, Inputs({"silver": Source(keys)}, outputs), spill) as session:
+        session.run_model("by_region", MODEL, outputs[0], 20)
+        session.run_model(PROFILE_MODEL, profile_sql(session.columns("silver")), outputs[1], 20)
     return time.perf_counter() - started
 
 
@@ -89,7 +98,7 @@ def main() -> None:
         settings = settings.model_copy(update={"state_dir": Path(workdir) / "state"})
         try:
             store = ObjectStore(settings)
-            keys = commit_silver(store)
+            keys = commit_silver(settings)
             server = create_server("gold", settings, "127.0.0.1:0", store)
             with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
                 stub = gold_pb2_grpc.GoldServiceStub(channel)
@@ -103,7 +112,7 @@ def main() -> None:
             server.stop(0)
             spill = Path(workdir) / "spill"
             in_process = [
-                in_process_build(settings, keys, spill / str(i), i) for i in range(args.builds)
+                in_process_build(settings, keys, spill / str(i)) for i in range(args.builds)
             ]
         finally:
             s3.stop()

@@ -169,7 +169,7 @@ def _head(settings: Settings, ref: TableRef, version: int, limit: int) -> pl.Dat
     try:
         return (
             pl.scan_delta(
-                ref.uri(settings), version=version, storage_options=tables.storage_options(settings)
+                ref.uri(settings), version=version, storage_options=tables.polars_options(settings)
             )
             .head(limit)
             .collect()

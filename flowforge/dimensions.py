@@ -62,7 +62,7 @@ def upload_dimension(
             commit_properties=properties,
         )
     with tables.delta_errors(f"reading dimension {name!r}", ref):
-        commit = tables.find_commit(tables.load(settings, ref), run_id)
+        commit = tables.find_commit(tables.load(settings, ref), run_id, settings)
         if commit is None:  # pragma: no cover (the write above committed it)
             raise FailedPrecondition(f"dimension {name!r}: the upload's commit is not in {ref}")
         table = tables.require(settings, ref, f"dimension {name!r}", commit.version)

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from flowforge.errors import (
     FailedPrecondition,
     FlowForgeError,
     InvalidArgument,
+    NotFound,
     Unavailable,
 )
 from flowforge.ids import ID_PATTERN, validate_id
@@ -322,30 +324,99 @@ class Commit:
         )
 
 
-def history(table: DeltaTable, limit: int | None = None) -> list[Commit]:
-    """The table's commits, newest first."""
-    return [Commit.of(entry) for entry in table.history(limit)]
+def history(
+    table: DeltaTable, limit: int | None = None, settings: Settings | None = None
+) -> list[Commit]:
+    """The table's commits, newest first. With `settings`, the log is read with boto, which
+    lets other threads run while the store answers; DeltaTable.history holds the GIL for
+    the whole read (deltalake 1.6.6), stalling every thread of a service meanwhile."""
+    if settings is not None:
+        return list(commits(settings, table, limit or HISTORY_SCAN))
+    with delta_errors("reading the table's history", TableRef(table.table_uri)):
+        return [Commit.of(entry) for entry in table.history(limit)]
+
+
+def commits(settings: Settings, table: DeltaTable, limit: int) -> Iterator[Commit]:
+    """The loaded version's commit and the ones before it, newest first, read with boto;
+    stops where the log was cleaned up."""
+    return (Commit.of(entry) for entry in raw_history(settings, table, limit))
+
+
+def raw_history(settings: Settings, table: DeltaTable, limit: int) -> Iterator[dict[str, Any]]:
+    """What DeltaTable.history gives (each commitInfo with its version), newest first, but
+    read with boto (other threads run while the store answers)."""
+    store = log_store(settings)
+    ref = ref_of(settings, table)
+    newest = table.version()
+    for version in range(newest, max(newest - limit, -1), -1):
+        try:
+            yield commit_info(store, ref, version)
+        except NotFound:  # the log was cleaned up before this version
+            return
+
+
+def ref_of(settings: Settings, table: DeltaTable) -> TableRef:
+    """The TableRef of a loaded table (its URI is s3://{bucket}/{path})."""
+    return TableRef(table.table_uri.removeprefix(f"s3://{settings.s3_bucket}/").rstrip("/"))
+
+
+_log_stores: dict[tuple[Any, ...], ObjectStore] = {}
+_log_stores_lock = threading.Lock()
+
+
+def log_store(settings: Settings) -> ObjectStore:
+    """An ObjectStore for reading table logs, one per store identity (a boto client costs
+    ~90 ms to make; a layer reads a log at the start of every call)."""
+    secret = settings.s3_secret_access_key
+    key = (
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_bucket,
+        settings.s3_access_key_id,
+        secret.get_secret_value() if secret else None,
+        settings.s3_connect_timeout_seconds,
+        settings.s3_read_timeout_seconds,
+        settings.s3_max_attempts,
+    )
+    with _log_stores_lock:
+        if key not in _log_stores:
+            _log_stores[key] = ObjectStore(settings)
+        return _log_stores[key]
 
 
 def commit_at(store: ObjectStore, ref: TableRef, version: int) -> Commit:
     """One version's commit, read from its log object with boto: DeltaTable.history holds
     the GIL while it lists and reads the log (deltalake 1.6.6), stalling every other thread
     of a service for as long as the store takes to answer."""
+    return Commit.of(commit_info(store, ref, version))
+
+
+def commit_info(store: ObjectStore, ref: TableRef, version: int) -> dict[str, Any]:
+    """One version's commitInfo (with its version), read from its log object with boto."""
     key = f"{ref}/_delta_log/{version:020d}.json"
     for line in store.get_bytes(key).splitlines():
         action = json.loads(line) if line.strip() else {}
         if "commitInfo" in action:
-            return Commit.of({**action["commitInfo"], "version": version})
+            return {**action["commitInfo"], "version": version}
     raise FailedPrecondition(f"the commit s3://{store.bucket}/{key} has no commitInfo")
 
 
-def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:
-    """The commit run `run_id` made to this table, when it made one."""
-    if table is None or table.transaction_version(app_id(run_id)) is None:
+def find_commit(
+    table: DeltaTable | None, run_id: str, settings: Settings | None = None
+) -> Commit | None:
+    """The commit run `run_id` made to this table, when it made one (with `settings`, the
+    log is read with boto: see history)."""
+    if table is None:
         return None
-    for entry in table.history(HISTORY_SCAN):
-        if entry.get(RUN_ID_KEY) == run_id:
-            return Commit.of(entry)
+    with delta_errors("looking for a run's commit", TableRef(table.table_uri)):
+        if table.transaction_version(app_id(run_id)) is None:
+            return None
+    if settings is not None:
+        return next((c for c in commits(settings, table, HISTORY_SCAN) if c.run_id == run_id), None)
+    with delta_errors("looking for a run's commit", TableRef(table.table_uri)):
+        for entry in table.history(HISTORY_SCAN):
+            if entry.get(RUN_ID_KEY) == run_id:
+                return Commit.of(entry)
     return None
 
 

@@ -8,10 +8,15 @@
         csv: {delimiter: ","}
         silver: {columns: [...], expectations: [...], dedupe: {...}}   # a SilverSpec
         gold: {models: [{name: by_country, sql_file: models/by_country.sql}]}
+    gold:                      # the workflow's own models, over all of its jobs
+      dimensions: [countries]
+      models: [{name: revenue, sql_file: models/revenue.sql}]   # reads silver.<job>, ...
 
 Every error names the field and the line: `customer-data.yaml:14: jobs[0].silver.columns[2].type
-'integr' is not a type; ...`. SQL files are read relative to the YAML file, at load time, so
-the stored definition is self-contained.
+'integr' is not a type; ...`; a workflow model's also the table and the line of its SQL:
+`customer-data.yaml:97: gold.models[1].sql: line 3: silver.refunds is not a job of workflow
+'customer-data' (jobs: customers, orders, products)`. SQL files are read relative to the
+YAML file, at load time, so the stored definition is self-contained.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flowforge.errors import InvalidArgument, SpecError
 from flowforge.ids import validate_id
 from flowforge.specs.documents import UnknownKey, silver_spec_from_document, unknown_key
-from flowforge.specs.gold import parse_gold_spec
+from flowforge.specs.gold import parse_gold_spec, parse_workflow_gold_spec
 from flowforge.v1 import bronze_pb2, gold_pb2, silver_pb2
 from orchestrator.yamlsource import Path as YamlPath
 from orchestrator.yamlsource import SourceMap, dotted, load_yaml
@@ -90,6 +95,27 @@ class GoldSettings(BaseModel):
         return models
 
 
+class WorkflowGoldSettings(BaseModel):
+    """The workflow's own gold models: they read `silver.<job_id>` of its jobs,
+    `gold.<model>` of each other and `dim_<name>` of the dimensions listed here."""
+
+    model_config = _STRICT
+    models: list[GoldModel] = Field(min_length=1)
+    dimensions: list[str] = Field(default_factory=list)
+    preview_rows: int = Field(default=0, ge=0, le=100)
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[GoldModel]) -> list[GoldModel]:
+        _once_each([m.name for m in models], "model name")
+        return models
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimension_ids(cls, names: list[str]) -> list[str]:
+        return [_id(name) for name in names]
+
+
 class Job(BaseModel):
     model_config = _STRICT
     id: str
@@ -120,6 +146,7 @@ class Workflow(BaseModel):
     description: str = ""
     dimensions: list[str] = Field(default_factory=list)
     jobs: list[Job] = Field(min_length=1)
+    gold: WorkflowGoldSettings | None = None
 
     _workflow_id = field_validator("id")(_id)
 
@@ -133,6 +160,16 @@ class Workflow(BaseModel):
     def _unique_jobs(cls, jobs: list[Job]) -> list[Job]:
         _once_each([j.id for j in jobs], "job id")
         return jobs
+
+    def workflow_gold_spec(self) -> gold_pb2.WorkflowGoldSpec | None:
+        """The spec of the workflow's own gold, for GoldService.BuildWorkflow (None: none)."""
+        if self.gold is None:
+            return None
+        return gold_pb2.WorkflowGoldSpec(
+            models=[gold_pb2.Model(name=m.name, sql=m.sql or "") for m in self.gold.models],
+            dimensions=self.gold.dimensions,
+            preview_rows=self.gold.preview_rows,
+        )
 
     def job(self, job_id: str) -> Job:
         for job in self.jobs:
@@ -178,7 +215,10 @@ def workflow_of(data: Any, source: SourceMap, base_dir: Path | None = None) -> W
         job = job.model_copy(update={"gold": gold})
         _check_gold(job, workflow.dimensions, ("jobs", j, "gold"), source)
         jobs.append(job)
-    return workflow.model_copy(update={"jobs": jobs})
+    workflow = workflow.model_copy(update={"jobs": jobs})
+    if workflow.gold is not None:
+        workflow = _with_workflow_gold(workflow, base_dir, source)
+    return workflow
 
 
 def load_workflow_file(path: Path) -> Workflow:
@@ -209,6 +249,9 @@ def _check_unique_ids(data: dict[str, Any], source: SourceMap) -> None:
         gold = job.get("gold") if isinstance(job, dict) else None
         if isinstance(gold, dict):
             check(gold.get("models"), "name", ("jobs", j, "gold", "models"))
+    gold = data.get("gold")
+    if isinstance(gold, dict):
+        check(gold.get("models"), "name", ("gold", "models"))
 
 
 def _first_error(exc: ValidationError, source: SourceMap) -> InvalidArgument:
@@ -280,6 +323,36 @@ def _check_gold(job: Job, dimensions: list[str], at: YamlPath, source: SourceMap
     except SpecError as exc:
         path = exc.path if exc.path[:1] == ("dimensions",) else (*at, *exc.path)
         raise _at(source, path, exc.detail) from None
+
+
+def _with_workflow_gold(workflow: Workflow, base_dir: Path | None, source: SourceMap) -> Workflow:
+    """The workflow with its own models' SQL files read, checked as GoldService checks
+    them: every `silver.<job>`, `gold.<model>` and `dim_<name>` known, no cycle."""
+    assert workflow.gold is not None
+    models, files = [], {}
+    for m, model in enumerate(workflow.gold.models):
+        if model.sql_file is not None:
+            path = ("gold", "models", m, "sql_file")
+            sql = _read_sql((base_dir or Path.cwd()) / model.sql_file, path, source)
+            files[m] = model.sql_file
+            model = model.model_copy(update={"sql": sql, "sql_file": None})
+        models.append(model)
+    workflow = workflow.model_copy(
+        update={"gold": workflow.gold.model_copy(update={"models": models})}
+    )
+    spec = workflow.workflow_gold_spec()
+    assert spec is not None
+    try:
+        parse_workflow_gold_spec(spec, workflow.id, [j.id for j in workflow.jobs])
+    except SpecError as exc:
+        at: YamlPath = ("gold", *exc.path)
+        detail = exc.detail
+        if len(exc.path) == 3 and exc.path[2] == "sql" and exc.path[1] in files:
+            # The SQL came from a file: point at the file's key and name it.
+            at = ("gold", "models", exc.path[1], "sql_file")
+            detail = f"{files[int(exc.path[1])]!r}{detail}"
+        raise _at(source, at, detail) from None
+    return workflow
 
 
 def _read_sql(file: Path, path: YamlPath, source: SourceMap) -> str:

@@ -2,9 +2,10 @@
 
 The csv module reads examples/data; plain Python applies the sample workflow's silver specs
 (read from the YAML with PyYAML: casts, null markers, case, rules, dedupe); DuckDB runs the
-gold models' own SQL over that silver. Every test that checks the sample's counts imports
-EXPECTED from here, so a change in the data or the specs changes them in one place, and a
-FlowForge bug cannot make its own expectation.
+gold models' own SQL over that silver, and plain Python computes what the workflow's own
+models (its top-level `gold:`) answer, without their SQL. Every test that checks the
+sample's counts imports EXPECTED from here, so a change in the data or the specs changes
+them in one place, and a FlowForge bug cannot make its own expectation.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ def balance_figures(job_id: str) -> dict[str, int]:
         "silver_rows": silver_out,
         "quarantined": quarantined,
         "duplicates_removed": silver_in - silver_out - quarantined,
+        "silver_table_rows": silver_out,  # a first run: the table holds this run's rows
     }
 
 
@@ -219,4 +221,109 @@ def model_rows(job_id: str) -> dict[str, int]:
     return dict(gold(job_id, rows))
 
 
-__all__ = ["EXPECTED", "balance_figures", "date", "model_rows", "quarantine_reasons"]
+def _sql_sum(values: list[Any]) -> Any:
+    """SUM as SQL has it: nulls ignored, NULL when nothing is left."""
+    kept = [v for v in values if v is not None]
+    return sum(kept) if kept else None
+
+
+def _nulls_last(*values: Any) -> tuple[Any, ...]:
+    return tuple(part for v in values for part in (v is None, v if v is not None else 0))
+
+
+def workflow_models() -> dict[str, list[dict[str, Any]]]:
+    """The sample workflow's own models, row for row, from the oracle's silver: valid
+    orders (not cancelled or refunded), revenue per customer country, month and currency,
+    the three best sellers per category, and every customer's lifetime."""
+    orders, _ = silver("orders")
+    customers = {c["customer_id"]: c for c in silver("customers")[0]}
+    products = {p["product_id"]: p for p in silver("products")[0]}
+    with (ROOT / "examples" / "dimensions" / "countries.csv").open(encoding="utf-8") as f:
+        countries = {row["code"]: row["name"] for row in csv.DictReader(f)}
+    columns = ("order_id", "customer_id", "product_id", "order_date", "quantity", "amount")
+    valid = sorted(
+        (
+            {c: o[c] for c in columns} | {"currency": o["currency"] and o["currency"].upper()}
+            for o in orders
+            if (o["status"] or "") not in ("cancelled", "refunded")
+        ),
+        key=lambda o: o["order_id"],
+    )
+    revenue: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for order in valid:
+        customer = customers.get(order["customer_id"])
+        if customer is not None and order["order_date"] is not None:
+            month = order["order_date"].replace(day=1)
+            key = (customer["country_code"], month, order["currency"])
+            revenue.setdefault(key, []).append(order)
+    sold: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for order in valid:
+        product = products.get(order["product_id"])
+        if product is not None:
+            key = (product["category"], product["product_id"], product["name"])
+            sold.setdefault(key, []).append(order)
+    ranked: dict[Any, list[dict[str, Any]]] = {}
+    for (category, product_id, name), group in sold.items():
+        ranked.setdefault(category, []).append(
+            {
+                "product_id": product_id,
+                "name": name,
+                "items": _sql_sum([o["quantity"] for o in group]),
+                "orders": len({o["order_id"] for o in group}),
+            }
+        )
+    best = []
+    for category in sorted(ranked, key=_nulls_last):
+        # Most items first (no items last), then the lower product id.
+        ranking = sorted(
+            ranked[category],
+            key=lambda r: (r["items"] is None, -(r["items"] or 0), r["product_id"]),
+        )
+        for rank, row in enumerate(ranking[:3], start=1):
+            best.append({"category": category, "rank": rank} | row)
+    lifetime = []
+    for customer_id in sorted(customers):
+        customer = customers[customer_id]
+        mine = [o for o in valid if o["customer_id"] == customer_id]
+        dates = [o["order_date"] for o in mine if o["order_date"] is not None]
+        row = {k: customer[k] for k in ("customer_id", "first_name", "last_name", "country_code")}
+        row |= {
+            "first_order": min(dates, default=None),
+            "last_order": max(dates, default=None),
+            "orders": len({o["order_id"] for o in mine}),
+            "items": _sql_sum([o["quantity"] for o in mine]) or 0,
+        }
+        for currency in ("EUR", "GBP", "USD"):
+            amounts = [o["amount"] for o in mine if o["currency"] == currency]
+            row[f"revenue_{currency.lower()}"] = _sql_sum(amounts) or Decimal(0)
+        lifetime.append(row)
+    return {
+        "valid_orders": valid,
+        "revenue_by_country_month": [
+            {
+                "country_code": code,
+                "country_name": countries.get(code) if code is not None else None,
+                "month": month,
+                "currency": currency,
+                "orders": len({o["order_id"] for o in group}),
+                "customers": len({o["customer_id"] for o in group}),
+                "items": _sql_sum([o["quantity"] for o in group]),
+                "revenue": _sql_sum([o["amount"] for o in group]),
+            }
+            for (code, month, currency), group in sorted(
+                revenue.items(), key=lambda item: _nulls_last(*item[0])
+            )
+        ],
+        "best_sellers_by_category": best,
+        "customer_lifetime": lifetime,
+    }
+
+
+__all__ = [
+    "EXPECTED",
+    "balance_figures",
+    "date",
+    "model_rows",
+    "quarantine_reasons",
+    "workflow_models",
+]

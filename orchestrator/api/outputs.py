@@ -109,7 +109,9 @@ def preview(ctx: ApiContext, target: Target, execution_id: str, limit: int) -> S
     committed, else (it committed none) the latest."""
     version = target.version
     if version is None:
-        commit = tables.find_commit(tables.load(ctx.settings, target.ref), execution_id)
+        commit = tables.find_commit(
+            tables.load(ctx.settings, target.ref), execution_id, ctx.settings
+        )
         version = commit.version if commit else None
     own = version is not None
     view = catalog.read_version(ctx.settings, target.ref, version, limit)

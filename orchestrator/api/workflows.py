@@ -14,7 +14,7 @@ from orchestrator.api.errors import Unprocessable, responses
 from orchestrator.api.limits import read_body
 from orchestrator.api.schemas import WorkflowDetail, WorkflowSummary
 from orchestrator.workflows import Workflow, workflow_of
-from orchestrator.yamlsource import SourceMap, load_yaml
+from orchestrator.yamlsource import SourceMap, dotted, load_yaml
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 MAX_YAML_BYTES = 1 << 20
@@ -77,15 +77,21 @@ def parse_document(body: bytes) -> tuple[Workflow, str]:
 
 def _refuse_sql_files(data: Any, source: SourceMap) -> None:
     jobs = data.get("jobs") if isinstance(data, dict) else None
-    for j, job in enumerate(jobs if isinstance(jobs, list) else []):
-        gold = job.get("gold") if isinstance(job, dict) else None
+    golds: list[tuple[tuple[str | int, ...], Any]] = [
+        (("jobs", j, "gold"), job.get("gold"))
+        for j, job in enumerate(jobs if isinstance(jobs, list) else [])
+        if isinstance(job, dict)
+    ]
+    if isinstance(data, dict):
+        golds.append((("gold",), data.get("gold")))  # the workflow's own models
+    for at, gold in golds:
         models = gold.get("models") if isinstance(gold, dict) else None
         for m, model in enumerate(models if isinstance(models, list) else []):
             if isinstance(model, dict) and "sql_file" in model:
-                path = ("jobs", j, "gold", "models", m, "sql_file")
+                path = (*at, "models", m, "sql_file")
                 raise InvalidArgument(
-                    f"{source.where(path)}: jobs[{j}].gold.models[{m}].sql_file is not "
-                    "accepted over the API; give the SQL inline as `sql`"
+                    f"{source.where(path)}: {dotted(path)} is not accepted over the API; "
+                    "give the SQL inline as `sql`"
                 )
 
 

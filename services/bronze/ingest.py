@@ -58,7 +58,7 @@ def ingest(
     tables.require_conditional_writes(store)  # probed once per process, with boto's errors
     with tables.delta_errors("reading bronze's table", rows_ref):
         rows_table = tables.load(settings, rows_ref)
-        done = tables.find_commit(rows_table, plan.run_id)
+        done = tables.find_commit(rows_table, plan.run_id, settings)
     if done is not None and done.report is not None:
         done.report.reused = True  # a repeat after a lost answer: nothing is redone
         return done.report

@@ -119,7 +119,7 @@ def rows_schema(
 def winner(settings: Settings, t: BronzeTables, run: RunFiles) -> LayerReport | None:
     """The report of a racing attempt of the same run id that committed first."""
     with tables.delta_errors("reading the winning commit", t.rows_ref):
-        found = tables.find_commit(tables.load(settings, t.rows_ref), run.run_id)
+        found = tables.find_commit(tables.load(settings, t.rows_ref), run.run_id, settings)
     if found is None or found.report is None:
         return None
     found.report.reused = True
@@ -145,7 +145,7 @@ def commit_rejects(
     except Conflict:
         discard(store, run.rejects)
         with tables.delta_errors("reading the winning commit", t.rejects_ref):
-            winner = tables.find_commit(tables.load(settings, t.rejects_ref), run.run_id)
+            winner = tables.find_commit(tables.load(settings, t.rejects_ref), run.run_id, settings)
         if winner is None:
             discard(store, run.rows)
             raise
@@ -216,7 +216,7 @@ def add_columns(
     except Conflict:
         with tables.delta_errors(f"reading {ref} after a racing commit", ref):
             latest = tables.load(settings, ref)
-            if latest is None or not only_columns_added(latest, read):
+            if latest is None or not only_columns_added(settings, latest, read):
                 raise
         return latest
     found = tables.load(settings, ref, read + 1)
@@ -225,9 +225,9 @@ def add_columns(
     return found
 
 
-def only_columns_added(table: DeltaTable, since: int) -> bool:
+def only_columns_added(settings: Settings, table: DeltaTable, since: int) -> bool:
     """Whether every commit after version `since` only added columns."""
-    commits = tables.history(table, table.version() - since)
+    commits = tables.history(table, table.version() - since, settings)
     return all(c.operation == ADD_COLUMN and c.version > since for c in commits)
 
 

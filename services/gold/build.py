@@ -1,7 +1,10 @@
-"""Gold build: committed silver and dimensions in, one Parquet object per model out, one commit.
+"""Gold build of a job: its silver and dimensions at one version each in, a table per model out.
 
 The models run in a process of the build's own (sandbox.py); this side checks the SQL,
-resolves the committed inputs and commits what the process wrote.
+resolves the input versions (inputs.py) and commits what the process wrote (commit.py).
+The report's `table` is the folder of the job's model tables (gold/{w}/{j}; each model's
+table and version are in `models`), `input_version` the silver version read, and
+`manifest_key` the commit of the first model's table.
 """
 
 from __future__ import annotations
@@ -11,28 +14,27 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from deltalake import DeltaTable
-
 from flowforge import tables
-from flowforge.errors import FailedPrecondition
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import (
-    Committed,
-    Manifest,
-    ManifestObject,
-    commit,
-    read_committed,
-    start_run,
-)
-from flowforge.reports import Column, LayerReport, ModelOutput
-from flowforge.results import data_object, finish, replay
+from flowforge.layout import JobKey
+from flowforge.reports import Column, DataObject, LayerReport, ModelOutput
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
-from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, Model
+from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, PROFILE_MODEL, Model
 from flowforge.storage import ObjectStore
 from flowforge.tables import TableRef
-from services.gold.engine import Inputs, ModelRun, bounded_rows
+from services.gold.commit import (
+    Part,
+    Staged,
+    commit_build,
+    commit_key,
+    committed_report,
+    discard,
+    new_part,
+    replay,
+)
+from services.gold.engine import ModelRun, bounded_rows
 from services.gold.guard import check_model_sql
+from services.gold.inputs import TableInput, resolve
 from services.gold.sandbox import BuildJob, Sandbox
 
 
@@ -45,95 +47,96 @@ class BuildPlan:
     profile: bool = True
     preview_rows: int = DEFAULT_PREVIEW_ROWS
 
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models] + ([PROFILE_MODEL] if self.profile else [])
 
-def build(store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadline) -> LayerReport:
+
+def build(
+    settings: Settings, store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadline
+) -> LayerReport:
     started = time.monotonic()
-    dataset = Dataset.for_layer("gold", plan.job)
-    previous = read_committed(store, dataset)
-    if previous is not None and previous.manifest.run_id == plan.run_id:
-        return replay(previous)
+    refs = {name: TableRef.gold_model(plan.job, name) for name in plan.model_names()}
+    previous = committed_report(settings, list(refs.values()), plan.run_id)
+    if previous is not None:
+        return replay(settings, previous, plan.preview_rows)
     readable = {"silver"} | {f"dim_{name}".lower() for name in plan.dimensions}
     models = [Model(m.name, check_model_sql(m.name, m.sql, readable)) for m in plan.models]
-    silver = read_silver(store, plan.job)
-    dimensions = {
-        name: tables.require(store.settings, TableRef.dimension(name), f"dimension {name!r}")
-        for name in plan.dimensions
-    }
-    inputs = Inputs(
-        silver=[o.key for o in silver.manifest.data_objects],
-        dimensions={n: dimension_keys(store.settings, n, t) for n, t in dimensions.items()},
+    silver = resolve(
+        settings, TableRef.silver(plan.job), f"silver of job {plan.job}", job_id=plan.job.job_id
     )
-    run_prefix = start_run(store, dataset, plan.run_id, previous)
+    dimensions = [
+        resolve(settings, TableRef.dimension(name), f"dimension {name!r}", dimension=name)
+        for name in plan.dimensions
+    ]
+    tables.require_conditional_writes(store)
+    sql = {m.name: m.sql for m in models}
+    parts = {
+        name: new_part(name, ref, commit_inputs(silver, dimensions, sql.get(name, "")))
+        for name, ref in refs.items()
+    }
+    job = BuildJob(
+        views={"silver": silver.source()} | {f"dim_{d.dimension}": d.source() for d in dimensions},
+        models=[(m.name, m.sql, parts[m.name].key) for m in models],
+        preview_rows=plan.preview_rows,
+        profile_key=parts[PROFILE_MODEL].key if plan.profile else None,
+    )
     try:
-        job = BuildJob(
-            inputs=inputs,
-            output_prefix=run_prefix,
-            models=[(m.name, m.sql) for m in models],
-            profile=plan.profile,
-            preview_rows=plan.preview_rows,
-        )
         runs = sandbox.run(job, deadline)
         deadline.check("committing")  # a caller that gave up must not see a late commit
     except BaseException:
-        # Nothing of a failed run stays behind; the committed output was never touched.
+        # Nothing of a failed build stays behind; the committed tables were never touched.
         with contextlib.suppress(Exception):
-            store.delete_prefix(run_prefix)
+            discard(store, [p.key for p in parts.values()])
         raise
-    objects = [ManifestObject(key=r.key, size_bytes=r.size_bytes, rows=r.rows) for r in runs]
-    manifest = Manifest(
-        dataset=dataset.prefix,
-        run_id=plan.run_id,
-        data_objects=objects,
-        inputs={
-            "silver": {"run_id": silver.manifest.run_id, "etag": silver.etag},
-            "dimensions": {n: {"version": t.version()} for n, t in dimensions.items()},
-            "models": {m.name: hashlib.sha256(m.sql.encode()).hexdigest() for m in models},
-        },
-    )
-    result = LayerReport(
-        layer="gold",
-        workflow_id=plan.job.workflow_id,
-        job_id=plan.job.job_id,
-        run_id=plan.run_id,
-        manifest_key=dataset.manifest_key,
-        output_prefix=run_prefix,
-        data_objects=[data_object(o) for o in objects],
-        rows_in=silver.manifest.total_rows,
-        rows_out=sum(r.rows for r in runs),
-        total_rows=sum(r.rows for r in runs),
-        models=[model_output(r) for r in runs],
-        input_run_id=silver.manifest.run_id,
-        warnings=[f"model {r.name!r} returned no rows" for r in runs if r.rows == 0],
-    )
-    finish(result, manifest, started)
-    commit(store, dataset, manifest, previous)
-    return result
 
+    ordered = [parts[run.name] for run in runs]
 
-def read_silver(store: ObjectStore, job: JobKey) -> Committed:
-    dataset = Dataset.for_layer("silver", job)
-    silver = read_committed(store, dataset)
-    if silver is None:
-        raise FailedPrecondition(
-            f"silver has not been committed for job {job} "
-            f"(no s3://{store.bucket}/{dataset.manifest_key}): run silver first"
+    def report(staged: list[Staged], versions: list[int]) -> LayerReport:
+        outputs = [
+            model_output(run, part, version, [silver, *dimensions])
+            for run, part, version in zip(runs, ordered, versions, strict=True)
+        ]
+        return LayerReport(
+            layer="gold",
+            workflow_id=plan.job.workflow_id,
+            job_id=plan.job.job_id,
+            run_id=plan.run_id,
+            manifest_key=commit_key(staged[0].ref, versions[0]),
+            output_prefix=f"gold/{plan.job.workflow_id}/{plan.job.job_id}/",
+            table=f"gold/{plan.job.workflow_id}/{plan.job.job_id}",
+            input_version=silver.version,
+            input_run_id=silver.run_id,
+            data_objects=[
+                DataObject(key=o.key, size_bytes=o.size_bytes, rows=o.rows) for o in outputs
+            ],
+            rows_in=silver.rows or 0,
+            rows_out=sum(o.rows for o in outputs),
+            total_rows=sum(o.rows for o in outputs),
+            models=outputs,
+            warnings=warnings(runs),
+            seconds=time.monotonic() - started,
         )
-    if not silver.manifest.data_objects:
-        raise FailedPrecondition(
-            f"the committed silver output of job {job} (run {silver.manifest.run_id}) "
-            "lists no data files"
-        )
-    return silver
+
+    return commit_build(settings, store, plan.run_id, ordered, report, deadline, plan.preview_rows)
 
 
-def dimension_keys(settings: Settings, name: str, table: DeltaTable) -> list[str]:
-    """The object keys of the files of the dimension table's loaded version."""
-    bucket = f"s3://{settings.s3_bucket}/"
-    urls = tables.version_files(table, TableRef.dimension(name))
-    return [url.removeprefix(bucket) for url in urls]
+def commit_inputs(silver: TableInput, dimensions: list[TableInput], sql: str) -> dict[str, object]:
+    """What a model's commit records about what it read (flowforge.inputs)."""
+    inputs: dict[str, object] = {
+        "silver": silver.recorded(),
+        "dimensions": {d.dimension: d.recorded() for d in dimensions},
+    }
+    if sql:
+        inputs["sql"] = hashlib.sha256(sql.encode()).hexdigest()
+    return inputs
 
 
-def model_output(run: ModelRun) -> ModelOutput:
+def warnings(runs: list[ModelRun]) -> list[str]:
+    found = [w for run in runs for w in run.warnings]
+    return found + [f"model {r.name!r} returned no rows" for r in runs if r.rows == 0]
+
+
+def model_output(run: ModelRun, part: Part, version: int, read: list[TableInput]) -> ModelOutput:
     return ModelOutput(
         name=run.name,
         key=run.key,
@@ -141,4 +144,7 @@ def model_output(run: ModelRun) -> ModelOutput:
         size_bytes=run.size_bytes,
         columns=[Column(name=n, type=t) for n, t in run.columns],
         preview_json="[" + ",".join(bounded_rows(run.preview_rows)) + "]",
+        table=part.ref.path,
+        version=version,
+        inputs=[t.lineage() for t in read],
     )

@@ -2,10 +2,13 @@
 
 A session is one in-memory DuckDB in the build's own process (see worker.py). It gets
 the memory, thread and spill limits from settings, the object store's keys as a secret,
-the view `silver` and the `dim_*` views over exactly the files their manifests list;
-then external access is narrowed to those files and this run's output prefix and the
-configuration is locked, so no model can read or write anything else even if it got
-past the SQL guard.
+and its input views (`silver` and `dim_*` for a job; `silver.<job>`, `dim_*` for a
+workflow) over exactly the files of the table versions the service resolved (never
+delta_scan: it reads any table's log whatever the settings say); then external access is
+narrowed to those files and the build's own output files (one `part-{uuid}.parquet` per
+model, named by the service) and the configuration is locked, so no model can read or
+write anything else even if it got past the SQL guard. In a workflow build each model
+becomes the view `gold.<model>` over its file once written, for the models after it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -31,6 +34,7 @@ from flowforge.duckdb_s3 import (
 from flowforge.errors import DeadlineExceeded, FlowForgeError, InvalidArgument, Unavailable
 from flowforge.settings import Settings
 from services.gold.duckdb_errors import relocate, translate
+from services.gold.storable import storable
 
 # A preview is for a glance in a UI or a log, not for moving data.
 MAX_PREVIEW_BYTES = 256 << 10
@@ -46,14 +50,25 @@ class ModelRun:
     size_bytes: int
     columns: list[tuple[str, str]]
     preview_rows: list[str]  # JSON objects, one per row
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input view: the object keys of a table version's files, or, for a version that
+    has none (a table with no rows), its columns as (name, DuckDB type): an empty view."""
+
+    keys: list[str]
+    columns: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """Object keys of the committed inputs: silver's parts and each dimension's parts."""
+    """The input views by name (`silver`, `dim_countries`, `silver.orders`) and the object
+    keys the build writes (each model's part file), the only objects it may touch."""
 
-    silver: list[str]
-    dimensions: dict[str, list[str]]
+    views: dict[str, Source]
+    outputs: list[str] = field(default_factory=list)
 
 
 class GoldSession:
@@ -67,13 +82,11 @@ class GoldSession:
         self,
         settings: Settings,
         inputs: Inputs,
-        output_prefix: str,
         spill: Path,
         database: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         self._settings = settings
         self._inputs = inputs
-        self._output_prefix = output_prefix
         self._spill = spill
         self._database = database
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -101,10 +114,8 @@ class GoldSession:
     def _open(self) -> duckdb.DuckDBPyConnection:
         settings = self._settings
         # Every URL is checked before DuckDB sees any (duckdb_url refuses `..` and the like).
-        views = {"silver": self._urls(self._inputs.silver)} | {
-            f"dim_{name}": self._urls(keys) for name, keys in self._inputs.dimensions.items()
-        }
-        output = duckdb_url(settings, self._output_prefix)
+        views = {name: self._urls(source.keys) for name, source in self._inputs.views.items()}
+        outputs = self._urls(self._inputs.outputs)
         con, self._database = self._database or open_database(), None
         try:
             limits = {
@@ -117,7 +128,7 @@ class GoldSession:
                 con.execute(f"SET {name} = {sql_literal(value)}")
             add_s3_secret(con, settings)
             self._create_views(con, views)
-            self._lock_down(con, [url for urls in views.values() for url in urls], output)
+            self._lock_down(con, [url for urls in views.values() for url in urls] + outputs)
         except duckdb.Error as exc:
             con.close()
             raise self._translate(exc, "setting up the inputs", sql=None) from None
@@ -131,15 +142,19 @@ class GoldSession:
 
     def _create_views(self, con: duckdb.DuckDBPyConnection, views: dict[str, list[str]]) -> None:
         for view, urls in views.items():
+            columns = self._inputs.views[view].columns
+            body = read_parquet_sql(urls) if urls else empty_sql(columns)
             try:
-                con.execute(f"CREATE VIEW {sql_identifier(view)} AS {read_parquet_sql(urls)}")
+                create_view(con, view, body)
             except duckdb.Error as exc:
                 # Where in our own SQL it failed means nothing to the caller.
                 raise self._translate(exc, f"reading {view}", sql=None) from None
 
-    def _lock_down(self, con: duckdb.DuckDBPyConnection, readable: list[str], output: str) -> None:
-        con.execute(f"SET allowed_paths = [{', '.join(sql_literal(u) for u in readable)}]")
-        con.execute(f"SET allowed_directories = [{sql_literal(output)}]")
+    def _lock_down(self, con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+        # Exactly the input files and this build's own part files: nothing else is read
+        # or written, not even another file in the same folder.
+        con.execute(f"SET allowed_paths = [{', '.join(sql_literal(u) for u in paths)}]")
+        con.execute("SET allowed_directories = []")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
 
@@ -156,9 +171,11 @@ class GoldSession:
         except duckdb.Error as exc:
             raise self._translate(exc, f"reading {view}", sql=None) from None
 
-    def run_model(self, name: str, sql: str, preview_rows: int) -> ModelRun:
-        """Runs one (checked) SELECT and writes its result as {output_prefix}{name}.parquet."""
-        key = f"{self._output_prefix}{name}.parquet"
+    def run_model(
+        self, name: str, sql: str, key: str, preview_rows: int, view: str | None = None
+    ) -> ModelRun:
+        """Runs one (checked) SELECT and writes its result to the object `key` (one of the
+        session's outputs); `view` names a view to create over it for the models after."""
         url = duckdb_url(self._settings, key)
         what = f"model {name!r}"
         with Watchdog(self.con, name, self._settings.gold_model_timeout_seconds) as watch:
@@ -174,11 +191,13 @@ class GoldSession:
             except duckdb.Error as exc:
                 raise watch.reason or self._translate(exc, what) from None
             refuse_duplicate_columns(name, [n for n, _ in columns])
+            stored = storable(name, relation.columns, relation.types)
+            columns = [(n, stored.types.get(n, t)) for n, t in columns]
             try:
                 # The query keeps its own lines (from the second on), so DuckDB's "LINE n"
                 # pointer maps back to the model's text; see relocate().
                 stats = self.con.execute(
-                    f"COPY (\n{sql}\n) TO {sql_literal(url)} "
+                    f"COPY ({stored.select}\n{sql}\n{stored.close}) TO {sql_literal(url)} "
                     "(FORMAT parquet, COMPRESSION zstd, RETURN_STATS)"
                 ).fetchone()
                 preview = self.con.execute(
@@ -191,6 +210,8 @@ class GoldSession:
                 raise watch.reason or self._translate(exc, what, sql=sql) from None
         if stats is None:
             raise Unavailable(f"model {name!r}: DuckDB reported nothing about {url}")
+        if view is not None:
+            create_view(self.con, view, read_parquet_sql([url]))
         return ModelRun(
             name=name,
             key=key,
@@ -198,6 +219,7 @@ class GoldSession:
             size_bytes=int(stats[2]),
             columns=columns,
             preview_rows=bounded_rows([row[0] for row in preview]),
+            warnings=stored.warnings,
         )
 
     def bind(self, sql: str) -> duckdb.DuckDBPyRelation | None:
@@ -222,6 +244,23 @@ class GoldSession:
         elif sql is None:
             message = message.split("\n\nLINE ", 1)[0]
         return translate(exc, what, self._settings, self._spill.parent, message)
+
+
+def create_view(con: duckdb.DuckDBPyConnection, view: str, body: str) -> None:
+    """`view` is `name` or `schema.name` (IDs hold no dots); the schema is made if new."""
+    schema, _, name = view.rpartition(".")
+    if schema:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(schema)}")
+        target = f"{sql_identifier(schema)}.{sql_identifier(name)}"
+    else:
+        target = sql_identifier(name)
+    con.execute(f"CREATE VIEW {target} AS {body}")
+
+
+def empty_sql(columns: list[tuple[str, str]]) -> str:
+    """A SELECT of no rows with these columns: a table version without files."""
+    cast = ", ".join(f"CAST(NULL AS {t}) AS {sql_identifier(n)}" for n, t in columns)
+    return f"SELECT {cast} WHERE false"
 
 
 def bounded_rows(rows: list[str]) -> list[str]:

@@ -1,112 +1,66 @@
-"""Model SQL is untrusted: only one read-only SELECT over this job's views gets through.
+"""Model SQL is untrusted: only one read-only SELECT over the build's own views gets through.
 
-DuckDB parses the text itself (so no dialect corner is missed) and its syntax tree is
-walked: every table a query names must be `silver`, a `dim_*` view the spec lists or a
-CTE in scope; SHOW/DESCRIBE and table functions but three are refused, and every function
-called must be on the allowlist in allowed_functions.py. The locked-down connection (see
-engine.py) is the second line of defence.
+DuckDB parses the text itself (flowforge/sqlrefs.py) and its syntax tree is walked: every
+table a query names must be one of the views the build holds (`silver`, a `dim_*` view the
+spec lists, a workflow's `silver.<job>` and `gold.<model>`) or a CTE in scope; SHOW/DESCRIBE
+and table functions but three are refused, and every function called must be on the
+allowlist in allowed_functions.py. The locked-down connection (see engine.py) is the
+second line of defence.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import duckdb
-
 from flowforge.errors import InvalidArgument
+from flowforge.sqlrefs import (
+    MAX_SQL_CHARS,
+    Query,
+    SqlRefused,
+    is_table_ref,
+    location,
+    parse_query,
+    table_name,
+    walk,
+)
 from services.gold.allowed_functions import ALLOWED_TABLE_FUNCTIONS, refusal
 
-MAX_SQL_CHARS = 100_000
+__all__ = ["MAX_SQL_CHARS", "check_model_sql"]
 
 ALLOWED_TABLE_REFS = frozenset(
     {"BASE_TABLE", "SUBQUERY", "JOIN", "EXPRESSION_LIST", "EMPTY", "TABLE_FUNCTION", "PIVOT"}
 )
-_NO_LOCATION = 2**64 - 1
-_parser_lock = threading.Lock()
-
-
-@functools.cache
-def _parser() -> duckdb.DuckDBPyConnection:
-    """The DuckDB used only to parse (never to run) model SQL, one thread at a time (hold
-    _parser_lock): an empty in-memory database without external access, opened once
-    (opening one costs ~30 ms a model) and kept for the life of the process."""
-    return duckdb.connect(":memory:", config={"enable_external_access": False})
 
 
 def check_model_sql(model: str, sql: str, readable: set[str]) -> str:
     """Returns the model's query when it may run; raises InvalidArgument naming the model.
 
-    `readable` holds the view names the query may read (lower case): silver and dim_*.
+    `readable` holds the views the query may read, lower case and schema-qualified where
+    they live in a schema: `silver`, `dim_countries`, `silver.orders`, `gold.by_month`.
     """
-    if len(sql) > MAX_SQL_CHARS:
-        raise InvalidArgument(f"model {model!r}: the SQL is longer than {MAX_SQL_CHARS} characters")
-    # Leading lines stay: every line and column DuckDB reports is then the model's own.
-    query = sql.rstrip().rstrip(";").rstrip()
-    if not query.strip():
-        raise InvalidArgument(f"model {model!r}: the SQL is empty")
-    with _parser_lock:
-        parser = _parser()
-        try:
-            statements = parser.extract_statements(query)
-        except duckdb.Error as exc:
-            raise InvalidArgument(f"model {model!r}: {exc}") from None
-        kinds = [s.type.name for s in statements]
-        if len(statements) != 1:
-            raise InvalidArgument(
-                f"model {model!r} must be one SELECT statement; it holds {len(statements)} "
-                f"({', '.join(kinds)})"
-            )
-        if kinds[0] != "SELECT":
-            raise InvalidArgument(
-                f"model {model!r} must be a SELECT (WITH ... SELECT is fine), not {kinds[0]}"
-            )
-        row = parser.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
-    tree = json.loads(row[0]) if row else {"error": True, "error_message": "unreadable SQL"}
-    if tree.get("error"):
-        raise InvalidArgument(f"model {model!r}: {tree.get('error_message', 'unreadable SQL')}")
-    for node, problem in refusals(tree["statements"], frozenset(), frozenset(readable)):
-        raise InvalidArgument(f"model {model!r}{where(query, node)}: {problem}")
-    return query
+    try:
+        query = parse_query(sql)
+    except SqlRefused as exc:
+        raise InvalidArgument(f"model {model!r}: {exc.detail}") from None
+    for node, problem in refusals(query, frozenset(readable)):
+        at = location(query.text, node)
+        where = f" (line {at[0]}, column {at[1]})" if at else ""
+        raise InvalidArgument(f"model {model!r}{where}: {problem}")
+    return query.text
 
 
-def refusals(
-    node: Any, scope: frozenset[str], readable: frozenset[str]
-) -> Iterator[tuple[dict[str, Any], str]]:
+def refusals(query: Query, readable: frozenset[str]) -> list[tuple[dict[str, Any], str]]:
     """Every table reference or function in the tree that a model may not use."""
-    if isinstance(node, list):
-        for item in node:
-            yield from refusals(item, scope, readable)
-        return
-    if not isinstance(node, dict):
-        return
-    ctes = node.get("cte_map", {}).get("map", []) if isinstance(node.get("cte_map"), dict) else []
-    for entry in ctes:
-        # A CTE's body sees the CTEs before it, not itself: there DuckDB resolves the CTE's
-        # own name like any table (`WITH pg_settings AS (FROM pg_settings)` reads the
-        # catalog's). The query, and the CTEs after it, see it.
-        yield from refusals(entry["value"], scope, readable)
-        scope = scope | {str(entry["key"]).lower()}
-    if is_table_ref(node):
-        problem = table_ref_problem(node, scope, readable)
+    found = []
+    for node, scope in walk(query.tree):
+        problem = None
+        if is_table_ref(node):
+            problem = table_ref_problem(query, node, scope, readable)
+        elif node.get("class") in ("FUNCTION", "WINDOW"):
+            problem = function_problem(node)
         if problem:
-            yield node, problem
-    if node.get("class") in ("FUNCTION", "WINDOW"):
-        problem = function_problem(node)
-        if problem:
-            yield node, problem
-    for key, child in node.items():
-        if key == "cte_map":
-            continue
-        if key == "right" and node.get("type") == "RECURSIVE_CTE_NODE":
-            # WITH RECURSIVE t AS (anchor UNION step): only `step` reads t (the rows so
-            # far); the anchor resolves t outside the CTE, to the catalog if nothing else.
-            yield from refusals(child, scope | {str(node.get("cte_name")).lower()}, readable)
-        else:
-            yield from refusals(child, scope, readable)
+            found.append((node, problem))
+    return found
 
 
 def function_problem(node: dict[str, Any]) -> str | None:
@@ -121,14 +75,8 @@ def function_problem(node: dict[str, Any]) -> str | None:
     return f"calls {name}(), which models may not use: {reason}"
 
 
-def is_table_ref(node: dict[str, Any]) -> bool:
-    # Table references carry an alias and a sample; expressions also have a class, and
-    # query nodes (which have a sample too) no alias.
-    return "alias" in node and "sample" in node and "class" not in node
-
-
 def table_ref_problem(
-    ref: dict[str, Any], scope: frozenset[str], readable: frozenset[str]
+    query: Query, ref: dict[str, Any], scope: frozenset[str], readable: frozenset[str]
 ) -> str | None:
     kind = ref["type"]
     if kind not in ALLOWED_TABLE_REFS:
@@ -140,33 +88,28 @@ def table_ref_problem(
         if name.lower() in ALLOWED_TABLE_FUNCTIONS and not function.get("catalog"):
             return None
         return (
-            f"calls the table function {name}(): models may read only `silver` and the "
-            f"dim_* views (table functions reach files, URLs and settings); allowed: "
+            f"calls the table function {name}(): models may read only their input views "
+            f"(table functions reach files, URLs, settings and other tables' logs); allowed: "
             f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}"
         )
     if kind != "BASE_TABLE":
         return None
-    table = str(ref.get("table_name", ""))
-    qualified = ".".join(p for p in (ref.get("catalog_name"), ref.get("schema_name"), table) if p)
-    if qualified == table and (table.lower() in scope or table.lower() in readable):
+    table = table_name(query, ref)
+    qualified = table.qualified.lower()
+    if qualified in readable or (qualified == table.name.lower() and qualified in scope):
         return None
-    if table.lower().startswith("dim_") and qualified == table:
+    if table.name.lower().startswith("dim_") and qualified == table.name.lower():
         return (
-            f"reads {table}, but the spec's dimensions do not list {table[4:]!r} "
+            f"reads {table.name}, but the spec's dimensions do not list {table.name[4:]!r} "
             "(add it to dimensions)"
         )
-    return (
-        f"reads {qualified!r}: a model may read only `silver`, the dim_* views of the "
-        "dimensions the spec lists and its own CTEs"
-    )
+    return f"reads {table.qualified!r}: a model may read only {readable_text(readable)}"
 
 
-def where(sql: str, node: dict[str, Any]) -> str:
-    """' (line L, column C)' for a node DuckDB located, else ''."""
-    offset = node.get("query_location")
-    if not isinstance(offset, int) or offset == _NO_LOCATION:
-        return ""
-    before = sql.encode()[:offset].decode(errors="ignore")
-    line = before.count("\n") + 1
-    column = len(before) - (before.rfind("\n") + 1) + 1
-    return f" (line {line}, column {column})"
+def readable_text(readable: frozenset[str]) -> str:
+    if any("." in name for name in readable):
+        return (
+            "silver.<job> of the workflow's jobs, gold.<model> of its other models, the "
+            "dim_* views of the dimensions the spec lists and its own CTEs"
+        )
+    return "`silver`, the dim_* views of the dimensions the spec lists and its own CTEs"

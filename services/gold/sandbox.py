@@ -40,7 +40,7 @@ from flowforge.runtime import Deadline
 from flowforge.settings import Settings, byte_size
 from services.gold.build_process import BuildProcess
 from services.gold.duckdb_errors import process_out_of_memory
-from services.gold.engine import Inputs, ModelRun, model_timed_out
+from services.gold.engine import ModelRun, Source, model_timed_out
 
 log = logging.getLogger("flowforge.gold")
 
@@ -67,13 +67,17 @@ _MEMORY_SIGNS = ("bad_alloc", "memoryerror", "cannot allocate memory", "out of m
 
 @dataclass(frozen=True)
 class BuildJob:
-    """What a build's process needs: plain data, no connections, no server objects."""
+    """What a build's process needs: plain data, no connections, no server objects.
 
-    inputs: Inputs
-    output_prefix: str
-    models: list[tuple[str, str]]
-    profile: bool
+    `models` are (name, checked SQL, the object key to write); `profile_key`, when set, is
+    where the built-in profile of `silver` goes; `model_schema`, when set, makes each model
+    a view `{model_schema}.{name}` for the models after it (a workflow's `gold`)."""
+
+    views: dict[str, Source]
+    models: list[tuple[str, str, str]]
     preview_rows: int
+    profile_key: str | None = None
+    model_schema: str | None = None
 
 
 class Sandbox:
@@ -148,11 +152,14 @@ class Sandbox:
                 "s3_secret_access_key": secret.get_secret_value() if secret else None,
             },
             "process_memory_limit": byte_size(settings.gold_process_memory_limit),
-            "inputs": {"silver": job.inputs.silver, "dimensions": job.inputs.dimensions},
-            "output_prefix": job.output_prefix,
+            "views": {
+                name: {"keys": view.keys, "columns": view.columns}
+                for name, view in job.views.items()
+            },
+            "models": [{"name": n, "sql": sql, "key": key} for n, sql, key in job.models],
+            "profile_key": job.profile_key,
+            "model_schema": job.model_schema,
             "spill": str(spill),
-            "models": job.models,
-            "profile": job.profile,
             "preview_rows": job.preview_rows,
         }
 
@@ -250,4 +257,5 @@ def model_run(data: dict[str, Any]) -> ModelRun:
         size_bytes=int(data["size_bytes"]),
         columns=[(str(n), str(t)) for n, t in data["columns"]],
         preview_rows=[str(row) for row in data["preview_rows"]],
+        warnings=[str(w) for w in data.get("warnings", [])],
     )

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
-from flowforge.ids import run_id_or_new
+from flowforge.ids import run_id_or_new, validate_id
 from flowforge.layout import JobKey
 from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
-from flowforge.specs.gold import parse_gold_spec
+from flowforge.specs.gold import parse_gold_spec, parse_workflow_gold_spec
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
 from flowforge.wire import log_fields, to_proto
 from services.gold.build import BuildPlan, build
 from services.gold.sandbox import Sandbox
+from services.gold.workflow import WorkflowPlan, build_workflow
 
 
 def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
@@ -28,10 +31,39 @@ def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
     )
 
 
+def workflow_plan_from_proto(request: gold_pb2.BuildWorkflowRequest) -> WorkflowPlan:
+    workflow_id = validate_id(request.workflow_id, "workflow_id")
+    jobs = [validate_id(job, f"jobs[{i}]") for i, job in enumerate(request.jobs)]
+    return WorkflowPlan(
+        workflow_id=workflow_id,
+        run_id=run_id_or_new(request.run_id),
+        gold=parse_workflow_gold_spec(request.spec, workflow_id, jobs),
+        jobs=jobs,
+        failed_jobs=list(request.failed_jobs),
+    )
+
+
+def workflow_log_fields(
+    request: gold_pb2.BuildWorkflowRequest, result: common_pb2.LayerResult | None
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "workflow_id": request.workflow_id[:64],
+        "run_id": (result.run_id if result else request.run_id)[:64],
+        "failed_jobs": [job[:64] for job in request.failed_jobs][:50],
+    }
+    if result is not None:
+        fields |= {
+            "reused": result.reused,
+            "models": {m.name[:64]: m.status for m in result.models[:50]},
+        }
+    return fields
+
+
 class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         # The build processes' pool: one warm child waiting, build slots (sandbox.py).
         self._sandbox = Sandbox(settings)
+        self._settings = settings
         self._store = store
 
     def close(self) -> None:
@@ -42,4 +74,16 @@ class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
     def Build(  # noqa: N802 (gRPC method name)
         self, request: gold_pb2.BuildRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return to_proto(build(self._store, self._sandbox, plan_from_proto(request), deadline))
+        plan = plan_from_proto(request)
+        return to_proto(build(self._settings, self._store, self._sandbox, plan, deadline))
+
+    @rpc(workflow_log_fields)
+    def BuildWorkflow(  # noqa: N802 (gRPC method name)
+        self,
+        request: gold_pb2.BuildWorkflowRequest,
+        context: grpc.ServicerContext,
+        deadline: Deadline,
+    ) -> common_pb2.LayerResult:
+        plan = workflow_plan_from_proto(request)
+        report = build_workflow(self._settings, self._store, self._sandbox, plan, deadline)
+        return to_proto(report)

@@ -27,7 +27,7 @@ from flowforge.errors import FlowForgeError
 from flowforge.settings import Settings
 from flowforge.specs.gold import PROFILE_MODEL
 from services.gold.duckdb_errors import process_out_of_memory
-from services.gold.engine import GoldSession, Inputs
+from services.gold.engine import GoldSession, Inputs, Source
 from services.gold.profile import profile_sql
 
 
@@ -39,17 +39,24 @@ def run(
     step: list[str],
 ) -> None:
     """Runs the job's models in one session; `step` holds what is running, for errors."""
-    inputs = Inputs(silver=job["inputs"]["silver"], dimensions=job["inputs"]["dimensions"])
-    spill = Path(job["spill"])
-    with GoldSession(settings, inputs, job["output_prefix"], spill, database) as session:
-        models = [(name, sql) for name, sql in job["models"]]
-        if job["profile"]:
+    views = {
+        name: Source(list(view["keys"]), [(str(n), str(t)) for n, t in view["columns"]])
+        for name, view in job["views"].items()
+    }
+    models = [(str(m["name"]), str(m["sql"]), str(m["key"])) for m in job["models"]]
+    outputs = [key for _, _, key in models] + ([job["profile_key"]] if job["profile_key"] else [])
+    schema = job["model_schema"]
+    with GoldSession(settings, Inputs(views, outputs), Path(job["spill"]), database) as session:
+        if job["profile_key"]:
             # FlowForge's own SQL: it does not go through the guard or its length limit.
-            models.append((PROFILE_MODEL, profile_sql(session.columns("silver"))))
-        for name, sql in models:
+            models.append(
+                (PROFILE_MODEL, profile_sql(session.columns("silver")), job["profile_key"])
+            )
+        for name, sql, key in models:
             step[0] = f"model {name!r}"
             send(report, {"event": "step", "model": name})
-            built = session.run_model(name, sql, job["preview_rows"])
+            view = f"{schema}.{name}" if schema else None
+            built = session.run_model(name, sql, key, job["preview_rows"], view)
             send(report, {"event": "built", "run": asdict(built)})
     send(report, {"event": "done"})
 

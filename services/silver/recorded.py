@@ -44,10 +44,10 @@ class Tables:
         )
 
 
-def last_commit(silver: DeltaTable | None) -> tables.Commit | None:
+def last_commit(settings: Settings, silver: DeltaTable | None) -> tables.Commit | None:
     if silver is None:
         return None
-    return next((c for c in tables.history(silver, LAST_COMMIT_SCAN) if c.run_id), None)
+    return next((c for c in tables.commits(settings, silver, LAST_COMMIT_SCAN) if c.run_id), None)
 
 
 def commit_quarantine(
@@ -57,7 +57,7 @@ def commit_quarantine(
     version of the quarantine commit, also when a racing attempt of the run made it."""
     files = [StagedFile.of(o) for o in report.reject_objects]
     table = tables.load(settings, refs.quarantine)
-    done = tables.find_commit(table, run_id)
+    done = tables.find_commit(table, run_id, settings)
     if done is not None:
         return done.version
     mode = "overwrite" if report.refresh == FULL else "append"
@@ -73,7 +73,7 @@ def commit_quarantine(
     # A Conflict: a racing attempt of the same run (or a replay) may have made it.
     with contextlib.suppress(Conflict):
         commit_files(settings, refs.quarantine, table, files, schema, mode, properties)
-    done = tables.find_commit(tables.load(settings, refs.quarantine), run_id)
+    done = tables.find_commit(tables.load(settings, refs.quarantine), run_id, settings)
     if done is None:
         raise Conflict(f"another run committed {refs.quarantine} first; retry")
     return done.version

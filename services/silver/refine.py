@@ -53,7 +53,7 @@ def refine(
 ) -> LayerReport:
     refs = Tables.of(plan.job)
     silver = tables.load(settings, refs.silver)
-    found = tables.find_commit(silver, plan.run_id)
+    found = tables.find_commit(silver, plan.run_id, settings)
     if found is not None:
         return replay(settings, refs, found)
     bronze = tables.load(settings, refs.bronze)
@@ -66,10 +66,12 @@ def refine(
     defaults, name_warnings = transform.default_targets(sources)
     columns = resolve_columns(plan.spec, sources, defaults)
     tables.require_conditional_writes(store)
-    previous = last_commit(silver)
+    previous = last_commit(settings, silver)
     if previous is not None and previous.report is not None:
         commit_quarantine(settings, refs, previous.run_id, previous.report, previous.version)
-    choice = choose(previous, bronze, sources, spec_hash(plan.spec_json), plan.full_refresh)
+    choice = choose(
+        settings, previous, bronze, sources, spec_hash(plan.spec_json), plan.full_refresh
+    )
     deadline.check("starting")
     run = Run(store, settings, plan, refs, silver, bronze, sources, previous, deadline)
     if not plan.spec.columns:  # names silver chose itself
@@ -103,7 +105,8 @@ class Run:
         self.previous, self.deadline = previous, deadline
         self.started = time.monotonic()
         self.warnings: list[str] = []  # the run's own, ahead of the passes'
-        self.bronze_run = tables.history(bronze, 1)[0].run_id
+        # Read with boto, not DeltaTable.history (which holds the GIL while the store answers).
+        self.bronze_run = tables.commit_at(store, refs.bronze, bronze.version()).run_id
 
     def schema_before(self) -> tuple[str, pl.Schema] | None:
         if self.silver is None or self.previous is None:
@@ -204,7 +207,9 @@ class Run:
         return result
 
     def own_commit(self) -> tables.Commit | None:
-        return tables.find_commit(tables.load(self.settings, self.refs.silver), self.plan.run_id)
+        return tables.find_commit(
+            tables.load(self.settings, self.refs.silver), self.plan.run_id, self.settings
+        )
 
     def properties(self, result: LayerReport, out: Outcome, version: int) -> Any:
         inputs: dict[str, Any] = {

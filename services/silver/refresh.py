@@ -16,6 +16,8 @@ from typing import Any
 
 from deltalake import DeltaTable
 
+from flowforge import tables
+from flowforge.settings import Settings
 from flowforge.tables import RUN_ID_KEY, Commit
 
 INCREMENTAL, FULL = "incremental", "full"
@@ -46,6 +48,7 @@ def spec_hash(spec_json: dict[str, Any]) -> str:
 
 
 def choose(
+    settings: Settings,
     previous: Commit | None,
     bronze: DeltaTable,
     sources: list[str],
@@ -79,7 +82,8 @@ def choose(
             f"bronze is at version {version}, before version {since} that silver read "
             "last: bronze was re-created",
         )
-    by_version = {int(e["version"]): e for e in bronze.history(version - since + 1)}
+    entries = tables.raw_history(settings, bronze, version - since + 1)
+    by_version = {int(e["version"]): e for e in entries}
     start = by_version.get(since)
     if start is None or any(v not in by_version for v in range(since, version + 1)):
         return Refresh(FULL, f"bronze's log no longer holds version {since} and the ones after it")

@@ -111,6 +111,17 @@ def test_workflow_definitions_are_validated_like_the_cli(api: Api) -> None:
         "        - {name: m, sql_file: /etc/passwd}\n"
     )
     assert "workflow.yaml:6: jobs[0].gold.models[0].sql_file" in error_of(apply(with_file), 422)
+    # The workflow's own gold: the same file rule, and its models checked against its jobs.
+    own = "id: wf\njobs:\n  - id: a\ngold:\n  models:\n"
+    own_file = own + "    - {name: m, sql_file: /etc/passwd}\n"
+    assert "workflow.yaml:6: gold.models[0].sql_file is not accepted" in error_of(
+        apply(own_file), 422
+    )
+    unknown = own + "    - name: m\n      sql: |\n        SELECT *\n        FROM silver.b\n"
+    assert error_of(apply(unknown), 422) == (
+        "workflow.yaml:7: gold.models[0].sql: line 2: silver.b is not a job of workflow 'wf' "
+        "(jobs: a)"
+    )
     assert "not valid YAML" in error_of(apply("id: [unclosed\n"), 422)
 
 

@@ -11,11 +11,10 @@ from urllib.parse import urlparse
 import pytest
 from pydantic import SecretStr
 
-from flowforge import tables
+from flowforge import catalog, tables
 from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
-from flowforge.layout import LAYERS, Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge.layout import LAYERS, JobKey
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
@@ -120,8 +119,8 @@ def fault_stack(
 def one_output_per_layer(
     store: ObjectStore, execution: ExecutionRecord, strays: bool = False
 ) -> None:
-    """Each layer committed exactly one run, the execution's, and holds nothing else: no
-    orphaned run prefix or data file, no object its manifest or table does not list.
+    """Each layer's tables hold exactly one run's write, the execution's, and nothing else:
+    no data file the table's version does not list.
     `strays`: a killed bronze attempt's files may remain beside its tables (never in them;
     a vacuum removes them: bronze deletes no file it cannot prove uncommitted)."""
     job = JobKey(execution.workflow_id, execution.job_id)
@@ -131,22 +130,27 @@ def one_output_per_layer(
             for ref in (TableRef.bronze(job), TableRef.bronze_rejects(job)):
                 one_commit(store, ref, run_id, strays)
             continue
-        dataset = Dataset.for_layer(layer, job)
-        committed = read_committed(store, dataset)
-        assert committed is not None, layer
-        assert committed.manifest.run_id == run_id, layer
-        keys = {o.key for o in store.list(dataset.prefix)}
-        listed = {o.key for o in committed.manifest.data_objects} | {
-            o.key for o in committed.manifest.reject_objects
-        }
-        assert keys == listed | {dataset.manifest_key}, (layer, keys - listed)
+        refs = (
+            [TableRef.silver(job), TableRef.silver_quarantine(job)]
+            if layer == "silver"
+            else catalog.gold_tables(store, job.workflow_id, job.job_id)
+        )
+        assert refs, layer
+        for ref in refs:
+            one_commit(store, ref, run_id, strays)
+
+
+# Commits that change a table's schema or features, not its rows.
+SCHEMA_ONLY = {"ADD COLUMN", "ADD FEATURE", "SET TBLPROPERTIES"}
 
 
 def one_commit(store: ObjectStore, ref: TableRef, run_id: str, strays: bool = False) -> None:
     """The table's one write is the run's, and its folder holds that version's files (and,
     with `strays`, files no version references)."""
     table = tables.require(store.settings, ref, str(ref))
-    writes = [c.run_id for c in tables.history(table) if c.operation != "ADD COLUMN"]
+    writes = [
+        c.run_id for c in tables.history(table) if c.run_id and c.operation not in SCHEMA_ONLY
+    ]
     assert writes == [run_id], ref
     bucket = f"s3://{store.bucket}/"
     files = {o.key for o in store.list(ref.prefix) if "/_delta_log/" not in o.key}

@@ -28,7 +28,11 @@ def _audit(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     return frame.with_columns(
         pl.lit(source).alias("_source_key"),
         pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("_row_number"),
-        pl.concat_str(pl.all().cast(pl.String).fill_null("")).hash().alias("_row_hash"),
+        # Int64 as in the tables: the 64 bits of the hash read as signed.
+        pl.concat_str(pl.all().cast(pl.String).fill_null(""))
+        .hash()
+        .reinterpret(signed=True)
+        .alias("_row_hash"),
     )
 
 

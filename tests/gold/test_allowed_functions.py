@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -113,3 +114,45 @@ def test_no_aggregate_is_refused() -> None:
 )
 def test_ordinary_syntax_uses_only_allowed_functions(sql: str) -> None:
     assert check_model_sql("m", sql, READABLE)
+
+
+def delta_extension_functions() -> list[tuple[str, str]]:
+    """(name, type) of what DuckDB's delta extension adds to a database (issue 19: its
+    delta_scan reads any table's log and files whatever allowed_paths says)."""
+    import duckdb_extension_delta
+
+    (path,) = Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension")
+    con = duckdb.connect(
+        config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+    )
+    try:
+        con.execute(f"LOAD {sql_literal(str(path))}")
+        rows = con.execute(
+            "SELECT DISTINCT lower(function_name), function_type FROM duckdb_functions()"
+        ).fetchall()
+    finally:
+        con.close()
+    known = {name for name, _, _ in CATALOGUE}
+    return sorted((str(name), str(kind)) for name, kind in rows if name not in known)
+
+
+DELTA_FUNCTIONS = delta_extension_functions()
+
+
+def test_the_delta_extension_is_not_in_a_builds_catalogue() -> None:
+    names = {name for name, _ in DELTA_FUNCTIONS}
+    assert {"delta_scan", "delta_list_files"} <= names
+    assert not names & {name for name, _, _ in CATALOGUE}
+
+
+@pytest.mark.parametrize(("name", "kind"), DELTA_FUNCTIONS)
+def test_no_function_of_the_delta_extension_is_allowed(name: str, kind: str) -> None:
+    assert name not in ALLOWED_FUNCTIONS and name not in ALLOWED_TABLE_FUNCTIONS
+    sql = (
+        f"SELECT * FROM {sql_identifier(name)}('s3://b/silver/w/j')"
+        if kind.startswith("table")
+        else f"SELECT {sql_identifier(name)}('s3://b/silver/w/j') AS v FROM silver"
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        check_model_sql("m", sql, READABLE)
+    assert name in caught.value.message

@@ -18,13 +18,13 @@ import grpc
 import polars as pl
 import pytest
 
-from flowforge.dimensions import upload_dimension
 from flowforge.errors import InvalidArgument
-from flowforge.layout import Dataset, JobKey
+from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from services.gold.engine import GoldSession, Inputs
-from tests.gold.conftest import build, commit_silver, serving
+from flowforge.tables import TableRef
+from services.gold.engine import GoldSession, Inputs, Source
+from tests.gold.conftest import build, commit_dimension, commit_silver, commit_table, serving
 
 CANARY = "canary-7f3a"
 
@@ -115,6 +115,20 @@ HOSTILE = {
         "WITH RECURSIVE pg_settings AS (FROM pg_settings UNION ALL BY NAME "
         "FROM pg_settings WHERE false) SELECT name, setting FROM pg_settings"
     ),
+    # DuckDB's delta_scan reads any table's log and files, whatever allowed_paths says: a
+    # build never has the delta extension, and the guard refuses it by name (issue 19).
+    "delta_scan_own_silver": "SELECT * FROM delta_scan('s3://{bucket}/silver/{workflow_id}/job')",
+    "delta_scan_other_silver": "SELECT * FROM delta_scan('s3://{bucket}/silver/{other}/job')",
+    "delta_scan_gold_table": "SELECT * FROM delta_scan('s3://{bucket}/{other_gold}')",
+    "delta_scan_dimension": "SELECT * FROM delta_scan('s3://{bucket}/dimensions/{hidden}')",
+    "delta_list_files": "SELECT * FROM delta_list_files('s3://{bucket}/silver/{other}/job')",
+    "own_delta_log": (
+        "SELECT * FROM read_json('s3://{bucket}/silver/{workflow_id}/job/_delta_log/"
+        "00000000000000000000.json')"
+    ),
+    "own_silver_folder": "SELECT * FROM 's3://{bucket}/silver/{workflow_id}/job/*.parquet'",
+    "own_older_version": "SELECT * FROM read_parquet('s3://{bucket}/{older_key}')",
+    "own_older_version_replacement_scan": "SELECT * FROM 's3://{bucket}/{older_key}'",
 }
 
 
@@ -125,10 +139,14 @@ def scene(
     """A job with silver, a canary file, another workflow's silver and a hidden dimension."""
     job = JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
     other = JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
-    commit_silver(store, job, pl.DataFrame({"name": ["a", "b"], "n": [1, 2]}))
-    stolen = commit_silver(store, other, pl.DataFrame({"name": [CANARY]}))
+    # An older version of the job's own silver: its file is no longer the table's.
+    older = commit_silver(settings, job, pl.DataFrame({"name": [CANARY], "n": [0]}))
+    own = commit_silver(settings, job, pl.DataFrame({"name": ["a", "b"], "n": [1, 2]}))
+    stolen = commit_silver(settings, other, pl.DataFrame({"name": [CANARY]}))
+    other_gold = TableRef.gold_model(other, "leaked")
+    commit_table(settings, other_gold, pl.DataFrame({"name": [CANARY]}), run_id="g", inputs={})
     hidden = f"hidden_{uuid.uuid4().hex[:8]}"
-    upload_dimension(store, hidden, f"secret\n{CANARY}\n".encode(), "hidden.csv")
+    commit_dimension(settings, hidden, pl.DataFrame({"secret": [CANARY]}))
     folder = tmp_path_factory.mktemp("hostile")
     (folder / "canary.csv").write_text(f"secret\n{CANARY}\n")
     endpoint = urlsplit(settings.s3_endpoint_url or "")
@@ -136,7 +154,10 @@ def scene(
         "workflow_id": job.workflow_id,
         "bucket": settings.s3_bucket,
         "other": other.workflow_id,
-        "other_key": stolen.data_objects[0].key,
+        "other_key": stolen.keys[0],
+        "other_gold": other_gold.path,
+        "older_key": older.keys[0],
+        "own_keys": ",".join(own.keys),
         "canary": str(folder / "canary.csv"),
         "out": str(folder / "out.csv"),
         "db": str(folder / "stolen.duckdb"),
@@ -181,6 +202,8 @@ def test_refusals_explain_themselves(gold, scene: dict[str, str]) -> None:
         "or plans SQL text",
         "macro_reading_views": "calls pg_get_viewdef(), which models may not use: it reads "
         "the catalogue",
+        "delta_scan_other_silver": "(line 1, column 15): calls the table function delta_scan()",
+        "own_older_version_replacement_scan": f"reads 's3://{scene['bucket']}/",
     }
     for label, message in expected.items():
         sql = HOSTILE[label].format(**scene)
@@ -210,6 +233,15 @@ LOCKED_OUT = {
     "dynamic_sql",
     "unlisted_dimension",
     "cte_out_of_scope",
+    "delta_scan_own_silver",
+    "delta_scan_other_silver",
+    "delta_scan_gold_table",
+    "delta_scan_dimension",
+    "delta_list_files",
+    "own_delta_log",
+    "own_silver_folder",
+    "own_older_version",
+    "own_older_version_replacement_scan",
 }
 
 
@@ -226,17 +258,18 @@ def test_the_locked_session_reads_nothing_else_even_without_the_guard(
     settings: Settings, store: ObjectStore, scene: dict[str, str], label: str, tmp_path: Path
 ) -> None:
     job = JobKey(scene["workflow_id"], "job")
-    silver = Dataset.for_layer("silver", job).run_prefix("silver-1") + "part-00000.parquet"
-    output = Dataset.for_layer("gold", job).run_prefix(f"locked-{label.replace('_', '-')}")
+    silver = Source(scene["own_keys"].split(","))
+    table = TableRef.gold_model(job, f"locked-{label.replace('_', '-')}")
+    outputs = [f"{table.prefix}part-{uuid.uuid4()}.parquet" for _ in range(2)]
     sql = HOSTILE[label].format(**scene)
     before = everything(store)
-    with GoldSession(settings, Inputs([silver], {}), output, tmp_path) as session:
-        # The lock leaves the session its own silver and its own prefix ...
-        allowed = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", 5)
-        assert (allowed.rows, allowed.key) == (2, f"{output}allowed.parquet")
+    with GoldSession(settings, Inputs({"silver": silver}, outputs), tmp_path) as session:
+        # The lock leaves the session its own silver and its own output files ...
+        allowed = session.run_model("allowed", "SELECT * FROM silver ORDER BY n", outputs[0], 5)
+        assert (allowed.rows, allowed.key) == (2, outputs[0])
         # ... and whatever the model does, nothing else.
         try:
-            run = session.run_model("hostile", sql, 5)
+            run = session.run_model("hostile", sql, outputs[1], 5)
         except InvalidArgument as exc:
             assert CANARY not in exc.message, label
             if label in LOCKED_OUT:
@@ -247,18 +280,19 @@ def test_the_locked_session_reads_nothing_else_even_without_the_guard(
                         "disabled through configuration",
                         "configuration has been locked",
                         "not exist",
+                        "not in the catalog",
                     )
                 ), exc.message
         else:
             assert label not in LOCKED_OUT, label
-            assert run.key == f"{output}hostile.parquet"
+            assert run.key == outputs[1]
             written = pl.read_parquet(io.BytesIO(store.get_bytes(run.key)))
             shown = f"{written.to_dicts()} {run.preview_rows}"
             for text in outside_the_job(settings, scene):
                 assert text not in shown, (label, text)
-    written_elsewhere = {o for o in everything(store) - before if not o[0].startswith(output)}
+    written_elsewhere = {o for o in everything(store) - before if o[0] not in outputs}
     assert written_elsewhere == set(), label
     assert before - everything(store) == set(), label  # nor anything deleted
-    store.delete_prefix(output)
+    store.delete_keys(outputs)
     for path in ("out", "db", "folder"):
         assert not Path(scene[path]).exists()

@@ -16,15 +16,14 @@ import psutil
 import pytest
 
 from flowforge import errors
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge.layout import JobKey
 from flowforge.runtime import RETRYABLE_KEY
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc
 from orchestrator.clients import GoldClient
 from services.layers import create_server
-from tests.gold.conftest import build, commit_silver, serving
+from tests.gold.conftest import build, commit_silver, gold_objects, serving
 
 # About 300 MB of hash table: far beyond a 100 MB memory limit, so it must spill.
 MANY_GROUPS = (
@@ -91,8 +90,8 @@ def small_process(settings: Settings, store: ObjectStore) -> Iterator[Limited]:
 
 
 @pytest.fixture
-def one_row(store: ObjectStore, job: JobKey) -> JobKey:
-    commit_silver(store, job, pl.DataFrame({"x": [1]}))
+def one_row(settings: Settings, job: JobKey) -> JobKey:
+    commit_silver(settings, job, pl.DataFrame({"x": [1]}))
     return job
 
 
@@ -163,7 +162,7 @@ def test_running_out_of_spill_space_is_resource_exhausted(
         assert serving(capped.channel)
     finally:
         capped.close()
-    assert read_committed(store, Dataset.for_layer("gold", one_row)) is None
+    assert gold_objects(store, one_row) == []
 
 
 @pytest.mark.parametrize("label", list(HUGE_VALUES))
@@ -180,7 +179,7 @@ def test_a_huge_single_value_hits_the_process_memory_limit(
     assert "FLOWFORGE_GOLD_PROCESS_MEMORY_LIMIT=512MB" in details
     assert not_retryable(caught)
     assert service.memory_info().rss - before < 64 << 20
-    assert read_committed(store, Dataset.for_layer("gold", one_row)) is None
+    assert gold_objects(store, one_row) == []
     assert_serves_the_next_build(small_process, one_row)
 
 
@@ -240,9 +239,7 @@ def test_a_caller_that_gives_up_stops_the_query_and_nothing_commits(
     wait_until(lambda: len(build_pids(gold_log)) == 1, "the build's process to be logged")
     (pid,) = build_pids(gold_log)
     wait_until(lambda: gone(pid), "the abandoned build's process to be killed")
-    dataset = Dataset.for_layer("gold", one_row)
-    wait_until(lambda: not list(store.list(dataset.prefix)), "the run's objects to be removed")
-    assert read_committed(store, dataset) is None
+    wait_until(lambda: not gold_objects(store, one_row), "the run's objects to be removed")
     assert_serves_the_next_build(limited, one_row)
 
 
@@ -301,5 +298,5 @@ def test_a_build_process_that_dies_under_a_model_fails_only_that_build(
             r.getMessage() == "gold build process ended (signal SIGSEGV) while model 'endless'"
             for r in gold_log.records
         )
-    assert read_committed(store, Dataset.for_layer("gold", one_row)) is None
+    assert gold_objects(store, one_row) == []
     assert_serves_the_next_build(limited, one_row)

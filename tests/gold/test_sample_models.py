@@ -8,11 +8,10 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from flowforge.dimensions import upload_dimension_file
 from flowforge.layout import JobKey
-from flowforge.storage import ObjectStore
+from flowforge.settings import Settings
 from tests.gold import silver_cases
-from tests.gold.conftest import build, commit_silver, read_model
+from tests.gold.conftest import build, commit_dimension, commit_silver, read_model
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -23,22 +22,23 @@ def sql_sum(column: str) -> pl.Expr:
 
 
 @pytest.fixture(scope="module")
-def countries(store: ObjectStore) -> pl.DataFrame:
-    upload_dimension_file(store, "countries", silver_cases.EXAMPLES / "dimensions/countries.csv")
-    return pl.read_csv(silver_cases.EXAMPLES / "dimensions/countries.csv")
+def countries(settings: Settings) -> pl.DataFrame:
+    path = silver_cases.EXAMPLES / "dimensions/countries.csv"
+    commit_dimension(settings, "countries", pl.read_csv(path, infer_schema=False))
+    return pl.read_csv(path)
 
 
-def run_sample(gold, store: ObjectStore, job: JobKey, silver: pl.DataFrame, name: str, models):
-    commit_silver(store, job, silver.head(90), silver.slice(90))
+def run_sample(gold, settings: Settings, job: JobKey, silver: pl.DataFrame, name: str, models):
+    commit_silver(settings, job, silver.head(90), silver.slice(90))
     sql = {model: silver_cases.model_sql(name, model) for model in models}
     result = build(gold, job, sql, dimensions=["countries"])
-    return {model: read_model(store, result, model) for model in models}
+    return {model: read_model(settings, result, model) for model in models}
 
 
-def test_customer_models(gold, store: ObjectStore, job: JobKey, countries) -> None:
+def test_customer_models(gold, settings: Settings, job: JobKey, countries) -> None:
     silver = silver_cases.customers()
     out = run_sample(
-        gold, store, job, silver, "customers",
+        gold, settings, job, silver, "customers",
         ["customers_by_country", "signups_per_month", "data_quality"],
     )  # fmt: skip
 
@@ -110,10 +110,10 @@ def test_customer_models(gold, store: ObjectStore, job: JobKey, countries) -> No
     assert checks["duplicate_customer_id"] and checks["missing_lifetime_value"]  # dirty data
 
 
-def test_order_and_product_models(gold, store: ObjectStore, countries) -> None:
+def test_order_and_product_models(gold, settings: Settings, countries) -> None:
     orders = silver_cases.orders()
     out = run_sample(
-        gold, store, JobKey("customer-data-test", "orders"), orders, "orders",
+        gold, settings, JobKey("customer-data-test", "orders"), orders, "orders",
         ["revenue_per_month", "orders_by_status"],
     )  # fmt: skip
     kept = orders.drop_nulls("order_date").filter(
@@ -141,7 +141,7 @@ def test_order_and_product_models(gold, store: ObjectStore, countries) -> None:
 
     products = silver_cases.products()
     out = run_sample(
-        gold, store, JobKey("customer-data-test", "products"), products, "products",
+        gold, settings, JobKey("customer-data-test", "products"), products, "products",
         ["products_by_category"],
     )  # fmt: skip
     categories = (

@@ -13,14 +13,21 @@ import grpc
 import polars as pl
 import pytest
 
-from flowforge.dimensions import upload_dimension
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge import tables
+from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from services.gold.guard import MAX_SQL_CHARS
 from services.gold.profile import profile_sql
-from tests.gold.conftest import build, commit_silver, preview, read_model, serving
+from tests.gold.conftest import (
+    build,
+    commit_dimension,
+    commit_silver,
+    preview,
+    read_model,
+    serving,
+)
 
 
 def sales(first_id: int, n: int) -> pl.DataFrame:
@@ -37,19 +44,29 @@ def sales(first_id: int, n: int) -> pl.DataFrame:
     )
 
 
-def regions_dimension(store: ObjectStore) -> str:
+def regions_dimension(settings: Settings) -> str:
     name = f"regions_{uuid.uuid4().hex[:8]}"
-    csv = "code,name\nN,North\nS,South\nE,East\n"  # no W: an inner join drops those rows
-    upload_dimension(store, name, csv.encode(), "regions.csv")
+    # No W: an inner join drops those rows.
+    regions = pl.DataFrame({"code": ["N", "S", "E"], "name": ["North", "South", "East"]})
+    commit_dimension(settings, name, regions)
     return name
 
 
+def model_files(store: ObjectStore, job: JobKey) -> set[str]:
+    """Every data file under the job's model tables (their logs left out)."""
+    return {
+        o.key
+        for o in store.list(f"gold/{job.workflow_id}/{job.job_id}/")
+        if "/_delta_log/" not in o.key
+    }
+
+
 def test_models_read_silver_and_a_dimension_and_commit_together(
-    gold, store: ObjectStore, job: JobKey
+    gold, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
     silver = pl.concat([sales(1, 20), sales(21, 17)])
-    manifest = commit_silver(store, job, sales(1, 20), sales(21, 17))
-    dim = regions_dimension(store)
+    committed = commit_silver(settings, job, sales(1, 20), sales(21, 17), run_id="silver-7")
+    dim = regions_dimension(settings)
     models = {
         "by_region": f"""
             SELECT r.name AS region, count(*) AS orders, sum(s.amount) AS amount
@@ -66,13 +83,14 @@ def test_models_read_silver_and_a_dimension_and_commit_together(
         .agg(pl.len().cast(pl.Int64).alias("orders"), pl.col("amount").sum())
         .sort("region")
     )
-    assert read_model(store, result, "by_region").to_dicts() == expected_regions.to_dicts()
+    assert read_model(settings, result, "by_region").to_dicts() == expected_regions.to_dicts()
     expected_big = silver.filter(pl.col("amount") > 30).select("order_id", "amount", "day")
-    assert read_model(store, result, "big_orders").to_dicts() == expected_big.to_dicts()
+    assert read_model(settings, result, "big_orders").to_dicts() == expected_big.to_dicts()
 
     assert [m.name for m in result.models] == ["by_region", "big_orders", "profile"]
     big = result.models[1]
-    assert big.key == f"gold/{job.workflow_id}/{job.job_id}/run=r1/big_orders.parquet"
+    assert big.table == f"gold/{job.workflow_id}/{job.job_id}/big_orders"
+    assert big.key.startswith(f"{big.table}/part-") and big.key.endswith(".parquet")
     assert big.rows == expected_big.height > 5
     assert [(c.name, c.type) for c in big.schema] == [
         ("order_id", "BIGINT"),
@@ -84,17 +102,38 @@ def test_models_read_silver_and_a_dimension_and_commit_together(
         {"order_id": r["order_id"], "amount": float(r["amount"]), "day": r["day"].isoformat()}
         for r in first.to_dicts()
     ]
-    assert (result.layer, result.run_id, result.input_run_id) == ("gold", "r1", manifest.run_id)
-    assert result.rows_in == silver.height
+    assert (result.layer, result.run_id, result.input_run_id) == ("gold", "r1", "silver-7")
+    assert (result.input_version, result.rows_in) == (committed.version, silver.height)
     assert result.rows_out == sum(m.rows for m in result.models)
+    assert result.table == f"gold/{job.workflow_id}/{job.job_id}"
+    assert not result.HasField("table_version")  # one version per model table, in models
 
-    committed = read_committed(store, Dataset.for_layer("gold", job))
-    assert committed is not None and committed.manifest.run_id == "r1"
-    assert [o.key for o in committed.manifest.data_objects] == [m.key for m in result.models]
-    assert committed.manifest.inputs["dimensions"][dim] == {"version": 0}
+    # Each model is a table of its own whose latest version is this run's commit, holding
+    # exactly the file the result names and recording what it read.
+    for model in result.models:
+        table = tables.require(settings, TableRef(model.table), model.name)
+        commit = tables.find_commit(table, "r1")
+        assert commit is not None and commit.version == model.version == table.version()
+        assert [u.removeprefix(f"s3://{settings.s3_bucket}/") for u in table.file_uris()] == [
+            model.key
+        ]
+        assert commit.inputs["silver"] == {
+            "table": f"silver/{job.workflow_id}/{job.job_id}",
+            "version": committed.version,
+            "run_id": "silver-7",
+        }
+        assert commit.inputs["dimensions"][dim]["version"] == 0
+    first = result.models[0]
+    assert result.manifest_key == f"{first.table}/_delta_log/{first.version:020d}.json"
+    assert store.head(result.manifest_key) is not None
+    lineage = [(i.table, i.version, i.run_id, i.job_id, i.dimension) for i in big.inputs]
+    assert lineage == [
+        (f"silver/{job.workflow_id}/{job.job_id}", committed.version, "silver-7", job.job_id, ""),
+        (f"dimensions/{dim}", 0, "dimension-1", "", dim),
+    ]
 
 
-def test_profile_counts_nulls_ties_and_unicode(gold, store: ObjectStore, job: JobKey) -> None:
+def test_profile_counts_nulls_ties_and_unicode(gold, settings: Settings, job: JobKey) -> None:
     frame = pl.DataFrame(
         {
             "name": ["Zoë", "Łukasz", "Zoë", "Łukasz", "ß", None, "😀", "Zoë"],
@@ -125,9 +164,9 @@ def test_profile_counts_nulls_ties_and_unicode(gold, store: ObjectStore, job: Jo
         },
         schema_overrides={"price": pl.Decimal(12, 2)},
     )
-    commit_silver(store, job, frame.head(5), frame.tail(3))
+    commit_silver(settings, job, frame.head(5), frame.tail(3))
     result = build(gold, job)
-    profile = read_model(store, result, "profile")
+    profile = read_model(settings, result, "profile")
 
     duck_types = {
         "name": "VARCHAR",
@@ -173,7 +212,7 @@ def test_profile_counts_nulls_ties_and_unicode(gold, store: ObjectStore, job: Jo
 
 
 def test_profile_leaves_out_only_silvers_audit_columns(
-    gold, store: ObjectStore, job: JobKey
+    gold, settings: Settings, job: JobKey
 ) -> None:
     frame = pl.DataFrame(
         {
@@ -188,8 +227,8 @@ def test_profile_leaves_out_only_silvers_audit_columns(
             "_silver_run_id": ["s1"] * 3,
         }
     )
-    commit_silver(store, job, frame)
-    profile = read_model(store, build(gold, job), "profile")
+    commit_silver(settings, job, frame)
+    profile = read_model(settings, build(gold, job), "profile")
     assert profile["column_name"].to_list() == ["_id", "name"]
     (row,) = profile.filter(pl.col("column_name") == "_id").to_dicts()
     assert (row["column_type"], row["distinct_count"], row["min_value"], row["max_value"]) == (
@@ -202,11 +241,12 @@ def test_profile_leaves_out_only_silvers_audit_columns(
 
 
 def test_a_failing_model_leaves_the_committed_output_untouched(
-    gold, channel, store: ObjectStore, job: JobKey
+    gold, channel, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
-    commit_silver(store, job, sales(1, 10))
+    commit_silver(settings, job, sales(1, 10))
     first = build(gold, job, {"totals": "SELECT count(*) AS orders FROM silver"}, run_id="good")
-    before = {m.key: store.get_bytes(m.key) for m in first.models}
+    before = model_files(store, job)
+    assert before == {m.key for m in first.models}
     failing = {
         "totals": "SELECT count(*) AS orders FROM silver",
         "broken": "SELECT CAST(region_code AS INTEGER) AS code FROM silver",
@@ -217,10 +257,12 @@ def test_a_failing_model_leaves_the_committed_output_untouched(
     assert "model 'broken'" in caught.value.details()
     assert "Could not convert string" in caught.value.details()
 
-    committed = read_committed(store, Dataset.for_layer("gold", job))
-    assert committed is not None and committed.manifest.run_id == "good"
-    assert {key: store.get_bytes(key) for key in before} == before
-    assert list(store.list(Dataset.for_layer("gold", job).run_prefix("bad"))) == []
+    for model in first.models:
+        table = tables.require(settings, TableRef(model.table), model.name)
+        assert table.version() == model.version  # no commit of the failed run
+        assert tables.find_commit(table, "bad") is None
+    assert tables.load(settings, TableRef.gold_model(job, "broken")) is None
+    assert model_files(store, job) == before  # the failed run's part files are gone
     assert serving(channel)
 
 
@@ -228,11 +270,11 @@ def test_missing_silver_is_a_failed_precondition(gold, job: JobKey) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"m": "SELECT 1 AS one FROM silver"})
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "silver has not been committed for job" in caught.value.details()
+    assert f"silver of job {job} has not been committed" in caught.value.details()
 
 
-def test_a_missing_dimension_is_named(gold, store: ObjectStore, job: JobKey) -> None:
-    commit_silver(store, job, sales(1, 3))
+def test_a_missing_dimension_is_named(gold, settings: Settings, job: JobKey) -> None:
+    commit_silver(settings, job, sales(1, 3))
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"m": "SELECT * FROM dim_nowhere"}, dimensions=["nowhere"])
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -240,15 +282,19 @@ def test_a_missing_dimension_is_named(gold, store: ObjectStore, job: JobKey) -> 
 
 
 def test_repeating_a_run_id_returns_the_committed_result(
-    gold, store: ObjectStore, job: JobKey
+    gold, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
-    commit_silver(store, job, sales(1, 4))
+    commit_silver(settings, job, sales(1, 4))
     first = build(gold, job, {"m": "SELECT count(*) AS n FROM silver"}, run_id="once")
+    files = model_files(store, job)
+    commit_silver(settings, job, sales(1, 9), run_id="silver-2")  # silver moved on since
     again = build(gold, job, {"m": "SELECT 2 AS n"}, run_id="once")
     assert again.reused and not first.reused
-    assert [(m.key, m.rows, m.preview_json) for m in again.models] == [
-        (m.key, m.rows, m.preview_json) for m in first.models
+    assert [(m.key, m.rows, m.table, m.version, m.preview_json) for m in again.models] == [
+        (m.key, m.rows, m.table, m.version, m.preview_json) for m in first.models
     ]
+    assert json.loads(again.models[0].preview_json) == [{"n": 4}]
+    assert model_files(store, job) == files  # nothing was written again
 
 
 @pytest.mark.parametrize(
@@ -274,7 +320,7 @@ def test_engine_errors_name_the_model_and_never_show_the_secret(
     gold, channel, settings: Settings, store: ObjectStore, job: JobKey, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger="flowforge")
-    manifest = commit_silver(store, job, sales(1, 5), sales(6, 5))
+    committed = commit_silver(settings, job, sales(1, 5), sales(6, 5))
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"typo": "SELECT order_id,\n  regoin_code FROM silver"})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -286,13 +332,13 @@ def test_engine_errors_name_the_model_and_never_show_the_secret(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "model 'twice' returns more than one column named 'N'" in caught.value.details()
 
-    store.delete_keys([manifest.data_objects[1].key])  # silver now lists a missing file
+    store.delete_keys([committed.keys[1]])  # silver's log now names a missing file
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"all": "SELECT * FROM silver"})
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     secret = settings.s3_secret_access_key.get_secret_value()  # type: ignore[union-attr]
     assert caught.value.details().startswith("reading silver: the object store answered 404")
-    assert "part-00001.parquet" in caught.value.details()
+    assert committed.keys[1].rsplit("/", 1)[1] in caught.value.details()
     assert secret not in caught.value.details()
     logged = [str(r.__dict__) for r in caplog.records]
     assert any("FAILED_PRECONDITION" in line for line in logged)  # the request's log line
@@ -301,9 +347,9 @@ def test_engine_errors_name_the_model_and_never_show_the_secret(
 
 
 def test_a_syntax_error_names_the_model_with_duckdbs_pointer(
-    gold, channel, store: ObjectStore, job: JobKey
+    gold, channel, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
-    commit_silver(store, job, sales(1, 3))
+    commit_silver(settings, job, sales(1, 3))
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"fine": "SELECT 1 AS one", "typo": "SELEC 1"})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -312,36 +358,38 @@ def test_a_syntax_error_names_the_model_with_duckdbs_pointer(
         details
     )
     assert details.endswith("\n\nLINE 1: SELEC 1\n        ^")  # the caret under SELEC
-    assert read_committed(store, Dataset.for_layer("gold", job)) is None
+    assert tables.load(settings, TableRef.gold_model(job, "fine")) is None
+    assert model_files(store, job) == set()
     assert serving(channel)
 
 
-def test_profile_only_build_on_an_empty_part(gold, store: ObjectStore, job: JobKey) -> None:
-    commit_silver(store, job, sales(1, 0))
+def test_profile_only_build_on_an_empty_silver(gold, settings: Settings, job: JobKey) -> None:
+    committed = commit_silver(settings, job, sales(1, 0))
+    assert committed.keys == []  # a table with no rows has no data file to read
     result = build(gold, job)
     assert [m.name for m in result.models] == ["profile"]
-    profile = read_model(store, result, "profile")
+    profile = read_model(settings, result, "profile")
     assert profile["row_count"].to_list() == [0, 0, 0, 0]
     assert json.loads(result.models[0].preview_json)[0]["column_name"] == "order_id"
 
 
-def test_concurrent_builds_each_get_their_own_database(gold, store: ObjectStore) -> None:
+def test_concurrent_builds_each_get_their_own_database(gold, settings: Settings) -> None:
     jobs = [JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job") for _ in range(3)]
     for n, job in enumerate(jobs, start=1):
-        commit_silver(store, job, sales(1, 10 * n))
+        commit_silver(settings, job, sales(1, 10 * n))
     sql = {"totals": "SELECT count(*) AS orders, sum(amount) AS amount FROM silver"}
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(lambda j: build(gold, j, sql, skip_profile=True), jobs))
     for n, result in enumerate(results, start=1):
         expected = sales(1, 10 * n).select(pl.len().alias("orders"), pl.col("amount").sum())
-        assert read_model(store, result, "totals").to_dicts() == expected.to_dicts()
+        assert read_model(settings, result, "totals").to_dicts() == expected.to_dicts()
 
 
 @pytest.mark.parametrize("comment_lines", [0, 6])
 def test_a_runtime_error_quotes_the_models_own_line(
-    gold, store: ObjectStore, job: JobKey, comment_lines: int
+    gold, settings: Settings, job: JobKey, comment_lines: int
 ) -> None:
-    commit_silver(store, job, sales(1, 5))
+    commit_silver(settings, job, sales(1, 5))
     lines = [
         *["-- notes"] * comment_lines,
         "SELECT order_id,",
@@ -362,24 +410,24 @@ def test_a_runtime_error_quotes_the_models_own_line(
 
 
 def test_a_runtime_error_without_a_position_shows_no_statement(
-    gold, store: ObjectStore, job: JobKey
+    gold, settings: Settings, job: JobKey
 ) -> None:
-    commit_silver(store, job, sales(1, 2))
+    commit_silver(settings, job, sales(1, 2))
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"raises": "SELECT error('boom ' || order_id) AS e\nFROM silver"})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == "model 'raises': Invalid Input Error: boom 1"
 
 
-def test_a_model_ending_in_a_line_comment_builds(gold, store: ObjectStore, job: JobKey) -> None:
+def test_a_model_ending_in_a_line_comment_builds(gold, settings: Settings, job: JobKey) -> None:
     # The service wraps the query in its own statement; the comment must end before it.
-    commit_silver(store, job, sales(1, 4))
+    commit_silver(settings, job, sales(1, 4))
     result = build(gold, job, {"n": "SELECT count(*) AS n FROM silver -- all of them"})
-    assert read_model(store, result, "n").item() == 4
+    assert read_model(settings, result, "n").item() == 4
 
 
 def test_the_profile_of_a_wide_table_is_not_held_to_the_model_sql_limit(
-    gold, store: ObjectStore, job: JobKey
+    gold, settings: Settings, job: JobKey
 ) -> None:
     frame = pl.DataFrame(
         {
@@ -387,10 +435,10 @@ def test_the_profile_of_a_wide_table_is_not_held_to_the_model_sql_limit(
             for i in range(250)
         }
     )
-    commit_silver(store, job, frame)
+    commit_silver(settings, job, frame)
     columns = [(name, "BIGINT") for name in frame.columns]
     assert len(profile_sql(columns)) > MAX_SQL_CHARS  # what a model may not send
-    profile = read_model(store, build(gold, job), "profile")
+    profile = read_model(settings, build(gold, job), "profile")
     assert profile["column_name"].to_list() == frame.columns
     assert profile["null_count"].to_list() == [frame[c].null_count() for c in frame.columns]
     assert profile["distinct_count"].to_list() == [

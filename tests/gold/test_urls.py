@@ -2,25 +2,31 @@
 
 DuckDB's allowed_paths and allowed_directories compare URLs as text, so
 `.../run=R/../../silver/<other workflow>/...` passes a lock on `.../run=R/`; the store
-then resolves it to another tenant's object. Such URLs are refused before DuckDB sees one.
+then resolves it to another tenant's object. Such URLs are refused before DuckDB sees one,
+and a table's log naming a file outside the table's own folder is not followed.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from pathlib import Path
 
 import grpc
 import polars as pl
 import pytest
+from deltalake import DeltaTable, TableFeatures, write_deltalake
+from deltalake.transaction import AddAction
 
+from flowforge import tables
 from flowforge.duckdb_s3 import checked_url, read_parquet_sql
 from flowforge.errors import FailedPrecondition
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import Manifest, ManifestObject, commit, read_committed
+from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
-from services.gold.engine import GoldSession, Inputs
+from flowforge.tables import TableRef
+from services.gold.engine import GoldSession, Inputs, Source
 from tests.gold.conftest import build, commit_silver, serving
 
 CLIMBING = [
@@ -57,37 +63,73 @@ def test_plain_urls_pass(url: str) -> None:
 
 
 def test_the_session_refuses_climbing_keys_before_duckdb_reads_them(
-    settings: Settings, store: ObjectStore, job: JobKey, tmp_path: Path
+    settings: Settings, job: JobKey, tmp_path: Path
 ) -> None:
     other = JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
-    stolen = commit_silver(store, other, pl.DataFrame({"secret": ["tenant-b"]}))
-    output = Dataset.for_layer("gold", job).run_prefix("r1")
-    climbing = f"{output}../../../../{stolen.data_objects[0].key}"
+    stolen = commit_silver(settings, other, pl.DataFrame({"secret": ["tenant-b"]}))
+    table = TableRef.gold_model(job, "m")
+    climbing = f"{table.prefix}../../../../../{stolen.keys[0]}"
     with pytest.raises(FailedPrecondition) as caught:
-        GoldSession(settings, Inputs([climbing], {}), output, tmp_path / "a").__enter__()
+        GoldSession(settings, Inputs({"silver": Source([climbing])}), tmp_path / "a").__enter__()
     assert climbing in caught.value.message
+    output = f"{table.prefix}../part-x.parquet"
     with pytest.raises(FailedPrecondition) as caught:
-        GoldSession(settings, Inputs([], {}), f"{output}../../", tmp_path / "b").__enter__()
+        GoldSession(settings, Inputs({}, [output]), tmp_path / "b").__enter__()
     assert "'..'" in caught.value.message
 
 
-def test_a_manifest_listing_a_climbing_key_fails_the_build(
-    gold, channel, store: ObjectStore, job: JobKey
+@pytest.mark.parametrize("shape", ["absolute", "climbing"])
+def test_a_log_naming_a_file_outside_the_table_fails_the_build(
+    gold, channel, settings: Settings, store: ObjectStore, job: JobKey, shape: str
 ) -> None:
+    """A silver log whose add action names another tenant's file (an absolute URL, or a
+    relative path climbing out) is refused: gold reads only files inside the table."""
     other = JobKey(f"wf-{uuid.uuid4().hex[:10]}", "job")
-    stolen = commit_silver(store, other, pl.DataFrame({"secret": ["tenant-b"]}))
-    silver = Dataset.for_layer("silver", job)
-    climbing = f"{silver.run_prefix('s1')}../../../../{stolen.data_objects[0].key}"
-    manifest = Manifest(
-        dataset=silver.prefix,
-        run_id="s1",
-        data_objects=[ManifestObject(key=climbing, size_bytes=1, rows=1)],
+    stolen = commit_silver(settings, other, pl.DataFrame({"secret": ["tenant-b"]}))
+    commit_silver(settings, job, pl.DataFrame({"secret": ["own"]}))
+    silver = TableRef.silver(job)
+    path = (
+        f"s3://{settings.s3_bucket}/{stolen.keys[0]}"
+        if shape == "absolute"
+        else f"../../{other.workflow_id}/job/{stolen.keys[0].rsplit('/', 1)[1]}"
     )
-    commit(store, silver, manifest, None)
+    size = store.head(stolen.keys[0]).size  # type: ignore[union-attr]
+    table = DeltaTable(silver.uri(settings), storage_options=tables.storage_options(settings))
+    schema = table.schema().to_arrow()
+    action = AddAction(path, size, {}, int(time.time() * 1000), True, json.dumps({"numRecords": 1}))
+    table.create_write_transaction([action], "overwrite", schema)
     with pytest.raises(grpc.RpcError) as caught:
         build(gold, job, {"all": "SELECT * FROM silver"}, skip_profile=True)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert climbing in caught.value.details()
     assert "tenant-b" not in caught.value.details()
-    assert read_committed(store, Dataset.for_layer("gold", job)) is None
+    assert f"silver of job {job}: the table's log names the file" in caught.value.details()
+    assert "outside s3://" in caught.value.details(), caught.value.details()
+    assert tables.load(settings, TableRef.gold_model(job, "all")) is None
+    assert serving(channel)
+
+
+@pytest.mark.parametrize("shape", ["deletion_vectors", "partitioned"])
+def test_a_silver_table_read_parquet_cannot_honour_is_refused(
+    gold, channel, settings: Settings, job: JobKey, shape: str
+) -> None:
+    """Deletion vectors (rows a file still holds but the table no longer has) and partition
+    values (held in paths, not files) change what the files mean: such a table is refused
+    rather than read wrongly."""
+    frame = pl.DataFrame({"region": ["N", "S"], "n": [1, 2]})
+    ref, options = TableRef.silver(job), tables.storage_options(settings)
+    partition_by = ["region"] if shape == "partitioned" else None
+    write_deltalake(
+        ref.uri(settings), frame.to_arrow(), partition_by=partition_by, storage_options=options
+    )
+    if shape == "deletion_vectors":
+        DeltaTable(ref.uri(settings), storage_options=options).alter.add_feature(
+            TableFeatures.DeletionVectors, allow_protocol_versions_increase=True
+        )
+    with pytest.raises(grpc.RpcError) as caught:
+        build(gold, job, {"all": "SELECT * FROM silver"}, skip_profile=True)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    reason = "deletionVectors" if shape == "deletion_vectors" else "is partitioned"
+    assert f"table silver/{job.workflow_id}/{job.job_id}" in caught.value.details()
+    assert reason in caught.value.details()
+    assert tables.load(settings, TableRef.gold_model(job, "all")) is None
     assert serving(channel)

@@ -79,6 +79,7 @@ def _assert_refused(call: Callable[[], Any], field: str, channel: grpc.Channel) 
 BRONZE_FIELDS = ["job.workflow_id", "job.job_id"]
 SILVER_FIELDS = ["job.workflow_id", "job.job_id"]
 GOLD_FIELDS = ["job.workflow_id", "job.job_id", "spec.models[0].name", "spec.dimensions[0]"]
+WORKFLOW_FIELDS = ["workflow_id", "jobs[0]", "spec.models[0].name", "spec.dimensions[0]"]
 
 
 def ingest(channels: dict[str, grpc.Channel], field: str, value: str) -> Callable[[], Any]:
@@ -111,6 +112,25 @@ def build(channels: dict[str, grpc.Channel], field: str, value: str) -> Callable
     return lambda: stub.Build(request, timeout=10)
 
 
+def build_workflow(channels: dict[str, grpc.Channel], field: str, value: str) -> Callable[[], Any]:
+    stub = gold_pb2_grpc.GoldServiceStub(channels["gold"])
+    request = gold_pb2.BuildWorkflowRequest(
+        workflow_id=value if field == "workflow_id" else "hostile-wf",
+        run_id=value if field == "run_id" else "",
+        jobs=[value if field == "jobs[0]" else "orders"],
+        spec=gold_pb2.WorkflowGoldSpec(
+            models=[
+                gold_pb2.Model(
+                    name=value if field == "spec.models[0].name" else "totals",
+                    sql="SELECT count(*) AS n FROM silver.orders",
+                )
+            ],
+            dimensions=[value if field == "spec.dimensions[0]" else "countries"],
+        ),
+    )
+    return lambda: stub.BuildWorkflow(request, timeout=10)
+
+
 @pytest.mark.parametrize(("field", "value"), _params(BRONZE_FIELDS))
 def test_bronze_ingest_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
     _assert_refused(ingest(channels, field, value), field, channels["bronze"])
@@ -124,6 +144,13 @@ def test_silver_refine_refuses(channels: dict[str, grpc.Channel], field: str, va
 @pytest.mark.parametrize(("field", "value"), _params(GOLD_FIELDS))
 def test_gold_build_refuses(channels: dict[str, grpc.Channel], field: str, value: str) -> None:
     _assert_refused(build(channels, field, value), field, channels["gold"])
+
+
+@pytest.mark.parametrize(("field", "value"), _params(WORKFLOW_FIELDS))
+def test_gold_build_workflow_refuses(
+    channels: dict[str, grpc.Channel], field: str, value: str
+) -> None:
+    _assert_refused(build_workflow(channels, field, value), field, channels["gold"])
 
 
 def test_longest_valid_id_still_accepted(channels: dict[str, grpc.Channel]) -> None:
@@ -142,7 +169,13 @@ def test_no_object_key_holds_a_hostile_value(
 ) -> None:
     """Every hostile value sent to every entry point, then nothing was written under any
     hostile name (on its own: it does not rely on the tests above having run first)."""
-    for call, fields in ((ingest, BRONZE_FIELDS), (refine, SILVER_FIELDS), (build, GOLD_FIELDS)):
+    calls = (
+        (ingest, BRONZE_FIELDS),
+        (refine, SILVER_FIELDS),
+        (build, GOLD_FIELDS),
+        (build_workflow, WORKFLOW_FIELDS),
+    )
+    for call, fields in calls:
         for param in _params(fields):
             field, value = param.values
             with pytest.raises(grpc.RpcError):

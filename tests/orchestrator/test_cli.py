@@ -19,10 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from flowforge import tables
+from flowforge import catalog, tables
 from flowforge.embedded import pick_ports
-from flowforge.layout import LAYERS, Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge.layout import LAYERS, JobKey
 from flowforge.settings import Settings, get_settings
 from flowforge.tables import TableRef
 from orchestrator.deployment import MAINTENANCE_NAME, maintenance_cron
@@ -229,12 +228,15 @@ def test_run_from_a_later_layer_and_with_a_full_refresh(
     job = JobKey(workflow.id, "products")
 
     def committed_run(layer: str) -> str:
-        if layer == "bronze":  # a Delta table: the run of its latest commit
-            table = tables.require(stack.settings, TableRef.bronze(job), "bronze")
-            return tables.history(table, 1)[0].run_id
-        committed = read_committed(stack.object_store, Dataset.for_layer(layer, job))
-        assert committed is not None, layer
-        return committed.manifest.run_id
+        """The run of the latest commit of the layer's tables (gold: of every model's)."""
+        refs = {
+            "bronze": [TableRef.bronze(job)],
+            "silver": [TableRef.silver(job)],
+            "gold": catalog.gold_tables(stack.object_store, job.workflow_id, job.job_id),
+        }[layer]
+        runs = {tables.history(tables.require(stack.settings, r, layer), 1)[0].run_id for r in refs}
+        assert len(runs) == 1, (layer, runs)
+        return runs.pop()
 
     def run(*options: str) -> ExecutionRecord:
         ran = runner.invoke(app, ["run", "-w", workflow.id, "-j", "products", *options], env=env)

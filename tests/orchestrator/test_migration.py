@@ -167,9 +167,8 @@ def test_readers_read_the_migrated_tables(
     migrate(settings, store, [landed.workflow], [])
     ref = TableRef.silver(landed.job)
     want = old_rows(manifest(f"silver/{WORKFLOW}/customers")["data_objects"])
-    scanned = pl.scan_delta(
-        ref.uri(settings), storage_options=tables.storage_options(settings)
-    ).collect()
+    scanned = pl.scan_delta(ref.uri(settings), storage_options=tables.polars_options(settings))
+    scanned = scanned.collect()
     same_rows(scanned, want)
     # Loaded by path from its package, as httpfs is (README: `INSTALL delta` downloads it).
     extension = (
