@@ -11,7 +11,7 @@ from rich.table import Table
 
 from orchestrator.store import ExecutionRecord, StepRecord, Store, TableRole
 
-_STYLE = {
+STATUS_STYLES = {
     "PENDING": "dim",
     "RUNNING": "bold cyan",
     "COMPLETED": "green",
@@ -23,7 +23,7 @@ _STYLE = {
 
 
 def _status(text: str) -> str:
-    return f"[{_STYLE.get(text, '')}]{text}[/]"
+    return f"[{STATUS_STYLES.get(text, '')}]{text}[/]"
 
 
 def _count(value: int | None) -> str:
@@ -148,21 +148,17 @@ def _cell(value: object, width: int = 32) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def executions_table(executions: list[ExecutionRecord]) -> Table:
-    table = Table()
-    for column in ("execution", "job", "status", "layers", "created", "seconds", "error"):
-        table.add_column(column)
-    for e in executions:
-        seconds = ""
-        if e.started_at and e.finished_at:
-            seconds = f"{(e.finished_at - e.started_at).total_seconds():.1f}"
-        table.add_row(
-            e.id,
-            f"{e.workflow_id}/{e.job_id}",
-            _status(e.status),
-            ",".join(e.layers),
-            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-            seconds,
-            (e.error or "")[:60],
-        )
-    return table
+def execution_row(e: ExecutionRecord) -> tuple[str, ...]:
+    """One execution as `flowforge executions list` shows it."""
+    seconds = ""
+    if e.started_at and e.finished_at:
+        seconds = f"{(e.finished_at - e.started_at).total_seconds():.1f}"
+    return (
+        e.id,
+        f"{e.workflow_id}/{e.job_id}",
+        e.status,
+        ",".join(e.layers),
+        f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+        seconds,
+        e.error or "",
+    )

@@ -154,12 +154,108 @@ def workflows_apply(
 
 
 @workflows_app.command("list")
-def workflows_list() -> None:
+def workflows_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """List the stored workflows and their jobs."""
+    from cli.output import emit
+
     _, store = _store()
-    for workflow in store.list_workflows():
-        jobs = ", ".join(workflow.jobs)
-        print(f"{workflow.id}\t{workflow.name}\t{jobs}\t{workflow.updated_at:%Y-%m-%d %H:%M:%S}Z")
+    workflows = store.list_workflows()
+    emit(
+        ("workflow", "name", "jobs", "updated"),
+        [
+            (w.id, w.name, ", ".join(w.jobs), f"{w.updated_at:%Y-%m-%d %H:%M:%S}Z")
+            for w in workflows
+        ],
+        [
+            {"id": w.id, "name": w.name, "jobs": list(w.jobs), "updated_at": w.updated_at}
+            for w in workflows
+        ],
+        as_json=as_json,
+    )
+
+
+@workflows_app.command("rm")
+def workflows_rm(
+    workflow: Annotated[str, typer.Argument(help="Workflow id.")],
+    data: Annotated[
+        bool, typer.Option(help="Also delete its landing files and every table of it.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete WORKFLOW, its jobs and their executions (refused while one runs)."""
+    from flowforge.ids import validate_id
+    from flowforge.landing import delete_workflow_data
+
+    try:
+        validate_id(workflow, "workflow")
+        settings, store = _store()
+        store.get_workflow(workflow)
+        what = "its executions, landing files and tables" if data else "its executions"
+        if not yes and not typer.confirm(f"Delete workflow {workflow} and {what}?"):
+            raise typer.Exit(1)
+        executions = store.delete_workflow(workflow)
+        objects = delete_workflow_data(prepare_store(settings), workflow) if data else 0
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    print(f"deleted workflow {workflow}: {executions} executions, {objects} objects")
+
+
+landing_app = typer.Typer(
+    no_args_is_help=True, help="A job's landing files (what its next bronze run reads)."
+)
+app.add_typer(landing_app, name="landing")
+
+
+@landing_app.command("list")
+def landing_list(
+    workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow id.")],
+    job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the job's landing files."""
+    from cli.output import emit
+    from flowforge.landing import landing_files
+    from flowforge.layout import JobKey
+
+    try:
+        found = landing_files(prepare_store(get_settings()), JobKey.of(workflow, job))
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    emit(
+        ("file", "bytes", "modified", "etag"),
+        [
+            (o.key.rsplit("/", 1)[-1], o.size, f"{o.last_modified:%Y-%m-%d %H:%M:%S}", o.etag)
+            for o in found
+        ],  # fmt: skip
+        [
+            {"key": o.key, "size_bytes": o.size, "etag": o.etag, "last_modified": o.last_modified}
+            for o in found
+        ],  # fmt: skip
+        as_json=as_json,
+    )
+
+
+@landing_app.command("rm")
+def landing_rm(
+    workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow id.")],
+    job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
+    names: Annotated[list[str], typer.Argument(help="Landing file names.")],
+) -> None:
+    """Delete landing files. Their rows stay in bronze until a run forgets them
+    (`flowforge run --forget NAME`) or a full refresh."""
+    from flowforge.landing import delete_landing_file
+    from flowforge.layout import JobKey
+
+    try:
+        key = JobKey.of(workflow, job)
+        objects = prepare_store(get_settings())
+        for name in names:
+            gone = delete_landing_file(objects, key, name)
+            print(f"deleted {gone.key}")
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -187,6 +283,10 @@ def run(
         str, typer.Option(help="bronze, silver or gold: reuse the committed earlier layers.")
     ] = "bronze",
     full_refresh: Annotated[bool, typer.Option(help="Ingest every landing file again.")] = False,
+    forget: Annotated[
+        list[str] | None,
+        typer.Option(help="A landing file deleted from landing whose rows bronze removes."),
+    ] = None,
 ) -> None:
     """Upload FILEs, run the job through the flow with live progress; exit 1 if it fails.
 
@@ -223,7 +323,14 @@ def run(
                 console.print(f"uploaded {file} to {landing_prefix(key)}{file.name}")
         runner = None if prefect_api_configured() else InProcessRunner(settings, store)
         execution = trigger_execution(
-            settings, workflow, job, from_layer, full_refresh, store=store, runner=runner
+            settings,
+            workflow,
+            job,
+            from_layer,
+            full_refresh,
+            store=store,
+            runner=runner,
+            forget=forget or [],
         )
     except FlowForgeError as exc:
         raise _fail(exc) from None
@@ -241,14 +348,21 @@ def executions_list(
     job: Annotated[str | None, typer.Option("--job", "-j")] = None,
     status: Annotated[str | None, typer.Option(help="e.g. FAILED")] = None,
     limit: Annotated[int, typer.Option(help="Newest first, at most this many.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List executions, newest first."""
-    from rich.console import Console
-
-    from cli.console import executions_table
+    """List executions, newest first (tab-separated when stdout is not a terminal)."""
+    from cli.console import STATUS_STYLES, execution_row
+    from cli.output import emit
 
     _, store = _store()
-    Console().print(executions_table(store.list_executions(workflow, job, status, limit)))
+    executions = store.list_executions(workflow, job, status, limit)
+    emit(
+        ("execution", "job", "status", "layers", "created", "seconds", "error"),
+        [execution_row(e) for e in executions],
+        [e.to_dict() for e in executions],
+        as_json=as_json,
+        styles={f"status={s}": style for s, style in STATUS_STYLES.items()},
+    )
 
 
 @executions_app.command("show")

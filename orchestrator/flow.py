@@ -10,7 +10,7 @@ line per step and an event per layer transition. No data passes through the flow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -64,6 +64,7 @@ class Run:
     dimensions: list[str]
     layers: list[str]
     full_refresh: bool
+    forget: list[str] = field(default_factory=list)  # landing files whose rows bronze removes
 
     def emit(self, layer: str, status: str, **payload: Any) -> None:
         """A Prefect event per layer transition (flowforge.layer.started, ...)."""
@@ -88,6 +89,7 @@ def run_layer(
     job: dict[str, Any],
     dimensions: list[str],
     full_refresh: bool,
+    forget: list[str] | None = None,
 ) -> dict[str, Any]:
     with flow_context() as context:
         context.store.start_step(execution_id, layer, run_id=execution_id)
@@ -99,7 +101,7 @@ def run_layer(
         try:
             return call_layer(
                 context.settings, layer, workflow_id, definition, dimensions, execution_id,
-                full_refresh,
+                full_refresh, forget or [],
             )  # fmt: skip
         except FlowForgeError as exc:
             logger.warning("%s: %s (%s)", layer, exc.message, exc.status)
@@ -129,8 +131,10 @@ def medallion(
     from_layer: str = "bronze",
     to_layer: str | None = None,
     full_refresh: bool = False,
+    forget: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Runs one job from `from_layer` to `to_layer`, reusing the committed earlier layers."""
+    """Runs one job from `from_layer` to `to_layer`, reusing the committed earlier layers;
+    `forget`: landing files (deleted from landing) whose rows bronze removes."""
     with flow_context() as context:
         store = context.store
         if execution_id is None:
@@ -146,6 +150,7 @@ def medallion(
                 workflow.dimensions,
                 store.get_execution(execution_id).layers,
                 full_refresh,
+                list(forget or []),
             )
             with beating(store, execution_id, context.settings.execution_heartbeat_seconds):
                 return run_layers(context.settings, store, run)
@@ -172,7 +177,7 @@ def run_layers(settings: Settings, store: Store, run: Run) -> dict[str, Any]:
         try:
             summary = call(
                 layer, run.execution_id, run.workflow_id, run.job.model_dump(mode="json"),
-                run.dimensions, run.full_refresh,
+                run.dimensions, run.full_refresh, run.forget,
             )  # fmt: skip
         except Exception as exc:
             record_failure(store, run, layer, exc, skipped=run.layers[index + 1 :])

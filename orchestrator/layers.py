@@ -29,13 +29,18 @@ def call_layer(
     dimensions: list[str],
     run_id: str,
     full_refresh: bool = False,
+    forget: list[str] | None = None,
 ) -> dict[str, Any]:
     ref = common_pb2.JobRef(workflow_id=workflow_id, job_id=job.id)
     if layer == "bronze":
         with BronzeClient(settings) as bronze:
             result = bronze.ingest(
                 bronze_pb2.IngestRequest(
-                    job=ref, run_id=run_id, csv=job.csv.to_proto(), full_refresh=full_refresh
+                    job=ref,
+                    run_id=run_id,
+                    csv=job.csv.to_proto(),
+                    full_refresh=full_refresh,
+                    forget=forget or [],
                 )
             )
     elif layer == "silver":

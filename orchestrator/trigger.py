@@ -38,6 +38,7 @@ def trigger_execution(
     store: Store,
     to_layer: str | None = None,
     runner: InProcessRunner | None = None,
+    forget: list[str] | None = None,
 ) -> ExecutionRecord:
     """Creates a PENDING execution and starts its flow run; returns the execution.
 
@@ -54,6 +55,7 @@ def trigger_execution(
         "from_layer": layers[0],
         "to_layer": layers[-1],
         "full_refresh": full_refresh,
+        "forget": list(forget or []),
     }
     if runner is not None:
         runner.submit(medallion, **parameters)

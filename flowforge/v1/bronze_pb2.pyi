@@ -24,13 +24,15 @@ class CsvOptions(_message.Message):
     def __init__(self, delimiter: _Optional[str] = ..., quote: _Optional[str] = ..., escape: _Optional[str] = ..., header: _Optional[bool] = ..., encoding: _Optional[str] = ..., null_markers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("job", "run_id", "csv", "full_refresh")
+    __slots__ = ("job", "run_id", "csv", "full_refresh", "forget")
     JOB_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CSV_FIELD_NUMBER: _ClassVar[int]
     FULL_REFRESH_FIELD_NUMBER: _ClassVar[int]
+    FORGET_FIELD_NUMBER: _ClassVar[int]
     job: _common_pb2.JobRef
     run_id: str
     csv: CsvOptions
     full_refresh: bool
-    def __init__(self, job: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., csv: _Optional[_Union[CsvOptions, _Mapping]] = ..., full_refresh: _Optional[bool] = ...) -> None: ...
+    forget: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., csv: _Optional[_Union[CsvOptions, _Mapping]] = ..., full_refresh: _Optional[bool] = ..., forget: _Optional[_Iterable[str]] = ...) -> None: ...

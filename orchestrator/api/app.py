@@ -19,6 +19,7 @@ from orchestrator.api import (
     events,
     executions,
     jobs,
+    landing,
     logs,
     outputs,
     tables,
@@ -33,7 +34,18 @@ from orchestrator.api.schemas import Health
 from orchestrator.store import Store
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, tables, events]
+ROUTERS = [
+    workflows,
+    landing,
+    jobs,
+    uploads,
+    dimensions,
+    executions,
+    logs,
+    outputs,
+    tables,
+    events,
+]
 
 
 def create_app(
@@ -77,7 +89,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api_cors_origins,
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
 

@@ -39,6 +39,7 @@ async def trigger(
         options.full_refresh,
         store=ctx.store,
         runner=ctx.runner,
+        forget=options.forget,
     )
     return Execution.of(execution)
 

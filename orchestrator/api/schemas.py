@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -107,6 +107,11 @@ class ExecutionPage(BaseModel):
 class TriggerRequest(BaseModel):
     from_layer: Layer = "bronze"
     full_refresh: bool = False
+    forget: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Landing file names, deleted from landing, whose rows bronze removes.",
+    )
 
 
 class JobSummary(BaseModel):
@@ -141,6 +146,26 @@ class Uploaded(BaseModel):
     workflow_id: str
     job_id: str
     files: list[UploadedFile]
+
+
+class LandingFile(BaseModel):
+    name: str
+    key: str
+    size_bytes: int
+    etag: str
+    last_modified: datetime | None = None
+
+
+class LandingFiles(BaseModel):
+    workflow_id: str
+    job_id: str
+    files: list[LandingFile]
+
+
+class Deleted(BaseModel):
+    workflow_id: str
+    executions: int = Field(description="Executions deleted with the workflow.")
+    objects: int = Field(description="Objects deleted (landing files and tables), with data.")
 
 
 class Dimension(BaseModel):

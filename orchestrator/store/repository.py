@@ -122,6 +122,32 @@ class Store:
             row.jobs = wanted
 
     @reconnecting
+    def delete_workflow(self, workflow_id: str) -> int:
+        """Deletes a workflow, its jobs and all their executions; returns how many
+        executions went. Conflict while one of them is PENDING or RUNNING."""
+        with self._session() as session:
+            row = session.get(WorkflowRow, workflow_id)
+            if row is None:
+                raise NotFound(f"workflow {workflow_id!r} does not exist")
+            active = session.scalar(
+                select(ExecutionRow.id).where(
+                    ExecutionRow.workflow_id == workflow_id, ExecutionRow.status.in_(_ACTIVE)
+                )
+            )
+            if active is not None:
+                raise Conflict(
+                    f"workflow {workflow_id!r} has execution {active!r} running: cancel it first"
+                )
+            executions = session.scalars(
+                select(ExecutionRow).where(ExecutionRow.workflow_id == workflow_id)
+            ).all()
+            for execution in executions:
+                session.delete(execution)
+            session.flush()
+            session.delete(row)
+            return len(executions)
+
+    @reconnecting
     def get_workflow(self, workflow_id: str) -> Workflow:
         with self._session() as session:
             row = session.get(WorkflowRow, validate_id(workflow_id, "workflow_id"))

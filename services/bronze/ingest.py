@@ -41,6 +41,7 @@ class IngestPlan:
     run_id: str
     options: CsvOptions
     full_refresh: bool = False
+    forget: tuple[str, ...] = ()  # landing file names whose rows go
 
 
 @dataclass
@@ -62,7 +63,8 @@ def ingest(
     if done is not None and done.report is not None:
         done.report.reused = True  # a repeat after a lost answer: nothing is redone
         return done.report
-    landing, ignored = landing_objects(store, plan.job)
+    landing, ignored = landing_objects(store, plan.job, allow_empty=bool(plan.forget))
+    forgotten = forget_keys(store, plan, landing)
     t = read_tables(settings, plan, rows_table)
     committed = {} if plan.full_refresh else committed_etags(t.held_rows, t.held_rejects)
     writer = PartWriter(store, rows_ref, settings.bronze_part_target_mb << 20, AUDIT_STATS)
@@ -81,6 +83,7 @@ def ingest(
             outcomes.append(
                 ingest_file(store, settings, plan, info, writer, rejects, audit, deadline)
             )
+        outcomes += [forgotten_outcome(key, t) for key in forgotten]
         run = run_files(plan, outcomes, writer.close(), rejects.close())
         report = describe(plan, outcomes, run, ignored)
         report.seconds = time.monotonic() - started
@@ -105,15 +108,43 @@ def read_tables(settings: Settings, plan: IngestPlan, rows: DeltaTable | None) -
     return t
 
 
+def forget_keys(store: ObjectStore, plan: IngestPlan, landing: list[ObjectInfo]) -> list[str]:
+    """The landing keys whose rows this run removes; a file still in landing is refused (it
+    would be ingested again in the same run)."""
+    prefix = landing_prefix(plan.job)
+    present = {info.key for info in landing}
+    keys = []
+    for name in plan.forget:
+        key = prefix + name
+        if key in present:
+            raise InvalidArgument(
+                f"forget: {name!r} is still in s3://{store.bucket}/{prefix}: delete it from "
+                "landing first (`flowforge landing rm`), or it would be ingested again"
+            )
+        keys.append(key)
+    return keys
+
+
+def forgotten_outcome(key: str, t: BronzeTables) -> FileOutcome:
+    """A forgotten landing file: its rows and rejects leave bronze's tables in this commit."""
+    held, rejected = t.held_rows.get(key), t.held_rejects.get(key)
+    report = FileReport(key=key, status="FORGOTTEN")
+    report.rows = held.rows if held else 0
+    report.rows_rejected = rejected.rows if rejected else 0
+    warnings = [] if held or rejected else [f"forget: bronze holds nothing of {key}"]
+    return FileOutcome(report, warnings=warnings)
+
+
 def run_files(
     plan: IngestPlan, outcomes: list[FileOutcome], rows: list[DataFile], rejects: list[DataFile]
 ) -> RunFiles:
-    read = [o.report for o in outcomes if o.report.status != "SKIPPED"]
+    read = [o.report for o in outcomes if o.report.status not in ("SKIPPED", "FORGOTTEN")]
+    gone = [o.report.key for o in outcomes if o.report.status == "FORGOTTEN"]
     return RunFiles(
         run_id=plan.run_id,
         rows=rows,
         rejects=rejects,
-        replaced={r.key for r in read},
+        replaced={r.key for r in read} | set(gone),
         columns=union_columns([r.columns for r in read]),
         inputs={"landing": [input_record(r) for r in read]},
         full_refresh=plan.full_refresh,
@@ -124,7 +155,7 @@ def describe(
     plan: IngestPlan, outcomes: list[FileOutcome], run: RunFiles, ignored: list[str]
 ) -> LayerReport:
     """The run's report before its commit fills in the tables' versions."""
-    read = [o.report for o in outcomes if o.report.status != "SKIPPED"]
+    read = [o.report for o in outcomes if o.report.status not in ("SKIPPED", "FORGOTTEN")]
     rejected = Counter[str]()
     for outcome in outcomes:
         rejected.update(outcome.rejected_by_kind)
@@ -153,15 +184,18 @@ def data_object(file: DataFile) -> DataObject:
     )
 
 
-def landing_objects(store: ObjectStore, job: JobKey) -> tuple[list[ObjectInfo], list[str]]:
-    """CSV objects under the job's landing prefix, in key order, and the keys ignored."""
+def landing_objects(
+    store: ObjectStore, job: JobKey, allow_empty: bool = False
+) -> tuple[list[ObjectInfo], list[str]]:
+    """CSV objects under the job's landing prefix, in key order, and the keys ignored; none
+    is NotFound unless `allow_empty` (a run that only forgets files)."""
     prefix = landing_prefix(job)
     found = sorted(store.list(prefix), key=lambda o: o.key)
     csvs = [o for o in found if o.key.lower().endswith(".csv")]
     ignored = [
         o.key for o in found if not o.key.lower().endswith(".csv") and not o.key.endswith("/")
     ]
-    if not csvs:
+    if not csvs and not allow_empty:
         detail = f" (found only: {', '.join(ignored[:5])})" if ignored else ""
         raise NotFound(f"no CSV objects under s3://{store.bucket}/{prefix}{detail}")
     return csvs, ignored

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from flowforge.errors import InvalidArgument
 from flowforge.ids import run_id_or_new
 from flowforge.layout import JobKey
 from flowforge.runtime import Deadline, rpc
@@ -14,8 +15,20 @@ from flowforge.wire import log_fields, to_proto
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
 
+MAX_FORGET = 1000
+
+
+def validate_landing_name(name: str, field: str) -> str:
+    """A landing file's name: the last part of its key (any name S3 allows, no '/')."""
+    if not name or "/" in name or len(name) > 1024 or any(ord(c) < 32 for c in name):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise InvalidArgument(f"{field} {shown!r} is not a landing file name")
+    return name
+
 
 def plan_from_proto(request: bronze_pb2.IngestRequest) -> IngestPlan:
+    if len(request.forget) > MAX_FORGET:
+        raise InvalidArgument(f"forget names more than {MAX_FORGET} files")
     csv = request.csv
     return IngestPlan(
         job=JobKey.of(request.job.workflow_id, request.job.job_id),
@@ -29,6 +42,9 @@ def plan_from_proto(request: bronze_pb2.IngestRequest) -> IngestPlan:
             null_markers=list(csv.null_markers),
         ),
         full_refresh=request.full_refresh,
+        forget=tuple(
+            validate_landing_name(name, f"forget[{i}]") for i, name in enumerate(request.forget)
+        ),
     )
 
 

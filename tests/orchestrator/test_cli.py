@@ -31,7 +31,7 @@ from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
 from tests.delta import commit, table
 from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
-from tests.sample_oracle import EXPECTED
+from tests.sample_oracle import EXPECTED, quarantine_reasons
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -112,7 +112,14 @@ def test_workflows_apply_and_list(cli: tuple[CliRunner, dict[str, str]], tmp_pat
     assert applied.exit_code == 0, applied.output
     assert "workflow customer-data: 3 jobs (customers, orders, products)" in applied.output
     listed = runner.invoke(app, ["workflows", "list"], env=env)
-    assert "customer-data\tCustomer data\tcustomers, orders, products" in listed.output
+    # Not a terminal: tab-separated, a header line first, nothing cut or wrapped.
+    header, *lines = listed.output.splitlines()
+    assert header == "workflow\tname\tjobs\tupdated"
+    assert any(line.startswith("customer-data\tCustomer data\tcustomers, orders, products\t")
+               for line in lines)  # fmt: skip
+    as_json = json.loads(runner.invoke(app, ["workflows", "list", "--json"], env=env).output)
+    sample = next(w for w in as_json if w["id"] == "customer-data")
+    assert sample["jobs"] == ["customers", "orders", "products"]
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: wf\njobs:\n  - id: a\n    silver: {columns: [{source: x, type: nope}]}\n")
@@ -128,10 +135,22 @@ def test_executions_list_and_show(
     workflow = stack.add_workflow(sample_workflow)
     execution_id = stack.flow(workflow_id=workflow.id, job_id="products")["execution_id"]
     listed = runner.invoke(app, ["executions", "list", "--workflow", workflow.id], env=env)
-    assert listed.exit_code == 0 and execution_id in listed.output and "COMPLETED" in listed.output
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.output.splitlines()
+    assert header.split("\t") == [
+        "execution", "job", "status", "layers", "created", "seconds", "error"
+    ]  # fmt: skip
+    assert row.split("\t")[:4] == [
+        execution_id, f"{workflow.id}/products", "COMPLETED", "bronze,silver,gold"
+    ]  # fmt: skip
+    as_json = runner.invoke(app, ["executions", "list", "-w", workflow.id, "--json"], env=env)
+    (record,) = json.loads(as_json.output)
+    assert (record["id"], record["status"]) == (execution_id, "COMPLETED")
+    assert [s["layer"] for s in record["steps"]] == ["bronze", "silver", "gold"]
     shown = runner.invoke(app, ["executions", "show", execution_id], env=env)
     assert shown.exit_code == 0, shown.output
-    assert "silver quarantined (cast_price): 4" in shown.output
+    for reason, count in quarantine_reasons("products").items():
+        assert f"silver quarantined ({reason}): {count}" in shown.output
     assert "products_by_category" in shown.output  # the gold preview
     as_json = runner.invoke(app, ["executions", "show", execution_id, "--json"], env=env)
     record = json.loads(as_json.output)
