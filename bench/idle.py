@@ -3,6 +3,7 @@
     python -m bench.idle                     # settle 20 s, then measure 60 s
     python -m bench.idle --seconds 120 --settle 30 --no-sample
     python -m bench.idle --code /path/to/other/checkout   # that checkout's `flowforge up`
+    python -m bench.idle --watch             # with the web UI's event stream open meanwhile
 
 Starts `flowforge up` in a fresh state directory, waits until it has printed its addresses
 (everything is started and the deployment is served), lets it settle, then reads each
@@ -15,14 +16,19 @@ the aim is under 5 % of one core in all. Ctrl-C (SIGINT) stops `up` at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 
 from bench.common import ROOT
@@ -36,14 +42,18 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=20.0, help="wait after start-up")
     parser.add_argument("--no-sample", action="store_true", help="flowforge up --no-sample")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to run")
+    parser.add_argument(
+        "--watch", action="store_true", help="hold /api/events open, as a web UI tab does"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ff-idle-") as folder:
         work = Path(folder)
         up, log = start_up(work, args.code, args.no_sample)
         try:
             print(f"flowforge up is serving (log {log}); settling {args.settle:g} s ...")
-            time.sleep(args.settle)
-            shares = measure(up.pid, args.seconds)
+            with watching(log if args.watch else None):
+                time.sleep(args.settle)
+                shares = measure(up.pid, args.seconds)
         finally:
             stop_up(up)
     print(f"\nCPU over {args.seconds:g} s idle, % of one core:")
@@ -70,6 +80,31 @@ def start_up(work: Path, code: Path, no_sample: bool) -> tuple[subprocess.Popen[
             raise SystemExit(f"flowforge up did not come up:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
     return up, log
+
+
+@contextlib.contextmanager
+def watching(log: Path | None) -> Iterator[None]:
+    """With `log` (up's output): the web UI's event stream held open meanwhile."""
+    if log is None:
+        yield
+        return
+    found = re.search(r"FlowForge UI\s+(\S+)", log.read_text())
+    assert found, "no FlowForge UI address printed"
+    url = found.group(1).rstrip("/") + "/api/events"
+    stop = threading.Event()
+
+    def read() -> None:
+        with httpx.stream("GET", url, timeout=None) as events:
+            for _ in events.iter_lines():
+                if stop.is_set():
+                    return
+
+    reader = threading.Thread(target=read, daemon=True)  # ends with the server at the latest
+    reader.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def measure(root: int, seconds: float) -> dict[str, float]:
