@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.orchestrator.upstack import UpProcess
 from tests.sample_oracle import jobs
@@ -90,4 +91,22 @@ def test_an_api_port_in_use_is_refused_before_anything_starts(tmp_path: Path) ->
         assert up.process.wait(60) == 1
     assert f"port {taken} is in use: choose another with --api-port" in up.printed
     assert not (up.state / "s3").exists()  # nothing was started
+    assert up.leftovers() == []
+
+
+def test_a_server_up_started_that_dies_stops_everything(tmp_path: Path) -> None:
+    """The API process SIGKILLed (an OOM kill): up says so, stops the rest, exits 1."""
+    up = UpProcess(tmp_path, "--no-sample")
+    try:
+        up.wait_ready()
+        api = next(
+            p
+            for p in psutil.Process(up.process.pid).children()
+            if "serve api" in " ".join(p.cmdline())
+        )
+        api.kill()
+        assert up.process.wait(90) == 1, up.printed
+    finally:
+        up.stop(signal.SIGTERM)
+    assert "the API exited; see its log in" in up.printed
     assert up.leftovers() == []
