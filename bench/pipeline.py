@@ -3,6 +3,7 @@
     python -m bench.pipeline                       # 1 MB p50 of 10, then ~100 MB
     python -m bench.pipeline --sizes 100 1024      # also ~1 GB (CSV generated once, cached)
     python -m bench.pipeline --sizes --runs 3      # the 1 MB figures only
+    python -m bench.pipeline --sizes --gap 20      # each trigger after 20 s of idling
 
 Starts an embedded S3, `flowforge serve bronze|silver|gold` as subprocesses, a Prefect
 server, the SQLite executions store and `flowforge serve deployment` (the Prefect runner,
@@ -83,6 +84,12 @@ def main() -> None:
         type=int,
         help="PREFECT_RUNNER_POLL_FREQUENCY for the runner (default: what `serve deployment` uses)",
     )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.0,
+        help="Seconds idle before each 1 MB trigger (the runner's idle pace, not its busy one)",
+    )
     args = parser.parse_args()
     quiet_console()
     with tempfile.TemporaryDirectory(prefix="ff-bench-pipeline-") as tmp:
@@ -106,7 +113,7 @@ def main() -> None:
                 if args.runner_poll is not None:
                     env["PREFECT_RUNNER_POLL_FREQUENCY"] = str(args.runner_poll)
                 runner = start_runner(env, workdir / "runner.log", flow_settings.deployment_name)
-                run(flow_settings, Store.open(flow_settings), args.sizes, args.runs)
+                run(flow_settings, Store.open(flow_settings), args.sizes, args.runs, args.gap)
                 stop_process(runner)  # before the Prefect server it talks to
                 flush_clients()
         finally:
@@ -122,19 +129,25 @@ def _api(url: str):  # type: ignore[no-untyped-def]
     return temporary_settings(updates={PREFECT_API_URL: url})
 
 
-def run(settings: Settings, store: Store, sizes: list[float], runs: int) -> None:
+def run(settings: Settings, store: Store, sizes: list[float], runs: int, gap: float) -> None:
     objects = ObjectStore(settings)
     upload_dimension_file(objects, "countries", ROOT / "examples/dimensions/countries.csv")
     land = lander(store, objects)
     small = generated_csv(JOB, 1)
     land("bench-1mb", small)
-    print(f"1 MB job ({small.stat().st_size / 1e6:.2f} MB of CSV), {runs} runs after a warm-up:")
-    triggered = [triggered_run(settings, store, "bench-1mb") for _ in range(runs + 1)][1:]
+    print(f"1 MB job ({small.stat().st_size / 1e6:.2f} MB of CSV), {runs} runs after a warm-up"
+          + (f", each after {gap:g} s idle:" if gap else ":"))  # fmt: skip
+    triggered = []
+    for _ in range(runs + 1):
+        time.sleep(gap)
+        triggered.append(triggered_run(settings, store, "bench-1mb"))
+    triggered = triggered[1:]
     in_process = [
         flow_seconds(InProcessRunner(settings, store), "bench-1mb") for _ in range(runs + 1)
     ][1:]
     spread("trigger -> committed gold", [t.seconds for t in triggered], "  (aim: p50 < 2 s)")
     spread("  created -> finished (store)", [t.store_seconds for t in triggered])
+    spread("  runner poll wait", [t.parts[POLL_WAIT] for t in triggered])
     spread("flow in process (medallion())", in_process)
     print("where the time goes, in the median run:")
     for part, seconds in median_run(triggered).parts.items():

@@ -426,11 +426,20 @@ def serve_deployment(
 
 
 @app.command()
-def up() -> None:
-    """Start the embedded stack with a Prefect server and the served deployment; Ctrl-C stops."""
+def up(
+    no_sample: Annotated[
+        bool, typer.Option("--no-sample", help="Start without storing the sample workflow.")
+    ] = False,
+    api_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the web UI and API (default: 8000, another when taken)."),
+    ] = None,
+) -> None:
+    """Start everything on this machine: the web UI and API, the embedded stack, a Prefect
+    server and its UI, the served deployment; Ctrl-C stops it all."""
     from cli.up import run_up
 
-    raise typer.Exit(run_up(get_settings()))
+    raise typer.Exit(run_up(get_settings(), sample=not no_sample, api_port=api_port))
 
 
 app.command()(maintain)

@@ -3,6 +3,10 @@
 One server per stack (the demo, `flowforge up`, a test session): Prefect's ephemeral
 in-process API shares one SQLite file between processes and then fails with "database is
 locked" under concurrent runs, so we start one real server and point everything at it.
+
+Its UI is told where its API is (PREFECT_SERVER_UI_API_URL): otherwise it looks on port
+4200 whatever port the server has. The background services FlowForge does not use are off
+or slowed (IDLE_SERVICES): an idle server then costs about 1 % of a core, not 2.
 """
 
 from __future__ import annotations
@@ -17,6 +21,23 @@ from typing import Self
 
 from flowforge.embedded import pick_ports
 from flowforge.processes import Started, stop_process_group, wait_ready
+
+# What FlowForge's flow runs need stays: runs are created by the API or `flowforge run`
+# (no schedules: the server starts with --no-scheduler), so flow runs are never late or
+# paused; the event persister and task-run recorder keep the UI's timeline; cancelling a
+# run, concurrency leases and old-event vacuuming keep working, at a slower pace.
+IDLE_SERVICES = {
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",  # "Late" is only a name here
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",  # flows never pause
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",  # no workers or work pools
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",  # no automations
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
 
 
 class PrefectServer(Started):
@@ -42,9 +63,10 @@ class PrefectServer(Started):
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
+            **IDLE_SERVICES,
             "PREFECT_HOME": str(self.home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
+            "PREFECT_SERVER_UI_API_URL": self.api_url,
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
                 f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
             ),
@@ -52,6 +74,7 @@ class PrefectServer(Started):
             "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
         }
         env.pop("PREFECT_API_URL", None)
+        env.pop("PREFECT_UI_API_URL", None)  # the same setting by its old name
         log = (self.home / "server.log").open("ab")
         self._process = subprocess.Popen(
             [

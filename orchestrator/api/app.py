@@ -59,7 +59,7 @@ def create_app(
         stopping: asyncio.Event = app.state.stopping
         every = settings.api_reconcile_seconds
         background = [
-            asyncio.create_task(context.reconciler.poll(stopping)),
+            asyncio.create_task(context.reconciler.poll(stopping, context.activity)),
             asyncio.create_task(context.unfinished.keep_sweeping(stopping, every)),
         ]
         try:

@@ -14,6 +14,7 @@ from flowforge.errors import Unauthenticated
 from flowforge.ids import ID_PATTERN, validate_id
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from orchestrator.api.activity import Activity
 from orchestrator.api.errors import Busy, TooManyRequests
 from orchestrator.api.limits import Slots
 from orchestrator.api.reconciling import Reconciler
@@ -38,6 +39,8 @@ class ApiContext:
     # Workflow documents parsed at once, each in a worker thread: parsing holds the GIL, and
     # the event loop must still get it between them.
     parses: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
+    # Wakes the event streams and the reconciler when this API starts or cancels a run.
+    activity: Activity = field(default_factory=Activity)
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.settings, self.store)

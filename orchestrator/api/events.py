@@ -1,4 +1,6 @@
-"""Live updates as Server-Sent Events: the store is polled every 0.5 s and each change to
+"""Live updates as Server-Sent Events: the store is polled every 0.5 s while a watched
+execution is active or something changed, backing off to every IDLE_POLL_SECONDS while
+nothing does (a trigger or cancel through this API wakes it at once), and each change to
 an execution or one of its steps is sent (the contract is in the README).
 
 The first round is read before the response starts, so an unknown workflow, job or
@@ -10,7 +12,6 @@ of them (then 429), all clients FLOWFORGE_API_MAX_EVENT_STREAMS (then 503)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.types import Receive, Scope, Send
 
+from orchestrator.api.activity import Activity, Backoff
 from orchestrator.api.context import ApiContext, Context, ids
 from orchestrator.api.errors import responses
 from orchestrator.api.limits import Slot
@@ -30,8 +32,10 @@ from orchestrator.api.schemas import Execution
 
 router = APIRouter(tags=["events"])
 POLL_SECONDS = 0.5
+IDLE_POLL_SECONDS = 5.0
 KEEPALIVE_SECONDS = 15.0
 WINDOW = 50  # the newest executions watched (plus every active one)
+ACTIVE = ("PENDING", "RUNNING")
 
 
 @router.get(
@@ -72,7 +76,7 @@ async def events(
             slot.release()
         raise
     return EventStream(
-        _changes(request, stopping, first, watch, once),
+        _changes(request, stopping, ctx.activity, first, watch, once),
         slots,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
@@ -117,9 +121,7 @@ def _watched(
     newest = ctx.store.list_executions(workflow_id, job_id, limit=WINDOW)
     seen = {e.id for e in newest}
     active = [
-        e
-        for s in ("PENDING", "RUNNING")
-        for e in ctx.store.list_executions(workflow_id, job_id, s, limit=1000)
+        e for s in ACTIVE for e in ctx.store.list_executions(workflow_id, job_id, s, limit=1000)
     ]
     return [Execution.of(e) for e in newest + [e for e in active if e.id not in seen]]
 
@@ -131,6 +133,7 @@ def sse(event: str, data: str, event_id: str) -> str:
 async def _changes(
     request: Request,
     stopping: asyncio.Event,
+    activity: Activity,
     first: list[Execution],
     watch: Callable[[], list[Execution]],
     once: bool,
@@ -139,8 +142,10 @@ async def _changes(
     sequence = 0
     last_sent = time.monotonic()
     current = first
+    pace = Backoff(POLL_SECONDS, IDLE_POLL_SECONDS)
     yield "retry: 2000\n\n"
     while True:
+        busy = any(e.status in ACTIVE for e in current)
         for execution in current:
             before = known.get(execution.id)
             if before == execution:
@@ -154,13 +159,13 @@ async def _changes(
                     body = {"execution_id": execution.id, **json.loads(step.model_dump_json())}
                     yield sse("step", json.dumps(body), f"{sequence}")
             last_sent = time.monotonic()
+            busy = True
         if once or await request.is_disconnected():
             return
         if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+        await activity.wait(pace.next(busy), stopping)
         if stopping.is_set():
             return
         try:

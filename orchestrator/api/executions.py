@@ -41,6 +41,7 @@ async def trigger(
         runner=ctx.runner,
         forget=options.forget,
     )
+    ctx.activity.touch()
     return Execution.of(execution)
 
 
@@ -76,6 +77,7 @@ async def cancel(ctx: Context, execution_id: ExecutionId) -> Execution:
     # it is still running is decided by cancel_execution, atomically, not by this read.
     await run_in_threadpool(read_execution, ctx, execution_id)
     ended = await run_in_threadpool(cancel_execution, ctx.settings, execution_id, ctx.store)
+    ctx.activity.touch()
     return Execution.of(ended)
 
 

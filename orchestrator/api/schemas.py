@@ -34,6 +34,23 @@ class StepTable(BaseModel):
     model: str | None = Field(default=None, description="The gold model (role model)")
 
 
+class Progress(BaseModel):
+    """How far a running step has got, as the layer last reported it (every field but
+    `phase` may be missing: a layer reports what it knows)."""
+
+    phase: str = Field(description="What the layer is doing, e.g. reading, casting, writing")
+    fraction: float | None = Field(default=None, description="Done so far, 0..1; null: unknown")
+    rows: int | None = Field(default=None, description="Rows handled so far")
+    bytes_read: int | None = None
+    bytes_total: int | None = None
+    files_done: int | None = None
+    files_total: int | None = None
+    models_done: int | None = None
+    models_total: int | None = None
+    eta_seconds: float | None = Field(default=None, description="Estimated seconds left")
+    updated_at: datetime | None = Field(default=None, description="When it was reported")
+
+
 class Step(BaseModel):
     layer: str
     status: str = Field(description="PENDING, RUNNING, COMPLETED, FAILED or SKIPPED")
@@ -52,6 +69,10 @@ class Step(BaseModel):
     tables: list[StepTable] = Field(
         description="The Delta table versions the step committed and read (empty until it "
         "completed, and for steps recorded before FlowForge kept versions)"
+    )
+    progress: Progress | None = Field(
+        default=None,
+        description="While the step runs: its last progress report (null when none came)",
     )
 
     @classmethod

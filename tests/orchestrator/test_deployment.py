@@ -22,8 +22,14 @@ from prefect.settings import (
 )
 
 from flowforge.settings import Settings
-from orchestrator.deployment import POLL_SECONDS, WARM_MODULES, poll_seconds
+from orchestrator.deployment import (
+    POLL_SECONDS,
+    WARM_MODULES,
+    fallback_seconds,
+    poll_seconds,
+)
 from orchestrator.flow import FLOW_NAME
+from orchestrator.wakeup import IDLE_POLL_SECONDS
 
 LOCAL_SERVER = "http://127.0.0.1:4200/api"
 
@@ -33,23 +39,24 @@ def _no_poll_frequency_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("PREFECT_RUNNER_POLL_FREQUENCY", raising=False)
 
 
-def test_a_self_hosted_server_is_polled_several_times_a_second() -> None:
+def test_a_self_hosted_server_is_polled_rarely_while_its_event_stream_wakes_the_runner() -> None:
     with temporary_settings(updates={PREFECT_API_URL: LOCAL_SERVER}):
-        assert poll_seconds() == POLL_SECONDS < 1
+        assert poll_seconds() == IDLE_POLL_SECONDS
+        assert fallback_seconds() == POLL_SECONDS < 1  # the stream down: nothing wakes it
 
 
 def test_prefect_cloud_keeps_prefects_poll_frequency() -> None:
     """Every request to Prefect Cloud counts toward the account's rate limit."""
     cloud = f"{PREFECT_CLOUD_API_URL.value()}/accounts/a/workspaces/w"
     with temporary_settings(updates={PREFECT_API_URL: cloud}):
-        assert poll_seconds() == PREFECT_RUNNER_POLL_FREQUENCY.value() >= 10
+        assert poll_seconds() == fallback_seconds() == PREFECT_RUNNER_POLL_FREQUENCY.value() >= 10
 
 
 def test_an_explicit_poll_frequency_wins() -> None:
     with temporary_settings(
         updates={PREFECT_API_URL: LOCAL_SERVER, PREFECT_RUNNER_POLL_FREQUENCY: 3}
     ):
-        assert poll_seconds() == 3
+        assert poll_seconds() == fallback_seconds() == 3
 
 
 def test_an_explicit_poll_frequency_from_the_environment_wins() -> None:
@@ -72,7 +79,7 @@ def test_the_warm_modules_all_import() -> None:
 def idle_deployment(
     settings: Settings, prefect_api: str, tmp_path: Path
 ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """`flowforge serve deployment` under a name of its own, polling at its default 0.25 s,
+    """`flowforge serve deployment` under a name of its own, polling at its idle pace,
     its stdout and stderr in a file, as `flowforge up` keeps them."""
     from tests.orchestrator.test_cli import env_of
 
@@ -96,8 +103,8 @@ def idle_deployment(
 def test_an_idle_served_deployment_logs_no_polls(
     idle_deployment: tuple[str, Path, subprocess.Popen[bytes]],
 ) -> None:
-    """Every 0.25 s poll was logged, twice (Prefect's text line, then FlowForge's JSON):
-    1.45 MB in 19 minutes. Idle for several polls (Prefect's record of the deployment's
+    """Every poll (each 0.25 s then) was logged, twice (Prefect's text line, then FlowForge's
+    JSON): 1.45 MB in 19 minutes. Idle for several polls (Prefect's record of the deployment's
     last poll moves on), the log holds no poll and no line twice."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound

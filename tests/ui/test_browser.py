@@ -1,15 +1,18 @@
 """The web UI in real headless Chromium against the real stack: upload a job's CSV and run
 it from the jobs page, watch bronze run and bronze, silver and gold complete, read the
-execution page."""
+execution page (a gold model's chart beside its table), at 1280x800 and at a phone's width."""
 
 from __future__ import annotations
 
+import duckdb
+import polars as pl
 from playwright.sync_api import Browser, Locator, expect
 
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import ROOT, Stack
-from tests.sample_oracle import EXPECTED
+from tests.sample_oracle import EXPECTED, WORKFLOW, jobs, silver
 from tests.ui.conftest import OUTPUT, RECORD_CSP_VIOLATIONS, TOKEN, Api, csp_violations
+from tests.ui.test_job_page import assert_fits
 
 # What the sample customers CSV gives (tests/sample_oracle.py): in, out, rejected, as shown.
 CUSTOMERS = {
@@ -17,6 +20,15 @@ CUSTOMERS = {
 }
 BRONZE_IN, BRONZE_OUT, BRONZE_REJECTED = EXPECTED["customers"]["bronze"]
 GOLD_IN, GOLD_OUT, _ = EXPECTED["customers"]["gold"]
+
+
+def model_result(job_id: str, model: str) -> list[tuple[str, ...]]:
+    """The model's rows from its own SQL in DuckDB over the oracle's silver rows, as text."""
+    sql_file = next(m["sql_file"] for m in jobs()[job_id]["gold"]["models"] if m["name"] == model)
+    con = duckdb.connect()
+    con.register("silver", pl.DataFrame(silver(job_id)[0], infer_schema_length=None))
+    rows = con.execute((WORKFLOW.parent / sql_file).read_text(encoding="utf-8")).fetchall()
+    return [tuple(str(v) for v in row) for row in rows]
 
 
 def step_counts(step: Locator) -> tuple[str, str, str]:
@@ -33,7 +45,7 @@ def test_run_a_job_and_read_its_execution(
     stack.object_store.delete_prefix(landing)
     csv = ROOT / "examples/data/customers.csv"
     OUTPUT.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(60_000)  # a loaded CI machine: Prefect and the services share it
     page.add_init_script(f"localStorage.setItem('flowforge.token', {TOKEN!r})")
     page.add_init_script(RECORD_CSP_VIOLATIONS)
@@ -87,6 +99,23 @@ def test_run_a_job_and_read_its_execution(
     models = page.locator(".previews .preview").evaluate_all("ns => ns.map(n => n.dataset.model)")
     assert {"customers_by_country", "signups_per_month", "data_quality"} <= set(models)
     assert models[-1] == "profile", models
+    # A month column and numbers: a line chart beside the table, its data the model's.
+    signups = page.locator('.preview[data-model="signups_per_month"]')
+    chart = signups.locator("figure.chart")
+    assert chart.locator("svg[role=img]").get_attribute("data-chart") == "line"
+    assert (chart.locator("svg title").first.text_content() or "").startswith("signups_per_month")
+    chart.locator("details > summary").click()
+    drawn = [tuple(r.locator("th, td").all_inner_texts()) for r in chart.locator("tbody tr").all()]
+    assert drawn == model_result("customers", "signups_per_month")
+    toggle = signups.locator("button.chart-toggle")
+    assert toggle.get_attribute("aria-pressed") == "true"
+    signups.get_by_role("button", name="Chart: shown").click()
+    expect(toggle).to_have_text("Chart: hidden")
+    assert chart.is_hidden() and toggle.get_attribute("aria-pressed") == "false"
+    toggle.click()
+    assert chart.is_visible()
+    # Three text columns: no chart fits, the table stands alone.
+    assert page.locator('.preview[data-model="customers_by_country"] figure').count() == 0
     profile = page.locator('details.preview[data-model="profile"]')
     assert profile.get_attribute("open") is None
     assert not profile.locator("table").is_visible()
@@ -108,6 +137,13 @@ def test_run_a_job_and_read_its_execution(
     finished = logs.get_by_text("Finished in state Completed()", exact=True)
     assert finished.count() == len(CUSTOMERS) + 1
     page.screenshot(path=OUTPUT / "ui-execution.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    assert_fits(page)
+    page.screenshot(path=OUTPUT / "ui-execution-390.png", full_page=True)
+    page.goto(f"{api.url}/#/jobs")
+    job.locator(".latest .badge").wait_for()
+    assert_fits(page)
+    page.screenshot(path=OUTPUT / "ui-jobs-390.png", full_page=True)
     assert errors == []
     assert csp_violations(page) == []
 

@@ -1,7 +1,9 @@
-// FlowForge web UI: hash routing (#/jobs, #/executions/{id}), the token field, live updates.
+// FlowForge web UI: hash routing (#/jobs, #/jobs/{workflow}/{job}, #/executions/{id}), the
+// token field, live updates.
 
 import { getToken, setToken, subscribe } from "./api.js";
 import { ExecutionPage } from "./execution.js";
+import { JobPage } from "./jobpage.js";
 import { JobsPage } from "./jobs.js";
 
 const root = document.getElementById("app");
@@ -17,6 +19,10 @@ function route() {
   if (name === "executions" && rest[0]) {
     const id = decodeURIComponent(rest[0]);
     return { title: `Execution ${id}`, make: () => new ExecutionPage(root, id) };
+  }
+  if (name === "jobs" && rest[0] && rest[1]) {
+    const [workflowId, jobId] = rest.map(decodeURIComponent);
+    return { title: `Job ${workflowId}/${jobId}`, make: () => new JobPage(root, workflowId, jobId) };
   }
   return { title: "Jobs", make: () => new JobsPage(root) };
 }

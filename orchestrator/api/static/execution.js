@@ -5,8 +5,11 @@
 import { api, itemsOf } from "./api.js";
 import { LogPanel } from "./logs.js";
 import { LAYERS, alertBox, badge, count, dataTable, el, isActive, seconds, when } from "./dom.js";
+import { previewChart, previewWithChart } from "./previews.js";
+import { progressView } from "./progress.js";
 
-const PREVIEW_ROWS = 10;
+const PREVIEW_ROWS = 10; // in a table; a chart shows up to CHART_ROWS
+const CHART_ROWS = 100; // the most the API gives (orchestrator/api/outputs.py)
 const PROFILE = "profile"; // the gold service's built-in model (services/gold/profile.py)
 
 function section(title, ...children) {
@@ -22,7 +25,7 @@ function stepsTable(execution) {
     el(
       "table",
       { class: "steps-table" },
-      el("thead", {}, el("tr", {}, ["layer", "status", "rows in", "rows out", "rejected", "tries", "duration", "table versions", "warnings and errors"].map((c) => el("th", { scope: "col", text: c })))),
+      el("thead", {}, el("tr", {}, ["layer", "status", "rows in", "rows out", "rejected", "tries", "duration", "table versions", "warnings and errors", "progress"].map((c) => el("th", { scope: "col", text: c })))),
       el(
         "tbody",
         {},
@@ -46,6 +49,7 @@ function stepsTable(execution) {
                 ? el("ul", { class: "warnings" }, s.warnings.map((w) => el("li", { text: w })))
                 : null,
             ),
+            el("td", { class: "progress-cell" }, progressView(s, execution.status)),
           ),
         ),
       ),
@@ -238,7 +242,7 @@ export class ExecutionPage {
     if (steps.gold && steps.gold.status === "COMPLETED") {
       let items;
       try {
-        const data = await api.goldPreviews(this.id, PREVIEW_ROWS);
+        const data = await api.goldPreviews(this.id, CHART_ROWS);
         const stale = staleNote(data);
         if (stale) gold.push(stale);
         items = itemsOf(data);
@@ -250,13 +254,18 @@ export class ExecutionPage {
       // The built-in profile (one row per silver column) is a committed model too: shown
       // last and folded, as it describes the data rather than being a result.
       const ordered = [...items.filter((m) => m.name !== PROFILE), ...items.filter((m) => m.name === PROFILE)];
+      const width = this.gold.clientWidth;
       for (const item of ordered) {
-        const rows = previewRows(item.preview).slice(0, PREVIEW_ROWS);
+        const all = previewRows(item.preview);
+        const rows = all.slice(0, PREVIEW_ROWS);
         const caption = `${item.name} · ${count(item.rows)} rows, first ${rows.length}`;
+        const table = dataTable(rows, { columns: item.columns, caption });
+        // Beside the table on a wide screen (half the panel), under it on a narrow one.
+        const chartWidth = width > 1100 ? width / 2 - 40 : width - 40;
         gold.push(
           item.name === PROFILE
             ? el("details", { class: "preview", "data-model": item.name }, el("summary", { text: caption }), versionNote(item), dataTable(rows, { columns: item.columns }))
-            : el("div", { class: "preview", "data-model": item.name }, versionNote(item), dataTable(rows, { columns: item.columns, caption })),
+            : el("div", { class: "preview", "data-model": item.name }, versionNote(item), previewWithChart(item.name, table, previewChart(item.name, item.columns, all, item.rows, chartWidth))),
         );
       }
     }

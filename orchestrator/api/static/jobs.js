@@ -3,10 +3,12 @@
 
 import { api } from "./api.js";
 import { LAYERS, alertBox, badge, count, el, isActive, seconds, stepsByLayer } from "./dom.js";
+import { progressView } from "./progress.js";
 
 const keyOf = (workflowId, jobId) => `${workflowId}/${jobId}`;
+export const jobHref = (workflowId, jobId) => `#/jobs/${encodeURIComponent(workflowId)}/${encodeURIComponent(jobId)}`;
 
-function stepCell(layer, step) {
+function stepCell(layer, step, executionStatus) {
   const status = step ? step.status : null;
   return el(
     "div",
@@ -24,6 +26,7 @@ function stepCell(layer, step) {
       el("dt", { text: "time" }),
       el("dd", { text: step ? seconds(step.started_at, step.finished_at) : "—" }),
     ),
+    progressView(step, executionStatus),
   );
 }
 
@@ -32,7 +35,7 @@ function stepsView(execution) {
   const cells = [];
   LAYERS.forEach((layer, i) => {
     if (i) cells.push(el("span", { class: "arrow", "aria-hidden": "true", text: "→" }));
-    cells.push(stepCell(layer, steps[layer]));
+    cells.push(stepCell(layer, steps[layer], execution?.status));
   });
   return el("div", { class: "steps" }, cells);
 }
@@ -70,7 +73,13 @@ class JobRow {
     this.node = el(
       "article",
       { class: "job", "data-job": jobId, "data-workflow": workflowId, "aria-label": `job ${jobId}` },
-      el("div", { class: "job-name" }, el("h3", { text: jobId }), this.title, this.status),
+      el(
+        "div",
+        { class: "job-name" },
+        el("h3", {}, el("a", { href: jobHref(workflowId, jobId), text: jobId, title: `History of ${jobId}: charts of its last runs` })),
+        this.title,
+        this.status,
+      ),
       el("div", { class: "job-steps" }),
       el(
         "div",
