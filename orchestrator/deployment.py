@@ -1,4 +1,5 @@
-"""Serving the flow as the deployment `flowforge-medallion/customer-data`.
+"""Serving the flows as the deployments `flowforge-medallion/customer-data` and
+`flowforge-retention/landing-and-executions` (on FLOWFORGE_RETENTION_CRON).
 
 `flowforge serve deployment` (and `flowforge up`) call serve_deployment(): a Prefect
 runner in the foreground that polls the API at PREFECT_API_URL (self-hosted or Prefect
@@ -26,7 +27,9 @@ import multiprocessing
 from types import ModuleType
 from typing import Any
 
+from flowforge.settings import Settings, get_settings
 from orchestrator.flow import FLOW_NAME, medallion
+from orchestrator.retention_flow import RETENTION_DEPLOYMENT, retention
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,10 @@ POLL_SECONDS = 0.25
 
 
 def serve_deployment(
-    name: str = DEPLOYMENT, limit: int | None = None, health: bool = False
+    name: str = DEPLOYMENT,
+    limit: int | None = None,
+    health: bool = False,
+    settings: Settings | None = None,
 ) -> None:
     """Blocks, running flow runs of the deployment until interrupted. `health`: the
     runner also answers GET /health at PREFECT_RUNNER_SERVER_HOST:_PORT (a liveness probe;
@@ -44,6 +50,7 @@ def serve_deployment(
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
+    settings = settings or get_settings()
     warm_flow_run_processes()
     runner = Runner(name=name, limit=limit, query_seconds=poll_seconds(), webserver=health)
     runner.add_flow(
@@ -52,10 +59,24 @@ def serve_deployment(
         description="Bronze -> silver -> gold for one job of a FlowForge workflow.",
         tags=["flowforge"],
     )
+    runner.add_flow(
+        retention,
+        name=RETENTION_DEPLOYMENT,
+        description="Deletes ingested landing files and old executions past their retention.",
+        tags=["flowforge"],
+        cron=cron_or_none(settings.retention_cron),
+        concurrency_limit=1,
+    )
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal) as exc:
         logger.info("%s: the runner stopped", type(exc).__name__)
+
+
+def cron_or_none(cron: str) -> str | None:
+    """A served deployment's schedule from a setting: none for '', 'off' or 'none'."""
+    cron = cron.strip()
+    return None if cron.lower() in ("", "off", "none") else cron
 
 
 def poll_seconds() -> float:
@@ -77,6 +98,7 @@ WARM_MODULES = [
     "prefect.flow_engine",
     "cli.main",
     "orchestrator.flow",
+    "orchestrator.retention_flow",
     # imported by Prefect's engine or the flow only once a flow run is under way
     "prefect.task_engine",
     "prefect.utilities.visualization",

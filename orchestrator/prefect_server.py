@@ -1,4 +1,5 @@
-"""A local Prefect server as a child process: its own PREFECT_HOME and SQLite, a free port.
+"""A local Prefect server as a child process: its own PREFECT_HOME and SQLite, a free port,
+and its scheduler (job schedules and the retention deployment create their flow runs).
 
 One server per stack (the demo, `flowforge up`, a test session): Prefect's ephemeral
 in-process API shares one SQLite file between processes and then fails with "database is
@@ -64,7 +65,6 @@ class PrefectServer(Started):
                 "127.0.0.1",
                 "--port",
                 str(self.port),
-                "--no-scheduler",
                 "--analytics-off",
             ],  # fmt: skip
             env=env,

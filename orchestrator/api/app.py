@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from orchestrator.api import (
+    automation,
     dimensions,
     events,
     executions,
@@ -32,7 +33,7 @@ from orchestrator.api.schemas import Health
 from orchestrator.store import Store
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = [workflows, jobs, uploads, dimensions, executions, logs, outputs, events]
+ROUTERS = [workflows, jobs, automation, uploads, dimensions, executions, logs, outputs, events]
 
 
 def create_app(
@@ -49,6 +50,8 @@ def create_app(
             asyncio.create_task(context.reconciler.poll(stopping)),
             asyncio.create_task(context.unfinished.keep_sweeping(stopping, every)),
         ]
+        if settings.automation:
+            background.append(asyncio.create_task(context.automation.run(stopping)))
         try:
             yield
         finally:
