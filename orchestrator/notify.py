@@ -192,7 +192,8 @@ def post(call: Notification, timeout: float) -> tuple[str | None, bool]:
 def _scrub(text: str, url: str) -> str:
     """The text with the URL's secret parts (path, query) masked, on one short line."""
     parts = urlsplit(url)
-    for secret in (url, parts.path if len(parts.path) > 1 else "", parts.query):
+    whole = f"{parts.path}?{parts.query}" if parts.query else ""
+    for secret in (url, whole, parts.path if len(parts.path) > 1 else "", parts.query):
         if secret:
             text = text.replace(secret, "***")
     return " ".join(text.split())[:200]

@@ -93,7 +93,7 @@ class NoticeRecords:
         query = (
             select(NotificationRow)
             .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now)
-            .order_by(NotificationRow.next_attempt_at)
+            .order_by(NotificationRow.next_attempt_at, NotificationRow.id)
             .limit(limit)
         )
         with self._session() as session:

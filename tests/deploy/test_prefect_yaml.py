@@ -27,9 +27,9 @@ def project() -> dict[str, Any]:
     return yaml.safe_load(PREFECT_YAML.read_text())  # type: ignore[no-any-return]
 
 
-def deployment() -> dict[str, Any]:
-    (only,) = project()["deployments"]
-    return only  # type: ignore[no-any-return]
+def deployment(name: str = "customer-data") -> dict[str, Any]:
+    (found,) = [d for d in project()["deployments"] if d["name"] == name]
+    return found  # type: ignore[no-any-return]
 
 
 def entrypoint_object(entrypoint: str) -> Any:
@@ -45,6 +45,16 @@ def test_the_deployment_is_the_one_flowforge_triggers() -> None:
     assert flow is medallion
     assert f"{flow.name}/{deployment()['name']}" == FULL_NAME == "flowforge-medallion/customer-data"
     assert Settings(_env_file=None).deployment_name == FULL_NAME  # type: ignore[call-arg]
+
+
+def test_the_retention_deployment_is_the_served_one() -> None:
+    from orchestrator.retention_flow import RETENTION_DEPLOYMENT, retention
+
+    found = deployment(RETENTION_DEPLOYMENT)
+    assert entrypoint_object(found["entrypoint"]) is retention
+    default = Settings(_env_file=None).retention_cron  # type: ignore[call-arg]
+    assert found["schedules"] == [{"cron": default, "timezone": "UTC"}]
+    assert [d["name"] for d in project()["deployments"]] == ["customer-data", RETENTION_DEPLOYMENT]
 
 
 def test_the_prefect_version_is_the_installed_one() -> None:
