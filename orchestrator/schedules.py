@@ -59,6 +59,8 @@ def sync_schedules(settings: Settings, store: Store) -> int:
         if job.schedule is not None
     }
     states = store.schedule_states()
+    if not wanted and not states:
+        return 0  # nothing scheduled, nothing to remove: Prefect need not even be up
     try:
         with _prefect() as client:
             deployment_id = _deployment_id(client, settings)

@@ -52,7 +52,9 @@ def database_url(settings: Settings) -> str:
 
 def open_engine(url: str, migrate: bool = True) -> Engine:
     parsed = make_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a failed statement's text in an error or a log line never carries
+    # the values it wrote (a webhook URL and its token, say).
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

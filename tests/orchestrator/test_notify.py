@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from flowforge.settings import Settings
 from orchestrator.automation_spec import Notify, Webhook
@@ -252,3 +253,21 @@ def test_executions_that_ended_before_the_upgrade_are_not_announced(tmp_path: Pa
         assert store.get_execution("old").cause == "manual"
     finally:
         store.close()
+
+
+def test_a_store_error_never_shows_the_values_it_was_writing(
+    postgres_schema_url: str, sample_workflow: Workflow
+) -> None:
+    """A statement the database refuses (PostgreSQL: an event name over its column's 16
+    characters) fails without the webhook URL in its text, which reaches logs."""
+    store = Store(open_engine(postgres_schema_url))
+    try:
+        workflow = notifying(store, sample_workflow, "http://127.0.0.1:9")
+        execution = ended(store, workflow, ExecutionStatus.FAILED)
+        url = f"https://hooks.example/{TOKEN}"
+        call = {"event": "x" * 17, "url": url, "format": "json", "body": {}}
+        with pytest.raises(DBAPIError) as raised:
+            store.notice(execution.id, [call])
+    finally:
+        store.close()
+    assert "value too long" in str(raised.value) and TOKEN not in str(raised.value)
