@@ -1,10 +1,11 @@
 """The loops behind runs that start themselves, run by the one long-lived process every
 deployment has: the API server (`flowforge serve api`; in compose the `api` service).
 
-Every second: start due upload triggers and follow-ups (triggers.fire_due); every
-FLOWFORGE_LANDING_SCAN_SECONDS: the landing scan; every FLOWFORGE_SCHEDULE_SYNC_SECONDS
-(and soon after a workflow is applied): the schedule sync with Prefect. Beside them, in a
-loop of its own so a slow webhook never delays a trigger: queue and send notifications.
+Three loops, each in a worker thread once a second, so a slow one never holds up another:
+start due upload triggers and follow-ups (triggers.fire_due); the landing scan (every
+FLOWFORGE_LANDING_SCAN_SECONDS) and the schedule sync with Prefect (every
+FLOWFORGE_SCHEDULE_SYNC_SECONDS, and soon after a workflow is applied); queue and send
+webhook notifications.
 All their state is in the executions store, so a restart loses nothing, and one store
 write decides each step, so two API replicas never start or send anything twice.
 """
@@ -53,6 +54,10 @@ class Automation:
 
     def triggers_tick(self) -> None:
         self._step("triggers", lambda: fire_due(self.settings, self.store, self.runner))
+
+    def housekeeping_tick(self) -> None:
+        """The landing scan and the schedule sync: slower (a listing per job, calls to
+        Prefect), so in a loop of their own."""
         scan = self.settings.landing_scan_seconds
         if scan > 0 and self._due("scan", scan):
             self._step("scan", lambda: scan_landing(self.store, self.objects))
@@ -64,10 +69,9 @@ class Automation:
         self._step("webhooks", lambda: deliver_due(self.settings, self.store))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Both loops until `stop` is set."""
-        await asyncio.gather(
-            self._loop(self.triggers_tick, stop), self._loop(self.notifications_tick, stop)
-        )
+        """The three loops until `stop` is set."""
+        ticks = (self.triggers_tick, self.housekeeping_tick, self.notifications_tick)
+        await asyncio.gather(*(self._loop(tick, stop) for tick in ticks))
 
     @staticmethod
     async def _loop(tick: Callable[[], None], stop: asyncio.Event) -> None:

@@ -37,10 +37,10 @@ def note_uploads(store: Store, job: Job, workflow_id: str, files: dict[str, str]
     when it has `trigger.on_upload`. Returns whether it did."""
     if not job.trigger.on_upload or not files:
         return False
-    # Seen, so the landing scan does not count them a second time.
-    store.see_landing(workflow_id, job.id, files)
     due = utcnow() + timedelta(seconds=job.trigger.debounce_seconds)
-    store.mark_pending(workflow_id, job.id, "upload", due, uploads=len(files))
+    store.mark_pending(workflow_id, job.id, "upload", due)
+    # Seen (after: counted from pending_since on), so the scan does not start it again.
+    store.see_landing(workflow_id, job.id, files)
     return True
 
 
@@ -81,11 +81,12 @@ def _scan_job(store: Store, objects: ObjectStore, key: JobKey, job: Job) -> list
         # restart with an empty view) starts nothing.
         done = ingested(objects, key)
         new = sorted(k for k, etag in changed.items() if (k, etag) not in done)
+        if new:
+            due = utcnow() + timedelta(seconds=job.trigger.debounce_seconds)
+            store.mark_pending(key.workflow_id, key.job_id, "upload", due)
         store.see_landing(key.workflow_id, key.job_id, changed)
     store.forget_landing(key.workflow_id, key.job_id, set(seen) - set(listing), listed_at)
     if new:
-        due = utcnow() + timedelta(seconds=job.trigger.debounce_seconds)
-        store.mark_pending(key.workflow_id, key.job_id, "upload", due, uploads=len(new))
         log.info("landing scan: %d new files for %s", len(new), key, extra={"files": new[:10]})
     return new
 

@@ -57,7 +57,7 @@ def trigger_of(ctx: Context, workflow_id: str, job: Job) -> TriggerState | None:
         debounce_seconds=job.trigger.debounce_seconds,
         pending=pending is not None,
         due_at=pending.due_at if pending else None,
-        uploads=pending.uploads if pending else 0,
+        files=pending.files if pending else 0,
         waiting_for=pending.waiting_for if pending else None,
     )
 

@@ -100,7 +100,9 @@ class TriggerState(BaseModel):
     debounce_seconds: float
     pending: bool = Field(description="An upload (or a deferred scheduled run) waits to start")
     due_at: datetime | None = Field(description="When it starts, if the job is not running")
-    uploads: int = Field(description="Files uploaded since it became pending")
+    files: int = Field(
+        description="Landing files uploaded (or found by the scan) since it became pending"
+    )
     waiting_for: str | None = Field(description="The running execution a follow-up run waits for")
 
 

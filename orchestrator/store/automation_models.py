@@ -25,7 +25,6 @@ class JobTriggerRow(Base):
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cause: Mapped[str] = mapped_column(String(16), default="upload")
-    uploads: Mapped[int] = mapped_column(Integer, default=0)
     waiting_for: Mapped[str | None] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(Integer, default=0)
     last_execution_id: Mapped[str | None] = mapped_column(String(64))

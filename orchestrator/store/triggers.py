@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, case, delete, select, update
+from sqlalchemy import CursorResult, Engine, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,17 +33,17 @@ class PendingTrigger:
     due_at: datetime
     pending_since: datetime
     cause: str
-    uploads: int
     waiting_for: str | None
     generation: int
+    files: int = 0  # landing files uploaded or found since it became pending
 
     @classmethod
-    def of(cls, row: JobTriggerRow) -> PendingTrigger:
+    def of(cls, row: JobTriggerRow, files: int = 0) -> PendingTrigger:
         assert row.due_at is not None
         return cls(
             row.workflow_id, row.job_id, aware(row.due_at) or row.due_at,
-            aware(row.pending_since) or row.due_at, row.cause, row.uploads, row.waiting_for,
-            row.generation,
+            aware(row.pending_since) or row.due_at, row.cause, row.waiting_for,
+            row.generation, files,
         )  # fmt: skip
 
 
@@ -75,23 +75,21 @@ class TriggerRecords:
 
     # -- triggers ----------------------------------------------------------------
     @reconnecting
-    def mark_pending(
-        self, workflow_id: str, job_id: str, cause: str, due_at: datetime, uploads: int = 0
-    ) -> None:
+    def mark_pending(self, workflow_id: str, job_id: str, cause: str, due_at: datetime) -> None:
         """The job starts at `due_at` (or once it is no longer running); a pending trigger
-        is moved there, and counts `uploads` more."""
+        is moved there. Call it before recording the files that made it pending (they are
+        counted from `pending_since` on)."""
         t = JobTriggerRow.__table__
         now = utcnow()
         values = {
             "workflow_id": workflow_id, "job_id": job_id, "due_at": due_at,
-            "pending_since": now, "cause": cause, "uploads": uploads, "generation": 1,
+            "pending_since": now, "cause": cause, "generation": 1,
         }  # fmt: skip
         statement = upsert(
             self.engine, t, values, ["workflow_id", "job_id"],
             due_at=due_at,
             pending_since=case((t.c.due_at.is_(None), now), else_=t.c.pending_since),
             cause=cause,
-            uploads=case((t.c.due_at.is_(None), uploads), else_=t.c.uploads + uploads),
             generation=t.c.generation + 1,
         )  # fmt: skip
         with self._session() as session:
@@ -107,9 +105,20 @@ class TriggerRecords:
 
     @reconnecting
     def pending_trigger(self, workflow_id: str, job_id: str) -> PendingTrigger | None:
+        """The job's pending trigger, with the distinct landing files seen since it became
+        pending (an upload the scan also saw counts once)."""
         with self._session() as session:
             row = session.get(JobTriggerRow, (workflow_id, job_id))
-            return PendingTrigger.of(row) if row is not None and row.due_at is not None else None
+            if row is None or row.due_at is None:
+                return None
+            files = session.scalar(
+                select(func.count()).where(
+                    LandingSeenRow.workflow_id == workflow_id,
+                    LandingSeenRow.job_id == job_id,
+                    LandingSeenRow.seen_at >= (row.pending_since or row.due_at),
+                )
+            )
+            return PendingTrigger.of(row, int(files or 0))
 
     @reconnecting
     def wait_for(self, workflow_id: str, job_id: str, execution_id: str) -> None:
@@ -137,7 +146,6 @@ class TriggerRecords:
                 .values(
                     due_at=None,
                     pending_since=None,
-                    uploads=0,
                     waiting_for=None,
                     last_fired_at=utcnow(),
                     generation=JobTriggerRow.generation + 1,

@@ -43,7 +43,7 @@ def test_upload_starts_the_debounce_and_retention_reports(
     assert uploaded.exit_code == 0, uploaded.output
     assert f"uploaded landing/{workflow.id}/customers/customers.csv" in uploaded.output
     pending = stack.store.pending_trigger(workflow.id, "customers")
-    assert pending is not None and pending.uploads == 1
+    assert pending is not None and pending.files == 1
     assert (
         f"{workflow.id}/customers starts at {pending.due_at:%Y-%m-%d %H:%M:%S}Z" in uploaded.output
     )

@@ -78,7 +78,7 @@ def test_files_uploaded_together_start_one_execution_after_the_quiet_time(
     for name, data, _ in files:
         note_uploads(stack.store, job, workflow.id, land(stack, workflow, name, data))
     pending = stack.store.pending_trigger(workflow.id, "customers")
-    assert pending is not None and pending.uploads == 3 and pending.cause == "upload"
+    assert pending is not None and pending.files == 3 and pending.cause == "upload"
     # Due 30 s after the last upload, not the first.
     assert utcnow() + timedelta(seconds=29) < pending.due_at <= utcnow() + timedelta(seconds=30)
     assert fired(stack, workflow) == []  # still quiet time
@@ -109,7 +109,7 @@ def test_uploads_while_the_job_runs_give_one_follow_up(
         note_uploads(stack.store, job, workflow.id, land(stack, workflow, name, data))
     assert fired(stack, workflow, now=utcnow() + LATER) == []
     pending = stack.store.pending_trigger(workflow.id, "customers")
-    assert pending is not None and pending.waiting_for == running.id and pending.uploads == 3
+    assert pending is not None and pending.waiting_for == running.id and pending.files == 3
     name, data, _ = parts(4)[3]  # one more while it waits: still one follow-up
     note_uploads(stack.store, job, workflow.id, land(stack, workflow, name, data))
     assert fired(stack, workflow, now=utcnow() + LATER) == []

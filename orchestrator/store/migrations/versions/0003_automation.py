@@ -35,7 +35,6 @@ def upgrade() -> None:
         sa.Column("due_at", _when(), nullable=True),
         sa.Column("pending_since", _when(), nullable=True),
         sa.Column("cause", sa.String(16), nullable=False),
-        sa.Column("uploads", sa.Integer(), nullable=False),
         sa.Column("waiting_for", sa.String(64), nullable=True),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("last_execution_id", sa.String(64), nullable=True),
