@@ -70,9 +70,9 @@ def main() -> None:
                     seen = store.landing_seen(workflow.id, job.id)
                     store.forget_landing(workflow.id, job.id, list(seen), utcnow() + SECOND)
 
-            first = median_ms(lambda: scan_landing(store, objects), before=forget)
-            scan_landing(store, objects)
-            again = median_ms(lambda: scan_landing(store, objects))
+            first = median_ms(lambda: scan_landing(settings, store, objects), before=forget)
+            scan_landing(settings, store, objects)
+            again = median_ms(lambda: scan_landing(settings, store, objects))
             for job in jobs:
                 store.drop_trigger(workflow.id, job.id)
             idle_triggers = median_ms(lambda: fire_due(settings, store))

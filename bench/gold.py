@@ -30,13 +30,15 @@ import yaml
 from google.protobuf import json_format
 
 from bench.common import ROOT, ServiceProcess, generated_csv, httpfs_connection, start_s3, timed
+from flowforge import tables
 from flowforge.dimensions import upload_dimension_file
 from flowforge.duckdb_s3 import read_parquet_sql
-from flowforge.layout import Dataset, JobKey, landing_prefix
+from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.specs.silver import parse_spec
 from flowforge.storage import ObjectStore, s3_url
+from flowforge.tables import TableRef
 from flowforge.v1 import common_pb2, gold_pb2, gold_pb2_grpc, silver_pb2
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
@@ -176,8 +178,13 @@ def main() -> None:
             dim = upload_dimension_file(
                 store, "countries", ROOT / "examples/dimensions/countries.csv"
             )
+            table = tables.require(
+                settings, TableRef.dimension("countries"), "countries", dim.version
+            )
+            bucket = f"s3://{settings.s3_bucket}/"
             countries = [
-                Dataset.for_dimension("countries").run_prefix(dim.run_id) + "countries.parquet"
+                uri.removeprefix(bucket)
+                for uri in tables.version_files(table, TableRef.dimension("countries"))
             ]
             service = ServiceProcess("gold", settings, Path(tmp))
             address = service.address

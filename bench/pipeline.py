@@ -52,11 +52,12 @@ from bench.common import (
 )
 from bench.gold import bare_duckdb
 from bench.silver import run_duckdb, run_polars
+from flowforge import tables
 from flowforge.dimensions import upload_dimension_file
-from flowforge.layout import LAYERS, Dataset, JobKey, landing_prefix
-from flowforge.manifest import read_committed
+from flowforge.layout import LAYERS, JobKey, landing_prefix
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, polars_storage_options, s3_url
+from flowforge.tables import TableRef
 from orchestrator.flow import medallion
 from orchestrator.prefect_server import PrefectServer, flush_clients, quiet_console
 from orchestrator.runner import InProcessRunner
@@ -370,9 +371,10 @@ def duckdb_bronze(settings: Settings, objects: ObjectStore, key: str, out: str) 
 
 
 def gold(settings: Settings, objects: ObjectStore, silver: str, out: str) -> None:
-    committed = read_committed(objects, Dataset.for_dimension("countries"))
-    assert committed is not None
-    countries = [o.key for o in committed.manifest.data_objects]
+    ref = TableRef.dimension("countries")
+    bucket = f"s3://{settings.s3_bucket}/"
+    table = tables.require(settings, ref, "dimension 'countries'")
+    countries = [uri.removeprefix(bucket) for uri in tables.version_files(table, ref)]
     models = {m: (ROOT / f"examples/models/customer-data/customers/{m}.sql").read_text()
               for m in MODELS}  # fmt: skip
     bare_duckdb(settings, [silver], countries, models, out)

@@ -1,11 +1,9 @@
-"""`flowforge upload`, `flowforge schedules ...` and `flowforge retention`: runs that start
-themselves, from the command line."""
+"""`flowforge upload` and `flowforge schedules ...`: runs that start themselves, from the
+command line (retention is part of `flowforge maintain`)."""
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -147,36 +145,3 @@ def schedules_sync() -> None:
     except FlowForgeError as exc:
         raise _fail(exc) from None
     print(f"schedules in sync ({changed} changed)")
-
-
-def retention(
-    dry_run: Annotated[bool, typer.Option(help="Delete nothing; list what would go.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Delete ingested landing files past their workflow's landing_retention_days and ended
-    executions past FLOWFORGE_EXECUTIONS_RETENTION_DAYS (keeping each job's latest)."""
-    from flowforge.storage import prepare_store
-    from orchestrator.retention import apply_retention
-
-    settings, store = _opened()
-    try:
-        report = apply_retention(settings, store, prepare_store(settings), dry_run)
-    except FlowForgeError as exc:
-        raise _fail(exc) from None
-    if as_json:
-        print(json.dumps(asdict(report), indent=2))
-    else:
-        verb = "would delete" if dry_run else "deleted"
-        print(f"landing files {verb}: {len(report.landing_deleted)}")
-        for key in report.landing_deleted:
-            print(f"  {key}")
-        print(f"old landing files kept (not ingested): {len(report.landing_not_ingested)}")
-        kept = len(report.executions_kept)
-        print(f"executions {verb}: {len(report.executions_deleted)}; old ones kept "
-              f"(latest of their job, or output still committed): {kept}")  # fmt: skip
-        for line in report.skipped:
-            print(f"skipped {line}")
-        for line in report.errors:
-            print(f"error: {line}", file=sys.stderr)
-    if report.errors:
-        raise typer.Exit(1)

@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from orchestrator.store import ExecutionRecord, Store
+from orchestrator.store import ExecutionRecord, StepRecord, Store, TableRole
 
 _STYLE = {
     "PENDING": "dim",
@@ -75,6 +75,9 @@ def report(console: Console, execution: ExecutionRecord, previews: bool = True) 
     if execution.error:
         console.print(f"[bold red]error[/]: {execution.error}")
     for step in execution.steps:
+        if step.tables:
+            console.print(f"  {step.layer} tables: {versions_line(step)}")
+    for step in execution.steps:
         reasons = step.quality.get("rejected_by_reason") or {}
         label = "rejected" if step.layer == "bronze" else "quarantined"
         for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
@@ -90,6 +93,21 @@ def report(console: Console, execution: ExecutionRecord, previews: bool = True) 
     if previews and execution.steps and execution.steps[-1].layer == "gold":
         for model in execution.step("gold").quality.get("models", []):
             console.print(preview_table(model))
+
+
+_ROLE_WORDS: dict[str, str] = {
+    TableRole.OUTPUT: "committed",
+    TableRole.SIDE: "committed",
+    TableRole.MODEL: "committed",
+    TableRole.INPUT: "read",
+}
+
+
+def versions_line(step: StepRecord) -> str:
+    """The table versions a step committed and read: `committed silver/w/j v4, ...`."""
+    return ", ".join(
+        f"{_ROLE_WORDS.get(t.role, t.role)} {t.table} v{t.version}" for t in step.tables
+    )
 
 
 def balance_table(balance: dict) -> Group:  # type: ignore[type-arg]

@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
-from cli.automation import retention, schedules_app, upload
+from cli.automation import schedules_app, upload
+from cli.tables import app as tables_app
+from cli.upkeep import maintain, migrate
 from flowforge.errors import FlowForgeError
 from flowforge.logs import configure_command_logging, configure_logging
 from flowforge.runtime import serve as serve_forever
@@ -29,6 +31,7 @@ dimensions_app = typer.Typer(
     no_args_is_help=True, help="Reference tables that gold models read as views dim_{name}."
 )
 app.add_typer(dimensions_app, name="dimensions")
+app.add_typer(tables_app, name="tables")
 
 log = logging.getLogger("flowforge.cli")
 
@@ -79,7 +82,7 @@ def dimensions_upload(
     except FlowForgeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         raise typer.Exit(1) from None
-    print(f"dimension {info.name}: {info.rows} rows, run {info.run_id}")
+    print(f"dimension {info.name}: {info.rows} rows, version {info.version}, run {info.run_id}")
     for column, type_ in info.columns:
         print(f"  {column}: {type_}")
     for warning in info.warnings:
@@ -100,7 +103,8 @@ def dimensions_list() -> None:
         raise typer.Exit(1) from None
     for info in found:
         columns = ", ".join(name for name, _ in info.columns)
-        print(f"{info.name}\t{info.rows} rows\t{info.created_at:%Y-%m-%d %H:%M:%S}Z\t{columns}")
+        created = f"{info.created_at:%Y-%m-%d %H:%M:%S}Z"
+        print(f"{info.name}\tversion {info.version}\t{info.rows} rows\t{created}\t{columns}")
 
 
 @app.command()
@@ -299,7 +303,8 @@ def serve_deployment(
         int | None, typer.Option(help="Serve GET /health on this port (default: none).")
     ] = None,
 ) -> None:
-    """Serve the flow deployment against PREFECT_API_URL (a worker without a work pool)."""
+    """Serve the deployments (the medallion flow, and table maintenance on
+    FLOWFORGE_MAINTENANCE_CRON) against PREFECT_API_URL (a worker without a work pool)."""
     if port is not None:
         # Before Prefect is imported: its runner's webserver thread reads the settings
         # Prefect loaded from the environment at import.
@@ -309,11 +314,10 @@ def serve_deployment(
 
     settings = get_settings()
     configure_logging(settings)
-    serve_flow(name, limit, health=port is not None)
+    serve_flow(name, limit, health=port is not None, settings=settings)
 
 
 app.command()(upload)
-app.command()(retention)
 app.add_typer(schedules_app, name="schedules")
 
 
@@ -324,6 +328,9 @@ def up() -> None:
 
     raise typer.Exit(run_up(get_settings()))
 
+
+app.command()(maintain)
+app.command()(migrate)
 
 # -- health probes (container healthchecks) -------------------------------------------
 health_app = typer.Typer(

@@ -3,6 +3,8 @@ deployment, until Ctrl-C. State lives in FLOWFORGE_STATE_DIR (default .flowforge
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from rich.console import Console
 from cli.stack import EmbeddedStack, environ_with, seed
 from flowforge.logs import RotatedOutput, configure_logging
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
 from orchestrator.store import Store
 
 
@@ -42,7 +44,7 @@ def run_up(settings: Settings) -> int:
         log.close()
         try:
             assert stack.prefect is not None
-            if not wait_for_deployment(FULL_NAME, worker):
+            if not all(wait_for_deployment(n, worker) for n in (FULL_NAME, MAINTENANCE_NAME)):
                 console.print(f"[red]the deployment was not served; see {state}/deployment.log[/]")
                 return 1
             for line in (
@@ -53,6 +55,8 @@ def run_up(settings: Settings) -> int:
                 f"Prefect UI          {stack.prefect.ui_url}",
                 f"Prefect API         {stack.prefect.api_url}",
                 f"deployment          {FULL_NAME} (log: {state / 'deployment.log'})",
+                f"maintenance         {MAINTENANCE_NAME} "
+                f"(cron: {maintenance_cron(settings) or 'off'}, UTC)",
                 f"executions store    {state / 'flowforge.db'}",
                 f"sample workflow     {workflow.id}",
             ):
@@ -75,8 +79,17 @@ def run_up(settings: Settings) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+            stop_group(worker.pid)
             log.wait(5)  # its last lines written
     return 0
+
+
+def stop_group(leader: int) -> None:
+    """Ends what is left of the worker's process group: its fork server leaves only once it
+    notices the worker is gone, which may be after this process (still importing the flows
+    when the worker stopped)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left
+        os.killpg(leader, signal.SIGTERM)
 
 
 def wait_for_deployment(name: str, worker: subprocess.Popen[bytes], timeout: float = 120) -> bool:

@@ -1,8 +1,8 @@
 """Dimension tables: reference data (countries, currencies, ...) that gold models read.
 
-A dimension is a CSV or Parquet file stored as one Parquet object under
-`dimensions/{name}/run={run_id}/` and committed through the manifest protocol, so a
-gold build reads either the previous version or the new one, never half of one.
+A dimension is a CSV or Parquet file stored as the Delta table `dimensions/{name}`; each
+upload overwrites it in one commit, so a gold build reads one version or the next, never
+half of one (and an older version stays readable by its number).
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 
-from flowforge import casting
-from flowforge.errors import InvalidArgument
+from flowforge import casting, tables
+from flowforge.errors import FailedPrecondition, InvalidArgument
 from flowforge.ids import new_run_id
-from flowforge.layout import Dataset
-from flowforge.manifest import Manifest, ManifestColumn, commit, read_committed, start_run
-from flowforge.parts import write_parquet
 from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 
 PREFIX = "dimensions/"
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -31,6 +32,7 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 class DimensionInfo:
     name: str
     run_id: str
+    version: int
     rows: int
     columns: list[tuple[str, str]]
     created_at: datetime
@@ -42,26 +44,29 @@ def upload_dimension(
     store: ObjectStore, name: str, data: bytes | Path, filename: str
 ) -> DimensionInfo:
     """Stores `data` (a CSV or Parquet file's bytes or path, told apart by filename) as
-    dimension `name`."""
-    dataset = Dataset.for_dimension(name)
+    dimension `name`, replacing its rows in one commit."""
+    ref = TableRef.dimension(name)
     frame, warnings = read_table(data, filename)
-    previous = read_committed(store, dataset)
-    run_id = new_run_id()
-    prefix = start_run(store, dataset, run_id, previous)
-    part = write_parquet(store, f"{prefix}{name}.parquet", frame, source_key=filename)
-    manifest = Manifest(
-        dataset=dataset.prefix,
-        run_id=run_id,
-        data_objects=[part],
-        columns=[ManifestColumn(name=c, type=str(t)) for c, t in frame.schema.items()],
-        inputs={
-            "file": filename,
-            "format": FORMATS[Path(filename).suffix.lower()],
-            **fingerprint(data),
-        },
-    )
-    commit(store, dataset, manifest, previous)
-    uploaded = info(name, manifest)
+    frame = storable(frame, filename)
+    tables.require_conditional_writes(store)
+    settings, run_id = store.settings, new_run_id()
+    inputs = {"file": filename, "format": FORMATS[Path(filename).suffix.lower()]}
+    properties = tables.commit_properties(run_id, inputs=inputs | fingerprint(data))
+    with tables.delta_errors(f"writing dimension {name!r}", ref):
+        write_deltalake(
+            ref.uri(settings),
+            frame.rechunk().to_arrow(),  # one batch: delta-rs mixes the order of several
+            mode="overwrite",
+            schema_mode="overwrite",
+            storage_options=tables.storage_options(settings),
+            commit_properties=properties,
+        )
+    with tables.delta_errors(f"reading dimension {name!r}", ref):
+        commit = tables.find_commit(tables.load(settings, ref), run_id)
+        if commit is None:  # pragma: no cover (the write above committed it)
+            raise FailedPrecondition(f"dimension {name!r}: the upload's commit is not in {ref}")
+        table = tables.require(settings, ref, f"dimension {name!r}", commit.version)
+        uploaded = info(store, name, table)
     uploaded.warnings.extend(warnings)
     return uploaded
 
@@ -81,28 +86,36 @@ def fingerprint(data: bytes | Path) -> dict[str, object]:
 
 
 def list_dimensions(store: ObjectStore) -> list[DimensionInfo]:
-    """Every committed dimension, by name."""
+    """Every dimension table (a folder under dimensions/ holding a _delta_log/), by name."""
     found = []
     for prefix in store.list_prefixes(PREFIX):
         name = prefix[len(PREFIX) :].rstrip("/")
         try:
-            dataset = Dataset.for_dimension(name)
+            ref = TableRef.dimension(name)
         except InvalidArgument:
             continue  # not written by FlowForge
-        committed = read_committed(store, dataset)
-        if committed is not None:
-            found.append(info(name, committed.manifest))
+        if f"{prefix}_delta_log/" not in store.list_prefixes(prefix):
+            continue
+        with tables.delta_errors(f"reading dimension {name!r}", ref):
+            table = tables.load(store.settings, ref)
+            if table is not None:
+                found.append(info(store, name, table))
     return sorted(found, key=lambda d: d.name)
 
 
-def info(name: str, manifest: Manifest) -> DimensionInfo:
+def info(store: ObjectStore, name: str, table: DeltaTable) -> DimensionInfo:
+    """What the loaded version of a dimension table holds."""
+    commit = tables.commit_at(store, TableRef.dimension(name), table.version())
+    actions = pa.table(table.get_add_actions(flatten=True))
+    schema = pl.DataFrame(pa.schema(table.schema().to_arrow()).empty_table()).schema
     return DimensionInfo(
         name=name,
-        run_id=manifest.run_id,
-        rows=manifest.total_rows,
-        columns=[(c.name, c.type) for c in manifest.columns],
-        created_at=manifest.created_at,
-        source=str(manifest.inputs.get("file", "")),
+        run_id=commit.run_id,
+        version=table.version(),
+        rows=sum(actions.column("num_records").to_pylist()) if actions.num_rows else 0,
+        columns=[(column, str(dtype)) for column, dtype in schema.items()],
+        created_at=commit.timestamp,
+        source=str(commit.inputs.get("file", "")),
     )
 
 
@@ -128,6 +141,23 @@ def read_table(data: bytes | Path, filename: str) -> tuple[pl.DataFrame, list[st
     if not frame.columns:
         raise InvalidArgument(f"dimension file {filename!r} has no columns")
     return frame, warnings
+
+
+def storable(frame: pl.DataFrame, filename: str) -> pl.DataFrame:
+    """The frame in types a Delta table holds: Delta has no unsigned integers (delta-rs
+    would narrow UInt8 to Int8) and no column of nulls alone. A table with no rows has no
+    data file for a gold view to read, so it is refused."""
+    if frame.height == 0:
+        raise InvalidArgument(f"dimension file {filename!r} has no rows")
+    wider: dict[pl.DataType, pl.DataType] = {
+        pl.UInt8(): pl.Int16(),
+        pl.UInt16(): pl.Int32(),
+        pl.UInt32(): pl.Int64(),
+        pl.UInt64(): pl.Decimal(20, 0),
+        pl.Null(): pl.String(),
+    }
+    casts: dict[Any, pl.DataType] = {c: wider[t] for c, t in frame.schema.items() if t in wider}
+    return frame.cast(casts) if casts else frame
 
 
 def read_csv_typed(data: bytes | Path) -> tuple[pl.DataFrame, list[str]]:

@@ -1,9 +1,9 @@
 """The bucket layout the product promises, built only from validated IDs.
 
 landing/{workflow_id}/{job_id}/         raw CSV uploads
-bronze|silver|gold/{workflow_id}/{job_id}/_manifest.json      the committed output
-bronze|silver|gold/{workflow_id}/{job_id}/run={run_id}/...    one run's objects
-dimensions/{name}/_manifest.json, dimensions/{name}/run={run_id}/...
+silver|gold/{workflow_id}/{job_id}/_manifest.json      the committed output
+silver|gold/{workflow_id}/{job_id}/run={run_id}/...    one run's objects
+Bronze and the dimensions are Delta tables: see flowforge/tables.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def landing_prefix(job: JobKey) -> str:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A committed-by-manifest dataset: a layer's output for a job, or a dimension."""
+    """A committed-by-manifest dataset: silver's or gold's output for a job."""
 
     prefix: str  # ends with "/"
 
@@ -47,10 +47,6 @@ class Dataset:
         if layer not in LAYERS:
             raise ValueError(f"unknown layer {layer!r}")
         return cls(f"{layer}/{job.workflow_id}/{job.job_id}/")
-
-    @classmethod
-    def for_dimension(cls, name: str) -> Dataset:
-        return cls(f"dimensions/{validate_id(name, 'dimension')}/")
 
     @property
     def manifest_key(self) -> str:

@@ -128,10 +128,12 @@ class LayerReport(_Report):
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     input_run_id: str = ""
     # The main table and the version committed (or found, when reused); the upstream
-    # table's version read; the side table (rejects, quarantine) and its version.
+    # table's version read (and, for an incremental silver run, the first version of the
+    # changes it read); the side table (rejects, quarantine) and its version.
     table: str = ""
     table_version: int | None = None
     input_version: int | None = None
+    input_from_version: int | None = None
     side_table: str = ""
     side_version: int | None = None
     # bronze

@@ -58,11 +58,13 @@ class Deadline:
         return None if self._ends is None else self._ends - time.monotonic()
 
     def check(self, doing: str = "") -> None:
-        if self._context is not None and not self._context.is_active():
-            raise Cancelled(f"the client went away{' while ' + doing if doing else ''}")
+        # The time first: once the deadline passes gRPC marks the call inactive too, and
+        # that is a deadline exceeded, not a client that went away.
         left = self.remaining()
         if left is not None and left <= 0:
             raise DeadlineExceeded(f"deadline exceeded{' while ' + doing if doing else ''}")
+        if self._context is not None and not self._context.is_active():
+            raise Cancelled(f"the client went away{' while ' + doing if doing else ''}")
 
 
 def rpc(summary: Callable[[Any, Any], dict[str, Any]]) -> Callable[..., Any]:

@@ -203,6 +203,20 @@ class Settings(BaseSettings):
         description="The Prefect deployment `flowforge run` and the API trigger.",
     )
 
+    # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
+    tables_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Files a table no longer needs are deleted by maintenance once removed "
+        "this long ago (time travel reaches this far back); versions an execution recorded "
+        "are kept however old.",
+    )
+    maintenance_cron: str = Field(
+        default="0 3 * * *",
+        description="When the served flowforge-maintenance/tables deployment runs (cron, "
+        "UTC); 'off': only when started by hand.",
+    )
+
     # Runs that start themselves: upload triggers, schedules, notifications, retention. The
     # loop runs in the API process (`flowforge serve api`).
     automation: bool = Field(
@@ -239,13 +253,9 @@ class Settings(BaseSettings):
     executions_retention_days: float = Field(
         default=90.0,
         gt=0,
-        description="Retention removes ended executions older than this from the store, "
-        "except the latest of each job and those whose output is still committed.",
-    )
-    retention_cron: str = Field(
-        default="30 3 * * *",
-        description="When the served flowforge-retention/landing-and-executions deployment "
-        "runs (cron, UTC); 'off': only when started by hand.",
+        description="Maintenance removes ended executions older than this from the store "
+        "(which frees their table versions for vacuum), except the latest of each job and "
+        "those whose output is still a table's current version.",
     )
 
     # The executions API (`flowforge serve api`).

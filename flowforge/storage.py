@@ -60,6 +60,11 @@ class ObjectStore:
         self._client = client or make_client(settings)
         self._conditional_writes: bool | None = None
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the store was made with (tables on it need the same endpoint)."""
+        return self._settings
+
     # -- reading ---------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -151,6 +156,13 @@ class ObjectStore:
             for upload_id in open_ids:
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         return len(open_ids)
+
+    def copy(self, source: str, key: str) -> None:
+        """Copies an object within the bucket, server side (up to 5 GB)."""
+        with self._errors(source):
+            self._client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
+            )
 
     def delete_keys(self, keys: Iterable[str]) -> None:
         batch: builtins.list[str] = []

@@ -25,16 +25,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake import exceptions as delta_exceptions
 
-from flowforge.errors import Conflict, FailedPrecondition, FlowForgeError, Unavailable
-from flowforge.ids import validate_id
+from flowforge.errors import (
+    Conflict,
+    FailedPrecondition,
+    FlowForgeError,
+    InvalidArgument,
+    Unavailable,
+)
+from flowforge.ids import ID_PATTERN, validate_id
 from flowforge.layout import JobKey
 from flowforge.reports import LayerReport, load_report
 from flowforge.settings import Settings
@@ -53,6 +62,37 @@ CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 SUPPORTED_READER_FEATURES = frozenset({"timestampNtz"})
 # How far back a repeated call looks for its own commit, newest first.
 HISTORY_SCAN = 1000
+# Commits that rewrite or clean up files without changing a table's rows (`flowforge
+# maintain`): a version followed only by these still holds the table's current data.
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+# Every table path FlowForge writes, and nothing else: IDs cannot start with "_", so the
+# side tables' folders never read as a job, and a model's folder never as a table.
+TABLE_SHAPES = (
+    "bronze/{workflow}/{job}",
+    "bronze/{workflow}/_rejects/{job}",
+    "silver/{workflow}/{job}",
+    "silver/{workflow}/_quarantine/{job}",
+    "gold/{workflow}/{job}/{model}",
+    "gold/{workflow}/_workflow/{model}",
+    "dimensions/{name}",
+)
+TABLE_PATH_PATTERN = "|".join(
+    shape.replace("{workflow}", ID_PATTERN)
+    .replace("{job}", ID_PATTERN)
+    .replace("{model}", ID_PATTERN)
+    .replace("{name}", ID_PATTERN)
+    for shape in TABLE_SHAPES
+)
+_TABLE_PATH = re.compile(TABLE_PATH_PATTERN)
+# What each shape holds, for listings.
+_KINDS = {
+    ("bronze", 3): "bronze",
+    ("bronze", 4): "bronze rejects",
+    ("silver", 3): "silver",
+    ("silver", 4): "silver quarantine",
+    ("gold", 4): "gold model",
+    ("dimensions", 2): "dimension",
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +130,40 @@ class TableRef:
     def dimension(cls, name: str) -> TableRef:
         return cls(f"dimensions/{validate_id(name, 'dimension')}")
 
+    @classmethod
+    def parse(cls, path: str, field: str = "table") -> TableRef:
+        """The table at `path` when it has the shape of one FlowForge writes; InvalidArgument
+        naming `field` otherwise (so no other key of the bucket is ever read as a table)."""
+        if not isinstance(path, str) or _TABLE_PATH.fullmatch(path) is None:
+            shown = path if isinstance(path, str) and len(path) <= 120 else f"{str(path)[:117]}..."
+            raise InvalidArgument(
+                f"{field} {shown!r} is not a FlowForge table: expected one of "
+                + ", ".join(TABLE_SHAPES)
+            )
+        return cls(path)
+
+    @property
+    def job(self) -> JobKey | None:
+        """The job whose executions write this table (None: a dimension, a workflow model)."""
+        parts = self.path.split("/")
+        if parts[0] == "dimensions" or (parts[0] == "gold" and parts[2] == "_workflow"):
+            return None
+        return JobKey(parts[1], parts[2] if parts[0] == "gold" else parts[-1])
+
+    @property
+    def kind(self) -> str:
+        """bronze, bronze rejects, silver, silver quarantine, gold model, workflow model or
+        dimension."""
+        parts = self.path.split("/")
+        if parts[0] == "gold" and parts[2] == "_workflow":
+            return "workflow model"
+        return _KINDS.get((parts[0], len(parts)), "table")
+
+    @property
+    def workflow_id(self) -> str | None:
+        parts = self.path.split("/")
+        return None if parts[0] == "dimensions" else parts[1]
+
     @property
     def prefix(self) -> str:
         """The folder of the table's objects (its data files and `_delta_log/`)."""
@@ -103,11 +177,17 @@ class TableRef:
 
 
 def storage_options(settings: Settings) -> dict[str, str]:
-    """Endpoint, keys and timeouts for delta-rs (object_store), as for polars."""
+    """Endpoint, keys, timeouts and retries for delta-rs (object_store), as for polars.
+
+    The retries follow s3_max_attempts: object_store's own default (10 retries over up to
+    3 minutes) would outlast a layer's deadline on a store that is down, instead of
+    reporting UNAVAILABLE for the caller to retry with its backoff."""
     options = {
         "aws_region": settings.s3_region,
         "timeout": f"{settings.s3_read_timeout_seconds:g}s",
         "connect_timeout": f"{settings.s3_connect_timeout_seconds:g}s",
+        "max_retries": str(retries(settings)),
+        "retry_timeout": f"{settings.s3_read_timeout_seconds:g}s",
     }
     if settings.s3_endpoint_url:
         options["aws_endpoint_url"] = settings.s3_endpoint_url
@@ -118,6 +198,21 @@ def storage_options(settings: Settings) -> dict[str, str]:
     if settings.s3_secret_access_key is not None:
         options["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
     return options
+
+
+def retries(settings: Settings) -> int:
+    return max(settings.s3_max_attempts - 1, 0)
+
+
+def polars_options(settings: Settings) -> dict[str, Any]:
+    """storage_options for polars' own readers, which want the retry count as a number."""
+    return {**storage_options(settings), "max_retries": retries(settings)}
+
+
+def scan(settings: Settings, table: DeltaTable) -> pl.LazyFrame:
+    """The rows of the loaded version, read by polars with the table's storage options
+    (polars wants its retry count as a number)."""
+    return pl.scan_delta(table, storage_options={"max_retries": retries(settings)})
 
 
 def require_conditional_writes(store: ObjectStore) -> None:
@@ -154,21 +249,44 @@ def require(settings: Settings, ref: TableRef, what: str, version: int | None = 
 
 
 def commit_properties(
-    run_id: str, report: LayerReport | None = None, inputs: dict[str, Any] | None = None
+    run_id: str,
+    report: LayerReport | None = None,
+    inputs: dict[str, Any] | None = None,
+    *,
+    retries: int | None = None,
+    read: tuple[str, int] | None = None,
 ) -> CommitProperties:
-    """What every FlowForge commit carries: the run, what it read, the report to replay."""
+    """What every FlowForge commit carries: the run, what it read, the report to replay.
+
+    `retries=0` makes any commit made since the table was read fail the commit (Conflict):
+    delta-rs otherwise retries an append on top of a concurrent one, which is right for
+    blind appends but not for a writer that decided what to write from what it read.
+
+    `read` = (upstream, version) adds a second application transaction, the same on every
+    commit of the table, with the upstream version read. delta-rs lets two commits that
+    only add files both land when they race from one snapshot (a blind append does not
+    conflict); two commits naming the same application do conflict, so of two runs that
+    read the same snapshot exactly one commits."""
     metadata: dict[str, Any] = {RUN_ID_KEY: run_id}
     if inputs:
         metadata[INPUTS_KEY] = inputs
     if report is not None:
         metadata[REPORT_KEY] = stored_report(report)
+    transactions = [Transaction(app_id(run_id), 1)]
+    if read is not None:
+        transactions.append(Transaction(read_app_id(read[0]), read[1]))
     return CommitProperties(
-        custom_metadata=metadata, app_transactions=[Transaction(app_id(run_id), 1)]
+        custom_metadata=metadata, max_commit_retries=retries, app_transactions=transactions
     )
 
 
 def app_id(run_id: str) -> str:
     return f"flowforge-{run_id}"
+
+
+def read_app_id(upstream: str) -> str:
+    """Dots cannot appear in a run id, so this never names a run's transaction."""
+    return f"flowforge.reads.{upstream}"
 
 
 def stored_report(report: LayerReport) -> dict[str, Any]:
@@ -209,6 +327,18 @@ def history(table: DeltaTable, limit: int | None = None) -> list[Commit]:
     return [Commit.of(entry) for entry in table.history(limit)]
 
 
+def commit_at(store: ObjectStore, ref: TableRef, version: int) -> Commit:
+    """One version's commit, read from its log object with boto: DeltaTable.history holds
+    the GIL while it lists and reads the log (deltalake 1.6.6), stalling every other thread
+    of a service for as long as the store takes to answer."""
+    key = f"{ref}/_delta_log/{version:020d}.json"
+    for line in store.get_bytes(key).splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return Commit.of({**action["commitInfo"], "version": version})
+    raise FailedPrecondition(f"the commit s3://{store.bucket}/{key} has no commitInfo")
+
+
 def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:
     """The commit run `run_id` made to this table, when it made one."""
     if table is None or table.transaction_version(app_id(run_id)) is None:
@@ -217,6 +347,40 @@ def find_commit(table: DeltaTable | None, run_id: str) -> Commit | None:
         if entry.get(RUN_ID_KEY) == run_id:
             return Commit.of(entry)
     return None
+
+
+def data_version(table: DeltaTable) -> int:
+    """The latest version whose commit changed the rows (later ones only maintained files):
+    a reader of any version from this one on reads the table's current data."""
+    for entry in table.history(HISTORY_SCAN):
+        if entry.get("operation") not in MAINTENANCE_OPERATIONS:
+            return int(entry["version"])
+    return table.version()
+
+
+@dataclass(frozen=True)
+class Files:
+    """What the loaded version of a table holds, from its add actions (no data read)."""
+
+    count: int
+    rows: int
+    size_bytes: int
+
+    @classmethod
+    def of(cls, table: DeltaTable) -> Files:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return cls(0, 0, 0)
+        rows = (
+            actions.column("num_records").to_pylist()
+            if "num_records" in actions.column_names
+            else []
+        )
+        return cls(
+            actions.num_rows,
+            sum(r or 0 for r in rows),
+            sum(actions.column("size_bytes").to_pylist()),
+        )
 
 
 def version_files(table: DeltaTable, ref: TableRef) -> list[str]:
@@ -256,6 +420,10 @@ def delta_errors(doing: str, ref: TableRef) -> Iterator[None]:
         ) from None
     except (delta_exceptions.DeltaError, OSError) as exc:
         text = str(exc)
+        if "already exists" in text:  # a racing writer created the table first
+            raise Conflict(
+                f"another run created {ref} first while {doing}; this run's commit was not made"
+            ) from None
         if any(s in text for s in ("object store", "Object at location", "error sending")):
             raise Unavailable(f"the object store failed while {doing}: {first_line(exc)}") from None
         raise

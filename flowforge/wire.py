@@ -43,6 +43,7 @@ def to_proto(report: LayerReport) -> common_pb2.LayerResult:
         table=report.table,
         table_version=report.table_version,
         input_version=report.input_version,
+        input_from_version=report.input_from_version,
         side_table=report.side_table,
         side_version=report.side_version,
         refresh=report.refresh,
@@ -104,6 +105,9 @@ def from_proto(result: common_pb2.LayerResult) -> LayerReport:
         table=result.table,
         table_version=result.table_version if result.HasField("table_version") else None,
         input_version=result.input_version if result.HasField("input_version") else None,
+        input_from_version=(
+            result.input_from_version if result.HasField("input_from_version") else None
+        ),
         side_table=result.side_table,
         side_version=result.side_version if result.HasField("side_version") else None,
         refresh=result.refresh,
@@ -183,7 +187,9 @@ def log_fields(request: Any, result: common_pb2.LayerResult | None) -> dict[str,
         )
         if result.layer == "silver":
             fields.update(
-                duplicates_removed=result.duplicates_removed, input_run_id=result.input_run_id
+                duplicates_removed=result.duplicates_removed,
+                input_run_id=result.input_run_id,
+                refresh=result.refresh,
             )
         if result.layer == "gold":
             fields["models"] = [m.name[:64] for m in result.models][:50]

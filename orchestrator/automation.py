@@ -60,7 +60,7 @@ class Automation:
         Prefect), so in a loop of their own."""
         scan = self.settings.landing_scan_seconds
         if scan > 0 and self._due("scan", scan):
-            self._step("scan", lambda: scan_landing(self.store, self.objects))
+            self._step("scan", lambda: scan_landing(self.settings, self.store, self.objects))
         if prefect_api_configured() and self._due("schedules", self.settings.schedule_sync_seconds):
             self._step("schedules", lambda: sync_schedules(self.settings, self.store))
 

@@ -1,5 +1,13 @@
 """The row balance sheet: every CSV row ends up in bronze or its rejects, every bronze row
-in silver, its quarantine or the duplicates removed. Pure: summaries in, a sheet out."""
+silver read in silver, its quarantine or the duplicates removed. Pure: summaries in, a
+sheet out.
+
+What silver read depends on how it refreshed: a full rebuild reads every committed bronze
+row; an incremental run reads the rows bronze's commits inserted since the version silver
+last read. When that is exactly the commit this execution's bronze made, its rows are
+this bronze run's rows; when silver also read earlier commits (a silver run that failed
+before), silver's own read is checked against bronze's log by silver itself.
+"""
 
 from __future__ import annotations
 
@@ -65,15 +73,10 @@ def balance_sheet(results: dict[str, dict[str, Any]]) -> BalanceSheet:
             "silver_rows": silver["rows_out"],
             "quarantined": silver["rows_rejected"],
             "duplicates_removed": silver["duplicates_removed"],
+            "silver_table_rows": silver.get("total_rows", 0),
         }
         if bronze is not None:
-            checks.append(
-                Check(
-                    "silver read every committed bronze row",
-                    silver["rows_in"],
-                    bronze["total_rows"],
-                )
-            )
+            checks += silver_read(bronze, silver)
         checks.append(
             Check(
                 "bronze rows = silver + quarantined + duplicates removed",
@@ -82,3 +85,26 @@ def balance_sheet(results: dict[str, dict[str, Any]]) -> BalanceSheet:
             )
         )
     return BalanceSheet(figures, checks)
+
+
+def silver_read(bronze: dict[str, Any], silver: dict[str, Any]) -> list[Check]:
+    """What silver read, against what this execution's bronze committed."""
+    bronze_version = bronze.get("table_version")
+    checks = []
+    if bronze_version is not None and silver.get("input_version") is not None:
+        checks.append(
+            Check("silver read bronze's latest commit", silver["input_version"], bronze_version)
+        )
+    if silver.get("refresh") != "incremental":
+        checks.append(
+            Check("silver read every committed bronze row", silver["rows_in"], bronze["total_rows"])
+        )
+    elif silver.get("input_from_version") == bronze_version:
+        checks.append(
+            Check(
+                "silver read the bronze rows inserted since its last version",
+                silver["rows_in"],
+                bronze["rows_out"],
+            )
+        )
+    return checks

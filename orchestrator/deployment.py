@@ -1,11 +1,11 @@
 """Serving the flows as the deployments `flowforge-medallion/customer-data` and
-`flowforge-retention/landing-and-executions` (on FLOWFORGE_RETENTION_CRON).
+`flowforge-maintenance/tables` (on FLOWFORGE_MAINTENANCE_CRON).
 
 `flowforge serve deployment` (and `flowforge up`) call serve_deployment(): a Prefect
 runner in the foreground that polls the API at PREFECT_API_URL (self-hosted or Prefect
 Cloud with PREFECT_API_KEY) and runs each flow run in a child process, which inherits
 this process's FLOWFORGE_* settings. With work pools and workers, `prefect.yaml` at the
-repository root describes the same deployment (`prefect deploy --all`).
+repository root describes the same deployments (`prefect deploy --all`).
 
 Against a self-hosted Prefect server the runner looks for new flow runs every POLL_SECONDS
 (0.25 s) rather than Prefect's 10 s: a triggered execution otherwise waits 5 s on average
@@ -29,12 +29,18 @@ from typing import Any
 
 from flowforge.settings import Settings, get_settings
 from orchestrator.flow import FLOW_NAME, medallion
-from orchestrator.retention_flow import RETENTION_DEPLOYMENT, retention
+from orchestrator.maintenance_flow import MAINTENANCE_FLOW, maintenance
 
 logger = logging.getLogger(__name__)
 
 DEPLOYMENT = "customer-data"
 FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT}"
+MAINTENANCE_DEPLOYMENT = "tables"
+MAINTENANCE_NAME = f"{MAINTENANCE_FLOW}/{MAINTENANCE_DEPLOYMENT}"
+MAINTENANCE_DESCRIPTION = (
+    "Compacts small files and vacuums every FlowForge table, keeping the versions "
+    "executions recorded (FLOWFORGE_TABLES_RETENTION_DAYS)."
+)
 POLL_SECONDS = 0.25
 
 
@@ -44,7 +50,7 @@ def serve_deployment(
     health: bool = False,
     settings: Settings | None = None,
 ) -> None:
-    """Blocks, running flow runs of the deployment until interrupted. `health`: the
+    """Blocks, running flow runs of the deployments until interrupted. `health`: the
     runner also answers GET /health at PREFECT_RUNNER_SERVER_HOST:_PORT (a liveness probe;
     `flowforge serve deployment --port` sets those)."""
     from prefect.exceptions import TerminationSignal
@@ -60,12 +66,12 @@ def serve_deployment(
         tags=["flowforge"],
     )
     runner.add_flow(
-        retention,
-        name=RETENTION_DEPLOYMENT,
-        description="Deletes ingested landing files and old executions past their retention.",
+        maintenance,
+        name=MAINTENANCE_DEPLOYMENT,
+        description=MAINTENANCE_DESCRIPTION,
         tags=["flowforge"],
-        cron=cron_or_none(settings.retention_cron),
-        concurrency_limit=1,
+        cron=maintenance_cron(settings),
+        concurrency_limit=1,  # two at once would race each other's commits
     )
     try:
         asyncio.run(runner.start())
@@ -73,9 +79,9 @@ def serve_deployment(
         logger.info("%s: the runner stopped", type(exc).__name__)
 
 
-def cron_or_none(cron: str) -> str | None:
-    """A served deployment's schedule from a setting: none for '', 'off' or 'none'."""
-    cron = cron.strip()
+def maintenance_cron(settings: Settings) -> str | None:
+    """The maintenance deployment's schedule: FLOWFORGE_MAINTENANCE_CRON, or none ('off')."""
+    cron = settings.maintenance_cron.strip()
     return None if cron.lower() in ("", "off", "none") else cron
 
 
@@ -98,7 +104,7 @@ WARM_MODULES = [
     "prefect.flow_engine",
     "cli.main",
     "orchestrator.flow",
-    "orchestrator.retention_flow",
+    "orchestrator.maintenance_flow",
     # imported by Prefect's engine or the flow only once a flow run is under way
     "prefect.task_engine",
     "prefect.utilities.visualization",

@@ -20,10 +20,10 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
 from flowforge.errors import Conflict, FailedPrecondition, FlowForgeError, InvalidArgument
-from flowforge.layout import LAYERS
+from flowforge.layout import LAYERS, JobKey
 from flowforge.settings import Settings
 from orchestrator.balance import balance_sheet
-from orchestrator.layers import call_layer, quality_of
+from orchestrator.layers import call_layer, quality_of, table_versions
 from orchestrator.liveness import beating
 from orchestrator.runner import flow_context
 from orchestrator.store import ExecutionStatus, StepStatus, Store
@@ -215,6 +215,7 @@ def record_success(store: Store, run: Run, layer: str, summary: dict[str, Any]) 
         manifest_key=summary["manifest_key"],
         warnings=summary["warnings"],
         quality=quality_of(summary),
+        tables=table_versions(summary, JobKey(run.workflow_id, run.job.id)),
     )
     counts = {k: summary[k] for k in ("rows_in", "rows_out", "rows_rejected")}
     get_run_logger().info(

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowforge.layout import JobKey
 from flowforge.reports import LayerReport, SchemaDrift
 from flowforge.settings import Settings
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2, common_pb2, gold_pb2, silver_pb2
 from orchestrator.clients import BronzeClient, GoldClient, SilverClient
+from orchestrator.store import TableRole, TableVersion
 from orchestrator.workflows import Job
+
+# The table each layer reads (its report carries only the version read).
+INPUT_TABLE = {"silver": TableRef.bronze, "gold": TableRef.silver}
 
 
 def call_layer(
@@ -35,7 +41,9 @@ def call_layer(
     elif layer == "silver":
         with SilverClient(settings) as silver:
             result = silver.refine(
-                silver_pb2.RefineRequest(job=ref, run_id=run_id, spec=job.silver_spec())
+                silver_pb2.RefineRequest(
+                    job=ref, run_id=run_id, spec=job.silver_spec(), full_refresh=full_refresh
+                )
             )
     elif layer == "gold":
         with GoldClient(settings) as gold:
@@ -59,6 +67,14 @@ def summarize(result: LayerReport) -> dict[str, Any]:
         "rows_out": result.rows_out,
         "rows_rejected": result.rows_rejected,
         "total_rows": result.total_rows,
+        "table": result.table,
+        "table_version": result.table_version,
+        "input_version": result.input_version,
+        "input_from_version": result.input_from_version,
+        "side_table": result.side_table,
+        "side_version": result.side_version,
+        "refresh": result.refresh,
+        "refresh_reason": result.refresh_reason,
         "reused": result.reused,
         "seconds": round(result.seconds, 3),
         "warnings": list(result.warnings),
@@ -83,10 +99,35 @@ def summarize(result: LayerReport) -> dict[str, Any]:
             for f in result.files
         ],
         "models": [
-            {"name": m.name, "key": m.key, "rows": m.rows, "preview_json": m.preview_json}
+            {
+                "name": m.name,
+                "key": m.key,
+                "rows": m.rows,
+                "preview_json": m.preview_json,
+                "table": m.table,
+                "version": m.version if m.table else None,
+            }
             for m in result.models
         ],
     }
+
+
+def table_versions(summary: dict[str, Any], job: JobKey) -> list[TableVersion]:
+    """The Delta table versions a layer's summary says it committed and read."""
+    found = []
+    if summary.get("table") and summary.get("table_version") is not None:
+        found.append(TableVersion(TableRole.OUTPUT, summary["table"], summary["table_version"]))
+    if summary.get("side_table") and summary.get("side_version") is not None:
+        found.append(TableVersion(TableRole.SIDE, summary["side_table"], summary["side_version"]))
+    for model in summary.get("models", []):
+        if model.get("table") and model.get("version") is not None:
+            found.append(
+                TableVersion(TableRole.MODEL, model["table"], model["version"], model["name"])
+            )
+    upstream = INPUT_TABLE.get(summary["layer"])
+    if upstream is not None and summary.get("input_version") is not None:
+        found.append(TableVersion(TableRole.INPUT, upstream(job).path, summary["input_version"]))
+    return found
 
 
 def quality_of(summary: dict[str, Any]) -> dict[str, Any]:
@@ -96,4 +137,6 @@ def quality_of(summary: dict[str, Any]) -> dict[str, Any]:
         "reused": summary["reused"],
         "seconds": summary["seconds"],
         "input_run_id": summary["input_run_id"],
+        "refresh": summary["refresh"],
+        "refresh_reason": summary["refresh_reason"],
     }

@@ -2,33 +2,35 @@
 workflow's `landing_retention_days` has passed, once bronze has ingested them, and ended
 executions older than FLOWFORGE_EXECUTIONS_RETENTION_DAYS.
 
-`flowforge retention` and the served deployment `flowforge-retention/landing-and-executions`
-run it (`flowforge maintain` is to call apply_retention too, beside its table maintenance).
+`flowforge maintain` and the served deployment `flowforge-maintenance/tables` run it
+after the tables' maintenance. Deleting an execution also frees the table versions it
+recorded: the maintenance keeps those however old, and vacuums them once nothing records
+them any more.
 
 Kept, however old:
 - a landing file bronze has not ingested (its key and ETag, orchestrator.landing.ingested);
 - each job's newest landing file (bronze refuses a job whose landing is empty, so a later
   run of the job, a scheduled one say, still finds something to skip);
 - every landing file of a job that is running (its bronze may be reading them);
-- each job's latest execution, and every execution whose run is still part of a layer's
-  committed output (committed_runs(): with Delta tables, the versions the maintenance
-  keeps; switch it there).
+- each job's latest execution, and every execution that committed the current version of
+  one of its tables (current_outputs(): its previews show what readers read now).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flowforge import tables
 from flowforge.errors import FlowForgeError
-from flowforge.layout import LAYERS, Dataset, JobKey
+from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import read_committed, referenced_runs
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from orchestrator.landing import ingested, landing_files
-from orchestrator.store import Store
+from orchestrator.store import ExecutionRecord, Store, TableRole
 from orchestrator.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,18 @@ def apply_retention(
     """Removes what retention allows (dry_run: only reports it)."""
     report = RetentionReport()
     now = now or utcnow()
-    remove_landing(store, objects, report, dry_run, now)
+    remove_landing(settings, store, objects, report, dry_run, now)
     remove_executions(settings, store, objects, report, dry_run, now)
     return report
 
 
 def remove_landing(
-    store: Store, objects: ObjectStore, report: RetentionReport, dry_run: bool, now: datetime
+    settings: Settings,
+    store: Store,
+    objects: ObjectStore,
+    report: RetentionReport,
+    dry_run: bool,
+    now: datetime,
 ) -> None:
     for summary in store.list_workflows():
         workflow = store.get_workflow(summary.id)
@@ -74,12 +81,13 @@ def remove_landing(
                 report.skipped.append(f"landing of {key}: execution {running.id} is running")
                 continue
             try:
-                _remove_job_landing(store, objects, key, cutoff, report, dry_run)
+                _remove_job_landing(settings, store, objects, key, cutoff, report, dry_run)
             except FlowForgeError as exc:
                 report.errors.append(f"landing of {key}: {exc.message}")
 
 
 def _remove_job_landing(
+    settings: Settings,
     store: Store,
     objects: ObjectStore,
     key: JobKey,
@@ -92,7 +100,7 @@ def _remove_job_landing(
         return
     newest = max(files.values(), key=lambda o: (o.last_modified or cutoff, o.key))
     old = [o for o in files.values() if o.last_modified and o.last_modified < cutoff]
-    done = ingested(objects, key) if old else set()
+    done = ingested(settings, key) if old else set()
     doomed = []
     for info in sorted(old, key=lambda o: o.key):
         if info.key == newest.key:
@@ -125,33 +133,50 @@ def remove_executions(
     if not old:
         return
     keep = store.latest_of_each_job()
-    jobs: dict[JobKey, list[str]] = defaultdict(list)
-    for execution_id, workflow_id, job_id in old:
-        jobs[JobKey(workflow_id, job_id)].append(execution_id)
     doomed: list[str] = []
-    for key, ids in jobs.items():
+    current = CurrentOutputs(settings, objects)
+    for execution_id, _, _ in old:
         try:
-            committed = committed_runs(objects, key)
-        except FlowForgeError as exc:  # unknown: keep them all this time
-            report.errors.append(f"executions of {key}: {exc.message}")
-            report.executions_kept += ids
-            continue
-        for execution_id in ids:
-            kept = execution_id in keep or execution_id in committed
-            (report.executions_kept if kept else doomed).append(execution_id)
+            kept = execution_id in keep or current.holds(store.get_execution(execution_id))
+        except FlowForgeError as exc:  # unknown: keep it this time
+            report.errors.append(f"execution {execution_id}: {exc.message}")
+            kept = True
+        (report.executions_kept if kept else doomed).append(execution_id)
     if doomed and not dry_run:
         store.delete_executions(doomed)
         log.info("retention: %d executions deleted", len(doomed))
     report.executions_deleted += doomed
 
 
-def committed_runs(objects: ObjectStore, job: JobKey) -> set[str]:
-    """The run ids (= execution ids) whose output a layer's committed manifest still
-    holds: the executions whose previews and reports still describe live data."""
-    runs: set[str] = set()
-    for layer in LAYERS:
-        dataset = Dataset.for_layer(layer, job)
-        committed = read_committed(objects, dataset)
-        if committed is not None:
-            runs |= referenced_runs(committed.manifest, dataset)
-    return runs
+class CurrentOutputs:
+    """Whether an execution committed what a table holds now: the current data version
+    of a table it wrote (its output, rejects or quarantine, a gold model), or, for a layer
+    still committed by manifest (gold before it writes tables), a run its manifest holds.
+    Each table and manifest is read once."""
+
+    WRITTEN = (TableRole.OUTPUT, TableRole.SIDE, TableRole.MODEL)
+
+    def __init__(self, settings: Settings, objects: ObjectStore) -> None:
+        self.settings, self.objects = settings, objects
+        self._versions: dict[str, int | None] = {}
+        self._runs: dict[JobKey, set[str]] = {}
+
+    def holds(self, execution: ExecutionRecord) -> bool:
+        for step in execution.steps:
+            for written in step.tables:
+                if written.role in self.WRITTEN and self._current(written.table) == written.version:
+                    return True
+        job = JobKey(execution.workflow_id, execution.job_id)
+        if job not in self._runs:
+            dataset = Dataset.for_layer("gold", job)
+            committed = read_committed(self.objects, dataset)
+            self._runs[job] = referenced_runs(committed.manifest, dataset) if committed else set()
+        return execution.id in self._runs[job]
+
+    def _current(self, path: str) -> int | None:
+        if path not in self._versions:
+            ref = TableRef.parse(path)
+            with tables.delta_errors(f"reading {ref}", ref):
+                table = tables.load(self.settings, ref)
+                self._versions[path] = tables.data_version(table) if table else None
+        return self._versions[path]

@@ -50,7 +50,7 @@ class ScanResult:
     new_files: list[str]
 
 
-def scan_landing(store: Store, objects: ObjectStore) -> list[ScanResult]:
+def scan_landing(settings: Settings, store: Store, objects: ObjectStore) -> list[ScanResult]:
     """Lists the landing prefix of every job with trigger.on_upload; a file whose key and
     ETag the store has not seen, and bronze has not ingested, makes the job pending."""
     found = []
@@ -61,7 +61,7 @@ def scan_landing(store: Store, objects: ObjectStore) -> list[ScanResult]:
                 continue
             key = JobKey(workflow.id, job.id)
             try:
-                new = _scan_job(store, objects, key, job)
+                new = _scan_job(settings, store, objects, key, job)
             except FlowForgeError as exc:  # the object store is down: the next scan
                 log.warning("landing scan of %s failed: %s", key, exc.message)
                 continue
@@ -70,7 +70,9 @@ def scan_landing(store: Store, objects: ObjectStore) -> list[ScanResult]:
     return found
 
 
-def _scan_job(store: Store, objects: ObjectStore, key: JobKey, job: Job) -> list[str]:
+def _scan_job(
+    settings: Settings, store: Store, objects: ObjectStore, key: JobKey, job: Job
+) -> list[str]:
     listed_at = utcnow()
     listing = {k: o.etag for k, o in landing_files(objects, key).items()}
     seen = store.landing_seen(key.workflow_id, key.job_id)
@@ -79,7 +81,7 @@ def _scan_job(store: Store, objects: ObjectStore, key: JobKey, job: Job) -> list
     if changed:
         # A file bronze already holds (ingested before the scan ever saw it, after a
         # restart with an empty view) starts nothing.
-        done = ingested(objects, key)
+        done = ingested(settings, key)
         new = sorted(k for k, etag in changed.items() if (k, etag) not in done)
         if new:
             due = utcnow() + timedelta(seconds=job.trigger.debounce_seconds)

@@ -35,6 +35,7 @@ from flowforge.v1 import silver_pb2
 TYPES = ("string", "integer", "decimal(p,s)", "float", "boolean", "date", "timestamp")
 RULES = ("not_null", "unique", "accepted_values", "range", "regex", "length")
 ACTIONS = ("warn", "drop", "fail")
+HISTORIES = ("", "scd2")
 _SIMPLE_TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
 _DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
 # Which rules apply to which types (accepted_values and not_null apply to all).
@@ -116,6 +117,15 @@ def parse_spec(message: silver_pb2.SilverSpec) -> Spec:
         message.fail_on_schema_drift,
         _percent(message, ("max_bad_percent",), DEFAULT_MAX_BAD_PERCENT),
     )
+    if spec.dedupe.history:
+        for e in expectations:
+            if e.type == "unique":
+                # Every version of a key is a row: versions of one key share values.
+                raise SpecError(
+                    (*e.field, "type"),
+                    "unique does not apply with spec.dedupe.history scd2 "
+                    "(every version of a key is kept, so versions share values)",
+                )
     if columns:
         check_references(spec, columns)
         check_types(spec, columns)
@@ -308,7 +318,16 @@ def _dedupe(message: silver_pb2.Dedupe) -> Dedupe:
         raise SpecError(("dedupe", "tie_breaker"), "needs spec.dedupe.sequence_by")
     if message.tie_breaker and message.tie_breaker == message.sequence_by:
         raise SpecError(("dedupe", "tie_breaker"), "must differ from spec.dedupe.sequence_by")
-    return Dedupe(keys, message.sequence_by, message.tie_breaker)
+    history = message.history.strip().lower()
+    if history not in HISTORIES:
+        raise SpecError(
+            ("dedupe", "history"), f"{_shown(message.history)} is not scd2 (or empty: no history)"
+        )
+    if history and not (keys and message.sequence_by):
+        raise SpecError(
+            ("dedupe", "history"), "scd2 needs spec.dedupe.keys and spec.dedupe.sequence_by"
+        )
+    return Dedupe(keys, message.sequence_by, message.tie_breaker, history)
 
 
 def resolve_columns(

@@ -76,6 +76,7 @@ class Dedupe:
     keys: tuple[str, ...] = ()
     sequence_by: str = ""
     tie_breaker: str = ""
+    history: str = ""  # "" (the latest row per key) or "scd2" (every version of a key)
 
 
 @dataclass(frozen=True)

@@ -63,14 +63,16 @@ class Expectation(_message.Message):
     def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., column: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., min: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., max: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., pattern: _Optional[str] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., action: _Optional[str] = ..., max_bad_percent: _Optional[float] = ...) -> None: ...
 
 class Dedupe(_message.Message):
-    __slots__ = ("keys", "sequence_by", "tie_breaker")
+    __slots__ = ("keys", "sequence_by", "tie_breaker", "history")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_BY_FIELD_NUMBER: _ClassVar[int]
     TIE_BREAKER_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[str]
     sequence_by: str
     tie_breaker: str
-    def __init__(self, keys: _Optional[_Iterable[str]] = ..., sequence_by: _Optional[str] = ..., tie_breaker: _Optional[str] = ...) -> None: ...
+    history: str
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., sequence_by: _Optional[str] = ..., tie_breaker: _Optional[str] = ..., history: _Optional[str] = ...) -> None: ...
 
 class SilverSpec(_message.Message):
     __slots__ = ("columns", "expectations", "dedupe", "fail_on_schema_drift", "max_bad_percent")
@@ -87,11 +89,13 @@ class SilverSpec(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[_Union[ColumnSpec, _Mapping]]] = ..., expectations: _Optional[_Iterable[_Union[Expectation, _Mapping]]] = ..., dedupe: _Optional[_Union[Dedupe, _Mapping]] = ..., fail_on_schema_drift: _Optional[bool] = ..., max_bad_percent: _Optional[float] = ...) -> None: ...
 
 class RefineRequest(_message.Message):
-    __slots__ = ("job", "run_id", "spec")
+    __slots__ = ("job", "run_id", "spec", "full_refresh")
     JOB_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    FULL_REFRESH_FIELD_NUMBER: _ClassVar[int]
     job: _common_pb2.JobRef
     run_id: str
     spec: SilverSpec
-    def __init__(self, job: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., spec: _Optional[_Union[SilverSpec, _Mapping]] = ...) -> None: ...
+    full_refresh: bool
+    def __init__(self, job: _Optional[_Union[_common_pb2.JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., spec: _Optional[_Union[SilverSpec, _Mapping]] = ..., full_refresh: _Optional[bool] = ...) -> None: ...

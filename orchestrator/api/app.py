@@ -22,6 +22,7 @@ from orchestrator.api import (
     jobs,
     logs,
     outputs,
+    tables,
     uploads,
     workflows,
 )
@@ -33,7 +34,18 @@ from orchestrator.api.schemas import Health
 from orchestrator.store import Store
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = [workflows, jobs, automation, uploads, dimensions, executions, logs, outputs, events]
+ROUTERS = [
+    workflows,
+    jobs,
+    automation,
+    uploads,
+    dimensions,
+    executions,
+    logs,
+    outputs,
+    tables,
+    events,
+]
 
 
 def create_app(

@@ -82,6 +82,7 @@ def dimension(info: DimensionInfo) -> Dimension:
     return Dimension(
         name=info.name,
         run_id=info.run_id,
+        version=info.version,
         rows=info.rows,
         columns=[[c, t] for c, t in info.columns],
         created_at=info.created_at,

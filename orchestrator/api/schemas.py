@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from flowforge.catalog import TableSummary, TableView, json_rows
+from flowforge.tables import Commit
 from orchestrator.store import ExecutionRecord, StepRecord
 
 Layer = Literal["bronze", "silver", "gold"]
@@ -19,6 +21,17 @@ LOG_FLUSH_SECONDS = 60.0
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class StepTable(BaseModel):
+    role: Literal["output", "side", "input", "model"] = Field(
+        description="output: the step's table, the version it committed; side: its rejects "
+        "(bronze) or quarantine (silver) table; model: one gold model's table; input: the "
+        "upstream table and the version the step read"
+    )
+    table: str = Field(description="The table's path in the bucket, e.g. silver/{w}/{j}")
+    version: int = Field(description="The Delta version (`flowforge tables show --version`)")
+    model: str | None = Field(default=None, description="The gold model (role model)")
 
 
 class Step(BaseModel):
@@ -36,13 +49,19 @@ class Step(BaseModel):
     warnings: list[str]
     quality: dict[str, Any] = Field(description="The layer's quality report (rules, reasons)")
     error: str | None
+    tables: list[StepTable] = Field(
+        description="The Delta table versions the step committed and read (empty until it "
+        "completed, and for steps recorded before FlowForge kept versions)"
+    )
 
     @classmethod
     def of(cls, step: StepRecord) -> Step:
         duration = None
         if step.started_at and step.finished_at:
             duration = round((step.finished_at - step.started_at).total_seconds(), 3)
-        return cls(duration_seconds=duration, **_fields(step, cls))
+        tables = [StepTable.model_validate(t, from_attributes=True) for t in step.tables]
+        fields = _fields(step, cls, skip={"tables"})
+        return cls(duration_seconds=duration, tables=tables, **fields)
 
 
 class Execution(BaseModel):
@@ -176,6 +195,7 @@ class Uploaded(BaseModel):
 class Dimension(BaseModel):
     name: str
     run_id: str
+    version: int = Field(description="the dimension table's version (one per upload)")
     rows: int
     columns: list[list[str]] = Field(description="[name, type] pairs")
     created_at: datetime
@@ -209,9 +229,20 @@ class LogPage(BaseModel):
 
 
 class Preview(BaseModel):
-    name: str = Field(description="Model name, or the quarantine/rejects object's name")
-    key: str
-    rows: int = Field(description="Rows in the whole object")
+    name: str = Field(description="Model name, or quarantine (silver) / rejects (bronze)")
+    key: str = Field(description="The table's path (before tables: the first object's key)")
+    table: str | None = Field(description="The Delta table previewed, e.g. gold/{w}/{j}/{model}")
+    version: int | None = Field(
+        description="The table version shown: the one this execution committed (time travel)"
+    )
+    current: bool = Field(
+        description="True while that version still holds the table's current rows (a later "
+        "execution's commit makes it false; compaction and vacuum do not)"
+    )
+    latest_version: int | None = Field(
+        default=None, description="The table's latest version when this was read"
+    )
+    rows: int = Field(description="Rows in the whole table at that version")
     columns: list[str]
     preview: list[dict[str, Any]] = Field(
         description="The first rows, values as JSON. Decimals, dates, times and 64-bit "
@@ -223,6 +254,98 @@ class Preview(BaseModel):
 class Previews(BaseModel):
     execution_id: str
     layer: str
-    run_id: str | None = Field(description="The run whose committed output is shown")
-    current: bool = Field(description="False when a later run has replaced this execution's")
+    run_id: str | None = Field(description="The run that committed the versions shown")
+    current: bool = Field(
+        description="False when a later run has replaced this execution's output, or when "
+        "this execution's own version is unknown and the latest one is shown instead"
+    )
     items: list[Preview]
+
+
+class TableCommit(BaseModel):
+    version: int
+    timestamp: datetime
+    operation: str = Field(description="WRITE, MERGE, ... or OPTIMIZE / VACUUM (maintenance)")
+    run_id: str | None = Field(description="The execution (run) that committed it")
+    inputs: dict[str, Any] = Field(description="What the run read (flowforge.inputs)")
+
+    @classmethod
+    def of(cls, commit: Commit) -> TableCommit:
+        return cls(
+            version=commit.version,
+            timestamp=commit.timestamp,
+            operation=commit.operation,
+            run_id=commit.run_id or None,
+            inputs=commit.inputs,
+        )
+
+
+class TableInfo(BaseModel):
+    table: str = Field(description="The table's path in the bucket")
+    kind: str = Field(description="bronze, bronze rejects, silver, silver quarantine, ...")
+    version: int = Field(description="The latest version")
+    data_version: int = Field(description="The latest version that changed rows")
+    rows: int
+    size_bytes: int
+    files: int
+    last_commit_at: datetime
+    last_operation: str
+    run_id: str | None = Field(description="The run of the latest commit a layer made")
+
+    @classmethod
+    def of(cls, summary: TableSummary) -> TableInfo:
+        return cls(
+            table=summary.ref.path,
+            kind=summary.ref.kind,
+            version=summary.version,
+            data_version=summary.data_version,
+            rows=summary.files.rows,
+            size_bytes=summary.files.size_bytes,
+            files=summary.files.count,
+            last_commit_at=summary.last_commit.timestamp,
+            last_operation=summary.last_commit.operation,
+            run_id=summary.run_id or None,
+        )
+
+
+class TableHistory(BaseModel):
+    table: str
+    items: list[TableCommit] = Field(description="Newest first")
+
+
+class Column(BaseModel):
+    name: str
+    type: str
+
+
+class TableDetail(BaseModel):
+    table: str
+    kind: str
+    version: int = Field(description="The version shown")
+    latest_version: int
+    current: bool = Field(description="Whether this version still holds the current rows")
+    commit: TableCommit | None = Field(description="The commit that made this version")
+    rows: int = Field(description="Rows in the table at this version")
+    size_bytes: int
+    files: int
+    columns: list[Column]
+    preview: list[dict[str, Any]] = Field(
+        description="The first rows, values as JSON as in Preview.preview (64-bit integers, "
+        "decimals, dates and times as strings)"
+    )
+
+    @classmethod
+    def of(cls, view: TableView) -> TableDetail:
+        return cls(
+            table=view.ref.path,
+            kind=view.ref.kind,
+            version=view.version,
+            latest_version=view.latest_version,
+            current=view.current,
+            commit=TableCommit.of(view.commit) if view.commit else None,
+            rows=view.files.rows,
+            size_bytes=view.files.size_bytes,
+            files=view.files.count,
+            columns=[Column(name=n, type=t) for n, t in view.columns],
+            preview=json_rows(view.head),
+        )

@@ -1,8 +1,8 @@
 """The executions store (SQLAlchemy 2 + Alembic): SQLite by default, PostgreSQL by URL."""
 
-from orchestrator.store.models import ExecutionStatus, StepStatus
+from orchestrator.store.models import ExecutionStatus, StepStatus, TableRole
 from orchestrator.store.notices import Notification
-from orchestrator.store.records import ExecutionRecord, StepRecord, WorkflowRecord
+from orchestrator.store.records import ExecutionRecord, StepRecord, TableVersion, WorkflowRecord
 from orchestrator.store.repository import Store
 from orchestrator.store.triggers import PendingTrigger, ScheduleState
 
@@ -15,5 +15,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "Store",
+    "TableRole",
+    "TableVersion",
     "WorkflowRecord",
 ]

@@ -142,3 +142,37 @@ class StepRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     execution: Mapped[ExecutionRow] = relationship(back_populates="steps")
+    # Loaded with the step (one query per batch of steps): every reader of a step shows them.
+    tables: Mapped[list[StepTableRow]] = relationship(
+        cascade="all, delete-orphan", order_by="StepTableRow.position", lazy="selectin"
+    )
+
+
+class TableRole(StrEnum):
+    OUTPUT = "output"  # the step's main table, the version it committed
+    SIDE = "side"  # rejects (bronze) or quarantine (silver), the version committed
+    INPUT = "input"  # the upstream table and the version the step read
+    MODEL = "model"  # one gold model's table, the version committed
+
+
+class StepTableRow(Base):
+    """A Delta table version a step committed or read: what its previews show, and what
+    `flowforge maintain` keeps however old it is."""
+
+    __tablename__ = "step_tables"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["execution_id", "layer"],
+            ["execution_steps.execution_id", "execution_steps.layer"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_step_tables_table", "table_path", "version"),
+    )
+
+    execution_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    layer: Mapped[str] = mapped_column(String(16), primary_key=True)
+    table_path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str | None] = mapped_column(String(64))

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.store.models import ACTIVE, ExecutionRow, StepRow
+from orchestrator.store.models import ACTIVE, ExecutionRow, StepRow, StepTableRow
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -14,6 +14,20 @@ def aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    """A version of a Delta table a step committed or read (see models.TableRole)."""
+
+    role: str
+    table: str
+    version: int
+    model: str | None = None
+
+    @classmethod
+    def of(cls, row: StepTableRow) -> TableVersion:
+        return cls(role=row.role, table=row.table_path, version=row.version, model=row.model)
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,14 @@ class StepRecord:
     warnings: list[str] = field(default_factory=list)
     quality: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    tables: list[TableVersion] = field(default_factory=list)
+
+    def table(self, role: str, model: str | None = None) -> TableVersion | None:
+        """The step's table in `role` (a gold model's by name), when it recorded one."""
+        return next(
+            (t for t in self.tables if t.role == role and (model is None or t.model == model)),
+            None,
+        )
 
     @classmethod
     def of(cls, row: StepRow) -> StepRecord:
@@ -48,6 +70,7 @@ class StepRecord:
             warnings=list(row.warnings or []),
             quality=dict(row.quality or {}),
             error=row.error,
+            tables=[TableVersion.of(t) for t in row.tables],
         )
 
 

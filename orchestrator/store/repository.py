@@ -34,11 +34,12 @@ from orchestrator.store.models import (
     JobRow,
     StepRow,
     StepStatus,
+    StepTableRow,
     WorkflowRow,
     utcnow,
 )
 from orchestrator.store.notices import NoticeRecords
-from orchestrator.store.records import ExecutionRecord, WorkflowRecord, aware
+from orchestrator.store.records import ExecutionRecord, TableVersion, WorkflowRecord, aware
 from orchestrator.store.triggers import TriggerRecords
 from orchestrator.workflows import Job, Workflow
 
@@ -331,12 +332,39 @@ class Store(TriggerRecords, NoticeRecords):
         warnings: list[str] | None = None,
         quality: dict[str, Any] | None = None,
         error: str | None = None,
+        tables: list[TableVersion] | None = None,
     ) -> None:
+        """Ends a step; `tables`: the Delta table versions it committed and read."""
         with self._session() as session:
             step = self._step(session, execution_id, layer)
             step.status, step.finished_at, step.error = status.value, utcnow(), error
             step.rows_in, step.rows_out, step.rows_rejected = rows_in, rows_out, rows_rejected
             step.manifest_key, step.warnings, step.quality = manifest_key, warnings, quality
+            step.tables = [
+                StepTableRow(
+                    table_path=t.table, position=i, role=t.role, version=t.version, model=t.model
+                )
+                for i, t in enumerate(tables or [])
+            ]
+
+    @reconnecting
+    def recorded_versions(self, table: str) -> set[int]:
+        """Every version of `table` a step of any execution committed or read."""
+        with self._session() as session:
+            query = select(StepTableRow.version).where(StepTableRow.table_path == table)
+            return set(session.scalars(query.distinct()))
+
+    @reconnecting
+    def active_executions(self) -> list[ExecutionRecord]:
+        """PENDING and RUNNING executions, oldest first."""
+        query = (
+            select(ExecutionRow)
+            .where(ExecutionRow.status.in_(_ACTIVE))
+            .options(selectinload(ExecutionRow.steps))
+            .order_by(ExecutionRow.created_at)
+        )
+        with self._session() as session:
+            return [ExecutionRecord.of(r) for r in session.scalars(query)]
 
     @reconnecting
     def skip_steps(self, execution_id: str, layers: list[str]) -> None:

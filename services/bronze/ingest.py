@@ -1,4 +1,4 @@
-"""Bronze ingest: landing CSV objects in, raw-text Parquet parts and rejects out, committed."""
+"""Bronze ingest: landing CSV objects in; raw-text rows and rejects out, one commit per table."""
 
 from __future__ import annotations
 
@@ -10,38 +10,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, cast
 
-from flowforge.bronze_columns import bronze_schema
+from deltalake import DeltaTable
+
+from flowforge import tables
+from flowforge.bronze_columns import AUDIT_STATS
 from flowforge.errors import InvalidArgument, NotFound
-from flowforge.layout import Dataset, JobKey, landing_prefix
-from flowforge.manifest import (
-    Manifest,
-    ManifestColumn,
-    ManifestObject,
-    commit,
-    read_committed,
-    start_run,
-)
-from flowforge.parts import PartWriter, write_parquet
-from flowforge.reports import Column, FileReport, LayerReport
-from flowforge.results import data_object, finish, replay
+from flowforge.layout import JobKey, landing_prefix
+from flowforge.parts import PartWriter
+from flowforge.reports import DataObject, FileReport, LayerReport
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectInfo, ObjectStore
+from flowforge.table_files import DataFile
+from flowforge.tables import TableRef
 from services.bronze.convert import bronze_batches
+from services.bronze.holdings import committed_etags, holdings
 from services.bronze.options import CsvOptions
 from services.bronze.parse import Restart
-from services.bronze.rows import Reject
+from services.bronze.publish import BronzeTables, RunFiles, discard, publish
+from services.bronze.rejects import RejectWriter
 from services.bronze.sniff import SAMPLE_BYTES, sniff
-from services.bronze.transform import (
-    Audit,
-    generated_column_names,
-    rejects_frame,
-    unique_column_names,
-)
+from services.bronze.transform import Audit, generated_column_names, unique_column_names
 
 log = logging.getLogger(__name__)
-
-REJECTS_PER_OBJECT = 100_000
 
 
 @dataclass(frozen=True)
@@ -55,8 +46,6 @@ class IngestPlan:
 @dataclass
 class FileOutcome:
     report: FileReport
-    columns: list[str] = field(default_factory=list)
-    rejects: list[ManifestObject] = field(default_factory=list)
     rejected_by_kind: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
 
@@ -65,95 +54,103 @@ def ingest(
     store: ObjectStore, settings: Settings, plan: IngestPlan, deadline: Deadline
 ) -> LayerReport:
     started = time.monotonic()
-    dataset = Dataset.for_layer("bronze", plan.job)
-    previous = read_committed(store, dataset)
-    if previous is not None and previous.manifest.run_id == plan.run_id:
-        return replay(previous)
+    rows_ref = TableRef.bronze(plan.job)
+    tables.require_conditional_writes(store)  # probed once per process, with boto's errors
+    with tables.delta_errors("reading bronze's table", rows_ref):
+        rows_table = tables.load(settings, rows_ref)
+        done = tables.find_commit(rows_table, plan.run_id)
+    if done is not None and done.report is not None:
+        done.report.reused = True  # a repeat after a lost answer: nothing is redone
+        return done.report
     landing, ignored = landing_objects(store, plan.job)
-    committed_inputs = (
-        {}
-        if plan.full_refresh or previous is None
-        else {i["key"]: i for i in previous.manifest.inputs.get("landing", [])}
-    )
-    run_prefix = start_run(store, dataset, plan.run_id, previous)
-    ingested_at = datetime.now(UTC)
-    writer = PartWriter(store, run_prefix, settings.bronze_part_target_mb << 20)
+    t = read_tables(settings, plan, rows_table)
+    committed = {} if plan.full_refresh else committed_etags(t.held_rows, t.held_rejects)
+    writer = PartWriter(store, rows_ref, settings.bronze_part_target_mb << 20, AUDIT_STATS)
+    rejects = RejectWriter(store, t.rejects_ref)
     outcomes: list[FileOutcome] = []
-    inputs: list[dict[str, object]] = []
+    ingested_at = datetime.now(UTC)
     try:
-        for index, info in enumerate(landing):
+        for info in landing:
             deadline.check(f"ingesting {info.key}")
-            done = committed_inputs.get(info.key)
-            if done is not None and done.get("etag") == info.etag:
-                outcomes.append(FileOutcome(skipped_report(info, done)))
-                inputs.append(done)
+            if info.etag and committed.get(info.key) == info.etag:
+                outcomes.append(FileOutcome(skipped_report(info)))
                 continue
             audit = Audit(
                 ingested_at, info.key, info.etag, plan.run_id, plan.job.workflow_id, plan.job.job_id
             )
-            outcome = ingest_file(
-                store, settings, plan, info, index, run_prefix, writer, audit, deadline
+            outcomes.append(
+                ingest_file(store, settings, plan, info, writer, rejects, audit, deadline)
             )
-            outcomes.append(outcome)
-            inputs.append(input_record(outcome.report, outcome.columns))
-        new_parts = writer.close()
+        run = run_files(plan, outcomes, writer.close(), rejects.close())
+        report = describe(plan, outcomes, run, ignored)
+        report.seconds = time.monotonic() - started
+        deadline.check("committing")  # a caller that gave up must not see a late commit
     except BaseException:
-        with contextlib.suppress(Exception):
-            writer.close()
+        discard(store, [*writer.abandon(), *rejects.abandon()])
         raise
+    return publish(store, settings, t, run, report)
 
-    reingested = {o.report.key for o in outcomes if o.report.status != "SKIPPED"}
-    kept_parts, kept_rejects, kept_inputs = [], [], []
-    if previous is not None and not plan.full_refresh:
-        kept_parts = [o for o in previous.manifest.data_objects if o.source_key not in reingested]
-        kept_rejects = [
-            o for o in previous.manifest.reject_objects if o.source_key not in reingested
-        ]
-        current = {i["key"] for i in inputs}
-        kept_inputs = [
-            i for i in previous.manifest.inputs.get("landing", []) if i["key"] not in current
-        ]
-    new_rejects = [r for o in outcomes for r in o.rejects]
-    all_inputs = kept_inputs + inputs
-    columns = union_columns([list(i.get("columns", [])) for i in all_inputs])
-    schema = bronze_schema(columns)
-    manifest = Manifest(
-        dataset=dataset.prefix,
+
+def read_tables(settings: Settings, plan: IngestPlan, rows: DeltaTable | None) -> BronzeTables:
+    """Both tables as this run reads them, with what they hold of each landing file (not
+    needed for a full refresh, which replaces everything)."""
+    t = BronzeTables(TableRef.bronze(plan.job), TableRef.bronze_rejects(plan.job), rows, None)
+    with tables.delta_errors("reading bronze's tables", t.rows_ref):
+        t.rejects = tables.load(settings, t.rejects_ref)
+        if not plan.full_refresh:
+            t.held_rows = holdings(settings, t.rows_ref, t.rows, "_source_key", "_source_etag")
+            t.held_rejects = holdings(
+                settings, t.rejects_ref, t.rejects, "source_key", "source_etag"
+            )
+    return t
+
+
+def run_files(
+    plan: IngestPlan, outcomes: list[FileOutcome], rows: list[DataFile], rejects: list[DataFile]
+) -> RunFiles:
+    read = [o.report for o in outcomes if o.report.status != "SKIPPED"]
+    return RunFiles(
         run_id=plan.run_id,
-        data_objects=kept_parts + new_parts,
-        reject_objects=kept_rejects + new_rejects,
-        columns=[ManifestColumn(name=n, type=str(t)) for n, t in schema.items()],
-        inputs={"landing": all_inputs},
+        rows=rows,
+        rejects=rejects,
+        replaced={r.key for r in read},
+        columns=union_columns([r.columns for r in read]),
+        inputs={"landing": [input_record(r) for r in read]},
+        full_refresh=plan.full_refresh,
     )
+
+
+def describe(
+    plan: IngestPlan, outcomes: list[FileOutcome], run: RunFiles, ignored: list[str]
+) -> LayerReport:
+    """The run's report before its commit fills in the tables' versions."""
+    read = [o.report for o in outcomes if o.report.status != "SKIPPED"]
     rejected = Counter[str]()
     for outcome in outcomes:
         rejected.update(outcome.rejected_by_kind)
     warnings = [w for o in outcomes for w in o.warnings]
     warnings += [f"ignored {key}: not a .csv object" for key in ignored]
-    result = LayerReport(
+    return LayerReport(
         layer="bronze",
         workflow_id=plan.job.workflow_id,
         job_id=plan.job.job_id,
         run_id=plan.run_id,
-        manifest_key=dataset.manifest_key,
-        output_prefix=run_prefix,
-        data_objects=[data_object(o) for o in manifest.data_objects],
-        reject_objects=[data_object(o) for o in new_rejects],
-        rows_in=sum(
-            o.report.rows + o.report.rows_rejected for o in outcomes if o.report.status != "SKIPPED"
-        ),
-        rows_out=sum(o.report.rows for o in outcomes if o.report.status != "SKIPPED"),
-        rows_rejected=sum(o.report.rows_rejected for o in outcomes if o.report.status != "SKIPPED"),
-        total_rows=manifest.total_rows,
-        columns=[Column(name=c.name, type=c.type) for c in manifest.columns],
+        output_prefix=TableRef.bronze(plan.job).prefix,
+        data_objects=[data_object(f) for f in run.rows],
+        reject_objects=[data_object(f) for f in run.rejects],
+        rows_in=sum(r.rows + r.rows_rejected for r in read),
+        rows_out=sum(r.rows for r in read),
+        rows_rejected=sum(r.rows_rejected for r in read),
         warnings=warnings,
         rejected_by_reason=dict(rejected),
         files=[o.report for o in outcomes],
     )
-    finish(result, manifest, started)
-    deadline.check("committing")  # a caller that gave up must not see a late commit
-    commit(store, dataset, manifest, previous)
-    return result
+
+
+def data_object(file: DataFile) -> DataObject:
+    return DataObject(
+        key=file.key, size_bytes=file.size_bytes, rows=file.rows, source_key=file.source_key
+    )
 
 
 def landing_objects(store: ObjectStore, job: JobKey) -> tuple[list[ObjectInfo], list[str]]:
@@ -175,9 +172,8 @@ def ingest_file(
     settings: Settings,
     plan: IngestPlan,
     info: ObjectInfo,
-    index: int,
-    run_prefix: str,
     writer: PartWriter,
+    rejects: RejectWriter,
     audit: Audit,
     deadline: Deadline,
 ) -> FileOutcome:
@@ -196,11 +192,9 @@ def ingest_file(
     raw_names = records[0] if dialect.header else generated_column_names(len(records[0]))
     names, name_warnings = unique_column_names(raw_names)
     report.columns = list(names)
-    outcome = FileOutcome(
-        report, columns=names, warnings=[f"{info.key}: {w}" for w in name_warnings]
-    )
-    writer.start_source(f"part-{index:05d}", info.key, info.etag)
-    rejects = RejectWriter(store, f"{run_prefix}_rejects/part-{index:05d}", audit)
+    outcome = FileOutcome(report, warnings=[f"{info.key}: {w}" for w in name_warnings])
+    writer.start_source(info.key, info.etag)
+    rejects.start_source(audit)
 
     def open_stream() -> contextlib.closing[IO[bytes]]:
         # Reads past the request's deadline fail, so a stalled store cannot hold the RPC.
@@ -225,7 +219,7 @@ def ingest_file(
             if isinstance(batch, Restart):
                 log.info("compatibility mode", extra={"key": info.key, "why": batch.reason[:200]})
                 writer.discard_source(info.key)
-                rejects.discard()
+                rejects.discard_source()
                 report.rows = 0
                 outcome.warnings.append(
                     f"{info.key}: read with the compatibility parser ({batch.reason[:160]})"
@@ -235,50 +229,16 @@ def ingest_file(
             if batch.frame.height:
                 report.rows += batch.frame.height
                 writer.add(batch.frame, batch.raw_bytes)
-    outcome.rejects = rejects.close()
-    outcome.rejected_by_kind = rejects.kinds
-    report.rows_rejected = sum(rejects.kinds.values())
+    outcome.rejected_by_kind = rejects.finish_source()
+    report.rows_rejected = sum(outcome.rejected_by_kind.values())
     report.status = "INGESTED"
-    if rejects.kinds.get("invalid_encoding") and not plan.options.encoding:
+    if outcome.rejected_by_kind.get("invalid_encoding") and not plan.options.encoding:
         outcome.warnings.append(
-            f"{info.key}: {rejects.kinds['invalid_encoding']} rows hold bytes that are not UTF-8; "
-            "set csv.encoding (for example latin-1) if the file uses another encoding"
+            f"{info.key}: {outcome.rejected_by_kind['invalid_encoding']} rows hold bytes that "
+            "are not UTF-8; set csv.encoding (for example latin-1) if the file uses another "
+            "encoding"
         )
     return outcome
-
-
-class RejectWriter:
-    """Writes rejected rows, in row order, in objects of at most REJECTS_PER_OBJECT rows."""
-
-    def __init__(self, store: ObjectStore, key_stem: str, audit: Audit) -> None:
-        self._store, self._stem, self._audit = store, key_stem, audit
-        self._pending: list[Reject] = []
-        self.kinds = Counter[str]()
-        self.written: list[ManifestObject] = []
-
-    def add(self, rejects: list[Reject]) -> None:
-        self._pending.extend(rejects)
-        self.kinds.update(r.kind for r in rejects)
-        if len(self._pending) >= REJECTS_PER_OBJECT:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        frame = rejects_frame(sorted(self._pending, key=lambda r: r.row_number), self._audit)
-        key = f"{self._stem}-{len(self.written):05d}.parquet"
-        self.written.append(
-            write_parquet(self._store, key, frame, self._audit.source_key, self._audit.source_etag)
-        )
-        self._pending = []
-
-    def discard(self) -> None:
-        self._store.delete_keys(o.key for o in self.written)
-        self._pending, self.written, self.kinds = [], [], Counter()
-
-    def close(self) -> list[ManifestObject]:
-        self._flush()
-        return self.written
 
 
 def union_columns(column_lists: list[list[str]]) -> list[str]:
@@ -289,22 +249,18 @@ def union_columns(column_lists: list[list[str]]) -> list[str]:
     return list(seen)
 
 
-def input_record(report: FileReport, columns: list[str]) -> dict[str, object]:
+def input_record(report: FileReport) -> dict[str, object]:
     return {
         "key": report.key,
         "etag": report.etag,
         "size_bytes": report.size_bytes,
         "rows": report.rows,
         "rows_rejected": report.rows_rejected,
-        "columns": columns,
+        "columns": report.columns,
     }
 
 
-def skipped_report(info: ObjectInfo, done: dict[str, object]) -> FileReport:
-    return FileReport(
-        key=info.key,
-        etag=info.etag,
-        size_bytes=info.size,
-        status="SKIPPED",
-        columns=[str(c) for c in done.get("columns", [])],  # type: ignore[attr-defined]
-    )
+def skipped_report(info: ObjectInfo) -> FileReport:
+    """A landing file the tables already hold with this ETag (its columns are in the
+    table's schema; the file is not read)."""
+    return FileReport(key=info.key, etag=info.etag, size_bytes=info.size, status="SKIPPED")

@@ -14,7 +14,7 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers the stable `nchash` namespace on expressions)
 import pyarrow as pa
 
-from flowforge.bronze_columns import AUDIT_COLUMNS
+from flowforge.bronze_columns import AUDIT_COLUMNS, REJECT_TYPES
 from services.bronze.rows import INVALID_ENCODING, Reject, batch_raw_line, reject
 
 # The hash folds one xxh3-64 per field: h = h * K xor xxh3_64(field), starting from K.
@@ -113,7 +113,8 @@ def _undecodable(value: bytes | None) -> bool:
 
 
 def row_hash(text: pl.DataFrame) -> pl.Series:
-    """A stable 64-bit hash of each record's raw field values, in column order.
+    """A stable 64-bit hash of each record's raw field values, in column order (the
+    unsigned value's bits as Int64).
 
     Folded in numpy rather than as one polars expression: a fold over thousands of
     columns would be an expression thousands of levels deep.
@@ -127,7 +128,8 @@ def row_hash(text: pl.DataFrame) -> pl.Series:
     acc = np.full(text.height, k, dtype=np.uint64)
     for column in fields.iter_columns():
         acc = (acc * k) ^ column.to_numpy()
-    return pl.Series("_row_hash", acc, dtype=pl.UInt64)
+    # Stored signed (Delta has no unsigned types): the same 64 bits.
+    return pl.Series("_row_hash", acc.view(np.int64), dtype=pl.Int64)
 
 
 def to_bronze(
@@ -166,14 +168,5 @@ def rejects_frame(rejects: list[Reject], audit: Audit) -> pl.DataFrame:
             "raw_line": [r.raw_line for r in rejects],
             "run_id": [audit.run_id] * len(rejects),
         },
-        schema={
-            "source_key": pl.String,
-            "source_etag": pl.String,
-            "row_number": pl.Int64,
-            "line_number": pl.Int64,
-            "kind": pl.String,
-            "reason": pl.String,
-            "raw_line": pl.String,
-            "run_id": pl.String,
-        },
+        schema=REJECT_TYPES,
     )

@@ -11,6 +11,9 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from deltalake import DeltaTable
+
+from flowforge import tables
 from flowforge.errors import FailedPrecondition
 from flowforge.layout import Dataset, JobKey
 from flowforge.manifest import (
@@ -19,14 +22,15 @@ from flowforge.manifest import (
     ManifestObject,
     commit,
     read_committed,
-    require_committed,
     start_run,
 )
 from flowforge.reports import Column, LayerReport, ModelOutput
 from flowforge.results import data_object, finish, replay
 from flowforge.runtime import Deadline
+from flowforge.settings import Settings
 from flowforge.specs.gold import DEFAULT_PREVIEW_ROWS, Model
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from services.gold.engine import Inputs, ModelRun, bounded_rows
 from services.gold.guard import check_model_sql
 from services.gold.sandbox import BuildJob, Sandbox
@@ -52,12 +56,12 @@ def build(store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadl
     models = [Model(m.name, check_model_sql(m.name, m.sql, readable)) for m in plan.models]
     silver = read_silver(store, plan.job)
     dimensions = {
-        name: require_committed(store, Dataset.for_dimension(name), f"dimension {name!r}")
+        name: tables.require(store.settings, TableRef.dimension(name), f"dimension {name!r}")
         for name in plan.dimensions
     }
     inputs = Inputs(
         silver=[o.key for o in silver.manifest.data_objects],
-        dimensions={n: [o.key for o in c.manifest.data_objects] for n, c in dimensions.items()},
+        dimensions={n: dimension_keys(store.settings, n, t) for n, t in dimensions.items()},
     )
     run_prefix = start_run(store, dataset, plan.run_id, previous)
     try:
@@ -82,9 +86,7 @@ def build(store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadl
         data_objects=objects,
         inputs={
             "silver": {"run_id": silver.manifest.run_id, "etag": silver.etag},
-            "dimensions": {
-                n: {"run_id": c.manifest.run_id, "etag": c.etag} for n, c in dimensions.items()
-            },
+            "dimensions": {n: {"version": t.version()} for n, t in dimensions.items()},
             "models": {m.name: hashlib.sha256(m.sql.encode()).hexdigest() for m in models},
         },
     )
@@ -122,6 +124,13 @@ def read_silver(store: ObjectStore, job: JobKey) -> Committed:
             "lists no data files"
         )
     return silver
+
+
+def dimension_keys(settings: Settings, name: str, table: DeltaTable) -> list[str]:
+    """The object keys of the files of the dimension table's loaded version."""
+    bucket = f"s3://{settings.s3_bucket}/"
+    urls = tables.version_files(table, TableRef.dimension(name))
+    return [url.removeprefix(bucket) for url in urls]
 
 
 def model_output(run: ModelRun) -> ModelOutput:

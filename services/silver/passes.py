@@ -3,8 +3,13 @@
 Pass one, streaming and in bounded memory: cast and check every bronze row; rejected rows
 go to the quarantine, counts to the quality report, kept rows to memory when they fit or
 else to local files, one per hash bucket of the dedupe key. Pass two, one bucket at a
-time: latest wins per key, then unique rules over all kept rows. A bucket is small enough
-for `silver_memory_limit_mb`, so memory stays bounded whatever the input size.
+time: latest wins per key (with `history: scd2`, per key and sequence value, then each
+version's validity), then unique rules over all kept rows. A bucket is small enough for
+`silver_memory_limit_mb`, so memory stays bounded whatever the input size.
+
+A full rebuild stages the silver rows into the table's folder bucket by bucket; an
+incremental refine keeps its batch's rows (one bucket, or it rebuilds instead) for the
+MERGE, which also checks unique rules against silver (merge.py).
 """
 
 from __future__ import annotations
@@ -19,19 +24,19 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from flowforge import casting
-from flowforge.bronze_columns import bronze_schema
 from flowforge.errors import FailedPrecondition
-from flowforge.manifest import Committed, ManifestObject
 from flowforge.reports import DuplicateCount
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.silver_columns import CARRIED_AUDIT
 from flowforge.specs.silver import check_types, with_types
-from flowforge.specs.silver_model import ColumnRule
-from flowforge.storage import ObjectStore, s3_url
-from services.silver import report, transform
-from services.silver.engine import Workspace, polars_errors, storage_options
+from flowforge.specs.silver_model import ColumnRule, Spec
+from services.silver import history, report, transform
+from services.silver.bronze_input import Batch
+from services.silver.engine import Workspace, polars_errors
 from services.silver.quarantine import quarantine_frame
+from services.silver.refresh import NeedsFullRebuild
+from services.silver.staging import Staging
 
 if TYPE_CHECKING:
     from services.silver.refine import RefinePlan
@@ -57,49 +62,69 @@ class Outcome:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     quality: list[report.Counted] = field(default_factory=list)
     duplicates: list[DuplicateCount] = field(default_factory=list)
-    schema: list[tuple[str, str]] = field(default_factory=list)
-    data_objects: list[ManifestObject] = field(default_factory=list)
-    quarantine_objects: list[ManifestObject] = field(default_factory=list)
+    schema: pl.Schema = field(default_factory=pl.Schema)
     warnings: list[str] = field(default_factory=list)
+    # Per source column, when types are inferred: whether it has a value and the types
+    # every value parses as, so that the next incremental run infers over all of bronze.
+    inference: dict[str, Any] = field(default_factory=dict)
+    # Incremental: the batch's rows left after dedupe, before unique rules and the MERGE,
+    # and how many of the batch's rows shared each one's key.
+    kept: pl.DataFrame | None = None
+    rows_per_key: pl.Series | None = None
+    kept_before_dedupe: int = 0
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        return [(name, str(dtype)) for name, dtype in self.schema.items()]
 
 
 class Refinery:
-    """The two passes of one refine, with what they share."""
+    """The two passes of one refine, with what they share. Without `silver` staging the
+    refine is incremental: the kept rows stay in memory for the MERGE."""
 
     def __init__(
         self,
-        store: ObjectStore,
         settings: Settings,
         plan: RefinePlan,
-        bronze: Committed,
+        batch: Batch,
         sources: list[str],
         work: Workspace,
         deadline: Deadline,
+        quarantine: Staging,
+        silver: Staging | None,
     ) -> None:
-        self.store, self.settings, self.plan = store, settings, plan
-        self.bronze, self.sources, self.work, self.deadline = bronze, sources, work, deadline
-        self.options = storage_options(settings)
+        self.settings, self.plan, self.batch, self.sources = settings, plan, batch, sources
+        self.work, self.deadline, self.quarantine, self.silver = work, deadline, quarantine, silver
         self.spec = plan.spec
-        self.out = Outcome(rows_in=bronze.manifest.total_rows)
+        self.out = Outcome()
+        self.cuts: pl.Series | None = None
+        self.range_column = ""
 
     def run(
-        self, columns: tuple[ColumnRule, ...], run_prefix: str, previous: Committed | None
+        self,
+        columns: tuple[ColumnRule, ...],
+        previous: tuple[str, pl.Schema] | None,
+        inferred_before: dict[str, Any] | None,
     ) -> Outcome:
-        source = self.bronze_rows()
+        """`previous`: the run id and schema of silver's last commit."""
+        if self.silver is None and self.bucket_count() > 1:
+            raise NeedsFullRebuild(
+                f"bronze's changes ({self.batch.size_bytes >> 20} MB of Parquet) are more than "
+                "FLOWFORGE_SILVER_MEMORY_LIMIT_MB holds for a merge"
+            )
+        source = self.batch.rows
         if any(c.type is None for c in columns):
-            columns = self.infer_types(source, columns)
-        silver_schema = self.silver_schema(source, columns)
-        self.out.schema = [(name, str(dtype)) for name, dtype in silver_schema.items()]
-        if previous is not None and self.spec.fail_on_schema_drift:
-            old = [(c.name, c.type) for c in previous.manifest.columns]
-            report.fail_on_drift(previous.manifest.run_id, old, self.out.schema)
+            columns = self.infer_types(source, columns, inferred_before)
+        self.out.schema = self.silver_schema(source, columns)
+        if previous is not None:
+            self.check_drift(*previous)
         self.deadline.check("casting bronze rows")
-        buckets, quarantine = self.first_pass(source, columns, run_prefix)
+        buckets = self.first_pass(source, columns)
         self.deadline.check("removing duplicates")
-        self.second_pass(buckets, columns, run_prefix, silver_schema)
-        self.out.quarantine_objects = [*quarantine, *self.out.quarantine_objects]
-        self.out.rows_out = sum(o.rows for o in self.out.data_objects)
-        self.out.rows_rejected = sum(o.rows for o in self.out.quarantine_objects)
+        self.second_pass(buckets, columns)
+        self.out.rows_rejected = sum(f.rows for f in self.quarantine.files)
+        if self.silver is not None:
+            self.out.rows_out = sum(f.rows for f in self.silver.files)
         report.fail_if_mostly_quarantined(
             self.out.rows_in,
             self.out.rejected_by_reason,
@@ -108,31 +133,40 @@ class Refinery:
         )
         return self.out
 
-    def bronze_rows(self) -> pl.LazyFrame:
-        """The rows the bronze manifest lists, read by name; a column missing from some
-        objects is null there."""
-        schema = bronze_schema(self.sources)
-        urls = [s3_url(self.settings, o.key) for o in self.bronze.manifest.data_objects]
-        if not urls:
-            return pl.LazyFrame(schema=schema)
-        return pl.scan_parquet(
-            urls,
-            schema=schema,
-            missing_columns="insert",
-            extra_columns="ignore",
-            hive_partitioning=False,
-            storage_options=self.options,
-        )
+    def check_drift(self, previous_run: str, schema: pl.Schema) -> None:
+        old = [(name, str(dtype)) for name, dtype in schema.items()]
+        if self.silver is None and old != self.out.columns:
+            changes = report.drift_summary(
+                report.schema_drift(*transform.drift(old, self.out.columns))
+            )
+            raise NeedsFullRebuild(f"the silver columns change ({changes or 'reordered'})")
+        if self.spec.fail_on_schema_drift:
+            report.fail_on_drift(previous_run, old, self.out.columns)
 
     def infer_types(
-        self, source: pl.LazyFrame, columns: tuple[ColumnRule, ...]
+        self,
+        source: pl.LazyFrame,
+        columns: tuple[ColumnRule, ...],
+        before: dict[str, Any] | None,
     ) -> tuple[ColumnRule, ...]:
+        """Each column's type from every value: this batch's, and (incremental) what the
+        earlier runs since the last rebuild recorded of theirs."""
         if not columns:
             return columns
+        if self.silver is None and before is None:
+            raise NeedsFullRebuild("silver's last commit does not record its inferred types")
         with polars_errors("inferring column types"):
-            found = casting.infer_types(source, columns)
-        self.out.warnings += [f.warning for f in found if f.warning]
-        kinds = [f.type for f in found]
+            found = casting.gather_evidence(source, columns)
+        kinds = []
+        for column, seen in zip(columns, found, strict=True):
+            earlier = (before or {}).get(column.source)
+            if earlier is not None:
+                seen = casting.Evidence.from_dict(earlier).merged(seen)
+            self.out.inference[column.source] = seen.as_dict()
+            inferred = casting.column_type(column.target, seen)
+            if inferred.warning:
+                self.out.warnings.append(inferred.warning)
+            kinds.append(inferred.type)
         typed = with_types(columns, kinds)
         check_types(self.spec, typed)
         return typed
@@ -142,11 +176,22 @@ class Refinery:
         schema = typed.select(
             *(c.target for c in columns), *(s for _, s in CARRIED_AUDIT)
         ).collect_schema()
-        return pl.Schema({**schema, "_silver_run_id": pl.String()})
+        silver = pl.Schema({**schema, "_silver_run_id": pl.String()})
+        if self.spec.dedupe.history:
+            return history.history_schema(silver, self.spec.dedupe.sequence_by)
+        return silver
+
+    def keys(self, columns: tuple[ColumnRule, ...]) -> list[str]:
+        return self.record_keys(self.spec, columns)
+
+    @staticmethod
+    def record_keys(spec: Spec, columns: tuple[ColumnRule, ...]) -> list[str]:
+        """What identifies a record: the dedupe keys, else every silver column."""
+        return list(spec.dedupe.keys) or [c.target for c in columns] or ["_row_hash"]
 
     def first_pass(
-        self, source: pl.LazyFrame, columns: tuple[ColumnRule, ...], run_prefix: str
-    ) -> tuple[list[Path | pl.DataFrame], list[ManifestObject]]:
+        self, source: pl.LazyFrame, columns: tuple[ColumnRule, ...]
+    ) -> list[Path | pl.DataFrame]:
         """Casts and checks every row once: quarantine, counts and kept rows, in memory
         when they fit, otherwise in local files, one per hash bucket of the dedupe key."""
         spec, run_id = self.spec, self.plan.run_id
@@ -160,18 +205,10 @@ class Refinery:
         kept = [*(c.target for c in columns), *(s for _, s in CARRIED_AUDIT)]
         if keep_raw:
             kept += [f"__raw{i}" for i in range(len(self.sources))]
-        keys = list(spec.dedupe.keys) or [c.target for c in columns] or ["_row_hash"]
+        keys = self.keys(columns)
         count = self.bucket_count()
         rows = typed.filter(pl.col("__reject").is_null()).select(kept)
         buckets: list[Path] = []
-        quarantined: list[ManifestObject] = []
-        quarantine_key = f"{run_prefix}_quarantine/part-00000.parquet"
-
-        def note_quarantine(args: Any) -> None:
-            quarantined.extend(
-                ManifestObject(key=quarantine_key, size_bytes=p.num_bytes, rows=p.num_rows)
-                for p in args.paths
-            )
 
         def note_bucket(args: Any) -> None:
             buckets.extend(Path(p.path) for p in args.paths if p.num_rows)
@@ -194,36 +231,30 @@ class Refinery:
         with polars_errors("casting and checking bronze rows"):
             results = pl.collect_all(
                 [
-                    quarantine.sink_parquet(
-                        s3_url(self.settings, quarantine_key),
-                        storage_options=self.options,
-                        maintain_order=False,
-                        lazy=True,
-                        sinked_paths_callback=note_quarantine,
-                    ),
+                    self.quarantine.sink(quarantine, self.quarantine.next_key()),
                     kept_rows,
                     transform.quality_counts(typed, columns, spec.expectations, spec.dedupe.keys),
                 ],
                 engine="streaming",
             )
+        self.quarantine.drop_empty()
         self.count_first_pass(results[2], implicit, rules)
-        if quarantined and quarantined[0].rows == 0:
-            self.store.delete_keys([quarantine_key])
-            quarantined = []
         if count == 1:
-            return [results[1]], quarantined
-        return sorted(buckets), quarantined
+            return [results[1]]
+        return sorted(buckets)  # type: ignore[return-value]
 
     def count_first_pass(
         self, counts: pl.DataFrame, implicit: list[transform.Check], rules: list[transform.Check]
     ) -> None:
         totals = counts.drop("__reject").sum().row(0, named=True) if counts.height else {}
         rows = int(totals.get("__rows") or 0)
-        if rows != self.out.rows_in:
+        expected = self.batch.expected_rows
+        if expected is not None and rows != expected:
             raise FailedPrecondition(
-                f"the bronze objects hold {rows} rows but the bronze manifest says "
-                f"{self.out.rows_in}: bronze changed while silver read it; retry"
+                f"silver read {rows} bronze rows but bronze's log says its files hold "
+                f"{expected}: bronze changed while silver read it; retry"
             )
+        self.out.rows_in = rows
         cast_failed = int(totals.get("__cast_failed") or 0)
         self.out.quality = [report.Counted(c, rows, int(totals.get(c.flag) or 0)) for c in implicit]
         self.out.quality += [
@@ -234,7 +265,8 @@ class Refinery:
         self.reasons = Counter[str](
             {r: int(n) for r, n in counts.select("__reject", "__rows").iter_rows() if r is not None}
         )
-        self.kept_before_dedupe = rows - sum(self.reasons.values())
+        self.out.rejected_by_reason = dict(self.reasons)
+        self.out.kept_before_dedupe = rows - sum(self.reasons.values())
         null_keys = int(totals.get("__null_keys") or 0)
         if null_keys:
             self.out.warnings.append(
@@ -243,21 +275,19 @@ class Refinery:
             )
 
     def bucket_count(self) -> int:
-        parquet_bytes = sum(o.size_bytes for o in self.bronze.manifest.data_objects)
-        needed = parquet_bytes * MEMORY_PER_PARQUET_BYTE * DEDUPE_COPIES
+        needed = self.batch.size_bytes * MEMORY_PER_PARQUET_BYTE * DEDUPE_COPIES
         budget = max(self.settings.silver_memory_limit_mb, 1) << 20
         return min(max(1, math.ceil(needed / budget)), MAX_BUCKETS)
 
     def second_pass(
-        self,
-        buckets: list[Path | pl.DataFrame],
-        columns: tuple[ColumnRule, ...],
-        run_prefix: str,
-        silver_schema: pl.Schema,
+        self, buckets: list[Path | pl.DataFrame], columns: tuple[ColumnRule, ...]
     ) -> None:
         """Latest wins per key, one bucket at a time; unique rules over all kept rows."""
         spec, dedupe = self.spec, self.spec.dedupe
-        keys = list(dedupe.keys) or [c.target for c in columns] or ["_row_hash"]
+        keys = self.keys(columns)
+        self.range_column = keys[0]
+        # scd2: a record is one version of a key; a bucket holds every version of its keys.
+        records = [*keys, dedupe.sequence_by] if dedupe.history else keys
         uniques = transform.unique_checks(spec.expectations)
         key_rows: list[pl.DataFrame] = []
         ties = 0
@@ -268,33 +298,35 @@ class Refinery:
             bucket = buckets.pop(0)  # no reference left: the rows go once deduplicated
             with polars_errors("removing duplicates"):
                 rows = bucket if isinstance(bucket, pl.DataFrame) else pl.read_parquet(bucket)
-                found = transform.dedupe(rows, keys, dedupe.sequence_by, dedupe.tie_breaker)
+                found = transform.dedupe(rows, records, dedupe.sequence_by, dedupe.tie_breaker)
             del rows
             if isinstance(bucket, Path):
                 bucket.unlink()
             del bucket
-            key_rows.append(found.key_rows)
             ties += found.ties
+            if self.silver is None:  # incremental: one bucket, merged by merge.py
+                self.out.kept, self.out.rows_per_key = found.kept, found.rows_per_key
+                continue
+            key_rows.append(found.key_rows)
+            kept = found.kept
+            if dedupe.history:
+                kept = history.versions(kept, keys, dedupe.sequence_by)
             if uniques:
                 for u in uniques:
-                    self.spill_value_counts(found.kept, u, parts, index)
+                    self.spill_value_counts(kept, u, parts, index)
                 kept_files.append(self.work.path(f"kept-{index:05d}.parquet"))
-                found.kept.write_parquet(kept_files[-1], compression="lz4")
+                kept.write_parquet(kept_files[-1], compression="lz4")
             else:
-                self.write_silver(found.kept, run_prefix, index, silver_schema)
-        self.count_duplicates(key_rows, ties)
+                self.write_silver(kept)
+        self.note_ties(ties)
+        if self.silver is None:
+            return
+        self.count_duplicates(key_rows)
         if uniques:
-            self.check_uniques(uniques, parts, kept_files, columns, run_prefix, silver_schema)
-        if not self.out.data_objects:
-            self.write_silver(pl.DataFrame(schema=silver_schema), run_prefix, 0, silver_schema)
+            self.check_uniques(uniques, parts, kept_files, columns)
 
-    def count_duplicates(self, key_rows: list[pl.DataFrame], ties: int) -> None:
+    def note_ties(self, ties: int) -> None:
         dedupe = self.spec.dedupe
-        merged = pl.concat(key_rows).group_by("n").agg(pl.col("keys").sum()) if key_rows else None
-        pairs = [(int(n), int(k)) for n, k in merged.iter_rows()] if merged is not None else []
-        self.out.duplicates = report.duplicate_counts(pairs)
-        self.out.duplicates_removed = sum(d.rows_removed for d in self.out.duplicates)
-        self.kept_rows = self.kept_before_dedupe - self.out.duplicates_removed
         if ties:
             decided = (
                 f"the tie_breaker {dedupe.tie_breaker!r}" if dedupe.tie_breaker else "bronze order"
@@ -303,7 +335,13 @@ class Refinery:
                 f"{ties} keys ({', '.join(dedupe.keys)}) had rows tied on {dedupe.sequence_by!r}; "
                 f"{decided} decided which one was kept"
             )
-        self.out.rejected_by_reason = dict(self.reasons)
+
+    def count_duplicates(self, key_rows: list[pl.DataFrame]) -> None:
+        merged = pl.concat(key_rows).group_by("n").agg(pl.col("keys").sum()) if key_rows else None
+        pairs = [(int(n), int(k)) for n, k in merged.iter_rows()] if merged is not None else []
+        self.out.duplicates = report.duplicate_counts(pairs)
+        self.out.duplicates_removed = sum(d.rows_removed for d in self.out.duplicates)
+        self.kept_rows = self.out.kept_before_dedupe - self.out.duplicates_removed
 
     def spill_value_counts(
         self, kept: pl.DataFrame, rule: transform.Check, parts: int, bucket: int
@@ -344,20 +382,18 @@ class Refinery:
         parts: int,
         kept_files: list[Path],
         columns: tuple[ColumnRule, ...],
-        run_prefix: str,
-        silver_schema: pl.Schema,
     ) -> None:
         repeated: dict[str, pl.Series] = {}
         counted = []
         for u in uniques:
-            dtype = silver_schema[u.column]
+            dtype = self.out.schema[u.column]
             repeated[u.flag], rows = self.repeated_values(u, parts, dtype)
             counted.append(report.Counted(u, self.kept_rows, rows))
         report.fail_if_breached(counted)
         self.out.quality += counted
         self.out.warnings += report.warn_messages(counted)
         dropping = [u for u in uniques if u.action == "drop"]
-        for index, path in enumerate(kept_files):
+        for path in kept_files:
             self.deadline.check("checking unique rules")
             kept = (
                 pl.read_parquet(path)
@@ -376,34 +412,23 @@ class Refinery:
                 frame = quarantine_frame(
                     rejected.lazy(), "__ureject", dropping, self.sources, columns, self.plan.run_id
                 ).collect()
-                key = f"{run_prefix}_quarantine/unique-{index:05d}.parquet"
-                self.out.quarantine_objects.append(self.write(frame, key, "writing the quarantine"))
-            self.write_silver(
-                kept.filter(pl.col("__ureject").is_null()), run_prefix, index, silver_schema
-            )
+                self.quarantine.write(frame, "writing the quarantine")
+            self.write_silver(kept.filter(pl.col("__ureject").is_null()))
         self.out.rejected_by_reason = dict(self.reasons)
 
-    def write_silver(
-        self, kept: pl.DataFrame, run_prefix: str, index: int, schema: pl.Schema
-    ) -> None:
-        frame = kept.with_columns(_silver_run_id=pl.lit(self.plan.run_id)).select(list(schema))
-        key = f"{run_prefix}part-{index:05d}.parquet"
-        self.out.data_objects.append(self.write(frame, key, "writing silver"))
-
-    def write(self, frame: pl.DataFrame, key: str, doing: str) -> ManifestObject:
-        """Writes one zstd Parquet object straight to the object store and describes it."""
-        written: list[ManifestObject] = []
-
-        def note(args: Any) -> None:
-            written.extend(
-                ManifestObject(key=key, size_bytes=p.num_bytes, rows=p.num_rows) for p in args.paths
-            )
-
-        with polars_errors(doing):
-            frame.lazy().sink_parquet(
-                s3_url(self.settings, key),
-                storage_options=self.options,
-                compression="zstd",
-                sinked_paths_callback=note,
-            )
-        return written[0]
+    def write_silver(self, kept: pl.DataFrame) -> None:
+        """Writes a bucket's rows, one file per range of the first key column (ranges cut
+        from the first bucket written, a random sample of all keys by their hash)."""
+        assert self.silver is not None
+        frame = kept.with_columns(_silver_run_id=pl.lit(self.plan.run_id)).select(
+            list(self.out.schema)
+        )
+        column = frame.get_column(self.range_column)
+        if self.cuts is None:
+            self.cuts = transform.range_cuts(column)
+        if not self.cuts.len():
+            self.silver.write(frame, "writing silver")
+            return
+        ranged = frame.with_columns(transform.range_index(self.cuts, column))
+        for part in ranged.partition_by("__range", maintain_order=True, include_key=False):
+            self.silver.write(part, "writing silver")

@@ -22,6 +22,7 @@ def plan_from_proto(request: silver_pb2.RefineRequest) -> RefinePlan:
         run_id=run_id_or_new(request.run_id),
         spec=parse_spec(request.spec),
         spec_json=json_format.MessageToDict(request.spec, preserving_proto_field_name=True),
+        full_refresh=request.full_refresh,
     )
 
 

@@ -224,15 +224,19 @@ class Deduped:
     kept: pl.DataFrame
     key_rows: pl.DataFrame  # columns n (rows that shared a key), keys (how many keys)
     ties: int
+    rows_per_key: pl.Series  # for each kept row, how many rows shared its key
+
+
+def ordering(sequence_by: str, tie_breaker: str) -> list[str]:
+    """The columns that decide which row of a key is the latest, most significant first."""
+    return list(dict.fromkeys([*(c for c in (sequence_by, tie_breaker) if c), *BRONZE_ORDER]))
 
 
 def dedupe(rows: pl.DataFrame, keys: Sequence[str], sequence_by: str, tie_breaker: str) -> Deduped:
     """Latest wins per key: the largest sequence_by, then tie_breaker, then the later bronze
     row. Only the ordering columns are sorted; in key order the last row of each run of
     equal keys wins, and a tie is a winner whose sequence value equals the runner-up's."""
-    order = list(
-        dict.fromkeys([*keys, *(c for c in (sequence_by, tie_breaker) if c), *BRONZE_ORDER])
-    )
+    order = list(dict.fromkeys([*keys, *ordering(sequence_by, tie_breaker)]))
     ordered = (
         rows.select(order)
         .with_row_index("__index")
@@ -247,8 +251,37 @@ def dedupe(rows: pl.DataFrame, keys: Sequence[str], sequence_by: str, tie_breake
         tie = winner & (run == run.shift(1)) & seq.eq_missing(seq.shift(1))
         ties = int(ordered.select(tie.sum()).item())
     key_rows = ordered.group_by("__run").len("n").group_by("n").len("keys")
-    kept = rows[ordered.filter(winner).get_column("__index")]
-    return Deduped(kept, key_rows, ties)
+    winners = ordered.with_columns(__n=pl.len().over("__run")).filter(winner)
+    kept = rows[winners.get_column("__index")]
+    return Deduped(kept, key_rows, ties, winners.get_column("__n").alias("n"))
+
+
+# Silver's files are cut by ranges of the first key column (each range's files hold only
+# its keys), so that a MERGE of keys in a few ranges reads only their files.
+ROWS_PER_RANGE = 50_000
+MAX_RANGES = 16
+
+
+def ranged(dtype: pl.DataType) -> bool:
+    """Whether silver's files record a column's least and greatest values (staging.py)."""
+    return (dtype.is_numeric() and not dtype.is_decimal()) or dtype in (pl.Date(), pl.String())
+
+
+def range_cuts(sample: pl.Series) -> pl.Series:
+    """Boundaries of up to MAX_RANGES ranges holding about as many of `sample`'s values
+    each (`sample` is one hash bucket's keys: a random sample of all). Empty: one range;
+    also for types whose ranges a reader cannot prune by (no statistics)."""
+    if not ranged(sample.dtype):
+        return sample.clear()
+    values = sample.drop_nulls().sort()
+    ranges = min(max(values.len() // ROWS_PER_RANGE, 1), MAX_RANGES)
+    positions = [values.len() * i // ranges for i in range(1, ranges)]
+    return values.gather(positions).unique(maintain_order=True)
+
+
+def range_index(cuts: pl.Series, values: pl.Series) -> pl.Series:
+    """Which range each value falls in (a null in the first)."""
+    return cuts.search_sorted(values, side="right").fill_null(0).alias("__range")
 
 
 def duplicated_values(kept: pl.DataFrame, column: str) -> pl.DataFrame:

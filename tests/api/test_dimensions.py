@@ -22,14 +22,19 @@ def test_upload_list_and_replace_a_dimension(api: Api) -> None:
     assert first["columns"] == [["code", "String"], ["rate", "Float64"], ["digits", "String"]]
     listed = {d["name"]: d for d in api.client.get("/api/dimensions").json()}
     assert listed["currencies"]["run_id"] == first["run_id"]
+    assert listed["currencies"]["version"] == first["version"]
 
     buffer = io.BytesIO()
     pl.DataFrame({"code": ["EUR", "USD", "GBP"], "rate": [1.0, 1.1, 0.9]}).write_parquet(buffer)
     second = put(api, "currencies", "rates.parquet", buffer.getvalue())
     assert (second["rows"], second["source"]) == (3, "rates.parquet")
     assert second["run_id"] != first["run_id"]
+    assert second["version"] == first["version"] + 1  # one commit per upload
     listed = {d["name"]: d for d in api.client.get("/api/dimensions").json()}
-    assert listed["currencies"]["run_id"] == second["run_id"]
+    assert (listed["currencies"]["run_id"], listed["currencies"]["version"]) == (
+        second["run_id"],
+        second["version"],
+    )
 
 
 def test_refused_uploads_name_the_file_and_keep_the_committed_version(api: Api) -> None:
@@ -47,6 +52,7 @@ def test_refused_uploads_name_the_file_and_keep_the_committed_version(api: Api) 
     assert "'r.txt'" in error_of(wrong_kind, 415)
     listed = {d["name"]: d for d in api.client.get("/api/dimensions").json()}
     assert listed["regions"]["run_id"] == kept["run_id"] and listed["regions"]["rows"] == 2
+    assert listed["regions"]["version"] == kept["version"]
     assert api.client.get("/healthz").status_code == 200
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
@@ -12,6 +11,8 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import text
 
+from flowforge import tables
+from flowforge.tables import TableRef
 from orchestrator.api.schemas import LOG_FLUSH_SECONDS
 from orchestrator.store import ExecutionStatus
 from orchestrator.workflows import Workflow
@@ -92,12 +93,22 @@ def test_upload_trigger_and_watch_a_job(api: Api, sample_workflow: Workflow, ser
     (preview,) = quarantine["items"]
     assert preview["rows"] == 6 and len(preview["preview"]) == 6
     assert {"_rule", "_reason"} <= set(preview["columns"])
-    # _row_hash is a UInt64: as text, exactly the stored value (a JSON number above 2^53
-    # would reach a browser rounded).
-    stored = pl.read_parquet(io.BytesIO(api.stack.object_store.get_bytes(preview["key"])))
-    hashes = [str(value) for value in stored["_row_hash"].head(len(preview["preview"]))]
-    assert [row["_row_hash"] for row in preview["preview"]] == hashes
-    assert any(int(value) > 2**53 for value in hashes)
+    # _row_hash (64 bits) as text, exactly the stored value: a JSON number beyond 2^53
+    # would reach a browser rounded.
+    table = tables.require(
+        api.stack.settings, TableRef(preview["table"]), "quarantine", preview["version"]
+    )
+    stored = pl.from_arrow(table.to_pyarrow_table(columns=["_row_hash"]))["_row_hash"]
+    hashes = {str(value) for value in stored}
+    assert {row["_row_hash"] for row in preview["preview"]} <= hashes
+    assert any(abs(int(row["_row_hash"])) > 2**53 for row in preview["preview"])
+    rejects = api.client.get(
+        f"/api/executions/{execution_id}/quarantine", params={"layer": "bronze"}
+    ).json()  # bronze's rejects table, its current version
+    assert (rejects["current"], rejects["run_id"]) == (True, execution_id)
+    (preview,) = rejects["items"]
+    assert preview["rows"] == len(preview["preview"]) == EXPECTED["customers"]["bronze"][2]
+    assert {row["kind"] for row in preview["preview"]} == {"wrong_field_count"}
     too_many = api.client.get(f"/api/executions/{execution_id}/gold", params={"limit": 101})
     assert too_many.status_code == 422
 

@@ -1,4 +1,4 @@
-"""Fixtures for bronze: a real server on loopback, a stub, and helpers to read its output."""
+"""Fixtures for bronze: a real server on loopback, a stub, and helpers to read its tables."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from urllib.parse import urlparse
 import grpc
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from flowforge import tables
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
 from services.layers import create_server
 from tests.faults.proxy import FaultProxy
@@ -96,8 +99,30 @@ def ingest(
 
 
 def read_objects(store: ObjectStore, objects: object) -> pl.DataFrame:
+    """The rows of these data files, read one by one (not through the table)."""
     frames = [pl.read_parquet(io.BytesIO(store.get_bytes(o.key))) for o in objects]  # type: ignore[attr-defined]
     return pl.concat(frames, how="diagonal") if frames else pl.DataFrame()
+
+
+def bronze_rows(settings: Settings, job: JobKey, version: int | None = None) -> pl.DataFrame:
+    """The bronze table's rows (at `version`, else the latest), as any Delta reader sees them."""
+    uri = TableRef.bronze(job).uri(settings)
+    return pl.read_delta(uri, version=version, storage_options=tables.polars_options(settings))
+
+
+def rejected_rows(settings: Settings, job: JobKey, version: int | None = None) -> pl.DataFrame:
+    uri = TableRef.bronze_rejects(job).uri(settings)
+    return pl.read_delta(uri, version=version, storage_options=tables.polars_options(settings))
+
+
+def bronze_table(settings: Settings, job: JobKey) -> DeltaTable:
+    return tables.require(settings, TableRef.bronze(job), "bronze")
+
+
+def committed_keys(settings: Settings, job: JobKey) -> set[str]:
+    """The object keys of the bronze table's current data files."""
+    bucket = f"s3://{settings.s3_bucket}/"
+    return {uri.removeprefix(bucket) for uri in bronze_table(settings, job).file_uris()}
 
 
 def serving(channel: grpc.Channel) -> bool:

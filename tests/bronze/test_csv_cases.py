@@ -11,6 +11,7 @@ import pytest
 
 from flowforge.bronze_columns import AUDIT_COLUMNS
 from flowforge.layout import JobKey
+from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2
 from services.bronze.convert import BronzeBatch, bronze_batches
@@ -18,7 +19,7 @@ from services.bronze.options import CsvOptions
 from services.bronze.parse import Restart
 from services.bronze.sniff import sniff
 from services.bronze.transform import Audit, unique_column_names
-from tests.bronze.conftest import ingest, read_objects, upload
+from tests.bronze.conftest import bronze_rows, ingest, rejected_rows, upload
 from tests.bronze.oracle import read_expected
 
 CASES = Path(__file__).parent / "cases"
@@ -43,7 +44,7 @@ CASE_TABLE = {
 
 @pytest.mark.parametrize("case", sorted(CASE_TABLE))
 def test_case_matches_independent_reading(
-    case: str, bronze, store: ObjectStore, job: JobKey
+    case: str, bronze, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
     delimiter, header, encoding, options, sniffed = CASE_TABLE[case]
     data = (CASES / case).read_bytes()
@@ -57,7 +58,8 @@ def test_case_matches_independent_reading(
     assert result.rows_rejected == len(expected.wrong_field_count) + len(expected.invalid_encoding)
     assert result.rows_in == result.rows_out + result.rows_rejected
 
-    frame = read_objects(store, result.data_objects)
+    frame = bronze_rows(settings, job)
+    assert frame.height == result.total_rows == result.rows_out
     source_columns = [c for c in frame.columns if c not in AUDIT_COLUMNS]
     if header:
         assert source_columns == expected.header
@@ -68,7 +70,7 @@ def test_case_matches_independent_reading(
     assert set(frame["_source_key"]) <= {key}
     assert frame["_row_hash"].n_unique() == frame.height or frame.height == 0
 
-    rejects = read_objects(store, result.reject_objects)
+    rejects = rejected_rows(settings, job)
     by_kind = {}
     for row in rejects.iter_rows(named=True) if rejects.height else []:
         by_kind.setdefault(row["kind"], []).append(row["row_number"])
@@ -110,10 +112,12 @@ def test_case_rejects_in_each_parser(case: str, compat: bool) -> None:
     assert rejects == {number: expected.lines[number] for number in bad}
 
 
-def test_rfc4180_values_survive_exactly(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_rfc4180_values_survive_exactly(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
+) -> None:
     upload(store, job, "a.csv", (CASES / "rfc4180_crlf.csv").read_bytes())
-    result = ingest(bronze, job)
-    frame = read_objects(store, result.data_objects).sort("_row_number")
+    ingest(bronze, job)
+    frame = bronze_rows(settings, job).sort("_row_number")
     assert frame["name"].to_list() == ["Smith, John", "Jane", ""]
     assert frame["comment"].to_list() == ['said "hi"', "line one\r\nline two", ""]
 
@@ -130,44 +134,49 @@ def test_header_only_and_empty_files(bronze, store: ObjectStore, job: JobKey) ->
 
 
 def test_messy_headers_are_made_unique_and_reported(
-    bronze, store: ObjectStore, job: JobKey
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "h.csv", (CASES / "messy_headers.csv").read_bytes())
     result = ingest(bronze, job)
     assert list(result.files[0].columns) == ["id", "column_2", "name", "name_2", "_row_hash_2"]
     assert len([w for w in result.warnings if "h.csv" in w]) == 3
-    frame = read_objects(store, result.data_objects)
+    frame = bronze_rows(settings, job)
     assert frame.select("column_2", "name", "name_2", "_row_hash_2").row(0) == ("a", "b", "c", "d")
 
 
-def test_null_markers_option(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_null_markers_option(bronze, settings: Settings, store: ObjectStore, job: JobKey) -> None:
     upload(store, job, "n.csv", b"a,b\nNULL,x\n,y\n")
-    result = ingest(bronze, job, csv=bronze_pb2.CsvOptions(null_markers=["NULL", ""]))
-    frame = read_objects(store, result.data_objects).sort("_row_number")
+    ingest(bronze, job, csv=bronze_pb2.CsvOptions(null_markers=["NULL", ""]))
+    frame = bronze_rows(settings, job).sort("_row_number")
     assert frame["a"].to_list() == [None, None]
     # Without markers every value stays text, exactly as in the file.
     other = JobKey(job.workflow_id, "plain")
     upload(store, other, "n.csv", b"a,b\nNULL,x\n,y\n")
-    plain = read_objects(store, ingest(bronze, other).data_objects).sort("_row_number")
+    ingest(bronze, other)
+    plain = bronze_rows(settings, other).sort("_row_number")
     assert plain["a"].to_list() == ["NULL", ""]
 
 
-def test_explicit_options_override_sniffing(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_explicit_options_override_sniffing(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
+) -> None:
     upload(store, job, "p.csv", b"1|2|3\n4|5|6\n")
     result = ingest(bronze, job, csv=bronze_pb2.CsvOptions(delimiter="|", header=False))
     assert result.files[0].sniffed is False
-    frame = read_objects(store, result.data_objects).sort("_row_number")
+    frame = bronze_rows(settings, job).sort("_row_number")
     assert frame.select("column_1", "column_2", "column_3").rows() == [
         ("1", "2", "3"),
         ("4", "5", "6"),
     ]
 
 
-def test_quote_and_escape_options_are_honoured(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_quote_and_escape_options_are_honoured(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
+) -> None:
     data = b"id|note\n1|'a|b'\n2|c\\|d\n3|'it''s'\n"
     upload(store, job, "options.csv", data)
     options = bronze_pb2.CsvOptions(delimiter="|", quote="'", escape="\\")
     result = ingest(bronze, job, csv=options)
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (3, 3, 0)
-    frame = read_objects(store, result.data_objects).sort("_row_number")
+    frame = bronze_rows(settings, job).sort("_row_number")
     assert frame.select("id", "note").rows() == [("1", "a|b"), ("2", "c|d"), ("3", "it's")]

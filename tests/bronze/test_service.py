@@ -1,4 +1,4 @@
-"""The bronze service's behaviour over a real channel: commits, reruns, errors, health."""
+"""The bronze service's behaviour over a real channel: table commits, reruns, errors, health."""
 
 from __future__ import annotations
 
@@ -12,36 +12,46 @@ import grpc
 import polars as pl
 import pytest
 
-from flowforge.layout import Dataset, JobKey
+from flowforge import tables
+from flowforge.layout import JobKey
+from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import bronze_pb2, common_pb2
-from tests.bronze.conftest import ingest, read_objects, serving, upload
+from tests.bronze.conftest import (
+    bronze_rows,
+    bronze_table,
+    committed_keys,
+    ingest,
+    serving,
+    upload,
+)
 
 AUDIT_TYPES = {
     "_ingested_at": pl.Datetime("us", "UTC"),
     "_source_key": pl.String,
     "_source_etag": pl.String,
     "_row_number": pl.Int64,
-    "_row_hash": pl.UInt64,
+    "_row_hash": pl.Int64,
     "_run_id": pl.String,
     "_workflow_id": pl.String,
     "_job_id": pl.String,
 }
 
 
-def test_ingest_writes_text_parquet_with_audit_columns(
-    bronze, store: ObjectStore, job: JobKey
+def test_ingest_commits_a_table_of_text_with_audit_columns(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
     key = upload(store, job, "people.csv", b"id,amount\n1,0010\n2,1e3\n")
     result = ingest(bronze, job, run_id="run-1")
-    assert result.manifest_key == f"bronze/{job.workflow_id}/{job.job_id}/_manifest.json"
-    assert result.output_prefix == f"bronze/{job.workflow_id}/{job.job_id}/run=run-1/"
-    assert all(
-        o.key.startswith(result.output_prefix) and o.key.endswith(".parquet")
-        for o in result.data_objects
+    table = f"bronze/{job.workflow_id}/{job.job_id}"
+    assert (result.table, result.table_version) == (table, 0)
+    assert (result.side_table, result.side_version) == (
+        f"bronze/{job.workflow_id}/_rejects/{job.job_id}",
+        0,
     )
-    assert all(o.size_bytes > 0 for o in result.data_objects)
-    frame = pl.read_parquet(io.BytesIO(store.get_bytes(result.data_objects[0].key)))
+    assert result.manifest_key == f"{table}/_delta_log/{0:020d}.json"
+    assert store.head(result.manifest_key) is not None  # the commit object itself
+    frame = bronze_rows(settings, job)
     assert frame["amount"].to_list() == ["0010", "1e3"]  # text, never parsed
     for name, dtype in AUDIT_TYPES.items():
         assert frame.schema[name] == dtype, name
@@ -49,10 +59,14 @@ def test_ingest_writes_text_parquet_with_audit_columns(
     assert set(frame["_source_key"]) == {key}
     assert set(frame["_run_id"]) == {"run-1"}
     assert set(frame["_workflow_id"]) == {job.workflow_id}
-    manifest = json.loads(store.get_bytes(result.manifest_key))
-    assert manifest["run_id"] == "run-1"
-    assert manifest["inputs"]["landing"][0]["etag"] == result.files[0].etag
-    assert [o["key"] for o in manifest["data_objects"]] == [o.key for o in result.data_objects]
+    assert result.total_rows == frame.height
+    delta = bronze_table(settings, job)
+    assert delta.metadata().configuration == {"delta.enableChangeDataFeed": "true"}
+    (commit,) = tables.history(delta)
+    assert commit.run_id == "run-1"
+    assert commit.inputs["landing"][0]["etag"] == result.files[0].etag
+    assert commit.report is not None and commit.report.rows_out == 2
+    assert committed_keys(settings, job) == {o.key for o in result.data_objects}
 
 
 def test_parquet_is_zstd(bronze, store: ObjectStore, job: JobKey) -> None:
@@ -64,19 +78,23 @@ def test_parquet_is_zstd(bronze, store: ObjectStore, job: JobKey) -> None:
     assert meta.row_group(0).column(0).compression == "ZSTD"
 
 
-def test_row_hash_is_stable_and_depends_on_values(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_row_hash_is_stable_and_depends_on_values(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
+) -> None:
     upload(store, job, "a.csv", b"a,b\nx,y\nx,y\nxy,\n")
-    first = read_objects(store, ingest(bronze, job).data_objects).sort("_row_number")
+    ingest(bronze, job)
+    first = bronze_rows(settings, job).sort("_row_number")
     other = JobKey(job.workflow_id, "again")
     upload(store, other, "b.csv", b"a,b\nx,y\n")
-    second = read_objects(store, ingest(bronze, other).data_objects)
+    ingest(bronze, other)
+    second = bronze_rows(settings, other)
     hashes = first["_row_hash"].to_list()
     assert hashes[0] == hashes[1] == second["_row_hash"][0]  # same record, same hash
     assert hashes[2] != hashes[0]  # field boundaries matter: "xy","" differs from "x","y"
 
 
 def test_committed_files_are_skipped_unless_full_refresh(
-    bronze, store: ObjectStore, job: JobKey
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "a.csv", b"id\n1\n2\n")
     first = ingest(bronze, job, run_id="r1")
@@ -85,56 +103,60 @@ def test_committed_files_are_skipped_unless_full_refresh(
     statuses = {f.key.rsplit("/", 1)[1]: f.status for f in second.files}
     assert statuses == {"a.csv": "SKIPPED", "b.csv": "INGESTED"}
     assert (second.rows_in, second.rows_out, second.total_rows) == (1, 1, 3)
-    # The first run's part is still referenced, so it survives garbage collection.
-    assert {o.key for o in first.data_objects} <= {o.key for o in second.data_objects}
-    assert store.head(first.data_objects[0].key) is not None
+    assert second.table_version == first.table_version + 1
+    assert sorted(bronze_rows(settings, job)["id"]) == ["1", "2", "3"]
 
     third = ingest(bronze, job, run_id="r3", full_refresh=True)
     assert [f.status for f in third.files] == ["INGESTED", "INGESTED"]
     assert (third.rows_in, third.total_rows) == (3, 3)
-    assert all("run=r3/" in o.key for o in third.data_objects)
-    # Superseded runs are gone once the new manifest is committed.
-    assert store.head(first.data_objects[0].key) is None
-    assert store.list_prefixes(Dataset.for_layer("bronze", job).prefix) == [
-        f"bronze/{job.workflow_id}/{job.job_id}/run=r3/"
+    assert committed_keys(settings, job) == {o.key for o in third.data_objects}
+    assert sorted(bronze_rows(settings, job)["id"]) == ["1", "2", "3"]
+    # Nothing committed is deleted: the first version is still there to read.
+    assert all(store.head(o.key) is not None for o in first.data_objects)
+    assert bronze_rows(settings, job, version=first.table_version)["id"].sort().to_list() == [
+        "1",
+        "2",
     ]
 
 
-def test_changed_file_is_ingested_again(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_changed_file_is_ingested_again(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
+) -> None:
     upload(store, job, "a.csv", b"id\n1\n")
     ingest(bronze, job, run_id="r1")
     upload(store, job, "a.csv", b"id\n1\n2\n")
     result = ingest(bronze, job, run_id="r2")
     assert result.files[0].status == "INGESTED"
     assert result.total_rows == 2
-    assert read_objects(store, result.data_objects)["id"].to_list() == ["1", "2"]
+    assert bronze_rows(settings, job)["id"].sort().to_list() == ["1", "2"]
 
 
-def test_repeating_a_run_id_is_idempotent(bronze, store: ObjectStore, job: JobKey) -> None:
+def test_repeating_a_run_id_is_idempotent(
+    bronze, settings: Settings, store: ObjectStore, job: JobKey
+) -> None:
     upload(store, job, "a.csv", b"id\n1\n")
     first = ingest(bronze, job, run_id="same")
-    manifest_before = store.get_bytes(first.manifest_key)
+    version = bronze_table(settings, job).version()
+    upload(store, job, "b.csv", b"id\n2\n")  # a repeat replays; it does not read again
     again = ingest(bronze, job, run_id="same")
     assert again.reused is True
+    assert (again.table_version, again.total_rows) == (first.table_version, first.total_rows)
     assert [o.key for o in again.data_objects] == [o.key for o in first.data_objects]
-    assert store.get_bytes(first.manifest_key) == manifest_before
+    assert bronze_table(settings, job).version() == version  # no second commit
+    assert bronze_rows(settings, job)["id"].to_list() == ["1"]
 
 
-def test_an_older_run_id_still_committed_is_refused_and_its_data_kept(
-    bronze, channel, store: ObjectStore, job: JobKey
+def test_an_older_run_id_is_replayed_and_nothing_committed_changes(
+    bronze, channel, settings: Settings, store: ObjectStore, job: JobKey
 ) -> None:
     upload(store, job, "a.csv", b"id\n1\n2\n")
-    ingest(bronze, job, run_id="older")
+    older = ingest(bronze, job, run_id="older")
     upload(store, job, "b.csv", b"id\n3\n")
-    newer = ingest(bronze, job, run_id="newer")  # keeps run=older's part for a.csv
-    manifest_before = store.get_bytes(newer.manifest_key)
-    with pytest.raises(grpc.RpcError) as caught:
-        ingest(bronze, job, run_id="older")
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "run id 'older' is part of the committed output" in caught.value.details()
-    assert store.get_bytes(newer.manifest_key) == manifest_before
-    # Every object the committed manifest lists is still there and readable.
-    assert sorted(read_objects(store, newer.data_objects)["id"].to_list()) == ["1", "2", "3"]
+    newer = ingest(bronze, job, run_id="newer")  # keeps older's file for a.csv
+    again = ingest(bronze, job, run_id="older")
+    assert again.reused is True and again.table_version == older.table_version
+    assert bronze_table(settings, job).version() == newer.table_version
+    assert sorted(bronze_rows(settings, job)["id"].to_list()) == ["1", "2", "3"]
     # The service still serves: a new run id commits.
     assert serving(channel)
     upload(store, job, "c.csv", b"id\n4\n")
@@ -238,7 +260,7 @@ def test_client_deadline_is_honoured(bronze, channel, store: ObjectStore, job: J
     assert serving(channel)
     # Nothing was committed by the interrupted request; a later one succeeds.
     result = ingest(bronze, job)
-    assert result.rows_out == 200_000
+    assert (result.rows_out, result.table_version) == (200_000, 0)
 
 
 def test_sigterm_finishes_in_flight_request(

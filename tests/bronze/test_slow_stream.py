@@ -8,9 +8,11 @@ import logging
 import grpc
 import pytest
 
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge import tables
+from flowforge.layout import JobKey
+from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2_grpc
 from tests.bronze.conftest import ingest, nothing_left_reading, serving, upload
 from tests.faults.proxy import FaultProxy
@@ -25,6 +27,7 @@ def test_the_deadline_passing_mid_stream_ends_the_request_and_its_threads(
     limited_bronze: bronze_pb2_grpc.BronzeServiceStub,
     limited_channel: grpc.Channel,
     store_proxy: FaultProxy,
+    settings: Settings,
     store: ObjectStore,
     job: JobKey,
     caplog: pytest.LogCaptureFixture,
@@ -47,7 +50,7 @@ def test_the_deadline_passing_mid_stream_ends_the_request_and_its_threads(
     assert line.error.startswith("deadline exceeded while")  # type: ignore[attr-defined]
     assert (line.workflow_id, line.job_id) == (job.workflow_id, job.job_id)  # type: ignore[attr-defined]
     wait_until(nothing_left_reading, 10, "done with the stream")
-    assert read_committed(store, Dataset.for_layer("bronze", job)) is None
+    assert tables.load(settings, TableRef.bronze(job)) is None  # nothing committed
 
     store_proxy.set("pass")
     assert serving(limited_channel)

@@ -1,6 +1,7 @@
 """prefect.yaml against the code: `prefect deploy --all` registers the deployment
 `flowforge run` and the API trigger, its entrypoint is the flow, its parameters are the
-flow's, and its pull step finds the code in the image and in a checkout."""
+flow's, and its pull step finds the code in the image and in a checkout; the maintenance
+deployment is the one `flowforge serve deployment` serves, on the same schedule."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import pytest
 import yaml
 
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
 from orchestrator.flow import medallion
+from orchestrator.maintenance_flow import maintenance
 from tests.deploy.compose import ROOT
 from tests.deploy.test_files import DOCKERFILE, stages
 
@@ -47,14 +49,18 @@ def test_the_deployment_is_the_one_flowforge_triggers() -> None:
     assert Settings(_env_file=None).deployment_name == FULL_NAME  # type: ignore[call-arg]
 
 
-def test_the_retention_deployment_is_the_served_one() -> None:
-    from orchestrator.retention_flow import RETENTION_DEPLOYMENT, retention
-
-    found = deployment(RETENTION_DEPLOYMENT)
-    assert entrypoint_object(found["entrypoint"]) is retention
-    default = Settings(_env_file=None).retention_cron  # type: ignore[call-arg]
-    assert found["schedules"] == [{"cron": default, "timezone": "UTC"}]
-    assert [d["name"] for d in project()["deployments"]] == ["customer-data", RETENTION_DEPLOYMENT]
+def test_the_maintenance_deployment_is_the_served_one() -> None:
+    assert len(project()["deployments"]) == 2
+    tables = deployment("tables")
+    flow = entrypoint_object(tables["entrypoint"])
+    assert flow is maintenance
+    assert f"{flow.name}/{tables['name']}" == MAINTENANCE_NAME
+    (schedule,) = tables["schedules"]
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert schedule == {"cron": maintenance_cron(default), "timezone": "UTC"}
+    assert tables["concurrency_limit"] == 1  # two at once would race each other's commits
+    assert not set(tables["parameters"] or {}) - set(inspect.signature(maintenance.fn).parameters)
+    maintenance.validate_parameters(tables["parameters"] or {})
 
 
 def test_the_prefect_version_is_the_installed_one() -> None:

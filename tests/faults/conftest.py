@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 import pytest
 from pydantic import SecretStr
 
+from flowforge import tables
 from flowforge.dimensions import upload_dimension_file
 from flowforge.embedded import EmbeddedS3
 from flowforge.layout import LAYERS, Dataset, JobKey
@@ -18,6 +19,7 @@ from flowforge.manifest import read_committed
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from orchestrator.store import ExecutionRecord, Store
 from services.layers import create_server
 from tests.faults.processes import ServiceProcess, service_env
@@ -115,18 +117,39 @@ def fault_stack(
             proxy.close()
 
 
-def one_output_per_layer(store: ObjectStore, execution: ExecutionRecord) -> None:
+def one_output_per_layer(
+    store: ObjectStore, execution: ExecutionRecord, strays: bool = False
+) -> None:
     """Each layer committed exactly one run, the execution's, and holds nothing else: no
-    orphaned run prefix, no object the manifest does not list."""
+    orphaned run prefix or data file, no object its manifest or table does not list.
+    `strays`: a killed bronze attempt's files may remain beside its tables (never in them;
+    a vacuum removes them: bronze deletes no file it cannot prove uncommitted)."""
     job = JobKey(execution.workflow_id, execution.job_id)
     for layer in LAYERS:
+        run_id = execution.step(layer).run_id
+        if layer == "bronze":
+            for ref in (TableRef.bronze(job), TableRef.bronze_rejects(job)):
+                one_commit(store, ref, run_id, strays)
+            continue
         dataset = Dataset.for_layer(layer, job)
         committed = read_committed(store, dataset)
         assert committed is not None, layer
-        run_id = execution.step(layer).run_id
         assert committed.manifest.run_id == run_id, layer
         keys = {o.key for o in store.list(dataset.prefix)}
         listed = {o.key for o in committed.manifest.data_objects} | {
             o.key for o in committed.manifest.reject_objects
         }
         assert keys == listed | {dataset.manifest_key}, (layer, keys - listed)
+
+
+def one_commit(store: ObjectStore, ref: TableRef, run_id: str, strays: bool = False) -> None:
+    """The table's one write is the run's, and its folder holds that version's files (and,
+    with `strays`, files no version references)."""
+    table = tables.require(store.settings, ref, str(ref))
+    writes = [c.run_id for c in tables.history(table) if c.operation != "ADD COLUMN"]
+    assert writes == [run_id], ref
+    bucket = f"s3://{store.bucket}/"
+    files = {o.key for o in store.list(ref.prefix) if "/_delta_log/" not in o.key}
+    committed = {uri.removeprefix(bucket) for uri in table.file_uris()}
+    assert committed <= files, ref
+    assert strays or files == committed, (ref, files - committed)

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from flowforge.layout import Dataset, JobKey
+from flowforge.layout import JobKey
+from flowforge.tables import TableRef
 from orchestrator.store import ExecutionRecord, StepStatus
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
@@ -47,8 +48,9 @@ def test_store_refusing_connections_during_a_layer_is_retried_to_completion(
     silver_store.set("refuse")
 
     def outage_during_silver() -> None:
-        bronze = Dataset.for_layer("bronze", JobKey(workflow.id, PRODUCTS))
-        wait_until(lambda: fault_stack.object_store.head(bronze.manifest_key) is not None)
+        bronze = TableRef.bronze(JobKey(workflow.id, PRODUCTS))
+        first_commit = f"{bronze}/_delta_log/{0:020d}.json"
+        wait_until(lambda: fault_stack.object_store.head(first_commit) is not None)
         outage_seen.set()
         time.sleep(3)
         silver_store.set("pass")
@@ -80,8 +82,8 @@ def test_layer_service_killed_mid_request_is_retried_on_the_restarted_service(
     killed = threading.Event()
 
     def kill_then_restart() -> None:
-        bronze = Dataset.for_layer("bronze", JobKey(workflow.id, PRODUCTS))
-        wait_until(lambda: any(True for _ in fault_fast_list(bronze.prefix + "run=")))
+        bronze = TableRef.bronze(JobKey(workflow.id, PRODUCTS))
+        wait_until(lambda: any(True for _ in fault_fast_list(bronze.prefix + "part-")))
         bronze_process.kill()  # SIGKILL while the request is writing its parts
         killed.set()
         proxy.set("pass")
@@ -101,7 +103,7 @@ def test_layer_service_killed_mid_request_is_retried_on_the_restarted_service(
     assert execution.status == "COMPLETED", execution.error
     assert execution.step("bronze").attempts >= 2
     assert execution.balance is not None and execution.balance["balanced"]
-    one_output_per_layer(fault_stack.object_store, execution)
+    one_output_per_layer(fault_stack.object_store, execution, strays=True)
 
 
 def postgresql(action: str) -> None:

@@ -12,12 +12,13 @@ import grpc
 import httpx
 import pytest
 
+from flowforge import tables
 from flowforge.embedded import EmbeddedS3
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge.layout import JobKey
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore, prepare_store
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2_grpc
 from services.layers import create_server
 from tests.bronze.conftest import ingest, serving, upload
@@ -60,7 +61,6 @@ def test_refused_connections_are_unavailable_then_recover(
 def test_upload_cut_half_way_leaves_nothing_visible_and_retry_commits_whole(
     bronze_via_proxy: LayerServer, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
 ) -> None:
-    dataset = Dataset.for_layer("bronze", job)
     upload(store, job, "a.csv", b"id\n1\n")
     channel, stub = _stub(bronze_via_proxy)
     with channel:
@@ -76,9 +76,11 @@ def test_upload_cut_half_way_leaves_nothing_visible_and_retry_commits_whole(
             ingest(stub, job, run_id="r2")
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert store_proxy.hurt == 1
-        committed = read_committed(store, dataset)
-        assert committed is not None and committed.manifest.run_id == "r1"  # untouched
-        assert [o.key for o in committed.manifest.data_objects] == [
+        table = tables.require(store.settings, TableRef.bronze(job), "bronze")
+        (latest,) = tables.history(table, 1)
+        assert (latest.run_id, latest.version) == ("r1", first.table_version)  # untouched
+        bucket = f"s3://{store.bucket}/"
+        assert [u.removeprefix(bucket) for u in table.file_uris()] == [
             o.key for o in first.data_objects
         ]
         retried = ingest(stub, job, run_id="r2")

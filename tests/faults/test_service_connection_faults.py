@@ -11,12 +11,13 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from flowforge import tables
 from flowforge.errors import Unavailable
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge.layout import JobKey
 from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2, common_pb2
 from orchestrator.clients import BronzeClient
 from services.layers import create_server
@@ -55,7 +56,7 @@ def test_connections_reset_in_front_of_a_service(
 ) -> None:
     upload(store, job, "a.csv", b"id,name\n1,a\n2,b\n")
     client_settings = settings.model_copy(update={"layer_deadline_seconds": DEADLINE_SECONDS})
-    dataset = Dataset.for_layer("bronze", job)
+    bronze = TableRef.bronze(job)
 
     service_proxy.set("reset")  # every connection: an RST as soon as it is accepted
     started = time.monotonic()
@@ -67,7 +68,7 @@ def test_connections_reset_in_front_of_a_service(
     assert time.monotonic() - started < DEADLINE_SECONDS  # refused, not left to time out
     assert caught.value.message.startswith("bronze service unavailable: "), caught.value.message
     assert service_proxy.hurt >= 1
-    assert read_committed(store, dataset) is None
+    assert tables.load(settings, bronze) is None
     with grpc.insecure_channel(f"127.0.0.1:{bronze_server.port}") as direct:
         assert serving(direct)  # the service never saw a request and still serves
 
@@ -75,5 +76,5 @@ def test_connections_reset_in_front_of_a_service(
     with BronzeClient(client_settings, service_proxy.address) as client:
         result = client.ingest(request(job, "r2"))
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (2, 2, 0)
-    committed = read_committed(store, dataset)
-    assert committed is not None and committed.manifest.run_id == "r2"
+    (committed,) = tables.history(tables.require(settings, bronze, "bronze"))
+    assert committed.run_id == "r2"

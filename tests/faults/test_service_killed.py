@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import polars as pl
 import pytest
 
-from flowforge.layout import Dataset, JobKey
-from flowforge.manifest import read_committed
+from flowforge import tables
+from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2_grpc
 from tests.bronze.conftest import ingest, upload
 from tests.faults.processes import ServiceProcess, service_env
@@ -32,9 +34,13 @@ def bronze_process(
 
 
 def test_bronze_killed_mid_request_then_restarted(
-    bronze_process: ServiceProcess, store_proxy: FaultProxy, store: ObjectStore, job: JobKey
+    bronze_process: ServiceProcess,
+    store_proxy: FaultProxy,
+    settings: Settings,
+    store: ObjectStore,
+    job: JobKey,
 ) -> None:
-    dataset = Dataset.for_layer("bronze", job)
+    bronze = TableRef.bronze(job)
     for i in range(6):
         upload(store, job, f"part-{i}.csv", b"id,name\n" + b"%d,x\n" % i * 2000)
     store_proxy.set("delay", delay_seconds=0.3)  # every S3 exchange is slow: a long request
@@ -50,33 +56,36 @@ def test_bronze_killed_mid_request_then_restarted(
                 outcome["code"] = exc.code()
             outcome["at"] = time.monotonic()
 
+    def written() -> list[str]:
+        return [o.key for o in store.list(bronze.prefix)]
+
     caller = threading.Thread(target=call)
     caller.start()
-    # Kill once the run has started writing under its prefix.
+    # Kill once the run has started writing data files into the table's folder.
     until = time.monotonic() + 30
-    while not list(store.list(dataset.run_prefix("killed"))) and time.monotonic() < until:
+    while not written() and time.monotonic() < until:
         time.sleep(0.1)
-    assert list(store.list(dataset.run_prefix("killed"))), "the run never started writing"
+    assert written(), "the run never started writing"
     bronze_process.kill()
     killed_at = time.monotonic()
     caller.join(30)
     assert not caller.is_alive(), "the caller hangs on a dead service"
     assert outcome.get("code") == grpc.StatusCode.UNAVAILABLE, outcome
     assert float(outcome["at"]) - killed_at < 5  # type: ignore[arg-type]
-    assert read_committed(store, dataset) is None  # nothing half-published
-    orphaned = list(store.list(dataset.run_prefix("killed")))
-    assert orphaned  # the killed run's objects are left behind ... for now
+    assert tables.load(settings, bronze) is None  # nothing half-published
+    orphaned = set(written())
+    assert orphaned  # the killed attempt's files stay beside the table, in no version
 
     store_proxy.set("pass")
     bronze_process.start()  # same port: the caller's address does not change
     with grpc.insecure_channel(bronze_process.address) as channel:
         result = ingest(bronze_pb2_grpc.BronzeServiceStub(channel), job, run_id="retry")
     assert result.rows_out == 6 * 2000
-    committed = read_committed(store, dataset)
-    assert committed is not None and committed.manifest.run_id == "retry"
-    # ... and the next successful commit removed them: only the committed run remains.
-    keys = [o.key for o in store.list(dataset.prefix)]
-    assert {k[len(dataset.prefix) :].split("/", 1)[0] for k in keys} == {
-        "_manifest.json",
-        "run=retry",
-    }
+    table = tables.require(settings, bronze, "bronze")
+    assert [c.run_id for c in tables.history(table)] == ["retry"]
+    bucket = f"s3://{store.bucket}/"
+    committed = {uri.removeprefix(bucket) for uri in table.file_uris()}
+    assert committed == {o.key for o in result.data_objects}
+    assert not committed & orphaned  # readers never see the killed attempt's files
+    rows = pl.read_delta(bronze.uri(settings), storage_options=tables.polars_options(settings))
+    assert rows.height == 6 * 2000

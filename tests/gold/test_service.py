@@ -91,7 +91,7 @@ def test_models_read_silver_and_a_dimension_and_commit_together(
     committed = read_committed(store, Dataset.for_layer("gold", job))
     assert committed is not None and committed.manifest.run_id == "r1"
     assert [o.key for o in committed.manifest.data_objects] == [m.key for m in result.models]
-    assert committed.manifest.inputs["dimensions"][dim]["run_id"]
+    assert committed.manifest.inputs["dimensions"][dim] == {"version": 0}
 
 
 def test_profile_counts_nulls_ties_and_unicode(gold, store: ObjectStore, job: JobKey) -> None:

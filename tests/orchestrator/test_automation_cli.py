@@ -1,5 +1,5 @@
-"""`flowforge upload`, `flowforge schedules list` and `flowforge retention` through typer's
-runner against the test stack."""
+"""`flowforge upload`, `flowforge schedules list` and the retention part of `flowforge
+maintain` through typer's runner against the test stack."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.orchestrator.test_cli import cli  # noqa: F401 (fixture)
 from tests.orchestrator.test_triggers import CUSTOMERS
 
 
-def test_upload_starts_the_debounce_and_retention_reports(
+def test_upload_starts_the_debounce_and_maintain_reports_retention(
     cli: tuple[CliRunner, dict[str, str]],  # noqa: F811
     stack: Stack,
     sample_workflow: Workflow,
@@ -59,9 +59,10 @@ def test_upload_starts_the_debounce_and_retention_reports(
     )
     assert refused.exit_code == 1 and f"error: {missing} is not a file" in refused.output
 
-    report = runner.invoke(app, ["retention", "--dry-run", "--json"], env=env)
+    report = runner.invoke(app, ["maintain", "--dry-run", "--json"], env=env)
     assert report.exit_code == 0, report.output
-    assert set(json.loads(report.output)) == {
+    retention = json.loads(report.stdout)["retention"]
+    assert set(retention) == {
         "landing_deleted", "landing_not_ingested", "executions_deleted", "executions_kept",
         "skipped", "errors",
     }  # fmt: skip

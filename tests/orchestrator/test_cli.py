@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +19,18 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from flowforge import tables
 from flowforge.embedded import pick_ports
 from flowforge.layout import LAYERS, Dataset, JobKey
 from flowforge.manifest import read_committed
 from flowforge.settings import Settings, get_settings
+from flowforge.tables import TableRef
+from orchestrator.deployment import MAINTENANCE_NAME, maintenance_cron
+from orchestrator.maintenance import MAINTENANCE_KEY
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import trigger_execution
 from orchestrator.workflows import Workflow
+from tests.delta import commit, table
 from tests.orchestrator.conftest import SAMPLE_WORKFLOW, Stack
 from tests.sample_oracle import EXPECTED
 
@@ -155,6 +161,30 @@ def test_served_deployment_answers_health_on_its_port(
     assert healthy.returncode == 0, healthy.stderr
 
 
+def test_the_maintenance_deployment_is_served_beside_the_medallion(
+    stack: Stack, served_deployment: subprocess.Popen[bytes]
+) -> None:
+    """flowforge-maintenance/tables is served by the same process, on its schedule; a run
+    of it compacts the table it is given (its commit names the flow run)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    ref = TableRef.silver_quarantine(JobKey(f"mcli-{uuid.uuid4().hex[:8]}", "job"))
+    for run_id in ("r0", "r1"):
+        commit(stack.settings, ref, {"_rule": [run_id]}, run_id)  # two files
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(MAINTENANCE_NAME)
+    assert [s.schedule.cron for s in deployment.schedules] == [  # type: ignore[union-attr]
+        maintenance_cron(stack.settings)
+    ]
+    flow_run = run_deployment(MAINTENANCE_NAME, parameters={"tables": [ref.path]}, timeout=120)
+    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+    (latest,) = table(stack.settings, ref).history(1)
+    assert latest["operation"] == "OPTIMIZE"
+    assert latest[MAINTENANCE_KEY] == f"maintenance-{flow_run.id}"
+    assert len(table(stack.settings, ref).file_uris()) == 1
+
+
 def test_run_uploads_and_goes_through_the_served_deployment(
     cli: tuple[CliRunner, dict[str, str]],
     stack: Stack,
@@ -199,6 +229,9 @@ def test_run_from_a_later_layer_and_with_a_full_refresh(
     job = JobKey(workflow.id, "products")
 
     def committed_run(layer: str) -> str:
+        if layer == "bronze":  # a Delta table: the run of its latest commit
+            table = tables.require(stack.settings, TableRef.bronze(job), "bronze")
+            return tables.history(table, 1)[0].run_id
         committed = read_committed(stack.object_store, Dataset.for_layer(layer, job))
         assert committed is not None, layer
         return committed.manifest.run_id
@@ -239,7 +272,7 @@ def test_seed_lands_the_sample(cli: tuple[CliRunner, dict[str, str]], stack: Sta
     for job in ("customers", "orders", "products"):
         keys = [o.key for o in stack.object_store.list(f"landing/customer-data/{job}/")]
         assert keys == [f"landing/customer-data/{job}/{job}.csv"]
-    assert stack.object_store.head("dimensions/countries/_manifest.json") is not None
+    assert stack.object_store.head(f"dimensions/countries/_delta_log/{0:020d}.json") is not None
     assert stack.store.get_workflow("customer-data").dimensions == ["countries"]
 
 

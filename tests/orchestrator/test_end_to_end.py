@@ -105,7 +105,9 @@ def test_jobs_of_a_workflow_run_at_once_without_interfering(
     for job, execution in done.items():
         assert execution.status == "COMPLETED", execution.error
         assert counts(execution) == EXPECTED[job], job
-        assert execution.step("bronze").manifest_key == f"bronze/{workflow.id}/{job}/_manifest.json"
+        # The commit of the job's own bronze table, its first version.
+        commit = f"bronze/{workflow.id}/{job}/_delta_log/{0:020d}.json"
+        assert execution.step("bronze").manifest_key == commit
 
 
 def test_bad_spec_fails_silver_with_its_message_and_skips_gold(

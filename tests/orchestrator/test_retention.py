@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from flowforge import tables
 from flowforge.errors import NotFound
-from flowforge.layout import LAYERS, Dataset, JobKey, landing_prefix
-from flowforge.manifest import read_committed, referenced_runs
+from flowforge.layout import LAYERS, JobKey, landing_prefix
+from flowforge.tables import TableRef
 from orchestrator.flow import medallion
+from orchestrator.landing import ingested
 from orchestrator.retention import apply_retention
 from orchestrator.runner import InProcessRunner
 from orchestrator.store import ExecutionStatus, Store
 from orchestrator.store.database import open_engine
-from orchestrator.store.models import StepRow, utcnow
+from orchestrator.store.models import StepTableRow, utcnow
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import ROOT, Stack, workflow_named
 from tests.orchestrator.test_triggers import parts
@@ -85,6 +87,9 @@ def test_landing_retention_removes_old_ingested_files_and_nothing_else(
     run(stack, own, workflow, "products")
     running = own.create_execution(workflow.id, "products", ["bronze"])
     before = landing(stack)
+    head = stack.object_store.head(old_a)
+    assert head is not None
+    held_a = (old_a, head.etag)
 
     report = apply_retention(stack.settings, own, stack.object_store, now=utcnow() + 29 * DAY)
     assert report.landing_deleted == [] and landing(stack) == before
@@ -101,14 +106,11 @@ def test_landing_retention_removes_old_ingested_files_and_nothing_else(
     assert report.skipped == [
         f"landing of {workflow.id}/products: execution {running.id} is running"
     ]
-    # bronze keeps the deleted file's rows: a later run still completes, and its committed
-    # output still names the file it read before.
+    # bronze keeps the deleted file's rows: its table still holds the file, and a later
+    # run completes.
     own.finish_execution(running.id, ExecutionStatus.CANCELLED, error="held for the test")
     run(stack, own, workflow, "customers")
-    dataset = Dataset.for_layer("bronze", JobKey(workflow.id, "customers"))
-    committed = read_committed(stack.object_store, dataset)
-    assert committed is not None
-    assert {old_a, old_b, new} == {i["key"] for i in committed.manifest.inputs["landing"]}
+    assert held_a in ingested(stack.settings, JobKey(workflow.id, "customers"))
 
 
 def test_execution_retention_keeps_each_jobs_latest_and_what_is_still_committed(
@@ -129,11 +131,15 @@ def test_execution_retention_keeps_each_jobs_latest_and_what_is_still_committed(
     second = run(stack, own, workflow, "customers", full_refresh=True)
     lone = run(stack, own, workflow, "products")
     going = own.create_execution(workflow.id, "orders", layers)
-    # The premise: after the full refresh every layer holds the second run's output only.
-    for layer in LAYERS:
-        dataset = Dataset.for_layer(layer, JobKey(workflow.id, "customers"))
-        committed = read_committed(stack.object_store, dataset)
-        assert committed is not None and referenced_runs(committed.manifest, dataset) == {second}
+    # The premise: after the full refresh the second run's versions are every table's
+    # current ones, the first run's are not.
+    for execution_id, current in ((second, True), (first, False)):
+        for step in own.get_execution(execution_id).steps:
+            for written in step.tables:
+                if written.role != "input":
+                    table = tables.load(stack.settings, TableRef.parse(written.table))
+                    assert table is not None
+                    assert (tables.data_version(table) == written.version) is current
 
     settings = stack.settings.model_copy(update={"executions_retention_days": 90})
     report = apply_retention(settings, own, stack.object_store, now=utcnow() + 89 * DAY)
@@ -145,11 +151,11 @@ def test_execution_retention_keeps_each_jobs_latest_and_what_is_still_committed(
         with pytest.raises(NotFound):
             own.get_execution(gone)
     assert own.notifications_of(failed.id) == []
-    with own.engine.connect() as connection:
-        steps = (
+    with own.engine.connect() as connection:  # their recorded versions are free for vacuum
+        recorded = (
             select(func.count())
-            .select_from(StepRow)
-            .where(StepRow.execution_id.in_(report.executions_deleted))
+            .select_from(StepTableRow)
+            .where(StepTableRow.execution_id.in_(report.executions_deleted))
         )
-        assert connection.scalar(steps) == 0
+        assert connection.scalar(recorded) == 0
     assert own.get_execution(going.id).active and own.get_execution(second).status == "COMPLETED"

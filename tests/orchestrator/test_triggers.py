@@ -157,24 +157,34 @@ def test_the_scan_finds_direct_uploads_by_etag_and_skips_ingested_files(
     workflow = triggered(stack, sample_workflow, debounce=0)
     key = JobKey(workflow.id, "customers")
     landed = land(stack, workflow, "direct.csv", CUSTOMERS.read_bytes())
-    found = [r for r in scan_landing(stack.store, stack.object_store) if r.job == key]
+    found = [
+        r for r in scan_landing(stack.settings, stack.store, stack.object_store) if r.job == key
+    ]
     assert [r.new_files for r in found] == [list(landed)]
-    assert not [r for r in scan_landing(stack.store, stack.object_store) if r.job == key]
+    assert not [
+        r for r in scan_landing(stack.settings, stack.store, stack.object_store) if r.job == key
+    ]
     (started,) = fired(stack, workflow)
     assert wait_for(stack, started.id).status == "COMPLETED"
 
     # The store's view lost (a new database): an ingested file starts nothing.
     stack.store.forget_landing(workflow.id, "customers", list(landed), utcnow() + LATER)
-    assert not [r for r in scan_landing(stack.store, stack.object_store) if r.job == key]
+    assert not [
+        r for r in scan_landing(stack.settings, stack.store, stack.object_store) if r.job == key
+    ]
     assert stack.store.pending_trigger(workflow.id, "customers") is None
     # The same bytes put again: the same ETag, nothing new.
     assert land(stack, workflow, "direct.csv", CUSTOMERS.read_bytes()) == landed
-    assert not [r for r in scan_landing(stack.store, stack.object_store) if r.job == key]
+    assert not [
+        r for r in scan_landing(stack.settings, stack.store, stack.object_store) if r.job == key
+    ]
     # The same name with other content: a new ETag, a new run.
     name, data, _ = parts(2)[0]
     relanded = land(stack, workflow, "direct.csv", data)
     assert relanded != landed
-    found = [r for r in scan_landing(stack.store, stack.object_store) if r.job == key]
+    found = [
+        r for r in scan_landing(stack.settings, stack.store, stack.object_store) if r.job == key
+    ]
     assert [r.new_files for r in found] == [list(relanded)]
     stack.store.drop_trigger(workflow.id, "customers")  # not run here
 

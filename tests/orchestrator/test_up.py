@@ -35,7 +35,12 @@ def test_up_serves_the_deployment_until_ctrl_c(tmp_path: Path) -> None:
             time.sleep(0.5)
         printed = log.read_text()
         # Printed only once the served deployment is registered, so a run can start at once.
-        for label in ("Prefect UI", "bronze service", "flowforge-medallion/customer-data"):
+        for label in (
+            "Prefect UI",
+            "bronze service",
+            "flowforge-medallion/customer-data",
+            "flowforge-maintenance/tables (cron: 0 3 * * *, UTC)",
+        ):
             assert label in printed
         env_file = state / "stack.env"
         assert env_file.stat().st_mode & 0o077 == 0  # it holds the S3 secret

@@ -1,8 +1,9 @@
-"""Dimension tables: upload (CSV or Parquet), commit, list, and the CLI commands."""
+"""Dimension tables: upload (CSV or Parquet) as a Delta table, versions, list, the CLI."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import uuid
 from pathlib import Path
@@ -12,23 +13,23 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from flowforge import tables
 from flowforge.dimensions import list_dimensions, upload_dimension
 from flowforge.errors import InvalidArgument
-from flowforge.layout import Dataset
-from flowforge.manifest import read_committed
 from flowforge.settings import Settings, get_settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def stored(store: ObjectStore, name: str) -> pl.DataFrame:
-    committed = read_committed(store, Dataset.for_dimension(name))
-    assert committed is not None
-    (part,) = committed.manifest.data_objects
-    return pl.read_parquet(io.BytesIO(store.get_bytes(part.key)))
+def stored(store: ObjectStore, name: str, version: int | None = None) -> pl.DataFrame:
+    """The dimension table's rows, read by deltalake as any reader would."""
+    uri = f"s3://{store.bucket}/dimensions/{name}"
+    options = tables.polars_options(store.settings)
+    return pl.read_delta(uri, version=version, storage_options=options)
 
 
 def test_csv_is_typed_but_codes_keep_their_text(store: ObjectStore) -> None:
@@ -79,12 +80,49 @@ def test_a_new_upload_replaces_the_old_version_atomically(store: ObjectStore) ->
     pl.DataFrame({"currency": ["EUR"], "rate": [1.0]}).write_parquet(buffer)
     first = upload_dimension(store, name, buffer.getvalue(), "rates.parquet")
     second = upload_dimension(store, name, b"currency,rate\nEUR,1.0\nUSD,1.1\n", "rates.csv")
+    assert (first.version, second.version) == (0, 1)  # one commit per upload
     assert stored(store, name)["currency"].to_list() == ["EUR", "USD"]
-    prefixes = store.list_prefixes(Dataset.for_dimension(name).prefix)
-    assert prefixes == [Dataset.for_dimension(name).run_prefix(second.run_id)]
+    assert stored(store, name, version=first.version)["currency"].to_list() == ["EUR"]
     assert first.run_id != second.run_id
     listed = {d.name: d for d in list_dimensions(store)}
     assert listed[name].rows == 2 and listed[name].source == "rates.csv"
+    assert (listed[name].version, listed[name].run_id) == (1, second.run_id)
+    table = tables.require(store.settings, TableRef.dimension(name), "dimension")
+    assert (
+        tables.history(table)[0].inputs["sha256"]
+        == hashlib.sha256(b"currency,rate\nEUR,1.0\nUSD,1.1\n").hexdigest()
+    )
+
+
+def test_parquet_types_delta_cannot_hold_are_widened_exactly(store: ObjectStore) -> None:
+    name = unique("codes")
+    frame = pl.DataFrame(
+        {
+            "small": pl.Series([200, 7], dtype=pl.UInt8),
+            "big": pl.Series([2**64 - 1, 0], dtype=pl.UInt64),
+            "nothing": pl.Series([None, None], dtype=pl.Null),
+        }
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    info = upload_dimension(store, name, buffer.getvalue(), "codes.parquet")
+    assert dict(info.columns) == {
+        "small": "Int16",
+        "big": "Decimal(precision=20, scale=0)",
+        "nothing": "String",
+    }
+    back = stored(store, name)
+    assert back["small"].to_list() == frame["small"].to_list()
+    assert [int(v) for v in back["big"].to_list()] == frame["big"].to_list()
+    assert back["nothing"].to_list() == [None, None]
+
+
+def test_a_listing_shows_only_tables(store: ObjectStore) -> None:
+    """A folder under dimensions/ without a _delta_log/ (an old manifest, stray files) is
+    not a dimension."""
+    name = unique("stray")
+    store.put_bytes(f"dimensions/{name}/_manifest.json", b"{}")
+    assert name not in {d.name for d in list_dimensions(store)}
 
 
 @pytest.mark.parametrize(
@@ -94,6 +132,7 @@ def test_a_new_upload_replaces_the_old_version_atomically(store: ObjectStore) ->
         ("ok", b"a\n1\n", "x.xlsx", "must end with .csv or .parquet"),
         ("ok", b"not parquet", "x.parquet", "is not readable parquet"),
         ("ok", b"", "x.csv", "x.csv"),
+        ("ok", b"a,b\n", "x.csv", "'x.csv' has no rows"),
     ],
 )
 def test_bad_uploads_are_refused(
@@ -132,7 +171,7 @@ def test_cli_uploads_and_lists(
     assert "warning: column 'dial' kept as text: '+358' would lose its '+' sign" in (
         uploaded.output
     )
-    assert any(line.startswith(f"{name}\t2 rows") for line in listed.output.splitlines())
+    assert any(line.startswith(f"{name}\tversion 0\t2 rows") for line in listed.output.splitlines())
     assert refused.exit_code == 1
     assert "not a valid ID" in refused.output
     assert stored(store, name)["name"].to_list() == ["Finland", "Japan"]

@@ -44,6 +44,7 @@ def full_report() -> LayerReport:
         table="silver/w/j",
         table_version=3,
         input_version=9,
+        input_from_version=8,
         side_table="silver/w/_quarantine/j",
         side_version=2,
         files=[FileReport(key="k", etag="e", rows=4, columns=["a", "b"], header=True)],

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import polars as pl
+import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from flowforge.layout import JobKey, landing_prefix
-from flowforge.runtime import Deadline, LayerServer
+from flowforge import tables
+from flowforge.layout import JobKey
+from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from flowforge.v1 import common_pb2, silver_pb2, silver_pb2_grpc
-from services.bronze.ingest import IngestPlan
-from services.bronze.ingest import ingest as bronze_ingest
 from services.bronze.options import CsvOptions
 from services.layers import LAYER_SERVICES, create_server
+from tests.silver.bronze_table import BronzeCommit, write_bronze
 
 SERVICE_NAME = LAYER_SERVICES["silver"].service_name
 
@@ -50,11 +50,11 @@ def fill_bronze(
     data: bytes,
     run_id: str = "b1",
     options: CsvOptions | None = None,
-) -> common_pb2.LayerResult:
-    """Lands one CSV and ingests it with the real bronze code (no server needed here)."""
-    store.put_bytes(landing_prefix(job) + "data.csv", data, content_type="text/csv")
-    plan = IngestPlan(job, run_id, options or CsvOptions.validated(), full_refresh=True)
-    return bronze_ingest(store, settings, plan, Deadline())
+) -> BronzeCommit:
+    """Commits one CSV's rows to bronze's table (no bronze server needed here); of the
+    CSV options only the delimiter is read."""
+    delimiter = options.delimiter if options is not None and options.delimiter else ","
+    return write_bronze(settings, job, data, run_id, delimiter=delimiter)
 
 
 def refine(
@@ -72,9 +72,30 @@ def refine(
     return stub.Refine(request, timeout=timeout)
 
 
-def read_objects(store: ObjectStore, objects: Any) -> pl.DataFrame:
-    frames = [pl.read_parquet(io.BytesIO(store.get_bytes(o.key))) for o in objects]
-    return pl.concat(frames, how="diagonal") if frames else pl.DataFrame()
+def read_table(
+    settings: Settings, ref: tables.TableRef, version: int | None = None
+) -> pl.DataFrame:
+    """A table's rows at a version (the latest by default); empty when there is no table."""
+    table = tables.load(settings, ref, version)
+    if table is None:
+        return pl.DataFrame()
+    frame = pl.from_arrow(pa.table(table.to_pyarrow_table()))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def read_silver(settings: Settings, job: JobKey) -> pl.DataFrame:
+    return read_table(settings, tables.TableRef.silver(job))
+
+
+def read_quarantine(settings: Settings, job: JobKey) -> pl.DataFrame:
+    return read_table(settings, tables.TableRef.silver_quarantine(job))
+
+
+def silver_objects(store: ObjectStore, job: JobKey) -> list[str]:
+    """Every object of the job's silver and quarantine tables (data files and logs)."""
+    refs = (tables.TableRef.silver(job), tables.TableRef.silver_quarantine(job))
+    return sorted(o.key for ref in refs for o in store.list(ref.prefix))
 
 
 def serving(channel: grpc.Channel) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,23 +13,21 @@ from typing import Any
 import grpc
 import pytest
 
+from flowforge import tables
 from flowforge.errors import InvalidArgument
-from flowforge.layout import Dataset, JobKey
+from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.specs.silver import parse_spec
 from flowforge.storage import ObjectStore
 from flowforge.v1 import silver_pb2
 from services.bronze.options import CsvOptions
-from tests.silver.conftest import fill_bronze, read_objects, refine, serving
+from tests.silver.conftest import fill_bronze, read_silver, refine, serving, silver_objects
 
 
-def committed(store: ObjectStore, job: JobKey) -> dict | None:
-    key = Dataset.for_layer("silver", job).manifest_key
-    return json.loads(store.get_bytes(key)) if store.head(key) else None
-
-
-def silver_objects(store: ObjectStore, job: JobKey) -> list[str]:
-    return [o.key for o in store.list(Dataset.for_layer("silver", job).prefix)]
+def committed(settings: Settings, job: JobKey) -> str | None:
+    """The run id of silver's last commit, or None when silver has no table."""
+    table = tables.load(settings, tables.TableRef.silver(job))
+    return tables.history(table, 1)[0].run_id if table is not None else None
 
 
 def meter_readings() -> list[list[str]]:
@@ -64,7 +61,7 @@ def readings(store: ObjectStore, settings: Settings, job: JobKey) -> list[list[s
 
 
 def test_a_run_that_quarantines_every_row_fails_and_commits_nothing(
-    silver, channel, store: ObjectStore, job: JobKey, readings: list[list[str]]
+    silver, channel, store: ObjectStore, settings: Settings, job: JobKey, readings: list[list[str]]
 ) -> None:
     with pytest.raises(grpc.RpcError) as info:
         refine(silver, job, readings_spec())
@@ -75,12 +72,12 @@ def test_a_run_that_quarantines_every_row_fails_and_commits_nothing(
         "quarantine, above max_bad_percent 50 (spec.max_bad_percent; 100 allows any share); "
         f"top reasons: cast_kwh: {n} rows (cast on column 'kwh'). Nothing was committed"
     )
-    assert committed(store, job) is None and silver_objects(store, job) == []
+    assert committed(settings, job) is None and silver_objects(store, job) == []
     assert serving(channel)
 
 
 def test_max_bad_percent_100_commits_a_run_that_keeps_nothing(
-    silver, store: ObjectStore, job: JobKey, readings: list[list[str]]
+    silver, settings: Settings, job: JobKey, readings: list[list[str]]
 ) -> None:
     result = refine(silver, job, readings_spec(max_bad_percent=100))
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (
@@ -88,15 +85,15 @@ def test_max_bad_percent_100_commits_a_run_that_keeps_nothing(
         0,
         len(readings),
     )
-    assert committed(store, job)["run_id"] == result.run_id  # type: ignore[index]
+    assert committed(settings, job) == result.run_id
 
 
 def test_the_same_file_with_its_locale_keeps_every_row(
-    silver, store: ObjectStore, job: JobKey, readings: list[list[str]]
+    silver, settings: Settings, job: JobKey, readings: list[list[str]]
 ) -> None:
     result = refine(silver, job, readings_spec(kwh={"locale": "de"}))
     assert (result.rows_out, result.rows_rejected) == (len(readings), 0)
-    kept = read_objects(store, result.data_objects).sort("day")
+    kept = read_silver(settings, job).sort("day")
     assert kept["kwh"].to_list() == [float(Decimal(r[1].replace(",", "."))) for r in readings]
 
 
@@ -142,11 +139,11 @@ def test_the_share_names_the_top_reasons_and_the_ceiling_is_inclusive(
         f"accepted_values_code: {reasons['accepted_values_code']} rows "
         "(accepted_values on column 'code')"
     ) in details
-    assert committed(store, job) is None
+    assert committed(settings, job) is None
     # At the ceiling is not above it.
     result = refine(silver, job, {**MIXED_SPEC, "max_bad_percent": share}, run_id="at")
     assert (result.rows_out, result.rows_rejected) == (len(MIXED) - len(bad), len(bad))
-    assert committed(store, job)["run_id"] == "at"  # type: ignore[index]
+    assert committed(settings, job) == "at"
 
 
 def test_rows_a_unique_rule_quarantines_count_too(
@@ -166,7 +163,7 @@ def test_rows_a_unique_rule_quarantines_count_too(
     assert f"top reasons: unique_email: {dropped} rows (unique on column 'email')" in (
         info.value.details()
     )
-    assert committed(store, job) is None
+    assert committed(settings, job) is None
 
 
 @pytest.mark.parametrize("value", [101, -1, float("nan")])

@@ -1,4 +1,4 @@
-"""Bronze then silver over real channels, on a hand-written dirty customers CSV.
+"""Bronze's table then silver over a real channel, on a hand-written dirty customers CSV.
 
 Every expected row, quarantine reason and count below was worked out by hand from
 cases/customers_dirty.csv and examples/silver/customers.yaml (see the comments per row).
@@ -6,58 +6,34 @@ cases/customers_dirty.csv and examples/silver/customers.yaml (see the comments p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 
-import grpc
 import polars as pl
 import pytest
 import yaml
 
 from flowforge.layout import JobKey, landing_prefix
-from flowforge.runtime import LayerServer
 from flowforge.settings import Settings
-from flowforge.storage import ObjectStore
-from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
-from services.layers import create_server
-from tests.silver.conftest import read_objects, refine, serving
-
-create_bronze_server = partial(create_server, "bronze")
+from tests.silver.bronze_table import BronzeCommit, write_bronze
+from tests.silver.conftest import read_quarantine, read_silver, refine, serving
 
 CASES = Path(__file__).resolve().parent / "cases"
 SPEC = yaml.safe_load((CASES.parents[2] / "examples" / "silver" / "customers.yaml").read_text())
 
 
-@pytest.fixture(scope="module")
-def bronze_server(settings: Settings, store: ObjectStore) -> Iterator[LayerServer]:
-    server = create_bronze_server(settings, "127.0.0.1:0", store)
-    yield server
-    server.stop(0)
-
-
 @pytest.fixture
-def customers(
-    bronze_server: LayerServer, store: ObjectStore, job: JobKey
-) -> common_pb2.LayerResult:
-    store.put_bytes(
-        landing_prefix(job) + "customers.csv", (CASES / "customers_dirty.csv").read_bytes()
-    )
-    with grpc.insecure_channel(f"127.0.0.1:{bronze_server.port}") as channel:
-        stub = bronze_pb2_grpc.BronzeServiceStub(channel)
-        request = bronze_pb2.IngestRequest(
-            job=common_pb2.JobRef(workflow_id=job.workflow_id, job_id=job.job_id), run_id="b1"
-        )
-        return stub.Ingest(request, timeout=60)
+def customers(settings: Settings, job: JobKey) -> BronzeCommit:
+    data = (CASES / "customers_dirty.csv").read_bytes()
+    return write_bronze(settings, job, data, "b1", source="customers.csv")
 
 
 def test_dirty_customers_through_bronze_and_silver(
-    customers, silver, channel, store: ObjectStore, job: JobKey
+    customers: BronzeCommit, silver, channel, settings: Settings, job: JobKey
 ) -> None:
     # 18 data lines; the short line 17 is bronze's reject, 17 rows reach silver.
-    assert (customers.rows_out, customers.rows_rejected) == (17, 1)
+    assert (customers.rows, customers.rejected) == (17, 1)
     result = refine(silver, job, SPEC, run_id="s1")
 
     assert result.input_run_id == "b1"
@@ -74,7 +50,7 @@ def test_dirty_customers_through_bronze_and_silver(
         "range_lifetime_value": 1,
     }
 
-    silver_rows = read_objects(store, result.data_objects).sort("customer_id")
+    silver_rows = read_silver(settings, job).sort("customer_id")
     business = silver_rows.select(
         "customer_id",
         "first_name",
@@ -116,9 +92,9 @@ def test_dirty_customers_through_bronze_and_silver(
     assert set(silver_rows["_silver_run_id"]) == {"s1"}
     assert set(silver_rows["_source_key"]) == {landing_prefix(job) + "customers.csv"}
 
-    quarantine = read_objects(store, result.reject_objects).sort("_row_number")
-    assert all(
-        o.key.startswith(result.output_prefix + "_quarantine/") for o in result.reject_objects
+    quarantine = read_quarantine(settings, job).sort("_row_number")
+    assert result.reject_objects and all(
+        o.key.startswith(result.side_table + "/part-") for o in result.reject_objects
     )
     assert quarantine.select("_row_number", "_rule_id", "_column", "_reason").rows() == [
         (4, "cast_signup_date", "signup_date",

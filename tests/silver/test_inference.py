@@ -17,7 +17,7 @@ from flowforge.layout import JobKey
 from flowforge.settings import Settings
 from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore
-from tests.silver.conftest import fill_bronze, read_objects, refine
+from tests.silver.conftest import fill_bronze, read_silver, refine
 
 INT64 = range(-(2**63), 2**63)
 # The documented float notation: what a value must look like before its digits are compared.
@@ -177,7 +177,7 @@ def test_zip_codes_through_bronze_and_a_spec_less_silver_keep_their_text(
     assert "column 'zip' kept as text: '00501' would lose its leading zero as integer" in (
         result.warnings
     )
-    silver_rows = read_objects(store, result.data_objects).sort("_row_number")
+    silver_rows = read_silver(settings, job).sort("_row_number")
     assert silver_rows["zip"].to_list() == [r[0] for r in rows[1:]]
     assert silver_rows["population"].to_list() == [int(r[2]) for r in rows[1:]]
 

@@ -22,7 +22,7 @@ from flowforge.storage import ObjectStore
 from flowforge.v1 import silver_pb2
 from orchestrator.workflows import parse_workflow
 from services.bronze.options import CsvOptions
-from tests.silver.conftest import fill_bronze, read_objects, refine
+from tests.silver.conftest import fill_bronze, read_quarantine, read_silver, refine
 
 DE = NumberFormat(",", ".")
 SPACES = (" ", "\u00a0", "\u202f")  # plain, no-break, narrow no-break
@@ -208,12 +208,12 @@ def test_european_numbers_through_bronze_and_silver(
     }
     result = refine(silver, job, spec)
     assert dict(result.rejected_by_reason) == {"cast_kwh": 1, "cast_total": 1}
-    kept = read_objects(store, result.data_objects).sort("reading")
+    kept = read_silver(settings, job).sort("reading")
     good = [r for r in rows[1:] if r[0] in ("r1", "r2")]
     assert kept["kwh"].to_list() == [Decimal(plain(r[1], DE)) for r in good]
     assert kept["total"].to_list() == [int(r[2].replace(".", "")) for r in good]
     assert kept["price"].to_list() == [float(plain(r[3], LOCALES["fr"])) for r in good]
-    quarantine = read_objects(store, result.reject_objects).sort("reading")
+    quarantine = read_quarantine(settings, job).sort("reading")
     assert quarantine["_rule_id"].to_list() == ["cast_kwh", "cast_total"]
     assert quarantine["_reason"].to_list() == [
         "'1,2,3' is not a valid decimal(10,2) (decimal ',', thousands '.')",

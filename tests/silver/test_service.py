@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,14 +12,23 @@ import grpc
 import polars as pl
 import pytest
 
+from flowforge import tables
 from flowforge.errors import DeadlineExceeded
-from flowforge.layout import Dataset, JobKey
+from flowforge.layout import JobKey
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from services.silver.refine import refine as refine_directly
+from services.silver.refresh import spec_hash
 from services.silver.servicer import plan_from_proto
-from tests.silver.conftest import fill_bronze, read_objects, refine, serving
+from tests.silver.conftest import (
+    fill_bronze,
+    read_quarantine,
+    read_silver,
+    refine,
+    serving,
+    silver_objects,
+)
 
 PEOPLE = (
     b"id,name,joined,score\n"
@@ -40,45 +48,53 @@ TYPED = {
 }
 
 
-def committed(store: ObjectStore, job: JobKey) -> dict | None:
-    key = Dataset.for_layer("silver", job).manifest_key
-    return json.loads(store.get_bytes(key)) if store.head(key) else None
+def committed(settings: Settings, job: JobKey) -> tables.Commit | None:
+    """Silver's last commit, or None when silver has no table."""
+    table = tables.load(settings, tables.TableRef.silver(job))
+    return tables.history(table, 1)[0] if table is not None else None
 
 
-def silver_objects(store: ObjectStore, job: JobKey) -> list[str]:
-    return [o.key for o in store.list(Dataset.for_layer("silver", job).prefix)]
-
-
-def test_refine_commits_typed_parquet_with_audit_columns(
+def test_refine_commits_a_typed_delta_table_with_audit_columns(
     silver, store: ObjectStore, settings: Settings, job: JobKey
 ) -> None:
-    fill_bronze(store, settings, job, PEOPLE)
+    bronze = fill_bronze(store, settings, job, PEOPLE)
     result = refine(silver, job, TYPED, run_id="s1")
-    prefix = f"silver/{job.workflow_id}/{job.job_id}/"
-    assert result.manifest_key == prefix + "_manifest.json"
-    assert result.output_prefix == prefix + "run=s1/"
-    assert [o.key for o in result.data_objects] == [prefix + "run=s1/part-00000.parquet"]
+    table = f"silver/{job.workflow_id}/{job.job_id}"
+    assert (result.table, result.table_version) == (table, 0)
+    assert result.manifest_key == table + "/_delta_log/00000000000000000000.json"
+    assert store.head(result.manifest_key) is not None
+    assert (result.refresh, result.refresh_reason) == ("full", "silver has no table yet")
+    assert (result.input_version, result.input_run_id) == (bronze.version, "b1")
     assert (result.rows_in, result.rows_out, result.rows_rejected, result.duplicates_removed) == (
         4,
         2,
         1,
         1,
     )
-    frame = read_objects(store, result.data_objects).sort("id")
+    assert result.total_rows == 2
+    frame = read_silver(settings, job).sort("id")
     assert frame.schema["id"] == pl.Int64 and frame.schema["joined"] == pl.Date
-    assert frame.schema["_row_hash"] == pl.UInt64
+    assert frame.schema["_row_hash"] == pl.Int64  # bronze's hash, as its table holds it
     assert frame.rows()[1][:4] == (3, "Cy", frame["joined"][1], 8.0)  # the later line wins
     assert frame["_row_number"].to_list() == [1, 4]
-    manifest = committed(store, job)
-    assert manifest is not None and manifest["run_id"] == "s1"
-    assert manifest["inputs"]["bronze"]["run_id"] == "b1"
-    assert [c["name"] for c in manifest["columns"]][:4] == ["id", "name", "joined", "score"]
-    assert manifest["reject_objects"][0]["key"].startswith(prefix + "run=s1/_quarantine/")
-    assert {q["rule_id"]: q["failed"] for q in manifest["result"]["quality"]} == {
+    commit = committed(settings, job)
+    assert commit is not None and commit.run_id == "s1" and commit.report is not None
+    assert commit.inputs["bronze"] == {
+        "version": bronze.version,
+        "run_id": "b1",
+        "columns": ["id", "name", "joined", "score"],
+    }
+    assert commit.inputs["spec"] == spec_hash(TYPED)
+    assert [c.name for c in commit.report.columns][:4] == ["id", "name", "joined", "score"]
+    assert {q.rule_id: q.failed for q in commit.report.quality} == {
         "cast_id": 0,
         "cast_joined": 0,
         "cast_score": 1,
     }
+    quarantine = read_quarantine(settings, job)
+    assert quarantine.select("_rule_id", "score", "_row_number").rows() == [("cast_score", "x", 2)]
+    assert result.side_table == f"silver/{job.workflow_id}/_quarantine/{job.job_id}"
+    assert result.side_version == 0
 
 
 def test_missing_bronze_is_failed_precondition(silver, channel, job: JobKey) -> None:
@@ -86,7 +102,8 @@ def test_missing_bronze_is_failed_precondition(silver, channel, job: JobKey) -> 
         refine(silver, job, TYPED)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "bronze has not been committed" in info.value.details()
-    assert f"bronze/{job.workflow_id}/{job.job_id}/_manifest.json" in info.value.details()
+    assert "(no Delta table at s3://" in info.value.details()
+    assert f"/bronze/{job.workflow_id}/{job.job_id})" in info.value.details()
     assert serving(channel)
 
 
@@ -123,7 +140,7 @@ def test_bad_spec_is_invalid_argument(
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (  # no columns: rules name default targets, which the bronze manifest lists
+        (  # no columns: rules name default targets, from the columns bronze's table has
             {"expectations": [{"type": "not_null", "column": "nope"}]},
             "spec.expectations[0].column 'nope' is not a silver column "
             "(silver has: 'id', 'name', 'joined', 'score')",
@@ -141,9 +158,10 @@ def test_bad_spec_is_invalid_argument(
 def test_spec_errors_are_found_before_bronze_is_read(
     silver, channel, store: ObjectStore, settings: Settings, job: JobKey, spec, message
 ) -> None:
-    """The bronze data objects are gone: reading them would fail with another error."""
-    bronze = fill_bronze(store, settings, job, PEOPLE)
-    store.delete_keys([o.key for o in bronze.data_objects])
+    """The bronze data files are gone: reading them would fail with another error."""
+    fill_bronze(store, settings, job, PEOPLE)
+    bronze = tables.TableRef.bronze(job)
+    store.delete_keys([o.key for o in store.list(bronze.prefix) if "/_delta_log/" not in o.key])
     with pytest.raises(grpc.RpcError) as info:
         refine(silver, job, spec)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -183,9 +201,9 @@ def test_unique_warn_keeps_the_rows_and_counts_them(
         "rule 'unique_email' (unique on column 'email', action warn) failed for 2 of 6 rows "
         "(33.33%); the rows were kept"
     ) in result.warnings
-    kept = read_objects(store, result.data_objects).sort("id")
+    kept = read_silver(settings, job).sort("id")
     assert kept["email"].to_list() == ["a@x", "b@x", "a@x", None, None, "c@x"]
-    quarantine = read_objects(store, result.reject_objects)
+    quarantine = read_quarantine(settings, job)
     assert quarantine["_rule_id"].to_list() == ["cast_id"]
 
 
@@ -202,19 +220,20 @@ def test_unique_fail_fails_the_layer_unless_within_max_bad_percent(
             "rows (33.33%)"
         ) in info.value.details()
         assert ("above max_bad_percent 30" in info.value.details()) == bool(limit)
-        assert committed(store, job) is None and silver_objects(store, job) == []
+        assert committed(settings, job) is None and silver_objects(store, job) == []
     result = refine(silver, job, unique_email("fail", max_bad_percent=40), run_id="within")
     assert result.rows_out == 6
     assert quality_of(result, "unique_email") == ("unique", "email", "fail", 6, 4, 2)
     assert "(33.33%); the rows were kept" in result.warnings[0]
-    assert committed(store, job)["run_id"] == "within"  # type: ignore[index]
+    assert committed(settings, job).run_id == "within"  # type: ignore[union-attr]
 
 
 def test_fail_rule_fails_the_layer_and_commits_nothing(
     silver, channel, store: ObjectStore, settings: Settings, job: JobKey
 ) -> None:
     fill_bronze(store, settings, job, PEOPLE)
-    first = refine(silver, job, TYPED, run_id="good")
+    refine(silver, job, TYPED, run_id="good")
+    before = silver_objects(store, job)
     spec = {
         **TYPED,
         "expectations": [{"type": "range", "column": "id", "max": 2, "action": "fail"}],
@@ -225,10 +244,10 @@ def test_fail_rule_fails_the_layer_and_commits_nothing(
     assert "rule 'range_id' (range on column 'id', action fail) failed for 2 of 3 rows" in (
         info.value.details()
     )
-    manifest = committed(store, job)
-    assert manifest is not None and manifest["run_id"] == "good"
-    assert not [k for k in silver_objects(store, job) if "/run=bad/" in k]
-    assert store.head(first.data_objects[0].key) is not None
+    commit = committed(settings, job)
+    assert commit is not None and commit.run_id == "good"
+    assert silver_objects(store, job) == before  # the run's staged files are gone
+    assert read_silver(settings, job).height == 2
     assert serving(channel)
 
 
@@ -272,7 +291,7 @@ def test_schema_drift_is_reported_and_can_fail_the_layer(
         refine(silver, job, {**TYPED, "fail_on_schema_drift": True}, run_id="three")
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "id (String -> Int64)" in info.value.details()
-    assert committed(store, job)["run_id"] == "two"  # type: ignore[index]
+    assert committed(settings, job).run_id == "two"  # type: ignore[union-attr]
 
 
 def test_repeating_a_run_id_returns_the_committed_result(
@@ -282,8 +301,10 @@ def test_repeating_a_run_id_returns_the_committed_result(
     first = refine(silver, job, TYPED, run_id="same")
     again = refine(silver, job, {}, run_id="same")
     assert again.reused and not first.reused
+    assert (again.table_version, again.side_version) == (first.table_version, first.side_version)
     assert [o.key for o in again.data_objects] == [o.key for o in first.data_objects]
     assert again.rows_out == first.rows_out
+    assert committed(settings, job).version == first.table_version  # type: ignore[union-attr]
 
 
 def test_without_a_spec_names_are_normalised_types_inferred_duplicates_dropped(
@@ -312,7 +333,7 @@ def test_without_a_spec_names_are_normalised_types_inferred_duplicates_dropped(
         "column 'notes' is null in every row; typed as string",
         "column 'code' kept as text: '007' would lose its leading zero as integer",
     ]
-    assert read_objects(store, result.data_objects).sort("customer_id")["code"].to_list() == [
+    assert read_silver(settings, job).sort("customer_id")["code"].to_list() == [
         "007",
         "010",
     ]
@@ -354,12 +375,12 @@ def test_hostile_data_is_counted_and_quarantined_never_crashes(
     assert quality["cast_count"] == (4, 4) and quality["cast_empty"] == (4, 0)
     assert quality["cast_when"] == (4, 1)  # 2024-13-01; the empty `when` is null, not a failure
     assert quality["length_text"] == (0, 0)  # no row passed its casts
-    quarantine = read_objects(store, result.reject_objects).sort("_row_number")
+    quarantine = read_quarantine(settings, job).sort("_row_number")
     assert quarantine["text"][0] == long_text  # the original, whole
     assert quarantine["_reason"][3] == "'NaN' is not a valid float"
     assert quarantine["_reason"][2].startswith("'1e999' is not a valid float")
-    silver_part = read_objects(store, result.data_objects)
-    assert silver_part.height == 0 and silver_part.schema["count"] == pl.Int64
+    silver_rows = read_silver(settings, job)
+    assert silver_rows.height == 0 and silver_rows.schema["count"] == pl.Int64
     assert serving(channel)
 
 
@@ -369,9 +390,10 @@ def test_empty_bronze_commits_an_empty_typed_silver(
     fill_bronze(store, settings, job, b"id,name,joined,score\n")
     result = refine(silver, job, TYPED)
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (0, 0, 0)
-    assert not result.reject_objects
-    frame = read_objects(store, result.data_objects)
+    assert not result.reject_objects and not result.HasField("side_version")  # none to add
+    frame = read_silver(settings, job)
     assert frame.height == 0 and frame.schema["joined"] == pl.Date
+    assert read_quarantine(settings, job).height == 0
 
 
 @pytest.mark.parametrize("memory_mb", [2048, 1])
@@ -404,11 +426,11 @@ def test_dedupe_and_unique_rules_agree_in_memory_and_in_buckets(
     # Checked: the 300 rows left after dedupe; failed: the 20 holding one of 10 emails twice.
     (unique,) = [q for q in result.quality if q.rule_id == "unique_email"]
     assert (unique.action, unique.checked, unique.passed, unique.failed) == ("drop", 300, 280, 20)
-    kept = read_objects(store, result.data_objects)
+    kept = read_silver(settings, job)
     assert kept.height == 280 and kept["id"].is_unique().all()
     assert set(kept["id"]) == set(range(10, 290))
     assert {d.day for d in kept["at"]} == {25}  # every id's latest date
-    quarantine = read_objects(store, result.reject_objects)
+    quarantine = read_quarantine(settings, job)
     assert set(quarantine["_reason"]) == {f"'user{i}@example.com' is not unique" for i in range(10)}
 
 
@@ -440,7 +462,7 @@ def test_no_late_commit_for_a_caller_that_gave_up(
         refine_directly(
             store, settings, plan_from_proto(_request(job, TYPED)), GivesUpBeforeCommit()
         )
-    assert committed(store, job) is None
+    assert committed(settings, job) is None
     assert silver_objects(store, job) == []
 
 

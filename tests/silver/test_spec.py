@@ -172,12 +172,34 @@ def test_defaults_and_explicit_empty_null_markers() -> None:
             {"columns": [{"source": "a"}], "dedupe": {"keys": ["a", "b"]}},
             "spec.dedupe.keys[1] 'b' is not a silver column",
         ),
+        (
+            {"dedupe": {"keys": ["a"], "sequence_by": "b", "history": "scd3"}},
+            "spec.dedupe.history 'scd3' is not scd2",
+        ),
+        (
+            {"dedupe": {"keys": ["a"], "history": "scd2"}},
+            "spec.dedupe.history scd2 needs spec.dedupe.keys and spec.dedupe.sequence_by",
+        ),
+        (
+            {
+                "columns": [{"source": "a"}, {"source": "b"}],
+                "expectations": [{"type": "unique", "column": "a"}],
+                "dedupe": {"keys": ["a"], "sequence_by": "b", "history": "scd2"},
+            },
+            "spec.expectations[0].type unique does not apply with spec.dedupe.history scd2",
+        ),
     ],
 )
 def test_bad_specs_name_the_field(data: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_spec(spec_of(data))
     assert message in info.value.message
+
+
+def test_history_scd2_is_read_case_insensitively() -> None:
+    data = {"dedupe": {"keys": ["a"], "sequence_by": "b", "history": " SCD2 "}}
+    assert parse_spec(spec_of(data)).dedupe.history == "scd2"
+    assert parse_spec(spec_of({"dedupe": {"keys": ["a"]}})).dedupe.history == ""
 
 
 def regex_spec(pattern: str) -> silver_pb2.SilverSpec:

@@ -352,3 +352,44 @@ def test_drift() -> None:
         [("gone", "Date")],
         [("id", "Int64", "String")],
     )
+
+
+def test_range_cuts_split_a_sample_evenly_and_index_values_by_range() -> None:
+    sample = pl.Series("id", list(range(4 * transform.ROWS_PER_RANGE))).shuffle(seed=1)
+    cuts = transform.range_cuts(sample)
+    assert cuts.to_list() == [transform.ROWS_PER_RANGE * i for i in (1, 2, 3)]
+    values = pl.Series("id", [0, transform.ROWS_PER_RANGE, 10**9, None])
+    assert transform.range_index(cuts, values).to_list() == [0, 1, 3, 0]
+    assert transform.range_cuts(sample.head(10)).len() == 0  # too few rows: one range
+    decimals = pl.Series([Decimal("1.5")] * transform.ROWS_PER_RANGE * 2)
+    assert transform.range_cuts(decimals).len() == 0  # no statistics to prune by
+
+
+def test_which_row_is_later_is_the_same_in_polars_and_in_the_merges_sql() -> None:
+    """newer_or_same (polars) and newer_or_same_sql (run by DuckDB here) against Python's
+    own tuple order, a null being smaller than any value."""
+    import random
+
+    import duckdb
+
+    from services.silver.precedence import TARGET_SUFFIX, newer_or_same, newer_or_same_sql
+
+    rng = random.Random(5)
+    order = ["at", "name"]
+    pick = [None, 1, 2], [None, "a", "b"]
+    pairs = [[rng.choice(p) for p in (*pick, *pick)] for _ in range(400)]
+    source = pl.DataFrame([p[:2] for p in pairs], schema=order, orient="row")
+    target = pl.DataFrame([p[2:] for p in pairs], schema=order, orient="row")
+    joined = pl.concat([source, target.rename(lambda c: c + TARGET_SUFFIX)], how="horizontal")
+    in_polars = joined.select(newer_or_same(order)).to_series().to_list()
+    con = duckdb.connect()
+    con.register("source_rows", source.to_arrow())
+    con.register("target_rows", target.to_arrow())
+    sql = f"SELECT {newer_or_same_sql(order)} FROM source_rows s POSITIONAL JOIN target_rows t"
+    in_sql = [row[0] for row in con.execute(sql).fetchall()]
+
+    def rank(values: list[object]) -> tuple[object, ...]:
+        return tuple((v is not None, v if v is not None else 0) for v in values)
+
+    expected = [rank(p[:2]) >= rank(p[2:]) for p in pairs]
+    assert in_polars == expected and in_sql == expected

@@ -1,5 +1,6 @@
-// The execution page: steps with counts, warnings and errors, the quality report, the
-// balance sheet, the quarantine and gold previews, and the Prefect logs (paginated).
+// The execution page: steps with counts, table versions, warnings and errors, the quality
+// report, the balance sheet, the quarantine and gold previews (each at the table version
+// this execution committed), and the Prefect logs (paginated).
 
 import { api, itemsOf } from "./api.js";
 import { LogPanel } from "./logs.js";
@@ -21,7 +22,7 @@ function stepsTable(execution) {
     el(
       "table",
       { class: "steps-table" },
-      el("thead", {}, el("tr", {}, ["layer", "status", "rows in", "rows out", "rejected", "tries", "duration", "warnings and errors"].map((c) => el("th", { scope: "col", text: c })))),
+      el("thead", {}, el("tr", {}, ["layer", "status", "rows in", "rows out", "rejected", "tries", "duration", "table versions", "warnings and errors"].map((c) => el("th", { scope: "col", text: c })))),
       el(
         "tbody",
         {},
@@ -36,6 +37,7 @@ function stepsTable(execution) {
             el("td", { class: "num", text: count(s.rows_rejected) }),
             el("td", { class: "num", text: s.attempts ? String(s.attempts) : "—" }),
             el("td", { class: "num", text: seconds(s.started_at, s.finished_at) }),
+            el("td", { class: "versions" }, versionsList(s.tables)),
             el(
               "td",
               { class: "notes" },
@@ -47,6 +49,18 @@ function stepsTable(execution) {
           ),
         ),
       ),
+    ),
+  );
+}
+
+// The Delta table versions a step committed ("silver/w/j v4") and read ("read bronze/w/j v7").
+function versionsList(tables) {
+  if (!(tables || []).length) return "—";
+  return el(
+    "ul",
+    { class: "versions" },
+    tables.map((t) =>
+      el("li", { "data-role": t.role }, t.role === "input" ? "read " : "", el("code", { text: t.table }), ` v${t.version}`),
     ),
   );
 }
@@ -112,6 +126,21 @@ function previewRows(data) {
 
 function replaced(runId) {
   return el("p", { class: "note", text: `A later run (${runId}) has replaced this execution's output: shown is the job's current one.` });
+}
+
+// Which version of which table a preview is, and whether the table has changed since.
+function versionNote(item) {
+  if (item.version === null || item.version === undefined) return null;
+  const text = item.current
+    ? `${item.table} version ${item.version}: this execution's, still the current data.`
+    : `${item.table} version ${item.version}: this execution's; the table has changed since (latest version ${item.latest_version}).`;
+  return el("p", { class: item.current ? "version" : "note", "data-version": String(item.version), text });
+}
+
+// Previews read from tables say per item which version they are; older ones say it once.
+function staleNote(data) {
+  const tabled = itemsOf(data).some((i) => i.version !== null && i.version !== undefined);
+  return data.current === false && !tabled ? replaced(data.run_id) : null;
 }
 
 export class ExecutionPage {
@@ -210,7 +239,8 @@ export class ExecutionPage {
       let items;
       try {
         const data = await api.goldPreviews(this.id, PREVIEW_ROWS);
-        if (data.current === false) gold.push(replaced(data.run_id));
+        const stale = staleNote(data);
+        if (stale) gold.push(stale);
         items = itemsOf(data);
       } catch (err) {
         // The step's own report carries a few rows of each model.
@@ -225,8 +255,8 @@ export class ExecutionPage {
         const caption = `${item.name} · ${count(item.rows)} rows, first ${rows.length}`;
         gold.push(
           item.name === PROFILE
-            ? el("details", { class: "preview", "data-model": item.name }, el("summary", { text: caption }), dataTable(rows, { columns: item.columns }))
-            : el("div", { class: "preview", "data-model": item.name }, dataTable(rows, { columns: item.columns, caption })),
+            ? el("details", { class: "preview", "data-model": item.name }, el("summary", { text: caption }), versionNote(item), dataTable(rows, { columns: item.columns }))
+            : el("div", { class: "preview", "data-model": item.name }, versionNote(item), dataTable(rows, { columns: item.columns, caption })),
         );
       }
     }
@@ -241,13 +271,15 @@ export class ExecutionPage {
       const label = layer === "bronze" ? "rejects" : "quarantine";
       try {
         const data = await api.quarantine(this.id, layer, PREVIEW_ROWS);
-        if (data.current === false) quarantine.push(replaced(data.run_id));
+        const stale = staleNote(data);
+        if (stale) quarantine.push(stale);
         for (const item of itemsOf(data)) {
           const rows = previewRows(item.preview);
           quarantine.push(
             el(
               "div",
               { class: "preview", "data-layer": layer },
+              versionNote(item),
               dataTable(rows, { columns: item.columns, caption: `${layer} ${label} · ${count(item.rows)} rows, first ${rows.length}` }),
             ),
           );

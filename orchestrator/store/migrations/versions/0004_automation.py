@@ -1,8 +1,8 @@
 """Runs that start themselves: pending triggers, the landing scan's view, schedules' pause
 state, webhook notifications; executions record their cause and when they were noticed.
 
-Revision ID: 0003_automation
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-05
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_automation"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
