@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.automation import schedules_app, upload
 from cli.tables import app as tables_app
 from cli.upkeep import maintain, migrate
 from flowforge.errors import FlowForgeError
@@ -141,16 +142,23 @@ def workflows_apply(
     file: Annotated[Path, typer.Argument(help="A workflow YAML file.", exists=True)],
 ) -> None:
     """Validate FILE (errors name the field and line) and store the workflow."""
+    from orchestrator.schedules import sync_schedules
+    from orchestrator.trigger import prefect_api_configured
     from orchestrator.workflows import load_workflow_file
 
     try:
         workflow = load_workflow_file(file)
-        _, store = _store()
+        settings, store = _store()
         store.save_workflow(workflow, file.read_text(encoding="utf-8"))
     except FlowForgeError as exc:
         raise _fail(exc) from None
     jobs = ", ".join(j.id for j in workflow.jobs)
     print(f"workflow {workflow.id}: {len(workflow.jobs)} jobs ({jobs})")
+    if any(j.schedule for j in workflow.jobs) and prefect_api_configured():
+        try:
+            sync_schedules(settings, store)
+        except FlowForgeError as exc:  # stored all the same; the API's sync retries
+            print(f"warning: schedules not registered with Prefect yet: {exc.message}")
 
 
 @workflows_app.command("list")
@@ -293,16 +301,17 @@ def run(
     Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
     from rich.console import Console
 
+    from cli.automation import upload_files
     from cli.console import follow, report
     from flowforge.ids import validate_file_name
-    from flowforge.layout import JobKey, landing_prefix
+    from flowforge.layout import JobKey
     from orchestrator.flow import plan_layers
     from orchestrator.prefect_server import quiet_console
     from orchestrator.runner import InProcessRunner
     from orchestrator.trigger import prefect_api_configured, trigger_execution
 
     try:  # refused before anything is contacted or written
-        key = JobKey.of(workflow, job)
+        JobKey.of(workflow, job)
         plan_layers(from_layer)
         for file in files or []:  # each name becomes the last part of a landing key
             validate_file_name(file.name, (".csv",))
@@ -315,12 +324,9 @@ def run(
     quiet_console()  # the live table shows the progress; run logs still reach Prefect
     try:
         store.get_job(workflow, job)
-        if files:
-            objects = prepare_store(settings)
-            for file in files:
-                with file.open("rb") as stream:  # streamed, in parts when large
-                    objects.upload(landing_prefix(key) + file.name, stream)
-                console.print(f"uploaded {file} to {landing_prefix(key)}{file.name}")
+        if files:  # seen, not a trigger: this run is the one they start
+            for key in upload_files(settings, store, workflow, job, files, trigger=False):
+                console.print(f"uploaded {key}")
         runner = None if prefect_api_configured() else InProcessRunner(settings, store)
         execution = trigger_execution(
             settings,
@@ -423,6 +429,10 @@ def serve_deployment(
     settings = get_settings()
     configure_logging(settings)
     serve_flow(name, limit, health=port is not None, settings=settings)
+
+
+app.command()(upload)
+app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()

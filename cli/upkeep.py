@@ -3,8 +3,9 @@ turning the manifests of older releases into tables."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.table import Table
 
 from cli.tables import AsJson, fail, print_json, quiet_settings
 from flowforge.errors import FlowForgeError
+
+if TYPE_CHECKING:
+    from orchestrator.retention import RetentionReport
 
 
 def maintain(
@@ -23,23 +27,33 @@ def maintain(
     ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Compact small files and vacuum every table (FLOWFORGE_TABLES_RETENTION_DAYS), keeping
+    """Retention first (landing files past their workflow's landing_retention_days once
+    ingested, executions past FLOWFORGE_EXECUTIONS_RETENTION_DAYS; not with --table), then
+    compact small files and vacuum every table (FLOWFORGE_TABLES_RETENTION_DAYS), keeping
     every version an execution recorded; tables a running execution uses are skipped."""
     from flowforge.storage import prepare_store
     from flowforge.tables import TableRef
     from orchestrator.maintenance import maintain as maintain_tables
+    from orchestrator.retention import apply_retention
     from orchestrator.store import Store
 
     settings = quiet_settings()
     try:
         only = [TableRef.parse(t) for t in table] if table else None
-        store = Store.open(settings)
-        done = maintain_tables(settings, store, prepare_store(settings), only, dry_run)
+        store, objects = Store.open(settings), prepare_store(settings)
+        # Before the tables: the versions of the executions it deletes are vacuumed now.
+        kept = None if only else apply_retention(settings, store, objects, dry_run)
+        done = maintain_tables(settings, store, objects, only, dry_run)
     except FlowForgeError as exc:
         raise fail(exc) from None
     if as_json:
-        print_json([d.to_dict() | {"files_deleted": d.files_deleted} for d in done])
+        print_json({
+            "retention": asdict(kept) if kept else None,
+            "tables": [d.to_dict() | {"files_deleted": d.files_deleted} for d in done],
+        })  # fmt: skip
     else:
+        if kept is not None:
+            show_retention(kept, dry_run)
         deleted = "would delete" if dry_run else "deleted"
         view = Table(
             title=f"{len(done)} tables maintained (retention "
@@ -60,8 +74,23 @@ def maintain(
                 or (f"no longer in the log: {d.lost_versions}" if d.lost_versions else ""),
             )
         Console().print(view)
-    if any(d.error for d in done):
+    if any(d.error for d in done) or (kept and kept.errors):
         raise typer.Exit(1)
+
+
+def show_retention(report: RetentionReport, dry_run: bool) -> None:
+    verb = "would delete" if dry_run else "deleted"
+    print(f"retention: landing files {verb}: {len(report.landing_deleted)}; old ones kept "
+          f"(not ingested): {len(report.landing_not_ingested)}")  # fmt: skip
+    for key in report.landing_deleted:
+        print(f"  {key}")
+    print(f"retention: executions {verb}: {len(report.executions_deleted)}; old ones kept "
+          f"(latest of their job, or holding a table's current version): "
+          f"{len(report.executions_kept)}")  # fmt: skip
+    for line in report.skipped:
+        print(f"retention: skipped {line}")
+    for line in report.errors:
+        print(f"retention: error: {line}", file=sys.stderr)
 
 
 def migrate(

@@ -217,6 +217,47 @@ class Settings(BaseSettings):
         "UTC); 'off': only when started by hand.",
     )
 
+    # Runs that start themselves: upload triggers, schedules, notifications, retention. The
+    # loop runs in the API process (`flowforge serve api`).
+    automation: bool = Field(
+        default=True,
+        description="Run upload triggers, the landing scan, the schedule sync and webhook "
+        "notifications in this API process (all state is in the executions store, so "
+        "several API replicas may run it; turn it off where one should not).",
+    )
+    landing_scan_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the landing prefix of each job with trigger.on_upload is "
+        "listed (one list per job) for files put there without FlowForge; 0: never.",
+    )
+    schedule_sync_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often job schedules are made to match Prefect's deployment "
+        "schedules (they are also synced when a workflow is applied).",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address users open the web UI at: notifications link to "
+        "{public_url}/#/executions/{id}.",
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Deadline of one webhook call."
+    )
+    notify_retry_delays_seconds: list[float] = Field(
+        default=[5.0, 30.0, 120.0, 600.0],
+        description="Waits before each retry of a webhook call that failed (network error, "
+        "a 5xx or 429 answer) (JSON list; its length is the retry count).",
+    )
+    executions_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="Maintenance removes ended executions older than this from the store "
+        "(which frees their table versions for vacuum), except the latest of each job and "
+        "those whose output is still a table's current version.",
+    )
+
     # The executions API (`flowforge serve api`).
     api_token: SecretStr | None = Field(
         default=None,

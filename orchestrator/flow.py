@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
-from flowforge.errors import FailedPrecondition, FlowForgeError, InvalidArgument
+from flowforge.errors import Conflict, FailedPrecondition, FlowForgeError, InvalidArgument
 from flowforge.layout import LAYERS, JobKey
 from flowforge.settings import Settings
 from orchestrator.balance import balance_sheet
@@ -27,6 +27,7 @@ from orchestrator.layers import call_layer, quality_of, table_versions
 from orchestrator.liveness import beating
 from orchestrator.runner import flow_context
 from orchestrator.store import ExecutionStatus, StepStatus, Store
+from orchestrator.store.models import utcnow
 from orchestrator.workflows import Job
 
 FLOW_NAME = "flowforge-medallion"
@@ -132,14 +133,24 @@ def medallion(
     to_layer: str | None = None,
     full_refresh: bool = False,
     forget: list[str] | None = None,
+    cause: str = "manual",
 ) -> dict[str, Any]:
-    """Runs one job from `from_layer` to `to_layer`, reusing the committed earlier layers;
-    `forget`: landing files (deleted from landing) whose rows bronze removes."""
+    """Runs one job from `from_layer` to `to_layer`, reusing the committed earlier layers.
+    Without an execution_id (a scheduled run) it records its own execution; `cause` says
+    what started it; `forget`: landing files (deleted from landing) whose rows bronze
+    removes."""
     with flow_context() as context:
         store = context.store
         if execution_id is None:
             layers = plan_layers(from_layer, to_layer)
-            execution_id = store.create_execution(workflow_id, job_id, layers, full_refresh).id
+            try:
+                execution_id = store.create_execution(
+                    workflow_id, job_id, layers, full_refresh, cause=cause
+                ).id
+            except Conflict as exc:
+                if cause != "schedule":
+                    raise
+                return _deferred(store, workflow_id, job_id, exc)
         try:
             workflow, job = store.get_job(workflow_id, job_id)
             store.start_execution(execution_id, flow_run_id=current_flow_run.id)
@@ -161,6 +172,17 @@ def medallion(
             if store.finish_execution(execution_id, ExecutionStatus.FAILED, error=message):
                 get_run_logger().error("execution %s failed: %s", execution_id, message)
             raise
+
+
+def _deferred(store: Store, workflow_id: str, job_id: str, busy: Conflict) -> dict[str, Any]:
+    """A scheduled run that finds its job running: one follow-up, which the automation loop
+    starts once the running execution has ended (more scheduled runs meanwhile: still one)."""
+    store.mark_pending(workflow_id, job_id, "schedule", due_at=utcnow())
+    running = store.active_execution(workflow_id, job_id)
+    if running is not None:
+        store.wait_for(workflow_id, job_id, running.id)
+    get_run_logger().info("%s; a follow-up run starts when it ends", busy.message)
+    return {"status": "DEFERRED", "reason": busy.message}
 
 
 def run_layers(settings: Settings, store: Store, run: Run) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The Prefect flow `flowforge-maintenance`: `flowforge maintain` on a schedule, a task per
-table, a table artifact of what was done (deployment flowforge-maintenance/tables)."""
+"""The Prefect flow `flowforge-maintenance`: `flowforge maintain` on a schedule, retention
+first (a task), then a task per table, a table artifact of what was done (deployment
+flowforge-maintenance/tables)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -14,6 +16,7 @@ from flowforge import catalog
 from flowforge.storage import ObjectStore
 from flowforge.tables import TableRef
 from orchestrator.maintenance import TableMaintenance, maintain
+from orchestrator.retention import RetentionReport, apply_retention
 from orchestrator.runner import flow_context
 
 MAINTENANCE_FLOW = "flowforge-maintenance"
@@ -34,11 +37,25 @@ def maintain_one(table: str, dry_run: bool, run_id: str) -> dict[str, Any]:
         return done.to_dict()
 
 
+@task(name="retention", cache_policy=NO_CACHE)
+def retain(dry_run: bool) -> dict[str, Any]:
+    """Landing files and executions past their retention (orchestrator.retention)."""
+    with flow_context() as context:
+        report = apply_retention(
+            context.settings, context.store, ObjectStore(context.settings), dry_run
+        )
+    describe_retention(report, dry_run)
+    return asdict(report)
+
+
 @flow(name=MAINTENANCE_FLOW, log_prints=False)
 def maintenance(tables: list[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Compacts and vacuums every FlowForge table (or `tables`), keeping every version an
-    execution recorded; a table a running execution uses is skipped."""
+    """Applies retention (not when given `tables`), then compacts and vacuums every
+    FlowForge table (or `tables`), keeping every version an execution recorded; a table a
+    running execution uses is skipped."""
     with flow_context() as context:
+        if tables is None:  # first: the versions of the executions it deletes go now
+            retain(dry_run)
         refs = (
             [TableRef.parse(t) for t in tables]
             if tables is not None
@@ -56,6 +73,21 @@ def maintenance(tables: list[str] | None = None, dry_run: bool = False) -> list[
         f"{len(results)} tables",
     )
     return results
+
+
+def describe_retention(report: RetentionReport, dry_run: bool) -> None:
+    logger = get_run_logger()
+    logger.info(
+        "retention: %s %d landing files and %d executions; kept %d old landing files bronze "
+        "has not ingested and %d old executions (latest, or holding a current version)",
+        "would delete" if dry_run else "deleted", len(report.landing_deleted),
+        len(report.executions_deleted), len(report.landing_not_ingested),
+        len(report.executions_kept),
+    )  # fmt: skip
+    for line in report.skipped:
+        logger.info("retention: skipped %s", line)
+    for line in report.errors:
+        logger.warning("retention: %s", line)
 
 
 def describe(done: TableMaintenance) -> None:

@@ -1,4 +1,5 @@
-"""A local Prefect server as a child process: its own PREFECT_HOME and SQLite, a free port.
+"""A local Prefect server as a child process: its own PREFECT_HOME and SQLite, a free port,
+and its scheduler (job schedules and the retention deployment create their flow runs).
 
 One server per stack (the demo, `flowforge up`, a test session): Prefect's ephemeral
 in-process API shares one SQLite file between processes and then fails with "database is
@@ -22,10 +23,10 @@ from typing import Self
 from flowforge.embedded import pick_ports
 from flowforge.processes import Started, stop_process_group, wait_ready
 
-# What FlowForge's flow runs need stays: runs are created by the API or `flowforge run`
-# (no schedules: the server starts with --no-scheduler), so flow runs are never late or
-# paused; the event persister and task-run recorder keep the UI's timeline; cancelling a
-# run, concurrency leases and old-event vacuuming keep working, at a slower pace.
+# What FlowForge's flow runs need stays: the scheduler (job schedules, the maintenance
+# cron) at a slower pace; flow runs are never paused and "late" is only a name here; the
+# event persister and task-run recorder keep the UI's timeline; cancelling a run,
+# concurrency leases and old-event vacuuming keep working, at a slower pace.
 IDLE_SERVICES = {
     "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",  # "Late" is only a name here
     "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",  # flows never pause
@@ -87,7 +88,6 @@ class PrefectServer(Started):
                 "127.0.0.1",
                 "--port",
                 str(self.port),
-                "--no-scheduler",
                 "--analytics-off",
             ],  # fmt: skip
             env=env,

@@ -39,15 +39,17 @@ def trigger_execution(
     to_layer: str | None = None,
     runner: InProcessRunner | None = None,
     forget: list[str] | None = None,
+    cause: str = "manual",
 ) -> ExecutionRecord:
     """Creates a PENDING execution and starts its flow run; returns the execution.
 
     Raises Conflict when the job already has a PENDING or RUNNING execution, NotFound for
     an unknown workflow or job, InvalidArgument for bad layers, and Unavailable (after
     marking the execution FAILED) when Prefect cannot start the deployment.
-    runner: run the flow in this process through it, not through the deployment."""
+    runner: run the flow in this process through it, not through the deployment.
+    cause: what started it (manual, upload, schedule, follow-up), kept with the execution."""
     layers = plan_layers(from_layer, to_layer)
-    execution = store.create_execution(workflow_id, job_id, layers, full_refresh)
+    execution = store.create_execution(workflow_id, job_id, layers, full_refresh, cause=cause)
     parameters: dict[str, Any] = {
         "workflow_id": workflow_id,
         "job_id": job_id,

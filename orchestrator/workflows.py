@@ -11,6 +11,10 @@
     gold:                      # the workflow's own models, over all of its jobs
       dimensions: [countries]
       models: [{name: revenue, sql_file: models/revenue.sql}]   # reads silver.<job>, ...
+        trigger: {on_upload: true, debounce_seconds: 30}                 # optional
+        schedule: {cron: "0 6 * * *", timezone: Europe/Berlin}           # optional
+    notify: {webhooks: [{url: https://..., format: slack}]}             # optional
+    landing_retention_days: 30                                          # optional
 
 Every error names the field and the line: `customer-data.yaml:14: jobs[0].silver.columns[2].type
 'integr' is not a type; ...`; a workflow model's also the table and the line of its SQL:
@@ -31,6 +35,7 @@ from flowforge.ids import validate_id
 from flowforge.specs.documents import UnknownKey, silver_spec_from_document, unknown_key
 from flowforge.specs.gold import parse_gold_spec, parse_workflow_gold_spec
 from flowforge.v1 import bronze_pb2, gold_pb2, silver_pb2
+from orchestrator.automation_spec import Notify, Schedule, Trigger
 from orchestrator.yamlsource import Path as YamlPath
 from orchestrator.yamlsource import SourceMap, dotted, load_yaml
 
@@ -124,6 +129,8 @@ class Job(BaseModel):
     csv: CsvSettings = Field(default_factory=CsvSettings)
     silver: dict[str, Any] = Field(default_factory=dict)
     gold: GoldSettings = Field(default_factory=GoldSettings)
+    trigger: Trigger = Field(default_factory=Trigger)
+    schedule: Schedule | None = None
 
     _job_id = field_validator("id")(_id)
 
@@ -147,6 +154,8 @@ class Workflow(BaseModel):
     dimensions: list[str] = Field(default_factory=list)
     jobs: list[Job] = Field(min_length=1)
     gold: WorkflowGoldSettings | None = None
+    notify: Notify | None = None
+    landing_retention_days: float | None = Field(default=None, gt=0)
 
     _workflow_id = field_validator("id")(_id)
 

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
 from orchestrator.api import (
+    automation,
     dimensions,
     events,
     executions,
@@ -38,6 +39,7 @@ ROUTERS = [
     workflows,
     landing,
     jobs,
+    automation,
     uploads,
     dimensions,
     executions,
@@ -62,6 +64,8 @@ def create_app(
             asyncio.create_task(context.reconciler.poll(stopping, context.activity)),
             asyncio.create_task(context.unfinished.keep_sweeping(stopping, every)),
         ]
+        if settings.automation:
+            background.append(asyncio.create_task(context.automation.run(stopping)))
         try:
             yield
         finally:

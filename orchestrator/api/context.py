@@ -19,6 +19,7 @@ from orchestrator.api.errors import Busy, TooManyRequests
 from orchestrator.api.limits import Slots
 from orchestrator.api.reconciling import Reconciler
 from orchestrator.api.unfinished import UnfinishedUploads
+from orchestrator.automation import Automation
 from orchestrator.runner import InProcessRunner
 from orchestrator.store import Store
 from orchestrator.trigger import prefect_api_configured
@@ -33,6 +34,8 @@ class ApiContext:
     # Without a Prefect API (PREFECT_API_URL), triggered flows run in this process.
     runner: InProcessRunner | None = field(init=False)
     unfinished: UnfinishedUploads = field(init=False)
+    # Upload triggers, the landing scan, schedule sync and notifications (automation.py).
+    automation: Automation = field(init=False)
     uploads: Slots = field(init=False)
     streams: Slots = field(init=False)
     client_streams: Slots = field(init=False)
@@ -48,6 +51,7 @@ class ApiContext:
             None if prefect_api_configured() else InProcessRunner(self.settings, self.store)
         )
         self.unfinished = UnfinishedUploads(self.objects)
+        self.automation = Automation(self.settings, self.store, self.objects, self.runner)
         settings = self.settings
         self.uploads = Slots(
             settings.api_max_concurrent_uploads,

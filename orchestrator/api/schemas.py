@@ -100,6 +100,11 @@ class Execution(BaseModel):
     error: str | None
     balance: dict[str, Any] | None = Field(description="The row balance sheet")
     steps: list[Step]
+    cause: str | None = Field(
+        default=None,
+        description="What started it: manual, upload, schedule, or follow-up (it waited for "
+        "a running execution of its job)",
+    )
 
     @classmethod
     def of(cls, execution: ExecutionRecord) -> Execution:
@@ -135,11 +140,33 @@ class TriggerRequest(BaseModel):
     )
 
 
+class TriggerState(BaseModel):
+    on_upload: bool
+    debounce_seconds: float
+    pending: bool = Field(description="An upload (or a deferred scheduled run) waits to start")
+    due_at: datetime | None = Field(description="When it starts, if the job is not running")
+    files: int = Field(
+        description="Landing files uploaded (or found by the scan) since it became pending"
+    )
+    waiting_for: str | None = Field(description="The running execution a follow-up run waits for")
+
+
+class JobSchedule(BaseModel):
+    cron: str
+    timezone: str
+    paused: bool
+    next_run_at: datetime | None = Field(description="Null while paused")
+    registered: bool = Field(description="Prefect has the schedule (on the deployment)")
+    error: str | None = Field(description="Why the last sync with Prefect failed")
+
+
 class JobSummary(BaseModel):
     workflow_id: str
     job_id: str
     name: str
     latest_execution: Execution | None
+    trigger: TriggerState | None = None
+    schedule: JobSchedule | None = None
 
 
 class WorkflowSummary(BaseModel):
@@ -154,7 +181,24 @@ class WorkflowDetail(BaseModel):
     name: str
     description: str
     dimensions: list[str]
-    jobs: list[dict[str, Any]] = Field(description="Each job's definition: csv, silver, gold")
+    jobs: list[dict[str, Any]] = Field(
+        description="Each job's definition: csv, silver, gold, trigger, schedule"
+    )
+    notify: dict[str, Any] | None = Field(
+        default=None, description="Webhooks, their URLs masked (the path and query hold tokens)"
+    )
+    landing_retention_days: float | None = None
+
+
+class NotificationCall(BaseModel):
+    event: str = Field(description="failed, crashed or quality")
+    url: str = Field(description="The webhook, masked")
+    format: str = Field(description="json or slack")
+    status: str = Field(description="pending, sent or failed (out of retries)")
+    attempts: int
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
 
 
 class UploadedFile(BaseModel):
@@ -167,6 +211,11 @@ class Uploaded(BaseModel):
     workflow_id: str
     job_id: str
     files: list[UploadedFile]
+    trigger_due_at: datetime | None = Field(
+        default=None,
+        description="With trigger.on_upload: when the job starts, unless more files come "
+        "first (or once its running execution ends)",
+    )
 
 
 class LandingFile(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,8 +31,11 @@ from orchestrator.api.limits import arriving
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Uploaded, UploadedFile
 from orchestrator.api.unfinished import UnfinishedUploads
+from orchestrator.triggers import note_uploads
+from orchestrator.workflows import Job
 
 router = APIRouter(tags=["jobs"])
+log = logging.getLogger(__name__)
 SNIFF_BYTES = 8192
 _CHUNK = 1 << 20
 
@@ -142,8 +146,27 @@ async def upload_files(
     FLOWFORGE_API_MAX_CONCURRENT_UPLOADS uploads at once, 503 with Retry-After."""
     ids(workflow_id=workflow_id, job_id=job_id)
     with ctx.uploads.take():
-        await run_in_threadpool(ctx.store.get_job, workflow_id, job_id)
-        return await _upload(ctx, request, workflow_id, job_id)
+        _, job = await run_in_threadpool(ctx.store.get_job, workflow_id, job_id)
+        uploaded = await _upload(ctx, request, workflow_id, job_id)
+    if job.trigger.on_upload:
+        await run_in_threadpool(_note, ctx, workflow_id, job, uploaded)
+    return uploaded
+
+
+def _note(ctx: Context, workflow_id: str, job: Job, uploaded: Uploaded) -> None:
+    """Starts (or moves) the job's debounce. A store that fails here leaves it to the
+    landing scan: the files are there, unseen and not ingested."""
+    try:
+        etags = {}
+        for file in uploaded.files:
+            info = ctx.objects.head(file.key)
+            if info is not None:
+                etags[file.key] = info.etag
+        note_uploads(ctx.store, job, workflow_id, etags)
+        pending = ctx.store.pending_trigger(workflow_id, job.id)
+        uploaded.trigger_due_at = pending.due_at if pending else None
+    except FlowForgeError as exc:
+        log.warning("upload trigger of %s/%s not noted: %s", workflow_id, job.id, exc.message)
 
 
 async def _upload(ctx: Context, request: Request, workflow_id: str, job_id: str) -> Uploaded:

@@ -13,6 +13,7 @@ from orchestrator.api.context import Context, WorkflowId, ids
 from orchestrator.api.errors import Unprocessable, responses
 from orchestrator.api.limits import read_body
 from orchestrator.api.schemas import WorkflowDetail, WorkflowSummary
+from orchestrator.notify import mask_url
 from orchestrator.workflows import Workflow, workflow_of
 from orchestrator.yamlsource import SourceMap, dotted, load_yaml
 
@@ -56,6 +57,7 @@ async def apply_workflow(ctx: Context, request: Request) -> Response:
     # large document: all in a worker thread, so the event loop keeps serving meanwhile.
     workflow, text = await anyio.to_thread.run_sync(parse_document, body, limiter=ctx.parses)
     await run_in_threadpool(ctx.store.save_workflow, workflow, text)
+    ctx.automation.sync_soon()  # its jobs' schedules reach Prefect within a second
     answer = await run_in_threadpool(lambda: detail(workflow).model_dump_json().encode())
     return Response(answer, media_type="application/json")
 
@@ -97,10 +99,15 @@ def _refuse_sql_files(data: Any, source: SourceMap) -> None:
 
 def detail(workflow: Workflow) -> WorkflowDetail:
     jobs: list[dict[str, Any]] = [job.model_dump(mode="json") for job in workflow.jobs]
+    notify = workflow.notify.model_dump(mode="json") if workflow.notify else None
+    for hook in notify["webhooks"] if notify else []:
+        hook["url"] = mask_url(hook["url"])  # the token is in the path or query
     return WorkflowDetail(
         id=workflow.id,
         name=workflow.name,
         description=workflow.description,
         dimensions=workflow.dimensions,
         jobs=jobs,
+        notify=notify,
+        landing_retention_days=workflow.landing_retention_days,
     )

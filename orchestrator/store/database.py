@@ -8,8 +8,12 @@ Migrations ship in the package and run on open, serialised between processes.
 from __future__ import annotations
 
 import fcntl
+import functools
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -22,6 +26,17 @@ from flowforge.settings import Settings
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: the PostgreSQL advisory lock that serialises migrations.
 _MIGRATION_LOCK = 0x466C6F77
+log = logging.getLogger("orchestrator.store")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class HasEngine(Protocol):
+    engine: Engine
+    reconnect_seconds: float
+
+
+S = TypeVar("S", bound=HasEngine)
 
 
 def database_url(settings: Settings) -> str:
@@ -37,7 +52,9 @@ def database_url(settings: Settings) -> str:
 
 def open_engine(url: str, migrate: bool = True) -> Engine:
     parsed = make_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a failed statement's text in an error or a log line never carries
+    # the values it wrote (a webhook URL and its token, say).
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +76,27 @@ def connection_lost(engine: Engine, exc: DBAPIError) -> bool:
     if engine.dialect.name == "sqlite":  # SQLite raises OperationalError for bad SQL too
         return "database is locked" in str(exc.orig)
     return True  # PostgreSQL: refused, reset, shutting down, starting up
+
+
+def reconnecting(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Runs a store call again while its database connection is lost, with backoff."""
+
+    @functools.wraps(method)
+    def call(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        deadline, delay = time.monotonic() + self.reconnect_seconds, 0.25
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                if not connection_lost(self.engine, exc) or time.monotonic() + delay > deadline:
+                    raise
+                # The class name only: a driver's message may carry the connection string.
+                log.warning("executions store: %s in %s; retrying in %.2f s",
+                            type(exc.orig).__name__, method.__name__, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    return call
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

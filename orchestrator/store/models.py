@@ -110,6 +110,10 @@ class ExecutionRow(Base):
     balance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Refreshed by the running flow; reconcile ends executions whose flow stopped beating.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What started it: manual, upload, schedule, or follow-up (it waited for a running one).
+    cause: Mapped[str | None] = mapped_column(String(16))
+    # When the notifier considered the ended execution (NULL: not yet; see notify.py).
+    noticed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     steps: Mapped[list[StepRow]] = relationship(
         back_populates="execution", cascade="all, delete-orphan", order_by="StepRow.position"

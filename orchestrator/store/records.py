@@ -89,6 +89,7 @@ class ExecutionRecord:
     error: str | None = None
     balance: dict[str, Any] | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    cause: str | None = None  # manual, upload, schedule or follow-up
 
     @property
     def active(self) -> bool:
@@ -127,6 +128,7 @@ class ExecutionRecord:
             error=row.error,
             balance=row.balance,
             steps=[StepRecord.of(s) for s in row.steps],
+            cause=row.cause,
         )
 
 

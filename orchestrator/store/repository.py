@@ -12,23 +12,21 @@ out a restart. Creating an execution is not retried: the trigger fails, clearly,
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from flowforge.errors import Conflict, InvalidArgument, NotFound
 from flowforge.ids import new_run_id, validate_id
 from flowforge.layout import LAYERS
 from flowforge.settings import Settings
-from orchestrator.store.database import connection_lost, database_url, open_engine
+from orchestrator.store.database import database_url, open_engine, reconnecting
 from orchestrator.store.models import (
     ACTIVE,
     ExecutionRow,
@@ -40,38 +38,17 @@ from orchestrator.store.models import (
     WorkflowRow,
     utcnow,
 )
+from orchestrator.store.notices import NoticeRecords
 from orchestrator.store.records import ExecutionRecord, TableVersion, WorkflowRecord, aware
+from orchestrator.store.triggers import TriggerRecords
 from orchestrator.workflows import Job, Workflow
 
 FINISHED = {s.value for s in ExecutionStatus} - {s.value for s in ACTIVE}
 _ACTIVE = [s.value for s in ACTIVE]
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
-def reconnecting(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
-    """Runs a store call again while its database connection is lost, with backoff."""
-
-    @functools.wraps(method)
-    def call(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
-        deadline, delay = time.monotonic() + self.reconnect_seconds, 0.25
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except DBAPIError as exc:
-                if not connection_lost(self.engine, exc) or time.monotonic() + delay > deadline:
-                    raise
-                # The class name only: a driver's message may carry the connection string.
-                log.warning("executions store: %s in %s; retrying in %.2f s",
-                            type(exc.orig).__name__, method.__name__, delay)  # fmt: skip
-                time.sleep(delay)
-                delay = min(delay * 2, 4.0)
-
-    return call
-
-
-class Store:
+class Store(TriggerRecords, NoticeRecords):
     def __init__(self, engine: Engine, reconnect_seconds: float = 30.0) -> None:
         self.engine = engine
         self.reconnect_seconds = reconnect_seconds
@@ -183,8 +160,10 @@ class Store:
         layers: list[str],
         full_refresh: bool = False,
         execution_id: str | None = None,
+        cause: str = "manual",
     ) -> ExecutionRecord:
-        """A PENDING execution with a PENDING step per layer; Conflict if one is active."""
+        """A PENDING execution with a PENDING step per layer; Conflict if one is active.
+        cause: manual, upload, schedule or follow-up."""
         self.get_job(workflow_id, job_id)
         if not layers or any(layer not in LAYERS for layer in layers):
             raise InvalidArgument(f"layers must be some of {', '.join(LAYERS)}, got {layers}")
@@ -197,6 +176,7 @@ class Store:
             layers=list(layers),
             full_refresh=full_refresh,
             created_at=utcnow(),
+            cause=cause,
             steps=[StepRow(layer=layer, position=i) for i, layer in enumerate(layers)],
         )
         try:

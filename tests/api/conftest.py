@@ -136,6 +136,11 @@ def api(stack: Stack, served: Path) -> Iterator[Api]:  # noqa: F811
             "api_reconcile_seconds": 1.0,
             # test_concurrent_requests holds more uploads at once than the default cap (8)
             "api_max_concurrent_uploads": 64,
+            # test_automation: files put into S3 directly are found within a second or two,
+            # a failed webhook call is retried a second later.
+            "landing_scan_seconds": 1.0,
+            "notify_retry_delays_seconds": [1.0],
+            "public_url": "http://flowforge.example:8000",
         }
     )
     app = create_app(settings, store=stack.store, objects=stack.object_store)

@@ -220,7 +220,7 @@ def test_flowforge_maintain_reports_each_table(
         commit(no_retention, ref, numbered(i, 1), f"r{i}", mode="overwrite")
     dry = runner.invoke(app, ["maintain", "--table", ref.path, "--dry-run", "--json"], env=env)
     assert dry.exit_code == 0, dry.output
-    (planned,) = json.loads(dry.stdout)
+    (planned,) = json.loads(dry.stdout)["tables"]
     assert len(planned["files_deleted"]) == 2 and len(data_files(store, ref)) == 3  # nothing gone
     done = runner.invoke(app, ["maintain", "--table", ref.path], env=env)
     assert done.exit_code == 0, done.output
