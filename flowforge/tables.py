@@ -391,14 +391,44 @@ def commit_at(store: ObjectStore, ref: TableRef, version: int) -> Commit:
     return Commit.of(commit_info(store, ref, version))
 
 
+# What commit_info adds to a commitInfo from the commit's own actions: a commit's
+# operation does not always say whether it removed files (delta-rs records a
+# create_write_transaction that adds and removes files as a WRITE in Append mode).
+ADDED_FILES, ADDED_ROWS, REMOVED_FILES = (
+    "flowforge.added_files",
+    "flowforge.added_rows",
+    ("flowforge.removed_files"),
+)
+
+
 def commit_info(store: ObjectStore, ref: TableRef, version: int) -> dict[str, Any]:
-    """One version's commitInfo (with its version), read from its log object with boto."""
+    """One version's commitInfo (with its version), read from its log object with boto,
+    with what its actions added and removed: files added and their rows (None when an add
+    has no row count in its stats), files removed with a data change."""
     key = f"{ref}/_delta_log/{version:020d}.json"
+    info: dict[str, Any] | None = None
+    added, removed = 0, 0
+    rows: int | None = 0
     for line in store.get_bytes(key).splitlines():
         action = json.loads(line) if line.strip() else {}
         if "commitInfo" in action:
-            return {**action["commitInfo"], "version": version}
-    raise FailedPrecondition(f"the commit s3://{store.bucket}/{key} has no commitInfo")
+            info = action["commitInfo"]
+        elif "add" in action and action["add"].get("dataChange", True):
+            added += 1
+            stats = json.loads(action["add"].get("stats") or "{}")
+            count = stats.get("numRecords")
+            rows = None if rows is None or count is None else rows + int(count)
+        elif "remove" in action and action["remove"].get("dataChange", True):
+            removed += 1
+    if info is None:
+        raise FailedPrecondition(f"the commit s3://{store.bucket}/{key} has no commitInfo")
+    return {
+        **info,
+        "version": version,
+        ADDED_FILES: added,
+        ADDED_ROWS: rows,
+        REMOVED_FILES: removed,
+    }
 
 
 def find_commit(

@@ -92,5 +92,18 @@ def changes(
             for batch in reader:
                 table = pa.Table.from_batches([batch]).drop_columns(list(CHANGE_COLUMNS))
                 writer.write_table(table.select(schema.names).cast(schema))
-    expected = sum(int(c.get("operationMetrics", {}).get("num_added_rows", 0)) for c in commits)
-    return Batch(pl.scan_parquet(path), path.stat().st_size, expected, bronze.version())
+    return Batch(pl.scan_parquet(path), path.stat().st_size, added_rows(commits), bronze.version())
+
+
+def added_rows(commits: list[dict[str, Any]]) -> int | None:
+    """The rows these commits added, from their add actions' statistics (what the log
+    holds whoever wrote it), else their operation metrics; None when neither says."""
+    total = 0
+    for commit in commits:
+        rows = commit.get(tables.ADDED_ROWS)
+        if rows is None:
+            rows = (commit.get("operationMetrics") or {}).get("num_added_rows")
+        if rows is None:
+            return None
+        total += int(rows)
+    return total

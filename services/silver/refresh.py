@@ -105,13 +105,18 @@ def choose(
 
 
 def row_change(commit: dict[str, Any]) -> str:
-    """What a bronze commit did to existing rows, or "" when it only added rows."""
+    """What a bronze commit did to existing rows, or "" when it only added rows. Its own
+    actions decide first (tables.commit_info counts them): a commit that removed files
+    changed rows whatever its operation says."""
     operation = str(commit.get("operation", ""))
     parameters = commit.get("operationParameters") or {}
-    if operation in NO_ROW_CHANGES or (operation == "WRITE" and parameters.get("mode") == "Append"):
-        return ""
+    removed = int(commit.get(tables.REMOVED_FILES) or 0)
     if operation == "WRITE" and parameters.get("predicate"):
         return f"replaced the rows where {parameters['predicate']} (a re-uploaded file)"
+    if removed and operation not in NO_ROW_CHANGES:
+        return f"removed {removed} files' rows (a re-uploaded or forgotten landing file)"
+    if operation in NO_ROW_CHANGES or (operation == "WRITE" and parameters.get("mode") == "Append"):
+        return ""
     if operation == "WRITE":
         return f"rewrote the whole table (mode {parameters.get('mode', '?')})"
     return f"made a {operation} commit, which changes rows"
