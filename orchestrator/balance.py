@@ -52,7 +52,9 @@ def balance_sheet(results: dict[str, dict[str, Any]]) -> BalanceSheet:
     checks: list[Check] = []
     bronze, silver = results.get("bronze"), results.get("silver")
     if bronze is not None:
-        file_rows = sum(f["rows"] + f["rows_rejected"] for f in bronze.get("files", []))
+        # Files read in this run (a forgotten file's figures are the rows it took away).
+        read = [f for f in bronze.get("files", []) if f.get("status") != "FORGOTTEN"]
+        file_rows = sum(f["rows"] + f["rows_rejected"] for f in read)
         figures |= {
             "csv_rows": bronze["rows_in"],
             "bronze_rows": bronze["rows_out"],

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -26,6 +26,7 @@ from flowforge.errors import Conflict, InvalidArgument, NotFound
 from flowforge.ids import new_run_id, validate_id
 from flowforge.layout import LAYERS
 from flowforge.settings import Settings
+from orchestrator.store.automation_models import JobScheduleRow, JobTriggerRow, LandingSeenRow
 from orchestrator.store.database import database_url, open_engine, reconnecting
 from orchestrator.store.models import (
     ACTIVE,
@@ -120,6 +121,8 @@ class Store(TriggerRecords, NoticeRecords):
             ).all()
             for execution in executions:
                 session.delete(execution)
+            for automation in (JobTriggerRow, LandingSeenRow, JobScheduleRow):
+                session.execute(delete(automation).where(automation.workflow_id == workflow_id))
             session.flush()
             session.delete(row)
             return len(executions)

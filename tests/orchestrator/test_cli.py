@@ -366,3 +366,28 @@ def test_run_refuses_bad_ids_before_touching_anything(tmp_path: Path) -> None:
     layer = runner.invoke(app, ["run", "-w", "w", "-j", "j", "--from-layer", "platinum"], env=env)
     assert layer.exit_code == 1 and "from_layer 'platinum' is not one of" in layer.output
     assert not (tmp_path / "state").exists()  # no store was opened
+
+
+def test_landing_files_and_a_workflow_are_deleted_from_the_cli(
+    cli: tuple[CliRunner, dict[str, str]], stack: Stack, sample_workflow: Workflow
+) -> None:
+    runner, env = cli
+    workflow = stack.add_workflow(sample_workflow)  # lands customers.csv, orders.csv, ...
+    listed = runner.invoke(app, ["landing", "list", "-w", workflow.id, "-j", "orders"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [line.split("\t")[0] for line in listed.output.splitlines()[1:]] == ["orders.csv"]
+    removed = runner.invoke(
+        app, ["landing", "rm", "-w", workflow.id, "-j", "orders", "orders.csv"], env=env
+    )
+    assert removed.exit_code == 0 and "deleted landing/" in removed.output, removed.output
+    missing = runner.invoke(
+        app, ["landing", "rm", "-w", workflow.id, "-j", "orders", "orders.csv"], env=env
+    )
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    asked = runner.invoke(app, ["workflows", "rm", workflow.id], env=env, input="n\n")
+    assert asked.exit_code == 1  # not confirmed: nothing deleted
+    assert stack.store.get_workflow(workflow.id).id == workflow.id
+    gone = runner.invoke(app, ["workflows", "rm", workflow.id, "--yes", "--data"], env=env)
+    assert gone.exit_code == 0, gone.output
+    assert f"deleted workflow {workflow.id}: 0 executions" in gone.output
+    assert list(stack.object_store.list(f"landing/{workflow.id}/")) == []
