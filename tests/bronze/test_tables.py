@@ -5,12 +5,8 @@ commit (its change data feed), and racing ingests that never duplicate or lose a
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import duckdb_extension_delta
-import duckdb_extension_httpfs
 import grpc
 import polars as pl
 import pyarrow as pa
@@ -29,6 +25,7 @@ from services.bronze.ingest import ingest as ingest_in_process
 from services.bronze.options import CsvOptions
 from tests.bronze.conftest import bronze_rows, committed_keys, ingest, rejected_rows, upload
 from tests.bronze.oracle import read_expected
+from tests.outside import duckdb_rows, duckdb_with_delta, outside_options
 
 A = b"id,name\n1,ann\n2,bob,extra\n3,cy\n"  # row 2 has one field too many
 B = b"id,name,note\n4,dee,new column\n5,eve,\n"
@@ -49,50 +46,6 @@ def rows_by_source(frame: pl.DataFrame, headers: dict[str, list[str]]) -> dict[A
         (row["_source_key"], row["_row_number"]): [row[c] for c in headers[row["_source_key"]]]
         for row in frame.iter_rows(named=True)
     }
-
-
-def outside_options(settings: Settings) -> dict[str, str]:
-    """What any delta-rs reader needs, written out here: no FlowForge code."""
-    return {
-        "aws_endpoint_url": settings.s3_endpoint_url or "",
-        "aws_access_key_id": settings.s3_access_key_id or "",
-        "aws_secret_access_key": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
-        "aws_region": "us-east-1",
-        "aws_allow_http": "true",
-    }
-
-
-def duckdb_with_delta(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """DuckDB with httpfs and delta loaded by path (their packages ship them) and the store
-    as an S3 secret."""
-    version = f"v{duckdb.__version__}"
-    extensions = [
-        Path(package.__file__).parent / "extensions" / version / f"{name}.duckdb_extension"
-        for package, name in (
-            (duckdb_extension_httpfs, "httpfs"),
-            (duckdb_extension_delta, "delta"),
-        )
-    ]
-    con = duckdb.connect(config={"autoinstall_known_extensions": False})
-    for path in extensions:
-        assert path.is_file(), f"missing DuckDB extension {path}"
-        con.execute(f"LOAD '{path}'")
-    host = (settings.s3_endpoint_url or "").removeprefix("http://")
-    con.execute(
-        "CREATE SECRET store (TYPE s3, KEY_ID $k, SECRET $s, REGION 'us-east-1', "
-        "ENDPOINT $e, URL_STYLE 'path', USE_SSL false)",
-        {
-            "k": settings.s3_access_key_id,
-            "s": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
-            "e": host,
-        },
-    )
-    return con
-
-
-def duckdb_rows(con: duckdb.DuckDBPyConnection, uri: str, version: int | None = None) -> Any:
-    at = f", version => {int(version)}" if version is not None else ""
-    return con.sql(f"SELECT * FROM delta_scan('{uri}'{at})").pl()
 
 
 def test_an_outside_reader_sees_exactly_the_landing_rows_and_each_version(
