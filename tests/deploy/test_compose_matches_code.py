@@ -260,17 +260,17 @@ def test_flowforge_containers_run_without_privileges() -> None:
 
 
 # -- what .env sets, and the values the compose file repeats --------------------------------
-README = ROOT / "README.md"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 ENV_KEY = re.compile(r"\bFLOWFORGE_[A-Z0-9_]*[A-Z0-9]\b")
 DOTENV = re.compile(r"(?<![\w./])\.env(?![\w.])")  # .env itself, not .env.example or stack.env
 
 
 def readme_dotenv_keys_for_compose() -> set[str]:
-    """The FLOWFORGE_* keys the README tells a compose user to set in .env: those named in
-    a paragraph (or code block) that speaks of `.env`, in the compose section or saying
+    """The FLOWFORGE_* keys the deploy page tells a compose user to set in .env: those named
+    in a paragraph (or code block) that speaks of `.env`, in the compose section or saying
     "compose" itself."""
-    text = README.read_text()
-    section = text.split("## Deploy with docker compose", 1)[1].split("\n## ", 1)[0]
+    text = DEPLOY_DOC.read_text()
+    section = text.split("# Deploy with docker compose", 1)[1].split("\n# ", 1)[0]
     keys = set()
     for paragraph in re.split(r"\n\s*\n", text):
         in_compose = paragraph in section or "compose" in paragraph
@@ -280,8 +280,8 @@ def readme_dotenv_keys_for_compose() -> set[str]:
 
 
 def test_every_key_the_readme_puts_in_dotenv_reaches_the_containers() -> None:
-    """compose passes a container only the keys its file names: one the README says to set
-    in .env but the file leaves out would be silently ignored."""
+    """compose passes a container only the keys its file names: one the deploy page says to
+    set in .env but the file leaves out would be silently ignored."""
     keys = readme_dotenv_keys_for_compose()
     # The parser finds the paragraphs at all: the secrets, another S3's switch, the API's.
     assert {"FLOWFORGE_GRPC_TOKEN", "FLOWFORGE_S3_CREATE_BUCKET",
@@ -292,7 +292,7 @@ def test_every_key_the_readme_puts_in_dotenv_reaches_the_containers() -> None:
         for key, value in environment(service).items()
         if value.startswith(f"${{{key}:")  # KEY: ${KEY:-default} or ${KEY:?message}
     }
-    assert keys <= passed, f"the README sets {sorted(keys - passed)} in .env; compose drops them"
+    assert keys <= passed, f"the docs set {sorted(keys - passed)} in .env; compose drops them"
 
 
 def test_defaults_in_the_compose_file_are_the_settings_defaults() -> None:
