@@ -35,7 +35,6 @@ MAX_MESSAGE_BYTES = 64 << 20
 # cannot tell a store outage (retry) from a model over its memory limit (never).
 RETRYABLE_KEY = "flowforge-retryable"
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
-_REFLECTION_PREFIX = "/grpc.reflection."
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")

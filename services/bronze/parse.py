@@ -24,7 +24,7 @@ import codecs
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -185,37 +185,61 @@ def parse_fast(
     block_bytes: int,
     max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
 ) -> Iterator[ParsedBatch | LinesUncertain]:
-    pending: list[_Skipped] = []
-    header = 1 if dialect.header else 0
-    expected = len(names)
-    # With an escape character, an escaped CR ending a record's last field may form a
-    # CRLF with the line break after it: one break in the file, two in the count.
-    escaped_cr = False
+    """The file's records as Arrow batches, numbered, with the rows Arrow skipped as
+    rejects; then, when the line numbers cannot be trusted, why (LinesUncertain)."""
+    read = _FastRead(dialect, names, max_field_bytes)
+    counted = _LineBreakCounter(stream)
+    try:
+        yield from read.numbered(read.open(counted, block_bytes))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+        raise ParseFallback(str(exc)) from None
+    if read.next_position == 1:
+        return  # no records: no line numbers given
+    uncertain = read.uncertainty(counted)
+    if uncertain is not None:
+        yield uncertain
 
-    def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        nonlocal escaped_cr
+
+class _FastRead:
+    """One fast parse: the rows Arrow skipped that are not numbered yet, where the next
+    record starts, and whether an escaped CR may end a record."""
+
+    def __init__(self, dialect: Dialect, names: list[str], max_field_bytes: int) -> None:
+        self.dialect, self.names, self.max_field_bytes = dialect, names, max_field_bytes
+        self.pending: list[_Skipped] = []
+        self.header = 1 if dialect.header else 0
+        self.expected = len(names)
+        # With an escape character, an escaped CR ending a record's last field may form a
+        # CRLF with the line break after it: one break in the file, two in the count.
+        self.escaped_cr = False
+        self.next_position, self.next_line = 1, 1
+
+    def on_invalid_row(self, row: pacsv.InvalidRow) -> str:
+        """Arrow's callback for a row it cannot parse: kept as a reject, numbered later."""
+        dialect = self.dialect
         if row.number is None:
             raise ParseFallback("row numbers unknown")
-        escaped_cr |= bool(dialect.escape) and row.text.endswith(("\r", dialect.escape))
+        self.escaped_cr |= bool(dialect.escape) and row.text.endswith(("\r", dialect.escape))
         lines = 1 + line_breaks(row.text.encode("utf-8", errors="surrogateescape"))
-        if row.number <= header:
-            pending.append(_Skipped(row.number, lines, None))
+        if row.number <= self.header:
+            self.pending.append(_Skipped(row.number, lines, None))
+            return "skip"
+        number = row.number - self.header
+        oversized = oversized_in_text(row.text, dialect, self.max_field_bytes)
+        if oversized is None:
+            reject = wrong_field_count(number, 0, self.expected, row.actual_columns, row.text)
         else:
-            number = row.number - header
-            oversized = oversized_in_text(row.text, dialect, max_field_bytes)
-            if oversized is None:
-                reject = wrong_field_count(number, 0, expected, row.actual_columns, row.text)
-            else:
-                reject = field_too_large(
-                    number, 0, names, oversized.index, oversized.size, max_field_bytes, row.text
-                )
-            pending.append(_Skipped(row.number, lines, reject))
+            reject = field_too_large(
+                number, 0, self.names, oversized.index, oversized.size, self.max_field_bytes,
+                row.text,
+            )  # fmt: skip
+        self.pending.append(_Skipped(row.number, lines, reject))
         return "skip"
 
-    counted = _LineBreakCounter(stream)
-    encoding = None if dialect.encoding in ("utf-8", "utf_8") else dialect.encoding
-    try:
-        reader = pacsv.open_csv(
+    def open(self, counted: _LineBreakCounter, block_bytes: int) -> Any:
+        dialect, names = self.dialect, self.names
+        encoding = None if dialect.encoding in ("utf-8", "utf_8") else dialect.encoding
+        return pacsv.open_csv(
             counted,
             read_options=pacsv.ReadOptions(
                 column_names=names,
@@ -233,7 +257,7 @@ def parse_fast(
                 escape_char=dialect.escape or False,
                 newlines_in_values=True,
                 ignore_empty_lines=True,
-                invalid_row_handler=on_invalid_row,
+                invalid_row_handler=self.on_invalid_row,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.binary() for name in names},
@@ -241,49 +265,52 @@ def parse_fast(
                 quoted_strings_can_be_null=False,
             ),
         )
-        next_position, next_line = 1, 1
-        header_row_pending = bool(header)
+
+    def numbered(self, reader: Any) -> Iterator[ParsedBatch]:
+        """Each batch with its records' row and line numbers and the skipped rows among
+        them as rejects; then the skipped rows after the last batch."""
+        header_row_pending = bool(self.header)
         for batch in reader:
             lines = record_lines(batch)
-            if dialect.escape and batch.num_rows:
-                escaped_cr |= pc.any(pc.ends_with(batch.column(expected - 1), "\r")).as_py()
-            if header_row_pending and not (pending and pending[0].position == 1):
+            if self.dialect.escape and batch.num_rows:
+                ends = pc.ends_with(batch.column(self.expected - 1), "\r")
+                self.escaped_cr |= pc.any(ends).as_py()
+            if header_row_pending and not (self.pending and self.pending[0].position == 1):
                 if not batch.num_rows:
                     continue  # wait for the header (nothing pending can be numbered yet)
-                pending.insert(0, _Skipped(1, int(lines[0]), None))
+                self.pending.insert(0, _Skipped(1, int(lines[0]), None))
                 batch, lines = batch.slice(1), lines[1:]
             header_row_pending = False
             # The parser may already have reported rejects from blocks after this batch.
-            used = _skipped_among(next_position, batch.num_rows, pending)
-            parsed, next_position, next_line = _numbered(
-                batch, lines, pending[:used], next_position, next_line, header
+            used = _skipped_among(self.next_position, batch.num_rows, self.pending)
+            parsed = self.number(batch, lines, self.pending[:used])
+            del self.pending[:used]
+            yield without_oversized(
+                parsed, self.names, self.max_field_bytes, self.dialect.delimiter
             )
-            del pending[:used]
-            yield without_oversized(parsed, names, max_field_bytes, dialect.delimiter)
-        if pending:
-            parsed, next_position, next_line = _numbered(
-                _empty(names),
-                np.empty(0, dtype=np.int64),
-                pending,
-                next_position,
-                next_line,
-                header,
-            )
-            yield parsed
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
-        raise ParseFallback(str(exc)) from None
-    if next_position == 1:
-        return  # no records: no line numbers given
-    if not _lines_countable(dialect.encoding):
-        yield LinesUncertain(f"line breaks are not countable in {dialect.encoding} bytes")
-    elif escaped_cr:
-        yield LinesUncertain("an escaped CR ends a record")
-    else:
-        # Breaks in the file = breaks inside and after the records (the last one's may
-        # be missing) + blank lines. Blank lines at the end of the file move no record.
-        unaccounted = counted.breaks - (next_line - 1) - (counted.trailing - 1)
+        if self.pending:
+            yield self.number(_empty(self.names), np.empty(0, dtype=np.int64), self.pending)
+
+    def number(
+        self, batch: pa.RecordBatch, lines: np.ndarray, skipped: list[_Skipped]
+    ) -> ParsedBatch:
+        parsed, self.next_position, self.next_line = _numbered(
+            batch, lines, skipped, self.next_position, self.next_line, self.header
+        )
+        return parsed
+
+    def uncertainty(self, counted: _LineBreakCounter) -> LinesUncertain | None:
+        """Why the records' line numbers cannot be trusted, when they cannot."""
+        if not _lines_countable(self.dialect.encoding):
+            return LinesUncertain(f"line breaks are not countable in {self.dialect.encoding} bytes")
+        if self.escaped_cr:
+            return LinesUncertain("an escaped CR ends a record")
+        # Breaks in the file = breaks inside and after the records (the last one's may be
+        # missing) + blank lines. Blank lines at the end of the file move no record.
+        unaccounted = counted.breaks - (self.next_line - 1) - (counted.trailing - 1)
         if unaccounted:
-            yield LinesUncertain(f"blank lines between records ({unaccounted} unaccounted breaks)")
+            return LinesUncertain(f"blank lines between records ({unaccounted} unaccounted breaks)")
+        return None
 
 
 def _skipped_among(start: int, good: int, pending: list[_Skipped]) -> int:
