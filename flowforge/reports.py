@@ -103,6 +103,7 @@ class ModelOutput(_Report):
     reason: str = ""
     inputs: list[InputVersion] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
 
 
 class LayerReport(_Report):

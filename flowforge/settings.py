@@ -202,6 +202,17 @@ class Settings(BaseSettings):
         default="flowforge-medallion/customer-data",
         description="The Prefect deployment `flowforge run` and the API trigger.",
     )
+    workflow_deployment_name: str = Field(
+        default="flowforge-workflow/customer-data",
+        description="The Prefect deployment that runs a whole workflow (`flowforge run "
+        "--workflow W` without --job, POST /api/workflows/{w}/executions).",
+    )
+    workflow_max_parallel_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="How many jobs of a workflow run at once in a workflow run.",
+    )
 
     # Tables: maintenance (`flowforge maintain`, the flowforge-maintenance deployment).
     tables_retention_days: float = Field(

@@ -66,6 +66,7 @@ def to_proto(report: LayerReport) -> common_pb2.LayerResult:
                 reason=m.reason,
                 inputs=[common_pb2.InputVersion(**i.model_dump()) for i in m.inputs],
                 depends_on=m.depends_on,
+                seconds=m.seconds,
             )
             for m in report.models
         ],
@@ -139,6 +140,7 @@ def from_proto(result: common_pb2.LayerResult) -> LayerReport:
                 reason=m.reason,
                 inputs=[InputVersion.model_validate(_fields(i)) for i in m.inputs],
                 depends_on=list(m.depends_on),
+                seconds=m.seconds,
             )
             for m in result.models
         ],

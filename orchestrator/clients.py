@@ -158,3 +158,6 @@ class GoldClient(_LayerClient):
 
     def build(self, request: gold_pb2.BuildRequest) -> LayerReport:
         return self._call(self._stub.Build, request)
+
+    def build_workflow(self, request: gold_pb2.BuildWorkflowRequest) -> LayerReport:
+        return self._call(self._stub.BuildWorkflow, request)

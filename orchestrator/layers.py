@@ -15,7 +15,7 @@ from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2, common_pb2, gold_pb2, silver_pb2
 from orchestrator.clients import BronzeClient, GoldClient, SilverClient
 from orchestrator.store import TableRole, TableVersion
-from orchestrator.workflows import Job
+from orchestrator.workflows import Job, Workflow
 
 # The table each layer reads (its report carries only the version read).
 INPUT_TABLE = {"silver": TableRef.bronze, "gold": TableRef.silver}
@@ -57,6 +57,27 @@ def call_layer(
             )
     else:
         raise ValueError(f"unknown layer {layer!r}")
+    return summarize(result)
+
+
+def call_workflow_gold(
+    settings: Settings, workflow: Workflow, run_id: str, failed_jobs: list[str]
+) -> dict[str, Any]:
+    """Builds the workflow's own models (GoldService.BuildWorkflow); models that read a
+    job in `failed_jobs` come back SKIPPED."""
+    spec = workflow.workflow_gold_spec()
+    if spec is None:
+        raise ValueError(f"workflow {workflow.id!r} has no gold of its own")
+    with GoldClient(settings) as gold:
+        result = gold.build_workflow(
+            gold_pb2.BuildWorkflowRequest(
+                workflow_id=workflow.id,
+                run_id=run_id,
+                spec=spec,
+                jobs=[j.id for j in workflow.jobs],
+                failed_jobs=failed_jobs,
+            )
+        )
     return summarize(result)
 
 
@@ -111,6 +132,11 @@ def summarize(result: LayerReport) -> dict[str, Any]:
                 "preview_json": m.preview_json,
                 "table": m.table,
                 "version": m.version if m.table else None,
+                "status": m.status,
+                "seconds": round(m.seconds, 3),
+                "reason": m.reason,
+                "depends_on": list(m.depends_on),
+                "inputs": [i.model_dump() for i in m.inputs],
             }
             for m in result.models
         ],

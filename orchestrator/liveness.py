@@ -24,14 +24,18 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def beating(store: Store, execution_id: str, every_seconds: float) -> Iterator[None]:
-    """Records a heartbeat on the execution every `every_seconds` while the block runs."""
+def beating(
+    store: Store, execution_id: str, every_seconds: float, workflow: bool = False
+) -> Iterator[None]:
+    """Records a heartbeat on the execution (a workflow execution when `workflow`) every
+    `every_seconds` while the block runs."""
     stop = threading.Event()
+    record = store.workflow_heartbeat if workflow else store.heartbeat
 
     def beat() -> None:
         while not stop.wait(every_seconds):
             try:
-                store.heartbeat(execution_id)
+                record(execution_id)
             except Exception as exc:  # the store restarting: the next beat will do
                 log.warning("heartbeat not recorded", extra={"error": str(exc)[:200]})
 
@@ -59,6 +63,17 @@ def crash_silent(settings: Settings, store: Store, client: Any) -> list[Executio
         if execution.flow_run_id and client is not None:
             _crash_flow_run(client, execution.flow_run_id, message)
         ended.append(store.get_execution(execution.id))
+    for run in store.silent_workflow_executions(since):
+        message = (
+            f"the workflow's orchestrator stopped reporting (no heartbeat for {timeout:g}s): "
+            "its process was killed or lost; run the workflow again"
+        )
+        if store.finish_workflow_execution(run.id, ExecutionStatus.CRASHED, error=message):
+            log.warning("crashed", extra={"workflow_execution": run.id, "error": message})
+            for child in run.executions:
+                store.finish_execution(child.id, ExecutionStatus.CRASHED, error=message)
+            if run.flow_run_id and client is not None:
+                _crash_flow_run(client, run.flow_run_id, message)
     return ended
 
 

@@ -9,6 +9,7 @@ same for both: the store decides it, the flow stops before its next layer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -17,7 +18,8 @@ from flowforge.errors import FailedPrecondition, FlowForgeError, NotFound, Unava
 from flowforge.settings import Settings
 from orchestrator.flow import medallion, plan_layers
 from orchestrator.runner import InProcessRunner
-from orchestrator.store import ExecutionRecord, ExecutionStatus, Store
+from orchestrator.store import ExecutionRecord, ExecutionStatus, Store, WorkflowExecutionRecord
+from orchestrator.workflow_flow import workflow_run
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,72 @@ def trigger_execution(
         raise Unavailable(error) from None
     store.attach_flow_run(execution.id, flow_run_id)
     return store.get_execution(execution.id)
+
+
+def trigger_workflow_execution(
+    settings: Settings,
+    workflow_id: str,
+    jobs: list[str] | None = None,
+    full_refresh: bool = False,
+    *,
+    store: Store,
+    runner: InProcessRunner | None = None,
+    cause: str = "manual",
+) -> WorkflowExecutionRecord:
+    """Records a PENDING workflow execution (and its jobs' executions) and starts the
+    workflow flow; returns at once. Conflict when the workflow or one of the jobs runs;
+    `jobs`: a subset to run, the others' committed silver is reused."""
+    run = store.create_workflow_execution(
+        workflow_id, list(jobs or []), plan_layers(), full_refresh, cause=cause
+    )
+    parameters: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "workflow_execution_id": run.id,
+        "jobs": run.jobs,
+        "full_refresh": full_refresh,
+        "cause": cause,
+    }
+    if runner is not None:
+        runner.submit(workflow_run, **parameters)
+        return run
+    name = settings.workflow_deployment_name
+    try:
+        flow_run_id = _start_deployment(name, parameters)
+    except Exception as exc:
+        error = f"could not start deployment {name!r}: {exc}"
+        store.finish_workflow_execution(run.id, ExecutionStatus.FAILED, error=error)
+        for child in run.executions:
+            store.finish_execution(child.id, ExecutionStatus.FAILED, error=error)
+        if isinstance(exc, FlowForgeError):
+            raise
+        raise Unavailable(error) from None
+    store.attach_workflow_flow_run(run.id, flow_run_id)
+    return store.get_workflow_execution(run.id)
+
+
+def cancel_workflow_execution(
+    settings: Settings, run_id: str, store: Store
+) -> WorkflowExecutionRecord:
+    """Marks the workflow execution CANCELLED, cancels its running jobs' executions and
+    its Prefect flow run. FailedPrecondition (409) when it already ended."""
+    if not store.finish_workflow_execution(
+        run_id, ExecutionStatus.CANCELLED, error="cancelled on request"
+    ):
+        ended = store.get_workflow_execution(run_id)
+        raise FailedPrecondition(
+            f"workflow execution {run_id!r} is not running: it ended {ended.status}"
+        )
+    run = store.get_workflow_execution(run_id)
+    for child in run.executions:
+        if child.active:
+            with contextlib.suppress(FailedPrecondition):  # it ended meanwhile
+                cancel_execution(settings, child.id, store)
+    if run.flow_run_id and prefect_api_configured():
+        try:
+            _cancel_flow_run(run.flow_run_id)
+        except Exception as exc:
+            log.warning("could not cancel the Prefect flow run", extra={"error": str(exc)})
+    return store.get_workflow_execution(run_id)
 
 
 def _start_deployment(name: str, parameters: dict[str, Any]) -> str:

@@ -132,7 +132,7 @@ class InputVersion(_message.Message):
     def __init__(self, table: _Optional[str] = ..., version: _Optional[int] = ..., run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., dimension: _Optional[str] = ...) -> None: ...
 
 class ModelOutput(_message.Message):
-    __slots__ = ("name", "key", "rows", "size_bytes", "schema", "preview_json", "table", "version", "status", "reason", "inputs", "depends_on")
+    __slots__ = ("name", "key", "rows", "size_bytes", "schema", "preview_json", "table", "version", "status", "reason", "inputs", "depends_on", "seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +145,7 @@ class ModelOutput(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     key: str
     rows: int
@@ -157,7 +158,8 @@ class ModelOutput(_message.Message):
     reason: str
     inputs: _containers.RepeatedCompositeFieldContainer[InputVersion]
     depends_on: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., preview_json: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputVersion, _Mapping]]] = ..., depends_on: _Optional[_Iterable[str]] = ...) -> None: ...
+    seconds: float
+    def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., preview_json: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputVersion, _Mapping]]] = ..., depends_on: _Optional[_Iterable[str]] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class LayerResult(_message.Message):
     __slots__ = ("layer", "job", "run_id", "manifest_key", "output_prefix", "data_objects", "rows_in", "rows_out", "rows_rejected", "schema", "duration", "warnings", "reject_objects", "reused", "total_rows", "rejected_by_reason", "files", "duplicates_removed", "duplicates", "quality", "drift", "models", "input_run_id", "table", "table_version", "input_version", "side_table", "side_version", "refresh", "refresh_reason", "input_from_version")

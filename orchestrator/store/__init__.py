@@ -2,7 +2,13 @@
 
 from orchestrator.store.models import ExecutionStatus, StepStatus, TableRole
 from orchestrator.store.notices import Notification
-from orchestrator.store.records import ExecutionRecord, StepRecord, TableVersion, WorkflowRecord
+from orchestrator.store.records import (
+    ExecutionRecord,
+    StepRecord,
+    TableVersion,
+    WorkflowExecutionRecord,
+    WorkflowRecord,
+)
 from orchestrator.store.repository import Store
 from orchestrator.store.triggers import PendingTrigger, ScheduleState
 
@@ -17,5 +23,6 @@ __all__ = [
     "Store",
     "TableRole",
     "TableVersion",
+    "WorkflowExecutionRecord",
     "WorkflowRecord",
 ]

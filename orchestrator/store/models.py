@@ -114,6 +114,8 @@ class ExecutionRow(Base):
     cause: Mapped[str | None] = mapped_column(String(16))
     # When the notifier considered the ended execution (NULL: not yet; see notify.py).
     noticed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The workflow execution this job execution is part of (NULL: the job ran alone).
+    workflow_execution_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     steps: Mapped[list[StepRow]] = relationship(
         back_populates="execution", cascade="all, delete-orphan", order_by="StepRow.position"
@@ -176,3 +178,39 @@ class StepTableRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(BigInteger)
     model: Mapped[str | None] = mapped_column(String(64))
+
+
+class WorkflowExecutionRow(Base):
+    """One run of a whole workflow: its jobs' executions (rows of `executions` pointing
+    here), then the workflow's own gold models, whose outcome `models` keeps."""
+
+    __tablename__ = "workflow_executions"
+    __table_args__ = (
+        Index(
+            "uq_workflow_executions_one_active",
+            "workflow_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_PREDICATE),
+            postgresql_where=text(ACTIVE_PREDICATE),
+        ),
+        Index("ix_workflow_executions_created", "workflow_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("workflows.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.PENDING.value)
+    jobs: Mapped[list[Any]]  # the jobs run; the others' committed silver is reused
+    full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    cause: Mapped[str | None] = mapped_column(String(16))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    # The workflow models' outcome: status (BUILT, SKIPPED, FAILED), rows, table, version,
+    # preview and lineage per model; `gold`: the build's own figures (seconds, warnings).
+    models: Mapped[list[Any] | None] = mapped_column(JSON)
+    gold: Mapped[dict[str, Any] | None] = mapped_column(JSON)

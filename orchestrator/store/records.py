@@ -6,7 +6,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.store.models import ACTIVE, ExecutionRow, StepRow, StepTableRow
+from orchestrator.store.models import (
+    ACTIVE,
+    ExecutionRow,
+    StepRow,
+    StepTableRow,
+    WorkflowExecutionRow,
+)
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -90,6 +96,7 @@ class ExecutionRecord:
     balance: dict[str, Any] | None = None
     steps: list[StepRecord] = field(default_factory=list)
     cause: str | None = None  # manual, upload, schedule or follow-up
+    workflow_execution_id: str | None = None  # the workflow run it is part of, if any
 
     @property
     def active(self) -> bool:
@@ -100,17 +107,7 @@ class ExecutionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (datetimes as ISO 8601 text)."""
-
-        def plain(value: Any) -> Any:
-            if isinstance(value, datetime):
-                return value.isoformat()
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [plain(v) for v in value]
-            return value
-
-        return plain(asdict(self))  # type: ignore[no-any-return]
+        return _plain(asdict(self))  # type: ignore[no-any-return]
 
     @classmethod
     def of(cls, row: ExecutionRow) -> ExecutionRecord:
@@ -129,6 +126,68 @@ class ExecutionRecord:
             balance=row.balance,
             steps=[StepRecord.of(s) for s in row.steps],
             cause=row.cause,
+            workflow_execution_id=row.workflow_execution_id,
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class WorkflowExecutionRecord:
+    """A run of a whole workflow: its jobs' executions, then its own models."""
+
+    id: str
+    workflow_id: str
+    status: str
+    jobs: list[str]  # the jobs run in it; the workflow's other jobs' silver was reused
+    full_refresh: bool
+    created_at: datetime
+    cause: str | None = None
+    flow_run_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    models: list[dict[str, Any]] = field(default_factory=list)
+    gold: dict[str, Any] = field(default_factory=dict)
+    executions: list[ExecutionRecord] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def execution(self, job_id: str) -> ExecutionRecord | None:
+        return next((e for e in self.executions if e.job_id == job_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def of(
+        cls, row: WorkflowExecutionRow, executions: list[ExecutionRecord]
+    ) -> WorkflowExecutionRecord:
+        return cls(
+            id=row.id,
+            workflow_id=row.workflow_id,
+            status=row.status,
+            jobs=list(row.jobs),
+            full_refresh=row.full_refresh,
+            created_at=aware(row.created_at) or row.created_at,
+            cause=row.cause,
+            flow_run_id=row.flow_run_id,
+            started_at=aware(row.started_at),
+            finished_at=aware(row.finished_at),
+            error=row.error,
+            models=list(row.models or []),
+            gold=dict(row.gold or {}),
+            executions=sorted(executions, key=lambda e: row.jobs.index(e.job_id)),
         )
 
 

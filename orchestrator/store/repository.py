@@ -36,12 +36,14 @@ from orchestrator.store.models import (
     StepRow,
     StepStatus,
     StepTableRow,
+    WorkflowExecutionRow,
     WorkflowRow,
     utcnow,
 )
 from orchestrator.store.notices import NoticeRecords
 from orchestrator.store.records import ExecutionRecord, TableVersion, WorkflowRecord, aware
 from orchestrator.store.triggers import TriggerRecords
+from orchestrator.store.workflow_runs import WorkflowRunRecords
 from orchestrator.workflows import Job, Workflow
 
 FINISHED = {s.value for s in ExecutionStatus} - {s.value for s in ACTIVE}
@@ -49,7 +51,7 @@ _ACTIVE = [s.value for s in ACTIVE]
 log = logging.getLogger(__name__)
 
 
-class Store(TriggerRecords, NoticeRecords):
+class Store(TriggerRecords, NoticeRecords, WorkflowRunRecords):
     def __init__(self, engine: Engine, reconnect_seconds: float = 30.0) -> None:
         self.engine = engine
         self.reconnect_seconds = reconnect_seconds
@@ -112,6 +114,13 @@ class Store(TriggerRecords, NoticeRecords):
                     ExecutionRow.workflow_id == workflow_id, ExecutionRow.status.in_(_ACTIVE)
                 )
             )
+            if active is None:
+                active = session.scalar(
+                    select(WorkflowExecutionRow.id).where(
+                        WorkflowExecutionRow.workflow_id == workflow_id,
+                        WorkflowExecutionRow.status.in_(_ACTIVE),
+                    )
+                )
             if active is not None:
                 raise Conflict(
                     f"workflow {workflow_id!r} has execution {active!r} running: cancel it first"
@@ -121,6 +130,9 @@ class Store(TriggerRecords, NoticeRecords):
             ).all()
             for execution in executions:
                 session.delete(execution)
+            session.execute(
+                delete(WorkflowExecutionRow).where(WorkflowExecutionRow.workflow_id == workflow_id)
+            )
             for automation in (JobTriggerRow, LandingSeenRow, JobScheduleRow):
                 session.execute(delete(automation).where(automation.workflow_id == workflow_id))
             session.flush()
@@ -378,10 +390,12 @@ class Store(TriggerRecords, NoticeRecords):
 
     @reconnecting
     def recorded_versions(self, table: str) -> set[int]:
-        """Every version of `table` a step of any execution committed or read."""
+        """Every version of `table` a step of any execution, or a workflow execution's
+        models, committed or read."""
         with self._session() as session:
             query = select(StepTableRow.version).where(StepTableRow.table_path == table)
-            return set(session.scalars(query.distinct()))
+            found = set(session.scalars(query.distinct()))
+        return found | self.recorded_workflow_versions(table)
 
     @reconnecting
     def active_executions(self) -> list[ExecutionRecord]:

@@ -147,4 +147,5 @@ def model_output(run: ModelRun, part: Part, version: int, read: list[TableInput]
         table=part.ref.path,
         version=version,
         inputs=[t.lineage() for t in read],
+        seconds=round(run.seconds, 3),
     )

@@ -51,6 +51,7 @@ class ModelRun:
     columns: list[tuple[str, str]]
     preview_rows: list[str]  # JSON objects, one per row
     warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

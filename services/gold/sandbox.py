@@ -182,7 +182,7 @@ class Sandbox:
                         "gold model started", extra={"model": event["model"], "pid": process.pid}
                     )
                 elif kind == "built":
-                    runs.append(model_run(event["run"]))
+                    runs.append(model_run(event["run"] | {"seconds": time.monotonic() - started}))
                     log.info("gold model built", extra=self._figures(runs[-1], process, started))
                 elif kind == "done":
                     return runs
@@ -258,4 +258,5 @@ def model_run(data: dict[str, Any]) -> ModelRun:
         columns=[(str(n), str(t)) for n, t in data["columns"]],
         preview_rows=[str(row) for row in data["preview_rows"]],
         warnings=[str(w) for w in data.get("warnings", [])],
+        seconds=float(data.get("seconds", 0.0)),
     )

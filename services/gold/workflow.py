@@ -234,6 +234,7 @@ def built_output(run: ModelRun, part: Part, version: int, model: WorkflowModel) 
         version=version,
         status=BUILT,
         depends_on=model.models,
+        seconds=round(run.seconds, 3),
     )
 
 
