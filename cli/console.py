@@ -9,7 +9,13 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from orchestrator.store import ExecutionRecord, StepRecord, Store, TableRole
+from orchestrator.store import (
+    ExecutionRecord,
+    StepRecord,
+    Store,
+    TableRole,
+    WorkflowExecutionRecord,
+)
 
 STATUS_STYLES = {
     "PENDING": "dim",
@@ -19,11 +25,13 @@ STATUS_STYLES = {
     "SKIPPED": "yellow",
     "CRASHED": "bold red",
     "CANCELLED": "yellow",
+    "BUILT": "green",
 }
 
 
 def _status(text: str) -> str:
-    return f"[{STATUS_STYLES.get(text, '')}]{text}[/]"
+    style = STATUS_STYLES.get(text)
+    return f"[{style}]{text}[/]" if style else text
 
 
 def _count(value: int | None) -> str:
@@ -162,3 +170,68 @@ def execution_row(e: ExecutionRecord) -> tuple[str, ...]:
         seconds,
         e.error or "",
     )
+
+
+def workflow_table(run: WorkflowExecutionRecord) -> Table:
+    """A workflow execution: each job's layers, then each workflow model."""
+    table = Table(
+        title=f"{run.workflow_id} · workflow execution {run.id} · {_status(run.status)}",
+        title_justify="left",
+    )
+    for column in ("node", "status", "rows", "seconds", "note"):
+        table.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
+    for execution in run.executions:
+        for step in execution.steps:
+            seconds = ""
+            if step.started_at and step.finished_at:
+                seconds = f"{(step.finished_at - step.started_at).total_seconds():.2f}"
+            table.add_row(
+                f"{execution.job_id} · {step.layer}",
+                _status(step.status),
+                _count(step.rows_out),
+                seconds,
+                (step.error or "")[:60],
+            )
+    for model in run.models:
+        table.add_row(
+            f"model {model['name']}",
+            _status(model.get("status") or ""),
+            _count(model.get("rows")) if model.get("status") == "BUILT" else "",
+            f"{model.get('seconds', 0):.2f}" if model.get("status") == "BUILT" else "",
+            (model.get("reason") or "")[:60],
+        )
+    return table
+
+
+def follow_workflow(
+    store: Store, run_id: str, console: Console, poll: float = 0.25
+) -> WorkflowExecutionRecord:
+    """Shows the workflow execution live until it ends; returns its final record."""
+    run = store.get_workflow_execution(run_id)
+    with Live(workflow_table(run), console=console, refresh_per_second=8, transient=True) as live:
+        while run.active:
+            time.sleep(poll)
+            run = store.get_workflow_execution(run_id)
+            live.update(workflow_table(run))
+    return run
+
+
+def workflow_report(console: Console, run: WorkflowExecutionRecord, previews: bool = True) -> None:
+    """The workflow execution's table, its error, each model's lineage and preview."""
+    console.print(workflow_table(run))
+    if run.error:
+        console.print(f"[bold red]error[/]: {run.error}")
+    for model in run.models:
+        reads = [
+            f"silver.{i['job_id']} v{i['version']} (execution {i['run_id']})"
+            if i.get("job_id")
+            else f"dim_{i['dimension']} v{i['version']}"
+            for i in model.get("inputs", [])
+            if i.get("job_id") or i.get("dimension")
+        ]
+        if reads:
+            console.print(f"  {model['name']} read {', '.join(reads)}")
+    if previews:
+        for model in run.models:
+            if model.get("status") == "BUILT":
+                console.print(preview_table(model))

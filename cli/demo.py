@@ -1,4 +1,5 @@
-"""`flowforge demo`: every sample job through the flow on the embedded stack."""
+"""`flowforge demo`: the sample workflow through the flows on the embedded stack: every
+job, then the workflow's own models."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from flowforge.settings import Settings
 
 
 def run_demo(settings: Settings, keep: bool = False) -> int:
-    from cli.console import follow, report
+    from cli.console import follow_workflow, report, workflow_report
     from cli.stack import EmbeddedStack, seed
     from orchestrator.prefect_server import quiet_console
     from orchestrator.runner import InProcessRunner
     from orchestrator.store import Store
-    from orchestrator.trigger import trigger_execution
+    from orchestrator.trigger import trigger_workflow_execution
 
     console = Console()
     configure_logging(settings.model_copy(update={"log_level": "WARNING", "log_format": "text"}))
@@ -46,20 +47,26 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             f"seeded workflow [bold]{workflow.id}[/]: jobs "
             f"{', '.join(j.id for j in workflow.jobs)}; dimension {', '.join(workflow.dimensions)}"
         )
-        for job in workflow.jobs:
-            console.rule(f"{workflow.id}/{job.id}")
-            execution = trigger_execution(live, workflow.id, job.id, store=store, runner=runner)
-            final = follow(store, execution.id, console)
-            runner.join()
-            report(console, final)
-            if final.status != "COMPLETED":
-                failed.append(job.id)
+        console.rule(f"{workflow.id}: every job, then the workflow's own models")
+        run = trigger_workflow_execution(live, workflow.id, store=store, runner=runner)
+        final = follow_workflow(store, run.id, console)
+        runner.join()
+        for execution in final.executions:
+            console.rule(f"{workflow.id}/{execution.job_id}")
+            report(console, execution)
+            if execution.status != "COMPLETED":
+                failed.append(execution.job_id)
+        console.rule(f"{workflow.id}: workflow models")
+        workflow_report(console, final)
+        if final.status != "COMPLETED" and not failed:
+            failed.append(f"workflow models ({final.error})")
         if keep:
             console.print(f"state kept in {state}")
     if failed:
         console.print(f"[bold red]failed[/]: {', '.join(failed)}")
         return 1
     console.print(
-        "[bold green]every sample job completed[/]; everything the demo started is stopped"
+        "[bold green]every sample job and workflow model completed[/]; everything the demo "
+        "started is stopped"
     )
     return 0

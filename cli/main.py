@@ -283,7 +283,17 @@ def seed() -> None:
 @app.command()
 def run(
     workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow id.")],
-    job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
+    job: Annotated[
+        str | None,
+        typer.Option("--job", "-j", help="Job id (without it: the whole workflow)."),
+    ] = None,
+    jobs: Annotated[
+        str | None,
+        typer.Option(
+            help="Whole workflow: only these jobs (comma-separated); the others' committed "
+            "silver is reused."
+        ),
+    ] = None,
     files: Annotated[
         list[Path] | None, typer.Argument(help="CSV files to upload to the job's landing prefix.")
     ] = None,
@@ -297,8 +307,18 @@ def run(
     ] = None,
 ) -> None:
     """Upload FILEs, run the job through the flow with live progress; exit 1 if it fails.
+    Without --job: run the whole workflow (every job, then the workflow's own models).
 
     Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
+    if job is None:
+        if files or forget or from_layer != "bronze":
+            raise _fail(
+                FlowForgeError("FILES, --forget and --from-layer need --job: they are one job's")
+            )
+        _run_workflow(workflow, [j for j in (jobs or "").split(",") if j], full_refresh)
+        return
+    if jobs is not None:
+        raise _fail(FlowForgeError("--jobs is for a whole workflow run: leave out --job"))
     from rich.console import Console
 
     from cli.automation import upload_files
@@ -348,6 +368,32 @@ def run(
         raise typer.Exit(1)
 
 
+def _run_workflow(workflow: str, jobs: list[str], full_refresh: bool) -> None:
+    from rich.console import Console
+
+    from cli.console import follow_workflow, workflow_report
+    from orchestrator.prefect_server import quiet_console
+    from orchestrator.runner import InProcessRunner
+    from orchestrator.trigger import prefect_api_configured, trigger_workflow_execution
+
+    settings, store = _store()
+    console = Console()
+    quiet_console()
+    try:
+        runner = None if prefect_api_configured() else InProcessRunner(settings, store)
+        run = trigger_workflow_execution(
+            settings, workflow, jobs, full_refresh, store=store, runner=runner
+        )
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    final = follow_workflow(store, run.id, console)
+    if runner is not None:
+        runner.join()
+    workflow_report(console, final, previews=False)
+    if final.status != "COMPLETED":
+        raise typer.Exit(1)
+
+
 @executions_app.command("list")
 def executions_list(
     workflow: Annotated[str | None, typer.Option("--workflow", "-w")] = None,
@@ -376,16 +422,26 @@ def executions_show(
     execution_id: Annotated[str, typer.Argument(help="Execution id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
-    """Show one execution: steps, rows, rejects, balance sheet and gold previews."""
+    """Show one execution (steps, rows, rejects, balance sheet and gold previews) or one
+    workflow execution (its jobs, its models' rows, lineage and previews)."""
     import json
 
     from rich.console import Console
 
-    from cli.console import report
+    from cli.console import report, workflow_report
+    from flowforge.errors import NotFound
 
     _, store = _store()
     try:
-        execution = store.get_execution(execution_id)
+        try:
+            execution = store.get_execution(execution_id)
+        except NotFound:  # a workflow execution's id
+            run = store.get_workflow_execution(execution_id)
+            if as_json:
+                print(json.dumps(run.to_dict(), indent=2))
+            else:
+                workflow_report(Console(), run)
+            return
     except FlowForgeError as exc:
         raise _fail(exc) from None
     if as_json:

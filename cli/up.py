@@ -22,7 +22,7 @@ from flowforge.embedded import pick_ports, port_free
 from flowforge.logs import RotatedOutput, configure_logging
 from flowforge.processes import wait_ready
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, WORKFLOW_NAME, maintenance_cron
 from orchestrator.store import Store
 
 API_PORT = 8000  # the web UI's usual address; another free port when it is taken
@@ -58,7 +58,8 @@ def run_up(settings: Settings, sample: bool = True, api_port: int | None = None)
             api = Child("the API", ["serve", "api", "--port", str(port)], env, state, "api.log")
             children.append(api)
             served = (
-                wait_for_deployment(n, deployment.process) for n in (FULL_NAME, MAINTENANCE_NAME)
+                wait_for_deployment(n, deployment.process)
+                for n in (FULL_NAME, WORKFLOW_NAME, MAINTENANCE_NAME)
             )
             if not all(served):
                 console.print(f"[red]the deployment was not served; see {deployment.log_path}[/]")
@@ -79,6 +80,7 @@ def run_up(settings: Settings, sample: bool = True, api_port: int | None = None)
                 f"silver service      {stack.settings.silver_address}",
                 f"gold service        {stack.settings.gold_address}",
                 f"deployment          {FULL_NAME} (log: {deployment.log_path})",
+                f"workflow deployment {WORKFLOW_NAME}",
                 f"maintenance         {MAINTENANCE_NAME} "
                 f"(cron: {maintenance_cron(settings) or 'off'}, UTC)",
                 f"API log             {api.log_path}",

@@ -1,5 +1,6 @@
-"""Serving the flows as the deployments `flowforge-medallion/customer-data` and
-`flowforge-maintenance/tables` (on FLOWFORGE_MAINTENANCE_CRON).
+"""Serving the flows as the deployments `flowforge-medallion/customer-data` (one job),
+`flowforge-workflow/customer-data` (a whole workflow) and `flowforge-maintenance/tables`
+(on FLOWFORGE_MAINTENANCE_CRON).
 
 `flowforge serve deployment` (and `flowforge up`) call serve_deployment(): a Prefect
 runner in the foreground that polls the API at PREFECT_API_URL (self-hosted or Prefect
@@ -35,6 +36,7 @@ from flowforge.settings import Settings, get_settings
 from orchestrator.flow import FLOW_NAME, medallion
 from orchestrator.maintenance_flow import MAINTENANCE_FLOW, maintenance
 from orchestrator.wakeup import IDLE_POLL_SECONDS, Wakeup
+from orchestrator.workflow_flow import WORKFLOW_FLOW, workflow_run
 
 if TYPE_CHECKING:
     from prefect.runner import Runner
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEPLOYMENT = "customer-data"
 FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT}"
+WORKFLOW_NAME = f"{WORKFLOW_FLOW}/{DEPLOYMENT}"
 MAINTENANCE_DEPLOYMENT = "tables"
 MAINTENANCE_NAME = f"{MAINTENANCE_FLOW}/{MAINTENANCE_DEPLOYMENT}"
 MAINTENANCE_DESCRIPTION = (
@@ -77,6 +80,12 @@ def serve_deployment(
         description="Bronze -> silver -> gold for one job of a FlowForge workflow.",
         tags=["flowforge"],
     )
+    workflow_id = runner.add_flow(
+        workflow_run,
+        name=name,
+        description="A whole FlowForge workflow: every job, then the workflow's own models.",
+        tags=["flowforge"],
+    )
     maintenance_id = runner.add_flow(
         maintenance,
         name=MAINTENANCE_DEPLOYMENT,
@@ -86,8 +95,9 @@ def serve_deployment(
         concurrency_limit=1,  # two at once would race each other's commits
     )
     # add_flow outside an event loop: its result is the deployment's id.
-    assert isinstance(deployment_id, UUID) and isinstance(maintenance_id, UUID)
-    wakeup = Wakeup([deployment_id, maintenance_id], fallback_seconds()) if wake else None
+    ids = [i for i in (deployment_id, workflow_id, maintenance_id) if isinstance(i, UUID)]
+    assert len(ids) == 3
+    wakeup = Wakeup(ids, fallback_seconds()) if wake else None
     try:
         asyncio.run(_serve(runner, wakeup))
     except (KeyboardInterrupt, TerminationSignal) as exc:

@@ -25,6 +25,7 @@ from orchestrator.api import (
     outputs,
     tables,
     uploads,
+    workflow_runs,
     workflows,
 )
 from orchestrator.api.context import ApiContext, require_token
@@ -43,6 +44,7 @@ ROUTERS = [
     uploads,
     dimensions,
     executions,
+    workflow_runs,
     logs,
     outputs,
     tables,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from flowforge.catalog import TableSummary, TableView, json_rows
 from flowforge.tables import Commit
-from orchestrator.store import ExecutionRecord, StepRecord
+from orchestrator.store import ExecutionRecord, StepRecord, WorkflowExecutionRecord
 
 Layer = Literal["bronze", "silver", "gold"]
 # A flow run's process sends its log lines in batches (every 2 s by default) and the last
@@ -395,3 +395,85 @@ class TableDetail(BaseModel):
             columns=[Column(name=n, type=t) for n, t in view.columns],
             preview=json_rows(view.head),
         )
+
+
+class WorkflowRunRequest(BaseModel):
+    jobs: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Only these jobs (default: all); the others' committed silver is reused",
+    )
+    full_refresh: bool = False
+
+
+class ModelInput(BaseModel):
+    table: str = Field(description="The Delta table read, e.g. silver/{w}/{job}")
+    version: int = Field(description="The version read")
+    run_id: str = Field(description="The execution that committed that version")
+    job_id: str = Field(description="For a silver table: its job")
+    dimension: str = Field(description="For a dimension: its name")
+
+
+class WorkflowModel(BaseModel):
+    name: str
+    status: str = Field(description="BUILT, or SKIPPED (reason names the failed job)")
+    reason: str
+    rows: int
+    seconds: float
+    table: str | None = Field(description="The model's Delta table (null when skipped)")
+    version: int | None = Field(description="The version this run committed")
+    depends_on: list[str] = Field(description="The workflow models it reads")
+    inputs: list[ModelInput] = Field(description="Lineage: every table version it read")
+
+    @classmethod
+    def of(cls, model: dict[str, Any]) -> WorkflowModel:
+        built = model.get("status") == "BUILT"
+        return cls(
+            name=model["name"],
+            status=model.get("status") or "",
+            reason=model.get("reason") or "",
+            rows=model.get("rows") or 0,
+            seconds=model.get("seconds") or 0.0,
+            table=model.get("table") if built else None,
+            version=model.get("version") if built else None,
+            depends_on=list(model.get("depends_on") or []),
+            inputs=[ModelInput.model_validate(i) for i in model.get("inputs") or []],
+        )
+
+
+class WorkflowExecution(BaseModel):
+    id: str
+    workflow_id: str
+    status: str = Field(description="PENDING, RUNNING, COMPLETED, FAILED, CRASHED or CANCELLED")
+    jobs: list[str] = Field(description="The jobs run; the workflow's others were reused")
+    full_refresh: bool
+    cause: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    flow_run_id: str | None
+    error: str | None
+    executions: list[Execution] = Field(description="Its jobs' executions, in workflow order")
+    models: list[WorkflowModel] = Field(
+        description="The workflow's own models, in dependency order (empty until built)"
+    )
+
+    @classmethod
+    def of(cls, run: WorkflowExecutionRecord) -> WorkflowExecution:
+        duration = None
+        if run.started_at and run.finished_at:
+            duration = round((run.finished_at - run.started_at).total_seconds(), 3)
+        fields = _fields(run, cls, skip={"executions", "models"})
+        return cls(
+            duration_seconds=duration,
+            executions=[Execution.of(e) for e in run.executions],
+            models=[WorkflowModel.of(m) for m in run.models],
+            **fields,
+        )
+
+
+class WorkflowExecutionPage(BaseModel):
+    items: list[WorkflowExecution]
+    limit: int
+    offset: int

@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from flowforge.settings import Settings
-from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, maintenance_cron
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, WORKFLOW_NAME, maintenance_cron
 from orchestrator.flow import medallion
 from orchestrator.maintenance_flow import maintenance
+from orchestrator.workflow_flow import workflow_run
 from tests.deploy.compose import ROOT
 from tests.deploy.test_files import DOCKERFILE, stages
 
@@ -29,8 +30,16 @@ def project() -> dict[str, Any]:
     return yaml.safe_load(PREFECT_YAML.read_text())  # type: ignore[no-any-return]
 
 
-def deployment(name: str = "customer-data") -> dict[str, Any]:
-    (found,) = [d for d in project()["deployments"] if d["name"] == name]
+def deployment(name: str = "customer-data", flow_file: str | None = None) -> dict[str, Any]:
+    """The deployment `name` (of the flow in `flow_file`: a job's flow and a workflow's
+    flow each have a customer-data; the job's by default)."""
+    if flow_file is None and name == "customer-data":
+        flow_file = "orchestrator/flow.py"
+    (found,) = [
+        d
+        for d in project()["deployments"]
+        if d["name"] == name and (flow_file is None or d["entrypoint"].startswith(flow_file))
+    ]
     return found  # type: ignore[no-any-return]
 
 
@@ -49,8 +58,21 @@ def test_the_deployment_is_the_one_flowforge_triggers() -> None:
     assert Settings(_env_file=None).deployment_name == FULL_NAME  # type: ignore[call-arg]
 
 
+def test_the_workflow_deployment_is_the_one_a_workflow_run_triggers() -> None:
+    found = deployment(flow_file="orchestrator/workflow_flow.py")
+    flow = entrypoint_object(found["entrypoint"])
+    assert flow is workflow_run
+    assert f"{flow.name}/{found['name']}" == WORKFLOW_NAME == "flowforge-workflow/customer-data"
+    assert Settings(_env_file=None).workflow_deployment_name == WORKFLOW_NAME  # type: ignore[call-arg]
+    required = {
+        n for n, p in inspect.signature(workflow_run.fn).parameters.items() if p.default is p.empty
+    }
+    assert required == {"workflow_id"}
+    workflow_run.validate_parameters({**(found["parameters"] or {}), "workflow_id": "x"})
+
+
 def test_the_maintenance_deployment_is_the_served_one() -> None:
-    assert len(project()["deployments"]) == 2
+    assert len(project()["deployments"]) == 3
     tables = deployment("tables")
     flow = entrypoint_object(tables["entrypoint"])
     assert flow is maintenance

@@ -24,7 +24,7 @@ from flowforge.embedded import pick_ports
 from flowforge.layout import LAYERS, JobKey
 from flowforge.settings import Settings, get_settings
 from flowforge.tables import TableRef
-from orchestrator.deployment import MAINTENANCE_NAME, maintenance_cron
+from orchestrator.deployment import FULL_NAME, MAINTENANCE_NAME, WORKFLOW_NAME, maintenance_cron
 from orchestrator.maintenance import MAINTENANCE_KEY
 from orchestrator.store import ExecutionRecord
 from orchestrator.trigger import trigger_execution
@@ -98,8 +98,9 @@ def _wait_for_deployment(process: subprocess.Popen[bytes], log: Path) -> None:
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()
-            try:
-                client.read_deployment_by_name("flowforge-medallion/customer-data")
+            try:  # the served process registers the three deployments one after another
+                for name in (FULL_NAME, WORKFLOW_NAME, MAINTENANCE_NAME):
+                    client.read_deployment_by_name(name)
                 return
             except ObjectNotFound:
                 time.sleep(0.5)

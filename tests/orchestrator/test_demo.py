@@ -1,5 +1,6 @@
 """`flowforge demo` (the README's first command) as a user runs it: a fresh process, its own
-stack, every sample job through the flow, exit 0, and nothing left running afterwards."""
+stack, the sample workflow through the flows (every job, then its own models), exit 0, and
+nothing left running afterwards."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.sample_oracle import EXPECTED, quarantine_reasons
+from tests.sample_oracle import EXPECTED, quarantine_reasons, workflow_models
 
 
 def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) ->
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "every sample job completed" in output
+    assert "every sample job and workflow model completed" in output
     for job, layers in EXPECTED.items():
         for layer, (rows_in, rows_out, rejected) in layers.items():
             row = re.compile(rf"│ {layer} +│ COMPLETED │ +{rows_in} │ +{rows_out} │ +{rejected} │")
@@ -40,6 +41,9 @@ def test_demo_runs_every_sample_job_and_stops_what_it_started(tmp_path: Path) ->
         )
     for line in ("gold · customers_by_country", "gold · profile"):
         assert line in output, line
+    for name, rows in workflow_models().items():  # the workflow's own models, with previews
+        assert f"gold · {name} ({len(rows):,} rows" in output, name
+        assert re.search(rf"│ model {name} +│ BUILT +│ +{len(rows):,} │", output), name
     assert "Traceback" not in output and "Error logging" not in output
     leftovers = [
         p.info["cmdline"]

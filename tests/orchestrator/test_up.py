@@ -31,6 +31,7 @@ def test_up_serves_everything_until_ctrl_c(tmp_path: Path) -> None:
             "Prefect UI",
             "bronze service",
             "flowforge-medallion/customer-data",
+            "flowforge-workflow/customer-data",
             "flowforge-maintenance/tables (cron: 0 3 * * *, UTC)",
         ):
             assert label in printed
