@@ -441,6 +441,13 @@ class WorkflowModel(BaseModel):
         )
 
 
+class GraphModel(BaseModel):
+    name: str
+    jobs: list[str] = Field(description="The jobs whose silver it reads (silver.<job>)")
+    models: list[str] = Field(description="The workflow models it reads (gold.<model>)")
+    dimensions: list[str] = Field(description="The dimensions it reads (dim_<name>)")
+
+
 class WorkflowExecution(BaseModel):
     id: str
     workflow_id: str
@@ -458,9 +465,16 @@ class WorkflowExecution(BaseModel):
     models: list[WorkflowModel] = Field(
         description="The workflow's own models, in dependency order (empty until built)"
     )
+    graph: list[GraphModel] = Field(
+        default_factory=list,
+        description="What each workflow model reads, from its SQL, in the order they run "
+        "(the workflow as defined now): jobs -> silver tables -> models",
+    )
 
     @classmethod
-    def of(cls, run: WorkflowExecutionRecord) -> WorkflowExecution:
+    def of(
+        cls, run: WorkflowExecutionRecord, graph: list[GraphModel] | None = None
+    ) -> WorkflowExecution:
         duration = None
         if run.started_at and run.finished_at:
             duration = round((run.finished_at - run.started_at).total_seconds(), 3)
@@ -469,6 +483,7 @@ class WorkflowExecution(BaseModel):
             duration_seconds=duration,
             executions=[Execution.of(e) for e in run.executions],
             models=[WorkflowModel.of(m) for m in run.models],
+            graph=graph or [],
             **fields,
         )
 

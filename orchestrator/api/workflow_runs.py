@@ -9,10 +9,12 @@ from fastapi import APIRouter, Body, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from flowforge.errors import NotFound
+from flowforge.specs.gold import parse_workflow_gold_spec
 from flowforge.tables import TableRef
 from orchestrator.api.context import ApiContext, Context, ExecutionId, WorkflowId, ids
 from orchestrator.api.outputs import Rows, Target, preview
 from orchestrator.api.schemas import (
+    GraphModel,
     Preview,
     WorkflowExecution,
     WorkflowExecutionPage,
@@ -71,7 +73,22 @@ def list_workflow_executions(
 
 @router.get("/api/workflow-executions/{execution_id}", response_model=WorkflowExecution)
 def get_workflow_execution(ctx: Context, execution_id: ExecutionId) -> WorkflowExecution:
-    return WorkflowExecution.of(read_run(ctx, execution_id))
+    """The workflow execution, its jobs' executions, its models and the model graph."""
+    run = read_run(ctx, execution_id)
+    return WorkflowExecution.of(run, graph_of(ctx, run.workflow_id))
+
+
+def graph_of(ctx: ApiContext, workflow_id: str) -> list[GraphModel]:
+    """What each of the workflow's models reads, from its SQL (none when it has no gold)."""
+    workflow = ctx.store.get_workflow(workflow_id)
+    spec = workflow.workflow_gold_spec()
+    if spec is None:
+        return []
+    gold = parse_workflow_gold_spec(spec, workflow.id, [j.id for j in workflow.jobs])
+    return [
+        GraphModel(name=m.name, jobs=m.jobs, models=m.models, dimensions=m.dimensions)
+        for m in gold.models
+    ]
 
 
 @router.post("/api/workflow-executions/{execution_id}/cancel", response_model=WorkflowExecution)

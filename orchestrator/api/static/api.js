@@ -80,6 +80,12 @@ export const api = {
       json: { from_layer: fromLayer, full_refresh: fullRefresh },
     }),
   cancel: (id) => request(`/api/executions/${enc(id)}/cancel`, { method: "POST" }),
+  runWorkflow: (workflowId) => request(`/api/workflows/${enc(workflowId)}/executions`, { method: "POST", json: {} }),
+  workflowRuns: (workflowId, limit) => request(`/api/workflows/${enc(workflowId)}/executions`, { query: { limit } }),
+  workflowRun: (id) => request(`/api/workflow-executions/${enc(id)}`),
+  cancelWorkflowRun: (id) => request(`/api/workflow-executions/${enc(id)}/cancel`, { method: "POST" }),
+  workflowModelPreview: (id, model, limit) =>
+    request(`/api/workflow-executions/${enc(id)}/models/${enc(model)}/preview`, { query: { limit } }),
   upload: (workflowId, jobId, files) => {
     const form = new FormData();
     for (const file of files) form.append("files", file, file.name);

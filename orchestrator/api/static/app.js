@@ -1,10 +1,12 @@
-// FlowForge web UI: hash routing (#/jobs, #/jobs/{workflow}/{job}, #/executions/{id}), the
+// FlowForge web UI: hash routing (#/jobs, #/jobs/{workflow}/{job}, #/executions/{id},
+// #/workflow-executions/{id}), the
 // token field, live updates.
 
 import { getToken, setToken, subscribe } from "./api.js";
 import { ExecutionPage } from "./execution.js";
 import { JobPage } from "./jobpage.js";
 import { JobsPage } from "./jobs.js";
+import { WorkflowRunPage } from "./workflowrun.js";
 
 const root = document.getElementById("app");
 const live = document.getElementById("live");
@@ -19,6 +21,10 @@ function route() {
   if (name === "executions" && rest[0]) {
     const id = decodeURIComponent(rest[0]);
     return { title: `Execution ${id}`, make: () => new ExecutionPage(root, id) };
+  }
+  if (name === "workflow-executions" && rest[0]) {
+    const id = decodeURIComponent(rest[0]);
+    return { title: `Workflow run ${id}`, make: () => new WorkflowRunPage(root, id) };
   }
   if (name === "jobs" && rest[0] && rest[1]) {
     const [workflowId, jobId] = rest.map(decodeURIComponent);

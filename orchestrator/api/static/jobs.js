@@ -52,6 +52,36 @@ function executionLine(execution) {
   );
 }
 
+// "Run workflow" (every job, then the workflow's own models) and a link to its latest run.
+function workflowRunControls(workflowId) {
+  const latest = el("span", { class: "workflow-latest" });
+  const message = el("span", { "aria-live": "polite" });
+  const button = el("button", {
+    type: "button",
+    class: "primary run-workflow",
+    text: "Run workflow",
+    "aria-label": `Run workflow ${workflowId}: every job, then its models`,
+    onclick: async () => {
+      button.disabled = true;
+      try {
+        const run = await api.runWorkflow(workflowId);
+        location.hash = `#/workflow-executions/${encodeURIComponent(run.id)}`;
+      } catch (err) {
+        message.replaceChildren(alertBox(err.message));
+        button.disabled = false;
+      }
+    },
+  });
+  api.workflowRuns(workflowId, 1).then(
+    (page) => {
+      const run = page.items[0];
+      if (run) latest.replaceChildren(badge(run.status), " ", el("a", { href: `#/workflow-executions/${encodeURIComponent(run.id)}`, text: `latest workflow run ${run.id}` }));
+    },
+    () => {},
+  );
+  return el("div", { class: "workflow-actions" }, button, latest, message);
+}
+
 class JobRow {
   constructor(workflowId, jobId, onChanged) {
     this.workflowId = workflowId;
@@ -190,7 +220,7 @@ export class JobsPage {
         const section = el(
           "section",
           { class: "workflow", "data-workflow": workflowId, "aria-label": `workflow ${workflowId}` },
-          el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId })),
+          el("div", { class: "workflow-head" }, el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId })), workflowRunControls(workflowId)),
           body,
         );
         if (!this.rows.size) this.list.replaceChildren();
