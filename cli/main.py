@@ -39,7 +39,7 @@ Host = Annotated[str | None, typer.Option(help="Interface to bind (default: FLOW
 
 
 def _serve_layer(layer: str, host: str | None, port: int | None) -> None:
-    settings = get_settings()
+    settings = get_settings().for_component(layer)  # its own S3 identity when set
     configure_logging(settings)
     service = LAYER_SERVICES[layer]
     address = f"{host or settings.grpc_host}:{port if port is not None else service.default_port}"

@@ -62,6 +62,7 @@ class EmbeddedStack(Started):
                 "s3_endpoint_url": self.s3.endpoint_url,
                 "s3_access_key_id": self.s3.access_key,
                 "s3_secret_access_key": SecretStr(self.s3.secret_key),
+                **self.s3.identity_settings(),  # each service its own identity
                 "state_dir": self.state,
                 "database_url": None,
                 "grpc_token": None,
@@ -70,10 +71,9 @@ class EmbeddedStack(Started):
                 "grpc_tls_key_file": None,
             }
         )
-        store = ObjectStore(settings)
         addresses = {}
         for layer in LAYER_SERVICES:
-            server = create_server(layer, settings, "127.0.0.1:0", store)
+            server = create_server(layer, settings, "127.0.0.1:0")
             self._exit.callback(server.stop, 1.0)
             self.ports[layer] = server.port
             addresses[f"{layer}_address"] = f"127.0.0.1:{server.port}"

@@ -46,6 +46,40 @@ class Settings(BaseSettings):
     s3_create_bucket: bool = Field(
         default=True, description="Create the bucket on start when it is missing."
     )
+    # One identity per component (flowforge/identities.py): each falls back to the shared
+    # identity above when its access key id is not set.
+    s3_bronze_access_key_id: str | None = Field(
+        default=None,
+        description="Bronze's own S3 identity (reads landing/, writes bronze/). "
+        "Empty: the shared FLOWFORGE_S3_ACCESS_KEY_ID.",
+    )
+    s3_bronze_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of bronze's own S3 identity."
+    )
+    s3_silver_access_key_id: str | None = Field(
+        default=None,
+        description="Silver's own S3 identity (reads bronze/, writes silver/). "
+        "Empty: the shared FLOWFORGE_S3_ACCESS_KEY_ID.",
+    )
+    s3_silver_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of silver's own S3 identity."
+    )
+    s3_gold_access_key_id: str | None = Field(
+        default=None,
+        description="Gold's own S3 identity (reads silver/ and dimensions/, writes gold/). "
+        "Empty: the shared FLOWFORGE_S3_ACCESS_KEY_ID.",
+    )
+    s3_gold_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of gold's own S3 identity."
+    )
+    s3_analyst_access_key_id: str | None = Field(
+        default=None,
+        description="The read-only identity for analysts (reads silver/ and gold/): "
+        "`flowforge analyst` prints a DuckDB snippet with it.",
+    )
+    s3_analyst_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of the analysts' read-only S3 identity."
+    )
     s3_connect_timeout_seconds: float = Field(default=5.0, description="S3 connect timeout.")
     s3_read_timeout_seconds: float = Field(default=60.0, description="S3 read timeout.")
     s3_max_attempts: int = Field(
@@ -302,6 +336,22 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")
     log_format: str = Field(default="json", description="json (one object per line) or text.")
+
+    def for_component(self, component: str) -> Settings:
+        """These settings with `component`'s own S3 identity (bronze, silver, gold,
+        analyst) in place of the shared one, when its access key id is set. A scoped
+        identity never creates the bucket (it may not)."""
+        access = getattr(self, f"s3_{component}_access_key_id")
+        if not access:
+            return self
+        secret = getattr(self, f"s3_{component}_secret_access_key")
+        return self.model_copy(
+            update={
+                "s3_access_key_id": access,
+                "s3_secret_access_key": secret,
+                "s3_create_bucket": False,
+            }
+        )
 
 
 @lru_cache(maxsize=1)
