@@ -210,6 +210,23 @@ def workflows_rm(
     print(f"deleted workflow {workflow}: {executions} executions, {objects} objects")
 
 
+@app.command()
+def analyst(
+    workflow: Annotated[str, typer.Option(help="Workflow id: its gold tables.")],
+) -> None:
+    """Print a DuckDB snippet reading WORKFLOW's gold tables with the read-only analyst
+    identity (FLOWFORGE_S3_ANALYST_ACCESS_KEY_ID, FLOWFORGE_S3_ANALYST_SECRET_ACCESS_KEY)."""
+    from cli.analyst import duckdb_snippet, gold_tables
+    from flowforge.ids import validate_id
+
+    try:
+        validate_id(workflow, "workflow")
+        settings, store = _store()
+        print(duckdb_snippet(settings, gold_tables(store.get_workflow(workflow))))
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+
+
 landing_app = typer.Typer(
     no_args_is_help=True, help="A job's landing files (what its next bronze run reads)."
 )

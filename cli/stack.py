@@ -88,11 +88,15 @@ class EmbeddedStack(Started):
         """Environment variables pointing another process at this stack."""
         s = self.settings
         secret = s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else ""
+        analyst = s.s3_analyst_secret_access_key
         env = {
             "FLOWFORGE_S3_ENDPOINT_URL": s.s3_endpoint_url or "",
             "FLOWFORGE_S3_ACCESS_KEY_ID": s.s3_access_key_id or "",
             "FLOWFORGE_S3_SECRET_ACCESS_KEY": secret,
             "FLOWFORGE_S3_BUCKET": s.s3_bucket,
+            # The read-only analyst identity, for `flowforge analyst` in another shell.
+            "FLOWFORGE_S3_ANALYST_ACCESS_KEY_ID": s.s3_analyst_access_key_id or "",
+            "FLOWFORGE_S3_ANALYST_SECRET_ACCESS_KEY": analyst.get_secret_value() if analyst else "",
             "FLOWFORGE_STATE_DIR": str(self.state),
             "FLOWFORGE_BRONZE_ADDRESS": s.bronze_address,
             "FLOWFORGE_SILVER_ADDRESS": s.silver_address,
