@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flowforge.ids import ID_PATTERN
 
 # A size as DuckDB reads it: 512MB, 2GB, 1.5GiB.
 _BYTES = r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$"
@@ -21,6 +24,21 @@ def byte_size(text: str) -> int:
     if match is None:
         raise ValueError(f"{text!r} is not a size such as 512MB or 2GiB")
     return int(float(match[1]) * _UNITS[match[2]])
+
+
+class ApiToken(BaseModel):
+    """One scoped API token: admin (everything), or read or run on one workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: SecretStr = Field(min_length=16)
+    scope: Literal["admin", "read", "run"]
+    workflow: str | None = Field(default=None, pattern=f"^{ID_PATTERN}$")
+
+    @model_validator(mode="after")
+    def _workflow_with_its_scope(self) -> ApiToken:
+        if (self.scope == "admin") != (self.workflow is None):
+            raise ValueError("a read or run token names its workflow; an admin token none")
+        return self
 
 
 class Settings(BaseSettings):
@@ -296,6 +314,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None,
         description="When set, every API endpoint but /healthz needs 'Authorization: Bearer'.",
+    )
+    api_tokens: list[ApiToken] = Field(
+        default=[],
+        description="Scoped API tokens (JSON list): "
+        '[{"token": "...", "scope": "read", "workflow": "customer-data"}]. Scope admin: '
+        "everything (like FLOWFORGE_API_TOKEN); read: GET of that workflow's jobs, "
+        "executions, logs, previews and tables; run: read, and start or cancel its "
+        "executions and upload to its landing.",
     )
     api_cors_origins: list[str] = Field(
         default=[],

@@ -138,3 +138,17 @@ def test_each_layer_starts_with_its_own_identity(
 
 def test_without_its_own_keys_a_component_uses_the_shared_identity(settings: Settings) -> None:
     assert settings.for_component("gold") is settings
+
+
+def test_the_iam_policies_in_the_docs_are_the_grants() -> None:
+    import json
+    import re
+
+    from flowforge.identities import GRANTS, iam_policy
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    found = dict(re.findall(r"`(\w+)`:\n\n```json\n(.*?)\n```", text, re.S))
+    assert set(found) == set(GRANTS)
+    for component, policy in found.items():
+        assert json.loads(policy) == iam_policy("flowforge-data", component), component
