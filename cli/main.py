@@ -107,6 +107,26 @@ def dimensions_list() -> None:
         print(f"{info.name}\tversion {info.version}\t{info.rows} rows\t{created}\t{columns}")
 
 
+@dimensions_app.command("rm")
+def dimensions_rm(
+    name: Annotated[str, typer.Argument(help="Dimension name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete dimension NAME with every version of it (refused while a workflow lists it)."""
+    from flowforge.ids import validate_id
+    from orchestrator.dimensions import delete_unused_dimension
+
+    try:
+        validate_id(name, "dimension")
+        settings, store = _store()
+        if not yes and not typer.confirm(f"Delete dimension {name} and every version of it?"):
+            raise typer.Exit(1)
+        objects = delete_unused_dimension(store, prepare_store(settings), name)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    print(f"deleted dimension {name}: {objects} objects")
+
+
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo's state folder afterwards.")] = False,
