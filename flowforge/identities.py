@@ -56,7 +56,8 @@ def seaweedfs_actions(bucket: str, grant: Grant | None) -> list[str]:
     None: the shared identity, with every action on every bucket."""
     if grant is None:
         return ["Admin", "Read", "Write", "List", "Tagging"]
-    actions = [f"{verb}:{bucket}/{prefix}*" for prefix in grant.readable for verb in ("Read", "List")]
+    verbs = ("Read", "List")
+    actions = [f"{verb}:{bucket}/{prefix}*" for prefix in grant.readable for verb in verbs]
     return actions + [f"Write:{bucket}/{prefix}*" for prefix in grant.writable]
 
 

@@ -62,9 +62,10 @@ def setup(
         ApiToken(token=SecretStr(RUN), scope="run", workflow=mine),
     ]
     folder: Path = tmp_path_factory.mktemp("tokens")
-    with api_alone(
-        settings, store, folder, api_token=SecretStr(ADMIN), api_tokens=scoped
-    ) as (url, database):
+    with api_alone(settings, store, folder, api_token=SecretStr(ADMIN), api_tokens=scoped) as (
+        url,
+        database,
+    ):
         for workflow_id in (mine, other):
             database.save_workflow(sample_workflow.model_copy(update={"id": workflow_id}))
         yield Setup(url, database, mine, other)

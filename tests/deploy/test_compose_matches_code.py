@@ -456,7 +456,7 @@ def test_the_seaweedfs_identities_are_the_grants_of_the_code() -> None:
     assert flag(seaweedfs["command"], "-s3.config") == mount["target"]
     config = json.loads(compose["configs"][mount["source"]]["content"])
     keys = {ADMIN: ("FLOWFORGE_S3_ACCESS_KEY_ID", "FLOWFORGE_S3_SECRET_ACCESS_KEY")} | {
-        c: (f"FLOWFORGE_S3_{c.upper()}_ACCESS_KEY_ID", f"FLOWFORGE_S3_{c.upper()}_SECRET_ACCESS_KEY")
+        c: tuple(f"FLOWFORGE_S3_{c.upper()}_{k}" for k in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"))
         for c in COMPONENTS
     }
     bucket = dotenv["FLOWFORGE_S3_BUCKET"]

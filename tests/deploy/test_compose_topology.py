@@ -18,12 +18,12 @@ import httpx
 import pytest
 
 from flowforge import errors
+from flowforge.identities import COMPONENTS
 from flowforge.settings import Settings
 from flowforge.v1 import bronze_pb2, common_pb2
 from orchestrator.clients import BronzeClient
 from orchestrator.store import Store
 from orchestrator.store.database import open_engine
-from flowforge.identities import COMPONENTS
 from tests.deploy.compose import ROOT
 from tests.deploy.topology import BIN, Topology
 from tests.sample_oracle import EXPECTED
