@@ -39,7 +39,7 @@ Host = Annotated[str | None, typer.Option(help="Interface to bind (default: FLOW
 
 
 def _serve_layer(layer: str, host: str | None, port: int | None) -> None:
-    settings = get_settings()
+    settings = get_settings().for_component(layer)  # its own S3 identity when set
     configure_logging(settings)
     service = LAYER_SERVICES[layer]
     address = f"{host or settings.grpc_host}:{port if port is not None else service.default_port}"
@@ -105,6 +105,26 @@ def dimensions_list() -> None:
         columns = ", ".join(name for name, _ in info.columns)
         created = f"{info.created_at:%Y-%m-%d %H:%M:%S}Z"
         print(f"{info.name}\tversion {info.version}\t{info.rows} rows\t{created}\t{columns}")
+
+
+@dimensions_app.command("rm")
+def dimensions_rm(
+    name: Annotated[str, typer.Argument(help="Dimension name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete dimension NAME with every version of it (refused while a workflow lists it)."""
+    from flowforge.ids import validate_id
+    from orchestrator.dimensions import delete_unused_dimension
+
+    try:
+        validate_id(name, "dimension")
+        settings, store = _store()
+        if not yes and not typer.confirm(f"Delete dimension {name} and every version of it?"):
+            raise typer.Exit(1)
+        objects = delete_unused_dimension(store, prepare_store(settings), name)
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
+    print(f"deleted dimension {name}: {objects} objects")
 
 
 @app.command()
@@ -208,6 +228,23 @@ def workflows_rm(
     except FlowForgeError as exc:
         raise _fail(exc) from None
     print(f"deleted workflow {workflow}: {executions} executions, {objects} objects")
+
+
+@app.command()
+def analyst(
+    workflow: Annotated[str, typer.Option(help="Workflow id: its gold tables.")],
+) -> None:
+    """Print a DuckDB snippet reading WORKFLOW's gold tables with the read-only analyst
+    identity (FLOWFORGE_S3_ANALYST_ACCESS_KEY_ID, FLOWFORGE_S3_ANALYST_SECRET_ACCESS_KEY)."""
+    from cli.analyst import duckdb_snippet, gold_tables
+    from flowforge.ids import validate_id
+
+    try:
+        validate_id(workflow, "workflow")
+        settings, store = _store()
+        print(duckdb_snippet(settings, gold_tables(store.get_workflow(workflow))))
+    except FlowForgeError as exc:
+        raise _fail(exc) from None
 
 
 landing_app = typer.Typer(

@@ -62,6 +62,7 @@ class EmbeddedStack(Started):
                 "s3_endpoint_url": self.s3.endpoint_url,
                 "s3_access_key_id": self.s3.access_key,
                 "s3_secret_access_key": SecretStr(self.s3.secret_key),
+                **self.s3.identity_settings(),  # each service its own identity
                 "state_dir": self.state,
                 "database_url": None,
                 "grpc_token": None,
@@ -70,10 +71,9 @@ class EmbeddedStack(Started):
                 "grpc_tls_key_file": None,
             }
         )
-        store = ObjectStore(settings)
         addresses = {}
         for layer in LAYER_SERVICES:
-            server = create_server(layer, settings, "127.0.0.1:0", store)
+            server = create_server(layer, settings, "127.0.0.1:0")
             self._exit.callback(server.stop, 1.0)
             self.ports[layer] = server.port
             addresses[f"{layer}_address"] = f"127.0.0.1:{server.port}"
@@ -88,11 +88,15 @@ class EmbeddedStack(Started):
         """Environment variables pointing another process at this stack."""
         s = self.settings
         secret = s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else ""
+        analyst = s.s3_analyst_secret_access_key
         env = {
             "FLOWFORGE_S3_ENDPOINT_URL": s.s3_endpoint_url or "",
             "FLOWFORGE_S3_ACCESS_KEY_ID": s.s3_access_key_id or "",
             "FLOWFORGE_S3_SECRET_ACCESS_KEY": secret,
             "FLOWFORGE_S3_BUCKET": s.s3_bucket,
+            # The read-only analyst identity, for `flowforge analyst` in another shell.
+            "FLOWFORGE_S3_ANALYST_ACCESS_KEY_ID": s.s3_analyst_access_key_id or "",
+            "FLOWFORGE_S3_ANALYST_SECRET_ACCESS_KEY": analyst.get_secret_value() if analyst else "",
             "FLOWFORGE_STATE_DIR": str(self.state),
             "FLOWFORGE_BRONZE_ADDRESS": s.bronze_address,
             "FLOWFORGE_SILVER_ADDRESS": s.silver_address,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.analyst import duckdb_snippet, gold_tables
 from cli.stack import EmbeddedStack, environ_with, seed
 from flowforge.embedded import pick_ports, port_free
 from flowforge.logs import RotatedOutput, configure_logging
@@ -88,6 +89,14 @@ def run_up(settings: Settings, sample: bool = True, api_port: int | None = None)
                 f"sample workflow     {workflow.id if workflow else 'none (--no-sample)'}",
             ):
                 console.print(line)
+            if workflow is not None:
+                analyst = stack.settings.s3_analyst_access_key_id
+                console.print(
+                    f"\nRead the gold tables in DuckDB as the read-only analyst ({analyst}: "
+                    "silver/ and gold/ only), once a run has written them:"
+                )
+                snippet = duckdb_snippet(stack.settings, gold_tables(workflow))
+                console.print(snippet, markup=False, highlight=False, soft_wrap=True)
             job = "--workflow W --job J"
             if workflow is not None:
                 job = f"--workflow {workflow.id} --job customers"

@@ -18,7 +18,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from flowforge import casting, tables
-from flowforge.errors import FailedPrecondition, InvalidArgument
+from flowforge.errors import FailedPrecondition, InvalidArgument, NotFound
 from flowforge.ids import new_run_id
 from flowforge.specs.silver_model import ColumnRule
 from flowforge.storage import ObjectStore
@@ -69,6 +69,16 @@ def upload_dimension(
         uploaded = info(store, name, table)
     uploaded.warnings.extend(warnings)
     return uploaded
+
+
+def delete_dimension(store: ObjectStore, name: str) -> int:
+    """Deletes dimension `name`'s table (every version); NotFound when there is none.
+    Returns how many objects it had. Whether a workflow still reads it is the caller's
+    check (orchestrator.workflows.workflows_reading)."""
+    ref = TableRef.dimension(name)
+    if next(store.list(f"{ref.prefix}_delta_log/"), None) is None:
+        raise NotFound(f"there is no dimension {name!r}")
+    return store.delete_prefix(ref.prefix)
 
 
 def upload_dimension_file(store: ObjectStore, name: str, path: Path) -> DimensionInfo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import shutil
 import socket
 import subprocess
@@ -11,8 +12,11 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
+from pydantic import SecretStr
+
+from flowforge.identities import ADMIN, COMPONENTS, seaweedfs_config
 from flowforge.processes import Started, stop_process_group, wait_ready
 
 # weed mini opens each of these (and each gRPC port at +10000); all are set explicitly
@@ -64,7 +68,8 @@ def pick_ports(preferred_s3_port: int | None = None) -> dict[str, int]:
 
 
 class EmbeddedS3(Started):
-    """Runs `weed mini` with one identity (access key, secret key) and one bucket."""
+    """Runs `weed mini` with one bucket, the shared identity (access key, secret key: every
+    action) and one identity per component (flowforge/identities.py), with fresh keys."""
 
     def __init__(
         self,
@@ -83,29 +88,29 @@ class EmbeddedS3(Started):
         self._preferred_port = s3_port
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen[bytes] | None = None
+        # Each component's (access key, secret key): only its prefixes of the bucket.
+        self.identities = {
+            component: (f"{access_key}-{component}", secrets.token_urlsafe(24))
+            for component in COMPONENTS
+        }
 
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.ports['s3.port']}"
 
+    def identity_settings(self) -> dict[str, Any]:
+        """Each component's keys as Settings fields (s3_gold_access_key_id, ...)."""
+        fields: dict[str, Any] = {}
+        for component, (access, secret) in self.identities.items():
+            fields[f"s3_{component}_access_key_id"] = access
+            fields[f"s3_{component}_secret_access_key"] = SecretStr(secret)
+        return fields
+
     def start(self, timeout: float = 30.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "s3-identities.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "flowforge",
-                            "credentials": [
-                                {"accessKey": self.access_key, "secretKey": self.secret_key}
-                            ],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
+        keys = {ADMIN: (self.access_key, self.secret_key)} | self.identities
+        config.write_text(json.dumps(seaweedfs_config(self.bucket, keys)))
         config.chmod(0o600)
         self.ports = pick_ports(self._preferred_port)
         args = [

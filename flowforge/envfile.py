@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from flowforge.identities import COMPONENTS
 from flowforge.settings import Settings
 
 HEADER = """\
@@ -20,6 +21,11 @@ HEADER = """\
 COMPOSE_REQUIRED = (
     "FLOWFORGE_S3_ACCESS_KEY_ID",
     "FLOWFORGE_S3_SECRET_ACCESS_KEY",
+    *(
+        f"FLOWFORGE_S3_{component.upper()}_{key}"
+        for component in COMPONENTS
+        for key in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
+    ),
     "FLOWFORGE_GRPC_TOKEN",
     "FLOWFORGE_API_TOKEN",
     "POSTGRES_PASSWORD",

@@ -86,3 +86,10 @@ class Cancelled(FlowForgeError):
 
 class Unauthenticated(FlowForgeError):
     status, http_status = "UNAUTHENTICATED", 401
+
+
+class PermissionDenied(FlowForgeError):
+    """A valid credential without the right for this action (the message names the scope
+    needed, never the credential)."""
+
+    status, http_status = "PERMISSION_DENIED", 403

@@ -105,6 +105,7 @@ def secret_values(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         if hasattr(value, "get_secret_value"):
             values.append(value.get_secret_value())
+    values += [t.token.get_secret_value() for t in settings.api_tokens]  # scoped API tokens
     values += [os.environ.get(name, "") for name in _PREFECT_SECRETS]
     return [v for v in values if v]
 

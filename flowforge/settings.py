@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flowforge.ids import ID_PATTERN
 
 # A size as DuckDB reads it: 512MB, 2GB, 1.5GiB.
 _BYTES = r"^\d+(\.\d+)?\s*([KMGT]i?B|B)$"
@@ -21,6 +24,21 @@ def byte_size(text: str) -> int:
     if match is None:
         raise ValueError(f"{text!r} is not a size such as 512MB or 2GiB")
     return int(float(match[1]) * _UNITS[match[2]])
+
+
+class ApiToken(BaseModel):
+    """One scoped API token: admin (everything), or read or run on one workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: SecretStr = Field(min_length=16)
+    scope: Literal["admin", "read", "run"]
+    workflow: str | None = Field(default=None, pattern=f"^{ID_PATTERN}$")
+
+    @model_validator(mode="after")
+    def _workflow_with_its_scope(self) -> ApiToken:
+        if (self.scope == "admin") != (self.workflow is None):
+            raise ValueError("a read or run token names its workflow; an admin token none")
+        return self
 
 
 class Settings(BaseSettings):
@@ -45,6 +63,40 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key.")
     s3_create_bucket: bool = Field(
         default=True, description="Create the bucket on start when it is missing."
+    )
+    # One identity per component (flowforge/identities.py): each falls back to the shared
+    # identity above when its access key id is not set.
+    s3_bronze_access_key_id: str | None = Field(
+        default=None,
+        description="Bronze's own S3 identity (reads landing/, writes bronze/). "
+        "Empty: the shared FLOWFORGE_S3_ACCESS_KEY_ID.",
+    )
+    s3_bronze_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of bronze's own S3 identity."
+    )
+    s3_silver_access_key_id: str | None = Field(
+        default=None,
+        description="Silver's own S3 identity (reads bronze/, writes silver/). "
+        "Empty: the shared FLOWFORGE_S3_ACCESS_KEY_ID.",
+    )
+    s3_silver_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of silver's own S3 identity."
+    )
+    s3_gold_access_key_id: str | None = Field(
+        default=None,
+        description="Gold's own S3 identity (reads silver/ and dimensions/, writes gold/). "
+        "Empty: the shared FLOWFORGE_S3_ACCESS_KEY_ID.",
+    )
+    s3_gold_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of gold's own S3 identity."
+    )
+    s3_analyst_access_key_id: str | None = Field(
+        default=None,
+        description="The read-only identity for analysts (reads silver/ and gold/): "
+        "`flowforge analyst` prints a DuckDB snippet with it.",
+    )
+    s3_analyst_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of the analysts' read-only S3 identity."
     )
     s3_connect_timeout_seconds: float = Field(default=5.0, description="S3 connect timeout.")
     s3_read_timeout_seconds: float = Field(default=60.0, description="S3 read timeout.")
@@ -274,6 +326,14 @@ class Settings(BaseSettings):
         default=None,
         description="When set, every API endpoint but /healthz needs 'Authorization: Bearer'.",
     )
+    api_tokens: list[ApiToken] = Field(
+        default=[],
+        description="Scoped API tokens (JSON list): "
+        '[{"token": "...", "scope": "read", "workflow": "customer-data"}]. Scope admin: '
+        "everything (like FLOWFORGE_API_TOKEN); read: GET of that workflow's jobs, "
+        "executions, logs, previews and tables; run: read, and start or cancel its "
+        "executions and upload to its landing.",
+    )
     api_cors_origins: list[str] = Field(
         default=[],
         description="Browser origins allowed to call the API "
@@ -313,6 +373,22 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="Log level of FlowForge's own loggers.")
     log_format: str = Field(default="json", description="json (one object per line) or text.")
+
+    def for_component(self, component: str) -> Settings:
+        """These settings with `component`'s own S3 identity (bronze, silver, gold,
+        analyst) in place of the shared one, when its access key id is set. A scoped
+        identity never creates the bucket (it may not)."""
+        access = getattr(self, f"s3_{component}_access_key_id")
+        if not access:
+            return self
+        secret = getattr(self, f"s3_{component}_secret_access_key")
+        return self.model_copy(
+            update={
+                "s3_access_key_id": access,
+                "s3_secret_access_key": secret,
+                "s3_create_bucket": False,
+            }
+        )
 
 
 @lru_cache(maxsize=1)

@@ -192,15 +192,29 @@ class ObjectStore:
 
     def _delete_batch(self, keys: builtins.list[str]) -> None:
         with self._errors(keys[0]):
-            self._client.delete_objects(
+            answer = self._client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
             )
+        # A batch delete answers 200 and lists the keys it did not delete (AccessDenied for
+        # a key outside the identity's prefixes): those fail the call as a single delete would.
+        errors = [e for e in answer.get("Errors", []) if e.get("Code") not in _NOT_FOUND]
+        if errors:
+            first = errors[0]
+            error = {"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", "")}}
+            raise self._translate(bexc.ClientError(error, "DeleteObjects"), first.get("Key", ""))
 
     # -- bucket and capabilities ----------------------------------------------
     def bucket_exists(self) -> bool:
+        """Whether the bucket exists. An identity scoped to some prefixes may not look at
+        the bucket itself: a 403 says the bucket is there (a missing one answers 404)."""
         try:
             with self._errors(self.bucket):
-                self._client.head_bucket(Bucket=self.bucket)
+                try:
+                    self._client.head_bucket(Bucket=self.bucket)
+                except bexc.ClientError as exc:
+                    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                    if status != 403:
+                        raise
         except (NotFound, FailedPrecondition):
             return False
         return True

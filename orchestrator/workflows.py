@@ -372,3 +372,9 @@ def _read_sql(file: Path, path: YamlPath, source: SourceMap) -> str:
         raise InvalidArgument(
             f"{source.where(path)}: {dotted(path)} {str(file)!r} cannot be read: {reason}"
         ) from None
+
+
+def reads_dimension(workflow: Workflow, name: str) -> bool:
+    """Whether the workflow lists dimension `name` (for its jobs or its own models)."""
+    own = workflow.gold.dimensions if workflow.gold is not None else []
+    return name in workflow.dimensions or name in own

@@ -72,8 +72,11 @@ LAYER_SERVICES = {
 def create_server(
     layer: str, settings: Settings, address: str, store: ObjectStore | None = None
 ) -> LayerServer:
-    """Builds, binds and starts the layer's server (health, reflection, auth, TLS)."""
+    """Builds, binds and starts the layer's server (health, reflection, auth, TLS). The
+    layer uses its own S3 identity when its keys are set (Settings.for_component); a
+    `store` given must have been made with those settings."""
     service = LAYER_SERVICES[layer]
+    settings = settings.for_component(layer)
     objects = store or ObjectStore(settings)
 
     servicer = service.servicer(settings, objects)

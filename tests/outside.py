@@ -27,6 +27,23 @@ def outside_options(settings: Settings) -> dict[str, str]:
 def duckdb_with_delta(settings: Settings) -> duckdb.DuckDBPyConnection:
     """DuckDB with httpfs and delta loaded by path (their packages ship them) and the store
     as an S3 secret."""
+    con = duckdb_extensions()
+    host = (settings.s3_endpoint_url or "").removeprefix("http://")
+    con.execute(
+        "CREATE SECRET store (TYPE s3, KEY_ID $k, SECRET $s, REGION 'us-east-1', "
+        "ENDPOINT $e, URL_STYLE 'path', USE_SSL false)",
+        {
+            "k": settings.s3_access_key_id,
+            "s": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
+            "e": host,
+        },
+    )
+    return con
+
+
+def duckdb_extensions() -> duckdb.DuckDBPyConnection:
+    """DuckDB with httpfs and delta loaded by path (their packages ship them; `INSTALL`
+    would download them), no secret yet."""
     version = f"v{duckdb.__version__}"
     extensions = [
         Path(package.__file__).parent / "extensions" / version / f"{name}.duckdb_extension"
@@ -39,16 +56,6 @@ def duckdb_with_delta(settings: Settings) -> duckdb.DuckDBPyConnection:
     for path in extensions:
         assert path.is_file(), f"missing DuckDB extension {path}"
         con.execute(f"LOAD '{path}'")
-    host = (settings.s3_endpoint_url or "").removeprefix("http://")
-    con.execute(
-        "CREATE SECRET store (TYPE s3, KEY_ID $k, SECRET $s, REGION 'us-east-1', "
-        "ENDPOINT $e, URL_STYLE 'path', USE_SSL false)",
-        {
-            "k": settings.s3_access_key_id,
-            "s": settings.s3_secret_access_key.get_secret_value(),  # type: ignore[union-attr]
-            "e": host,
-        },
-    )
     return con
 
 

@@ -10,10 +10,11 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, Path, Request
 
-from flowforge.errors import Unauthenticated
+from flowforge.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from flowforge.ids import ID_PATTERN, validate_id
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from flowforge.tables import TableRef
 from orchestrator.api.activity import Activity
 from orchestrator.api.errors import Busy, TooManyRequests
 from orchestrator.api.limits import Slots
@@ -83,11 +84,37 @@ def context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(context)]
 
 
+# Routes a `run` token may call on its workflow besides reading it; anything else but a GET
+# needs an admin token.
+RUN_ROUTES = frozenset(
+    {
+        ("POST", "/api/workflows/{workflow_id}/jobs/{job_id}/executions"),
+        ("POST", "/api/workflows/{workflow_id}/jobs/{job_id}/files"),
+        ("POST", "/api/executions/{execution_id}/cancel"),
+        ("POST", "/api/workflows/{workflow_id}/executions"),
+        ("POST", "/api/workflow-executions/{execution_id}/cancel"),
+    }
+)
+SCOPES = {"read": {"read"}, "run": {"read", "run"}}
+
+
 def require_token(request: Request) -> None:
-    """Authorization: Bearer <FLOWFORGE_API_TOKEN> when a token is set (constant-time check).
-    The events stream also takes ?access_token=, since browsers' EventSource sends no headers."""
-    token = context(request).settings.api_token
-    if token is None:
+    """Authorization: Bearer <token> when any token is set (constant-time checks): 401
+    without a token or with an unknown one, 403 with a token whose scope does not cover
+    the route (naming the workflow and the scope needed, never the token). The events
+    stream also takes ?access_token=, since browsers' EventSource sends no headers.
+
+    FLOWFORGE_API_TOKEN and admin entries of FLOWFORGE_API_TOKENS reach everything; a
+    `read` token GETs its workflow's routes, a `run` token also starts and cancels its
+    executions and uploads to its landing. Routes over no single workflow (the lists of
+    every workflow, job, table, dimension, the event stream) are an admin's."""
+    ctx = context(request)
+    settings = ctx.settings
+    known: list[tuple[str, str | None, str]] = []
+    if settings.api_token is not None:
+        known.append((settings.api_token.get_secret_value(), None, "admin"))
+    known += [(t.token.get_secret_value(), t.workflow, t.scope) for t in settings.api_tokens]
+    if not known:
         return
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
@@ -95,8 +122,60 @@ def require_token(request: Request) -> None:
         given = request.query_params.get("access_token", "") if _takes_query_token(request) else ""
     if not given:
         raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    presented = given.strip().encode()
+    matched = None
+    for token, workflow, scope in known:  # every one compared: no timing says which
+        if hmac.compare_digest(presented, token.encode()) and matched is None:
+            matched = (workflow, scope)
+    if matched is None:
         raise Unauthenticated("the bearer token is not valid")
+    workflow, scope = matched
+    if scope == "admin":
+        return
+    needed = _scope_needed(request)
+    target = _workflow_of(ctx, request)
+    if target is None or needed == "admin":
+        raise PermissionDenied(
+            f"this token is scoped to workflow {workflow!r} ({scope}); "
+            f"{request.method} {_route_path(request)} needs an admin token"
+        )
+    if target != workflow or needed not in SCOPES[scope]:
+        raise PermissionDenied(
+            f"this token has {scope} on workflow {workflow!r}; "
+            f"{request.method} {_route_path(request)} needs {needed} on workflow {target!r}"
+        )
+
+
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+def _scope_needed(request: Request) -> str:
+    if request.method in ("GET", "HEAD"):
+        return "read"
+    return "run" if (request.method, _route_path(request)) in RUN_ROUTES else "admin"
+
+
+def _workflow_of(ctx: ApiContext, request: Request) -> str | None:
+    """The one workflow a request is about: its path's workflow, its execution's, its
+    table's, or the workflow_id filter of a list; None when it spans workflows."""
+    params = request.path_params
+    try:
+        if "workflow_id" in params:
+            return validate_id(params["workflow_id"], "workflow_id")
+        if "execution_id" in params:
+            execution_id = validate_id(params["execution_id"], "execution_id")
+            if _route_path(request).startswith("/api/workflow-executions/"):
+                return ctx.store.get_workflow_execution(execution_id).workflow_id
+            return ctx.store.get_execution(execution_id).workflow_id
+        if "path" in params and _route_path(request).startswith("/api/tables/"):
+            return TableRef.parse(params["path"]).workflow_id
+    except (InvalidArgument, NotFound):
+        return None
+    if "workflow_id" in request.query_params and _route_path(request) == "/api/executions":
+        return request.query_params["workflow_id"]
+    return None
 
 
 def _takes_query_token(request: Request) -> bool:

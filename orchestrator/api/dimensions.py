@@ -6,18 +6,19 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from flowforge.dimensions import DimensionInfo, list_dimensions, upload_dimension
 from flowforge.errors import FlowForgeError, InvalidArgument
 from flowforge.ids import validate_file_name
 from orchestrator.api.context import Context, DimensionName, ids
-from orchestrator.api.errors import PayloadTooLarge, RequestTimeout
+from orchestrator.api.errors import PayloadTooLarge, RequestTimeout, responses
 from orchestrator.api.limits import arriving
 from orchestrator.api.multipart import Part, read_parts
 from orchestrator.api.schemas import Dimension
 from orchestrator.api.uploads import UPLOAD_ERRORS, drain, multipart_body
+from orchestrator.dimensions import delete_unused_dimension
 
 router = APIRouter(prefix="/api/dimensions", tags=["dimensions"])
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -47,6 +48,15 @@ async def put_dimension(ctx: Context, request: Request, name: DimensionName) -> 
             upload_dimension, ctx.objects, name, Path(spool.name), filename
         )
     return dimension(info)
+
+
+@router.delete("/{name}", status_code=204, responses=responses(404, 409))
+async def delete_dimension(ctx: Context, name: DimensionName) -> Response:
+    """Deletes dimension NAME with every version of it; 409 naming the workflows that
+    still list it."""
+    ids(name=name)
+    await run_in_threadpool(delete_unused_dimension, ctx.store, ctx.objects, name)
+    return Response(status_code=204)
 
 
 async def _spool(ctx: Context, request: Request, spool: IO[bytes]) -> str:

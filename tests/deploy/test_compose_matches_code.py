@@ -24,6 +24,7 @@ from tests.deploy.compose import (
     flag,
     flowforge_services,
     interpolate,
+    load_compose,
     long_running,
     raw_compose,
     variables,
@@ -440,3 +441,35 @@ def test_seaweedfs_listens_where_everything_reaches_it() -> None:
     assert (health.hostname, health.port, health.path) == ("127.0.0.1", port, "/healthz")
     stack = SimpleNamespace(services=SERVICES)  # what the property reads
     assert Topology.s3_port.fget(stack) == port  # type: ignore[attr-defined]
+
+
+def test_the_seaweedfs_identities_are_the_grants_of_the_code() -> None:
+    """The S3 config compose mounts into SeaweedFS holds the shared identity and one per
+    component with flowforge/identities.py's actions, each with its own keys from .env; each
+    layer service gets its own keys, the orchestrator side the shared ones."""
+    from flowforge.identities import ADMIN, COMPONENTS, seaweedfs_config
+
+    dotenv = {variable: f"value-of-{variable}" for variable in variables()}
+    compose = load_compose(dotenv)
+    seaweedfs = compose["services"]["seaweedfs"]
+    (mount,) = seaweedfs["configs"]
+    assert flag(seaweedfs["command"], "-s3.config") == mount["target"]
+    config = json.loads(compose["configs"][mount["source"]]["content"])
+    keys = {ADMIN: ("FLOWFORGE_S3_ACCESS_KEY_ID", "FLOWFORGE_S3_SECRET_ACCESS_KEY")} | {
+        c: tuple(f"FLOWFORGE_S3_{c.upper()}_{k}" for k in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"))
+        for c in COMPONENTS
+    }
+    bucket = dotenv["FLOWFORGE_S3_BUCKET"]
+    assert config == seaweedfs_config(
+        bucket, {name: (dotenv[a], dotenv[s]) for name, (a, s) in keys.items()}
+    )
+    assert not any(key.startswith("AWS_") for key in environment(seaweedfs))
+    for layer in ("bronze", "silver", "gold"):
+        env = environment(compose["services"][layer])
+        own = {k for k in env if k.startswith(f"FLOWFORGE_S3_{layer.upper()}_")}
+        assert own == {f"FLOWFORGE_S3_{layer.upper()}_ACCESS_KEY_ID",
+                       f"FLOWFORGE_S3_{layer.upper()}_SECRET_ACCESS_KEY"}  # fmt: skip
+    for service in ("api", "worker", "seed"):
+        env = environment(compose["services"][service])
+        assert not any(k.startswith(tuple(f"FLOWFORGE_S3_{c.upper()}_" for c in COMPONENTS))
+                       for k in env)  # fmt: skip

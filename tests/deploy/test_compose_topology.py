@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from flowforge import errors
+from flowforge.identities import COMPONENTS
 from flowforge.settings import Settings
 from flowforge.v1 import bronze_pb2, common_pb2
 from orchestrator.clients import BronzeClient
@@ -56,6 +57,13 @@ def canaries() -> dict[str, str]:
         "FLOWFORGE_API_TOKEN": f"CANARY-api-token-{tag}",
         "PREFECT_AUTH_STRING": f"admin:CANARY-prefect-{tag}",
         "SEAWEEDFS_ADMIN_PASSWORD": f"CANARY-console-{tag}",
+    } | {
+        f"FLOWFORGE_S3_{component.upper()}_{key}": f"{value}-{component}"
+        for component in COMPONENTS
+        for key, value in (
+            ("ACCESS_KEY_ID", f"canaryak{tag}"),
+            ("SECRET_ACCESS_KEY", f"CANARY-s3-secret-{tag}"),
+        )
     }
 
 
@@ -237,7 +245,9 @@ PAGE = 200  # the most one Prefect filter request returns
 # SecretStr), because it is an identifier, not a secret: it travels in clear in every
 # signed request's Authorization header, and AWS and SeaweedFS print it in their errors
 # (InvalidAccessKeyId, SignatureDoesNotMatch). The secret key is what must never show.
-NOT_SECRET = {"FLOWFORGE_S3_ACCESS_KEY_ID"}
+NOT_SECRET = {"FLOWFORGE_S3_ACCESS_KEY_ID"} | {
+    f"FLOWFORGE_S3_{component.upper()}_ACCESS_KEY_ID" for component in COMPONENTS
+}
 
 
 def canary_secrets(topology: Topology) -> dict[str, str]:

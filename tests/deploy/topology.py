@@ -158,6 +158,13 @@ class Topology:
         internal = pick_ports()
         data = self.folder / "seaweedfs"
         data.mkdir()
+        # The files compose mounts from its configs (content interpolated from .env).
+        mounted = {}
+        for config in service.get("configs", []):
+            path = self.folder / "configs" / config["source"]
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(self.compose["configs"][config["source"]]["content"])
+            mounted[config["target"]] = str(path)
         args = [weed_binary()]
         for arg in service["command"]:
             option, _, value = str(arg).partition("=")
@@ -167,7 +174,7 @@ class Topology:
                 "-ip.bind": "127.0.0.1",
                 "-s3.port": str(s3_port),
                 "-admin.port": str(admin_port),
-            }.get(option, value)
+            }.get(option, mounted.get(value, value))
             args.append(f"{option}={value}" if value else option)
         # Listeners the container keeps to itself: free ports here.
         args += [f"-{name}={port}" for name, port in internal.items()

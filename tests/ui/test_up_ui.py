@@ -5,17 +5,20 @@ leaves nothing running."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.orchestrator.upstack import UpProcess
-from tests.sample_oracle import EXPECTED
+from tests.outside import duckdb_extensions
+from tests.sample_oracle import EXPECTED, gold, silver
 from tests.ui.conftest import OUTPUT, RECORD_CSP_VIOLATIONS, csp_violations
 
 
@@ -77,3 +80,34 @@ def test_the_printed_flowforge_ui_shows_the_run(
     page.screenshot(path=OUTPUT / "up-flowforge-ui.png", full_page=True)
     assert csp_violations(page) == []
     page.close()
+
+
+def test_the_printed_duckdb_snippet_reads_the_gold_tables_as_the_analyst(
+    up: tuple[UpProcess, dict[str, Any]],
+) -> None:
+    """What up prints under "Read the gold tables in DuckDB", run as it is (the extensions
+    loaded by path instead of INSTALL, which would download them): the customers job's
+    tables give the oracle's rows; the analyst's keys read nothing outside silver/ and gold/."""
+    process, _ = up
+    printed = process.printed.split("Read the gold tables in DuckDB", 1)[1].splitlines()[1:]
+    snippet = [line for line in printed if line.startswith(("INSTALL", "CREATE SECRET", "SELECT"))]
+    assert snippet[0] == "INSTALL httpfs; LOAD httpfs; INSTALL delta; LOAD delta;"
+    assert snippet[1].startswith("CREATE SECRET")
+    stack_env = dict(
+        line.split("=", 1) for line in (process.state / "stack.env").read_text().splitlines()
+    )
+    assert stack_env["FLOWFORGE_S3_SECRET_ACCESS_KEY"] not in process.printed
+    assert stack_env["FLOWFORGE_S3_ANALYST_SECRET_ACCESS_KEY"] in snippet[1]
+    con = duckdb_extensions()
+    con.execute(snippet[1])
+    selects = {re.search(r"/gold/customer-data/(.+)'\)", s).group(1): s for s in snippet[2:]}  # type: ignore[union-attr]
+    rows, _ = silver("customers")
+    for model, count in gold("customers", rows):
+        assert len(con.sql(selects.pop(f"customers/{model}")).fetchall()) == count, model
+    assert {s.split("/")[0] for s in selects} == {"orders", "products", "_workflow"}
+    bucket = stack_env["FLOWFORGE_S3_BUCKET"]
+    for outside in (f"s3://{bucket}/landing/customer-data/customers/customers.csv",):
+        with pytest.raises(duckdb.Error, match="403|Forbidden|Access"):
+            con.sql(f"SELECT * FROM read_csv('{outside}')").fetchall()
+    with pytest.raises(duckdb.Error, match="403|Forbidden|Access"):
+        con.execute(f"COPY (SELECT 1 AS x) TO 's3://{bucket}/gold/customer-data/x.parquet'")
