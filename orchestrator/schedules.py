@@ -1,6 +1,8 @@
-"""Job schedules as schedules of the Prefect deployment: `schedule: {cron, timezone}` on a
+"""Schedules as schedules of the Prefect deployments: `schedule: {cron, timezone}` on a
 job becomes a schedule of `flowforge-medallion/...` with slug `flowforge:{w}/{j}` and the
-parameters {workflow_id, job_id, cause: schedule}, visible (and pausable) in Prefect's UI.
+parameters {workflow_id, job_id, cause: schedule}; on a workflow, a schedule of
+`flowforge-workflow/...` with slug `flowforge:{w}` and {workflow_id, cause: schedule} (a
+whole workflow run). Both are visible (and pausable) in Prefect's UI.
 
 sync_schedules() makes Prefect match the stored workflows: it runs when a workflow is
 applied and every FLOWFORGE_SCHEDULE_SYNC_SECONDS in the API's automation loop, so a
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,12 +33,35 @@ log = logging.getLogger(__name__)
 SLUG_PREFIX = "flowforge:"
 
 
+# The job id under which a workflow's own schedule keeps its state (no job id starts with _).
+WORKFLOW_SCHEDULE = "_workflow"
+
+
 def slug_of(workflow_id: str, job_id: str) -> str:
+    if job_id == WORKFLOW_SCHEDULE:
+        return f"{SLUG_PREFIX}{workflow_id}"
     return f"{SLUG_PREFIX}{workflow_id}/{job_id}"  # '/' is in no ID: slugs never collide
 
 
 def parameters_of(workflow_id: str, job_id: str) -> dict[str, Any]:
+    if job_id == WORKFLOW_SCHEDULE:
+        return {"workflow_id": workflow_id, "cause": "schedule"}
     return {"workflow_id": workflow_id, "job_id": job_id, "cause": "schedule"}
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A schedule to have in Prefect: a job's (on the job deployment) or a workflow's own
+    (job_id WORKFLOW_SCHEDULE, on the workflow deployment)."""
+
+    workflow_id: str
+    job_id: str
+    schedule: Schedule
+
+    def deployment(self, settings: Settings) -> str:
+        if self.job_id == WORKFLOW_SCHEDULE:
+            return settings.workflow_deployment_name
+        return settings.deployment_name
 
 
 def next_run(schedule: Schedule, after: datetime | None = None) -> datetime | None:
@@ -47,31 +73,40 @@ def next_run(schedule: Schedule, after: datetime | None = None) -> datetime | No
     return next(iter(cron._get_dates_generator(n=1, start=after or utcnow())), None)
 
 
+def wanted_schedules(store: Store) -> dict[str, Scheduled]:
+    """Every schedule the stored workflows ask for, by slug."""
+    found: list[Scheduled] = []
+    for summary in store.list_workflows():
+        workflow = store.get_workflow(summary.id)
+        if workflow.schedule is not None:
+            found.append(Scheduled(workflow.id, WORKFLOW_SCHEDULE, workflow.schedule))
+        found += [Scheduled(workflow.id, j.id, j.schedule) for j in workflow.jobs if j.schedule]
+    return {slug_of(s.workflow_id, s.job_id): s for s in found}
+
+
 def sync_schedules(settings: Settings, store: Store) -> int:
-    """Creates, updates and deletes the deployment's FlowForge schedules to match the
-    stored jobs; returns how many it changed. Raises Unavailable when Prefect is down,
-    NotFound when the deployment is not registered (both noted on each job's schedule)."""
-    wanted = {
-        slug_of(w.id, job.id): (w.id, job.id, job.schedule)
-        for summary in store.list_workflows()
-        for w in [store.get_workflow(summary.id)]
-        for job in w.jobs
-        if job.schedule is not None
-    }
+    """Creates, updates and deletes the deployments' FlowForge schedules to match the
+    stored jobs and workflows; returns how many it changed. Raises Unavailable when Prefect
+    is down, NotFound when a deployment is not registered (both noted on each schedule)."""
+    wanted = wanted_schedules(store)
     states = store.schedule_states()
     if not wanted and not states:
         return 0  # nothing scheduled, nothing to remove: Prefect need not even be up
+    changed = 0
     try:
         with _prefect() as client:
-            deployment_id = _deployment_id(client, settings)
-            changed = _apply(client, store, deployment_id, wanted, states)
-            if changed:
-                _schedule_runs(client, deployment_id)
+            for name in (settings.deployment_name, settings.workflow_deployment_name):
+                mine = {k: s for k, s in wanted.items() if s.deployment(settings) == name}
+                deployment_id = _deployment_id(client, name)
+                done = _apply(client, store, deployment_id, mine, states)
+                if done:
+                    _schedule_runs(client, deployment_id)
+                changed += done
     except FlowForgeError as exc:
-        for w, j, _ in wanted.values():
-            store.save_schedule_state(w, j, error=exc.message)
+        for s in wanted.values():
+            store.save_schedule_state(s.workflow_id, s.job_id, error=exc.message)
         raise
-    for w, j in set(states) - {(w, j) for w, j, _ in wanted.values()}:
+    for w, j in set(states) - {(s.workflow_id, s.job_id) for s in wanted.values()}:
         store.drop_schedule_state(w, j)
     return changed
 
@@ -80,7 +115,7 @@ def _apply(
     client: Any,
     store: Store,
     deployment_id: UUID,
-    wanted: dict[str, tuple[str, str, Schedule]],
+    wanted: dict[str, Scheduled],
     states: dict[tuple[str, str], ScheduleState],
 ) -> int:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
@@ -92,7 +127,8 @@ def _apply(
         if s.slug and s.slug.startswith(SLUG_PREFIX)
     }
     changed = 0
-    for slug, (w, j, schedule) in wanted.items():
+    for slug, scheduled in wanted.items():
+        w, j, schedule = scheduled.workflow_id, scheduled.job_id, scheduled.schedule
         cron = CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
         have = existing.get(slug)
         if have is None:
@@ -123,7 +159,7 @@ def _apply(
     for slug, have in existing.items():
         if slug not in wanted:
             client.delete_deployment_schedule(deployment_id, have.id)
-            log.info("schedule %s removed (its job has no schedule now)", slug)
+            log.info("schedule %s removed (it is no longer in its workflow)", slug)
             changed += 1
     return changed
 
@@ -131,13 +167,21 @@ def _apply(
 def set_paused(
     settings: Settings, store: Store, workflow_id: str, job_id: str, paused: bool
 ) -> ScheduleState:
-    """Pauses or resumes a job's schedule in Prefect, then records it."""
-    _, job = store.get_job(workflow_id, job_id)
-    if job.schedule is None:
-        raise FailedPrecondition(f"job {workflow_id}/{job_id} has no schedule")
+    """Pauses or resumes a job's schedule (job_id WORKFLOW_SCHEDULE: the workflow's own) in
+    Prefect, then records it."""
+    workflow = store.get_workflow(workflow_id)
+    if job_id == WORKFLOW_SCHEDULE:
+        if workflow.schedule is None:
+            raise FailedPrecondition(f"workflow {workflow_id} has no schedule")
+        scheduled = Scheduled(workflow_id, job_id, workflow.schedule)
+    else:
+        _, job = store.get_job(workflow_id, job_id)
+        if job.schedule is None:
+            raise FailedPrecondition(f"job {workflow_id}/{job_id} has no schedule")
+        scheduled = Scheduled(workflow_id, job_id, job.schedule)
     slug = slug_of(workflow_id, job_id)
     with _prefect() as client:
-        deployment_id = _deployment_id(client, settings)
+        deployment_id = _deployment_id(client, scheduled.deployment(settings))
         have = _find(client, deployment_id, slug)
         if have is None:  # not registered yet (Prefect was down when it was applied)
             store.save_schedule_state(workflow_id, job_id, paused=paused)
@@ -175,15 +219,14 @@ def _prefect() -> Iterator[Any]:
         raise Unavailable(f"Prefect did not answer: {type(exc).__name__}: {exc}"[:300]) from None
 
 
-def _deployment_id(client: Any, settings: Settings) -> UUID:
+def _deployment_id(client: Any, name: str) -> UUID:
     from prefect.exceptions import ObjectNotFound
 
     try:
-        return client.read_deployment_by_name(settings.deployment_name).id  # type: ignore[no-any-return]
+        return client.read_deployment_by_name(name).id  # type: ignore[no-any-return]
     except ObjectNotFound:
         raise NotFound(
-            f"Prefect has no deployment {settings.deployment_name!r}: is `flowforge up` or a "
-            "worker serving it?"
+            f"Prefect has no deployment {name!r}: is `flowforge up` or a worker serving it?"
         ) from None
 
 

@@ -8,11 +8,12 @@
         csv: {delimiter: ","}
         silver: {columns: [...], expectations: [...], dedupe: {...}}   # a SilverSpec
         gold: {models: [{name: by_country, sql_file: models/by_country.sql}]}
+        trigger: {on_upload: true, debounce_seconds: 30}                 # optional
+        schedule: {cron: "0 6 * * *", timezone: Europe/Berlin}           # optional
     gold:                      # the workflow's own models, over all of its jobs
       dimensions: [countries]
       models: [{name: revenue, sql_file: models/revenue.sql}]   # reads silver.<job>, ...
-        trigger: {on_upload: true, debounce_seconds: 30}                 # optional
-        schedule: {cron: "0 6 * * *", timezone: Europe/Berlin}           # optional
+    schedule: {cron: "0 7 * * *", timezone: Europe/Berlin}  # optional: a whole workflow run
     notify: {webhooks: [{url: https://..., format: slack}]}             # optional
     landing_retention_days: 30                                          # optional
 
@@ -154,6 +155,7 @@ class Workflow(BaseModel):
     dimensions: list[str] = Field(default_factory=list)
     jobs: list[Job] = Field(min_length=1)
     gold: WorkflowGoldSettings | None = None
+    schedule: Schedule | None = None  # a whole workflow run on a cron
     notify: Notify | None = None
     landing_retention_days: float | None = Field(default=None, gt=0)
 

@@ -1,5 +1,5 @@
-"""Pausing and resuming a job's schedule (in Prefect too), and the webhook calls an
-execution made."""
+"""Pausing and resuming a job's or a workflow's schedule (in Prefect too), and the webhook
+calls an execution made."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from orchestrator.api.context import Context, ExecutionId, JobId, WorkflowId, id
 from orchestrator.api.jobs import schedule_of
 from orchestrator.api.schemas import JobSchedule, NotificationCall
 from orchestrator.notify import mask_url
-from orchestrator.schedules import set_paused
+from orchestrator.schedules import WORKFLOW_SCHEDULE, set_paused
 
 router = APIRouter(tags=["jobs"])
 
@@ -31,12 +31,30 @@ def resume_schedule(ctx: Context, workflow_id: WorkflowId, job_id: JobId) -> Job
     return _set(ctx, workflow_id, job_id, paused=False)
 
 
+@router.post("/api/workflows/{workflow_id}/schedule/pause", response_model=JobSchedule)
+def pause_workflow_schedule(ctx: Context, workflow_id: WorkflowId) -> JobSchedule:
+    """Pauses the workflow's own schedule (whole workflow runs) in Prefect. 409 when the
+    workflow has no schedule, 503 when Prefect does not answer."""
+    return _set(ctx, workflow_id, WORKFLOW_SCHEDULE, paused=True)
+
+
+@router.post("/api/workflows/{workflow_id}/schedule/resume", response_model=JobSchedule)
+def resume_workflow_schedule(ctx: Context, workflow_id: WorkflowId) -> JobSchedule:
+    """Resumes the workflow's own schedule in Prefect."""
+    return _set(ctx, workflow_id, WORKFLOW_SCHEDULE, paused=False)
+
+
 def _set(ctx: Context, workflow_id: str, job_id: str, paused: bool) -> JobSchedule:
-    ids(workflow_id=workflow_id, job_id=job_id)
+    ids(workflow_id=workflow_id)
+    if job_id != WORKFLOW_SCHEDULE:
+        ids(job_id=job_id)
     state = set_paused(ctx.settings, ctx.store, workflow_id, job_id, paused)
-    _, job = ctx.store.get_job(workflow_id, job_id)
-    shown = schedule_of(job, state)
-    assert shown is not None  # set_paused refused a job without a schedule
+    if job_id == WORKFLOW_SCHEDULE:
+        schedule = ctx.store.get_workflow(workflow_id).schedule
+    else:
+        schedule = ctx.store.get_job(workflow_id, job_id)[1].schedule
+    shown = schedule_of(schedule, state)
+    assert shown is not None  # set_paused refused one without a schedule
     return shown
 
 

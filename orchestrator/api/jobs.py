@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from orchestrator.api.context import Context, JobId, WorkflowId, ids
 from orchestrator.api.schemas import Execution, JobSchedule, JobSummary, TriggerState
+from orchestrator.automation_spec import Schedule
 from orchestrator.schedules import next_run
 from orchestrator.store import ScheduleState
 from orchestrator.workflows import Job
@@ -44,7 +45,7 @@ def summary_of(
         name=job.name,
         latest_execution=Execution.of(latest[0]) if latest else None,
         trigger=trigger_of(ctx, workflow_id, job),
-        schedule=schedule_of(job, states.get((workflow_id, job.id))),
+        schedule=schedule_of(job.schedule, states.get((workflow_id, job.id))),
     )
 
 
@@ -62,15 +63,16 @@ def trigger_of(ctx: Context, workflow_id: str, job: Job) -> TriggerState | None:
     )
 
 
-def schedule_of(job: Job, state: ScheduleState | None) -> JobSchedule | None:
-    if job.schedule is None:
+def schedule_of(schedule: Schedule | None, state: ScheduleState | None) -> JobSchedule | None:
+    """A job's (or a workflow's) schedule, as FlowForge last saw it in Prefect."""
+    if schedule is None:
         return None
     paused = bool(state and state.paused)
     return JobSchedule(
-        cron=job.schedule.cron,
-        timezone=job.schedule.timezone,
+        cron=schedule.cron,
+        timezone=schedule.timezone,
         paused=paused,
-        next_run_at=None if paused else next_run(job.schedule),
+        next_run_at=None if paused else next_run(schedule),
         registered=bool(state and state.prefect_schedule_id and not state.error),
         error=state.error if state else None,
     )

@@ -188,6 +188,9 @@ class WorkflowDetail(BaseModel):
         default=None, description="Webhooks, their URLs masked (the path and query hold tokens)"
     )
     landing_retention_days: float | None = None
+    schedule: JobSchedule | None = Field(
+        default=None, description="The workflow's own schedule (whole workflow runs), if any"
+    )
 
 
 class NotificationCall(BaseModel):

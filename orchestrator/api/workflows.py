@@ -11,9 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from flowforge.errors import InvalidArgument
 from orchestrator.api.context import Context, WorkflowId, ids
 from orchestrator.api.errors import Unprocessable, responses
+from orchestrator.api.jobs import schedule_of
 from orchestrator.api.limits import read_body
 from orchestrator.api.schemas import WorkflowDetail, WorkflowSummary
 from orchestrator.notify import mask_url
+from orchestrator.schedules import WORKFLOW_SCHEDULE
+from orchestrator.store import ScheduleState
 from orchestrator.workflows import Workflow, workflow_of
 from orchestrator.yamlsource import SourceMap, dotted, load_yaml
 
@@ -29,7 +32,8 @@ def list_workflows(ctx: Context) -> list[WorkflowSummary]:
 @router.get("/{workflow_id}", response_model=WorkflowDetail)
 def get_workflow(ctx: Context, workflow_id: WorkflowId) -> WorkflowDetail:
     ids(workflow_id=workflow_id)
-    return detail(ctx.store.get_workflow(workflow_id))
+    state = ctx.store.schedule_states().get((workflow_id, WORKFLOW_SCHEDULE))
+    return detail(ctx.store.get_workflow(workflow_id), state)
 
 
 @router.post(
@@ -97,7 +101,7 @@ def _refuse_sql_files(data: Any, source: SourceMap) -> None:
                 )
 
 
-def detail(workflow: Workflow) -> WorkflowDetail:
+def detail(workflow: Workflow, state: ScheduleState | None = None) -> WorkflowDetail:
     jobs: list[dict[str, Any]] = [job.model_dump(mode="json") for job in workflow.jobs]
     notify = workflow.notify.model_dump(mode="json") if workflow.notify else None
     for hook in notify["webhooks"] if notify else []:
@@ -110,4 +114,5 @@ def detail(workflow: Workflow) -> WorkflowDetail:
         jobs=jobs,
         notify=notify,
         landing_retention_days=workflow.landing_retention_days,
+        schedule=schedule_of(workflow.schedule, state),
     )

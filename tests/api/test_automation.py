@@ -256,6 +256,60 @@ def test_a_cron_schedule_fires_through_prefect_and_pauses_there(
         eventually(lambda: job(api, workflow_id)["schedule"]["paused"] or None, 10, "paused shown")
 
 
+def test_a_workflow_schedule_is_one_of_the_workflow_deployment(
+    api: Api, sample_workflow: Workflow, prefect_api: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    schedule = {"cron": "30 5 * * 1-5", "timezone": "America/New_York"}
+    workflow_id = apply(api, sample_workflow, schedule=schedule)
+    slug = f"flowforge:{workflow_id}"
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("flowforge-workflow/customer-data")
+
+        def registered() -> Any:
+            found = [s for s in client.read_deployment_schedules(deployment.id) if s.slug == slug]
+            return found[0] if found else None
+
+        have = eventually(registered, 20, "the workflow's schedule in Prefect")
+        assert have.active and have.schedule.cron == schedule["cron"]
+        assert have.parameters == {"workflow_id": workflow_id, "cause": "schedule"}
+        shown = api.client.get(f"/api/workflows/{workflow_id}").json()["schedule"]
+        # The next weekday 05:30 in New York, by the zone's own rules.
+        new_york = ZoneInfo("America/New_York")
+        now = datetime.now(new_york)
+        day = now.date() if (now.hour, now.minute) < (5, 30) else now.date() + timedelta(days=1)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        expected = datetime(day.year, day.month, day.day, 5, 30, tzinfo=new_york)
+        assert datetime.fromisoformat(shown["next_run_at"]) == expected
+
+        def scheduled_runs() -> Any:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                limit=200,
+            )
+            mine = [r for r in runs if r.parameters.get("workflow_id") == workflow_id]
+            return mine or None
+
+        first = min(
+            eventually(scheduled_runs, 20, "scheduled runs"), key=lambda r: r.expected_start_time
+        )
+        assert first.expected_start_time == expected
+        assert first.parameters == {"workflow_id": workflow_id, "cause": "schedule"}
+
+        paused = api.client.post(f"/api/workflows/{workflow_id}/schedule/pause")
+        assert paused.status_code == 200 and paused.json()["paused"] is True, paused.text
+        assert registered().active is False
+        resumed = api.client.post(f"/api/workflows/{workflow_id}/schedule/resume")
+        assert resumed.json()["paused"] is False and registered().active is True
+    unscheduled = apply(api, sample_workflow)
+    refused = api.client.post(f"/api/workflows/{unscheduled}/schedule/pause")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["message"] == f"workflow {unscheduled} has no schedule"
+
+
 def test_pausing_a_job_without_a_schedule_is_refused(api: Api, sample_workflow: Workflow) -> None:
     workflow_id = apply(api, sample_workflow)
     refused = api.client.post(f"/api/workflows/{workflow_id}/jobs/customers/schedule/pause")

@@ -17,6 +17,7 @@ from flowforge.errors import Conflict, InvalidArgument
 from flowforge.tables import TableRef
 from orchestrator.store import WorkflowExecutionRecord
 from orchestrator.trigger import trigger_workflow_execution
+from orchestrator.workflow_flow import workflow_run
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
 from tests.sample_oracle import EXPECTED, workflow_models
@@ -148,3 +149,15 @@ def test_one_workflow_run_at_a_time_and_jobs_reuse_the_others_silver(
                 assert read["run_id"] == again.executions[0].id
             elif read["job_id"]:  # reused: the silver the first run committed
                 assert read["run_id"] == first_runs[read["job_id"]]
+
+    # A scheduled flow run (Prefect passes no execution id) records its own workflow run.
+    ran = stack.runner().run(
+        workflow_run, workflow_id=workflow.id, jobs=["products"], cause="schedule"
+    )
+    scheduled = stack.store.get_workflow_execution(ran["workflow_execution_id"])
+    assert (scheduled.status, scheduled.cause, scheduled.jobs) == (
+        "COMPLETED",
+        "schedule",
+        ["products"],
+    )
+    assert [e.cause for e in scheduled.executions] == ["schedule"]
