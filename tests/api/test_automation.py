@@ -127,6 +127,9 @@ def test_a_failing_job_calls_each_webhook_once_with_what_failed(
     api: Api, sample_workflow: Workflow, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # botocore at DEBUG prints every request's signed headers: never, not even in a test.
+    for noisy in ("botocore", "boto3", "urllib3"):
+        caplog.set_level(logging.INFO, logger=noisy)
     hooks = [
         {"url": f"{receiver.url}/hook?token={TOKEN}"},
         {"url": f"{receiver.url}/services/T0/B0/{TOKEN}", "format": "slack"},
