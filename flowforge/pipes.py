@@ -47,7 +47,6 @@ class ChunkPipe(io.RawIOBase):
         self._on_error = on_error
         self._expires_at = expires_at
         self._name = name
-        self.consumed = 0  # bytes handed to the reader so far (reader side only)
 
     def put(self, item: bytes | BaseException) -> bool:
         """Waits for room, then hands `item` over; False once the pipe is closed."""
@@ -84,7 +83,6 @@ class ChunkPipe(io.RawIOBase):
             view[filled : filled + n] = self._buffer[:n]
             self._buffer = self._buffer[n:]
             filled += n
-        self.consumed += filled
         return filled
 
     def _take(self) -> bytes | BaseException:

@@ -81,9 +81,9 @@ def watching(
                     return
                 call = state["call"] = watch(request, timeout=timeout, metadata=metadata)
             for message in call:
+                throttle.offer(progress_from_proto(message))  # the last: where it ended
                 if message.done:
                     return
-                throttle.offer(progress_from_proto(message))
         except grpc.RpcError as exc:
             if exc.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.NOT_FOUND):
                 log.info("progress stream ended: %s", exc.code().name)

@@ -21,7 +21,7 @@ from flowforge.progress import Reporter, ignore
 from flowforge.reports import DataObject, FileReport, LayerReport
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
-from flowforge.storage import ObjectInfo, ObjectStore, PrefetchReader
+from flowforge.storage import ObjectInfo, ObjectStore
 from flowforge.table_files import DataFile
 from flowforge.tables import TableRef
 from services.bronze.convert import bronze_batches
@@ -56,7 +56,7 @@ class ReadProgress:
         )
 
     def read(self, file_bytes: int, rows: int) -> None:
-        """`file_bytes` of the current file read so far; `rows` more rows parsed."""
+        """About `file_bytes` of the current file parsed so far; `rows` more rows."""
         self.rows += rows
         self._progress(bytes_read=self._done_bytes + file_bytes, rows=self.rows)
 
@@ -268,12 +268,9 @@ def ingest_file(
     writer.start_source(info.key, info.etag)
     rejects.start_source(audit)
 
-    streams: list[PrefetchReader] = []  # the one being read last (a restart opens another)
-
     def open_stream() -> contextlib.closing[IO[bytes]]:
         # Reads past the request's deadline fail, so a stalled store cannot hold the RPC.
         stream = store.open_stream(info.key, expires_at=deadline.ends)
-        streams.append(stream)
         # PrefetchReader is a RawIOBase: a binary stream, though not nominally IO[bytes].
         return contextlib.closing(cast(IO[bytes], stream))
 
@@ -287,6 +284,7 @@ def ingest_file(
         plan.options.null_markers,
         max_field_bytes=settings.bronze_max_field_mb << 20,
     )
+    parsed = 0  # CSV bytes of this file parsed so far, about (progress only)
     # Closed on the way out, whatever the way: that closes the stream being read.
     with contextlib.closing(batches):
         for batch in batches:
@@ -297,7 +295,7 @@ def ingest_file(
                 rejects.discard_source()
                 if reading is not None:
                     reading.restart(report.rows)
-                report.rows = 0
+                report.rows = parsed = 0
                 outcome.warnings.append(
                     f"{info.key}: read with the compatibility parser ({batch.reason[:160]})"
                 )
@@ -307,7 +305,8 @@ def ingest_file(
                 report.rows += batch.frame.height
                 writer.add(batch.frame, batch.raw_bytes)
             if reading is not None:
-                reading.read(min(streams[-1].consumed, info.size), batch.frame.height)
+                parsed += batch.csv_bytes
+                reading.read(min(parsed, info.size), batch.frame.height)
     outcome.rejected_by_kind = rejects.finish_source()
     report.rows_rejected = sum(outcome.rejected_by_kind.values())
     report.status = "INGESTED"
