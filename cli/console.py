@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from orchestrator.api.schemas import Progress as StepProgress
 from orchestrator.store import (
     ExecutionRecord,
     StepRecord,
@@ -62,18 +64,125 @@ def steps_table(execution: ExecutionRecord) -> Table:
     return table
 
 
+def progress_of(step: StepRecord) -> StepProgress | None:
+    """A step's last progress report with its fraction done and time left, as the API
+    answers it; None when the layer reported none."""
+    return StepProgress.of(step.progress, step.started_at) if step.progress else None
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{int(seconds // 60)} min {round(seconds % 60)} s"
+
+
+def progress_words(step: StepRecord) -> str:
+    """`reading · 42 % · 123,456 rows · 42.4 MB of 100.0 MB · about 1 min 15 s left`."""
+    p = progress_of(step)
+    if p is None:
+        return ""
+    parts = [p.phase]
+    if p.fraction is not None:
+        parts.append(f"{int(p.fraction * 100)} %")
+    if p.rows is not None:
+        parts.append(f"{p.rows:,} rows")
+    if p.bytes_read is not None:
+        total = f" of {p.bytes_total / 1e6:,.1f} MB" if p.bytes_total else ""
+        parts.append(f"{p.bytes_read / 1e6:,.1f} MB{total}")
+    if p.files_total:
+        parts.append(f"{p.files_done or 0} of {p.files_total} files")
+    if p.models_total:
+        parts.append(f"{p.models_done or 0} of {p.models_total} models")
+    left = _duration(p.eta_seconds)
+    if left and step.status == "RUNNING":
+        parts.append(f"about {left} left")
+    return " · ".join(parts)
+
+
+class LayerBars:
+    """One rich progress bar per layer: its percent and what it last reported."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(
+            TextColumn("{task.description:<7}"),
+            BarColumn(),
+            TextColumn("{task.fields[words]}"),
+            auto_refresh=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def update(self, execution: ExecutionRecord) -> None:
+        for step in execution.steps:
+            if step.status == "PENDING" or (step.status == "SKIPPED" and not step.progress):
+                continue
+            task = self._tasks.get(step.layer)
+            if task is None:
+                task = self._tasks[step.layer] = self.bars.add_task(
+                    step.layer, total=None, words=""
+                )
+            p = progress_of(step)
+            if step.status == "COMPLETED":
+                self.bars.update(task, total=100, completed=100, words=_status("COMPLETED"))
+            elif p is not None and p.fraction is not None:
+                words = progress_words(step)
+                if step.status != "RUNNING":  # stopped: says how, as the web UI does
+                    ended = execution.status in ("CANCELLED", "CRASHED")
+                    words = f"{_status(execution.status if ended else step.status)} at {words}"
+                self.bars.update(task, total=100, completed=p.fraction * 100, words=words)
+            else:
+                words = progress_words(step) or _status(step.status)
+                self.bars.update(task, words=words)
+
+    def renderable(self) -> RenderableType:
+        return self.bars.get_renderable()
+
+
+def plain_lines(before: ExecutionRecord | None, execution: ExecutionRecord) -> list[str]:
+    """What changed since `before`, one line per step whose status or progress moved
+    (what `follow` prints when the output is not a terminal)."""
+    old = {s.layer: s for s in before.steps} if before else {}
+    lines = []
+    for step in execution.steps:
+        was = old.get(step.layer)
+        if was is not None and (was.status, was.progress) == (step.status, step.progress):
+            continue
+        if step.status == "PENDING":
+            continue
+        words = progress_words(step) if step.status == "RUNNING" else ""
+        lines.append(f"{step.layer}: {step.status}{' · ' + words if words else ''}")
+    if before is None or before.status != execution.status:
+        lines.append(f"execution {execution.id}: {execution.status}")
+    return lines
+
+
 def follow(
     store: Store, execution_id: str, console: Console, poll: float = 0.25
 ) -> ExecutionRecord:
-    """Shows the steps live until the execution ends; returns its final record."""
+    """Shows the steps and a progress bar per layer live until the execution ends (plain
+    lines as things change when the output is not a terminal); returns its final record."""
     execution = store.get_execution(execution_id)
-    with Live(
-        steps_table(execution), console=console, refresh_per_second=8, transient=True
-    ) as live:
+    if not console.is_terminal:
+        for line in plain_lines(None, execution):
+            console.print(line, highlight=False)
+        while execution.active:
+            time.sleep(poll)
+            before, execution = execution, store.get_execution(execution_id)
+            for line in plain_lines(before, execution):
+                console.print(line, highlight=False)
+        return execution
+    bars = LayerBars()
+
+    def view() -> RenderableType:
+        bars.update(execution)
+        return Group(steps_table(execution), bars.renderable())
+
+    with Live(view(), console=console, refresh_per_second=8, transient=True) as live:
         while execution.active:
             time.sleep(poll)
             execution = store.get_execution(execution_id)
-            live.update(steps_table(execution))
+            live.update(view())
     return execution
 
 
@@ -206,13 +315,41 @@ def workflow_table(run: WorkflowExecutionRecord) -> Table:
 def follow_workflow(
     store: Store, run_id: str, console: Console, poll: float = 0.25
 ) -> WorkflowExecutionRecord:
-    """Shows the workflow execution live until it ends; returns its final record."""
+    """Shows the workflow execution live (its nodes, and a progress bar per layer of each
+    running job) until it ends; plain lines as things change when the output is not a
+    terminal. Returns its final record."""
     run = store.get_workflow_execution(run_id)
-    with Live(workflow_table(run), console=console, refresh_per_second=8, transient=True) as live:
+    if not console.is_terminal:
+        before: dict[str, ExecutionRecord] = {}
+        status = None
+        while True:
+            for execution in run.executions:
+                for line in plain_lines(before.get(execution.job_id), execution):
+                    console.print(f"{execution.job_id} {line}", highlight=False)
+                before[execution.job_id] = execution
+            if run.status != status:
+                console.print(f"workflow execution {run.id}: {run.status}", highlight=False)
+                status = run.status
+            if not run.active:
+                return run
+            time.sleep(poll)
+            run = store.get_workflow_execution(run_id)
+    bars: dict[str, LayerBars] = {}
+
+    def view() -> RenderableType:
+        shown: list[RenderableType] = [workflow_table(run)]
+        for execution in run.executions:
+            if execution.status == "RUNNING":
+                job_bars = bars.setdefault(execution.job_id, LayerBars())
+                job_bars.update(execution)
+                shown += [f"[bold]{execution.job_id}[/]", job_bars.renderable()]
+        return Group(*shown)
+
+    with Live(view(), console=console, refresh_per_second=8, transient=True) as live:
         while run.active:
             time.sleep(poll)
             run = store.get_workflow_execution(run_id)
-            live.update(workflow_table(run))
+            live.update(view())
     return run
 
 

@@ -239,6 +239,12 @@ class Settings(BaseSettings):
         "DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED, unless the service marked the error final "
         "(a gold model over its limits) (JSON list; its length is the retry count).",
     )
+    progress_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often at most the flow records a running layer's progress report "
+        "in the executions store (per step; the services stream a few a second).",
+    )
     execution_heartbeat_seconds: float = Field(
         default=10.0,
         gt=0,

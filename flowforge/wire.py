@@ -1,4 +1,5 @@
-"""LayerReport <-> the proto LayerResult: the one place the report meets the wire."""
+"""LayerReport <-> the proto LayerResult, and a run's progress Snapshot <-> the proto
+Progress: the one place reports meet the wire."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from flowforge.progress import Snapshot
 from flowforge.reports import (
     Column,
     ColumnChange,
@@ -196,3 +198,31 @@ def log_fields(request: Any, result: common_pb2.LayerResult | None) -> dict[str,
         if result.layer == "gold":
             fields["models"] = [m.name[:64] for m in result.models][:50]
     return fields
+
+
+def progress_to_proto(snapshot: Snapshot) -> common_pb2.Progress:
+    return common_pb2.Progress(
+        run_id=snapshot.run_id,
+        layer=snapshot.layer,
+        job=common_pb2.JobRef(workflow_id=snapshot.workflow_id, job_id=snapshot.job_id),
+        done=snapshot.done,
+        failed=snapshot.failed,
+        **snapshot.counts(),
+    )
+
+
+def progress_from_proto(message: common_pb2.Progress) -> dict[str, Any]:
+    """The phase and counts of a Progress message as plain values; a total of 0 (unknown)
+    and counts a layer does not report (0 with no total) are left out."""
+    counts: dict[str, Any] = {"phase": message.phase}
+    for done, total in (
+        ("bytes_read", "bytes_total"),
+        ("rows", "rows_total"),
+        ("files_done", "files_total"),
+        ("models_done", "models_total"),
+    ):
+        if getattr(message, total):
+            counts[total] = getattr(message, total)
+        if getattr(message, done) or getattr(message, total) or done == "rows":
+            counts[done] = getattr(message, done)
+    return counts

@@ -11,6 +11,7 @@ model over its memory or time limit fails the same way every time).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ from flowforge.v1 import (
     silver_pb2_grpc,
 )
 from flowforge.wire import from_proto
+from orchestrator.progress import Record, watching
 
 _SERVICE_CONFIG = json.dumps(
     {
@@ -116,6 +118,14 @@ class _LayerClient:
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, self.service) from None
         return from_proto(result)
+
+    def watching(
+        self, job: common_pb2.JobRef, run_id: str, record: Record, interval: float
+    ) -> contextlib.AbstractContextManager[None]:
+        """Records the run's progress (see orchestrator.progress) while the body runs."""
+        request = common_pb2.WatchRequest(job=job, run_id=run_id)
+        stub: Any = self._stub  # type: ignore[attr-defined]
+        return watching(stub.Watch, request, record, interval, self._deadline, self._metadata)
 
     def close(self) -> None:
         self._channel.close()

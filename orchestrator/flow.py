@@ -99,10 +99,15 @@ def run_layer(
         logger.info(
             "%s: calling the %s service for %s/%s", layer, layer, workflow_id, definition.id
         )
+        store = context.store
+
+        def on_progress(progress: dict[str, Any]) -> None:
+            store.record_progress(execution_id, layer, progress)
+
         try:
             return call_layer(
                 context.settings, layer, workflow_id, definition, dimensions, execution_id,
-                full_refresh, forget or [],
+                full_refresh, forget or [], on_progress,
             )  # fmt: skip
         except FlowForgeError as exc:
             logger.warning("%s: %s (%s)", layer, exc.message, exc.status)

@@ -6,6 +6,7 @@ retry it and Prefect can show its inputs; no data passes through, only counts an
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flowforge.layout import JobKey
@@ -14,6 +15,7 @@ from flowforge.settings import Settings
 from flowforge.tables import TableRef
 from flowforge.v1 import bronze_pb2, common_pb2, gold_pb2, silver_pb2
 from orchestrator.clients import BronzeClient, GoldClient, SilverClient
+from orchestrator.progress import Record
 from orchestrator.store import TableRole, TableVersion
 from orchestrator.workflows import Job, Workflow
 
@@ -30,10 +32,19 @@ def call_layer(
     run_id: str,
     full_refresh: bool = False,
     forget: list[str] | None = None,
+    on_progress: Record | None = None,
 ) -> dict[str, Any]:
+    """`on_progress` hears the layer's progress reports (at most one per
+    progress_interval_seconds) while it runs, and the last one before it ends."""
     ref = common_pb2.JobRef(workflow_id=workflow_id, job_id=job.id)
+
+    def watched(client: Any) -> contextlib.AbstractContextManager[None]:
+        if on_progress is None:
+            return contextlib.nullcontext()
+        return client.watching(ref, run_id, on_progress, settings.progress_interval_seconds)
+
     if layer == "bronze":
-        with BronzeClient(settings) as bronze:
+        with BronzeClient(settings) as bronze, watched(bronze):
             result = bronze.ingest(
                 bronze_pb2.IngestRequest(
                     job=ref,
@@ -44,14 +55,14 @@ def call_layer(
                 )
             )
     elif layer == "silver":
-        with SilverClient(settings) as silver:
+        with SilverClient(settings) as silver, watched(silver):
             result = silver.refine(
                 silver_pb2.RefineRequest(
                     job=ref, run_id=run_id, spec=job.silver_spec(), full_refresh=full_refresh
                 )
             )
     elif layer == "gold":
-        with GoldClient(settings) as gold:
+        with GoldClient(settings) as gold, watched(gold):
             result = gold.build(
                 gold_pb2.BuildRequest(job=ref, run_id=run_id, spec=job.gold_spec(dimensions))
             )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from flowforge.v1 import common_pb2 as flowforge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66lowforge/v1/bronze.proto\x12\x0c\x66lowforge.v1\x1a\x19\x66lowforge/v1/common.proto\"\x86\x01\n\nCsvOptions\x12\x11\n\tdelimiter\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\x0e\n\x06\x65scape\x18\x03 \x01(\t\x12\x13\n\x06header\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x08\x65ncoding\x18\x05 \x01(\t\x12\x14\n\x0cnull_markers\x18\x06 \x03(\tB\t\n\x07_header\"\x8f\x01\n\rIngestRequest\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.flowforge.v1.JobRef\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12%\n\x03\x63sv\x18\x03 \x01(\x0b\x32\x18.flowforge.v1.CsvOptions\x12\x14\n\x0c\x66ull_refresh\x18\x04 \x01(\x08\x12\x0e\n\x06\x66orget\x18\x05 \x03(\t2Q\n\rBronzeService\x12@\n\x06Ingest\x12\x1b.flowforge.v1.IngestRequest\x1a\x19.flowforge.v1.LayerResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66lowforge/v1/bronze.proto\x12\x0c\x66lowforge.v1\x1a\x19\x66lowforge/v1/common.proto\"\x86\x01\n\nCsvOptions\x12\x11\n\tdelimiter\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\x0e\n\x06\x65scape\x18\x03 \x01(\t\x12\x13\n\x06header\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x08\x65ncoding\x18\x05 \x01(\t\x12\x14\n\x0cnull_markers\x18\x06 \x03(\tB\t\n\x07_header\"\x8f\x01\n\rIngestRequest\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.flowforge.v1.JobRef\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12%\n\x03\x63sv\x18\x03 \x01(\x0b\x32\x18.flowforge.v1.CsvOptions\x12\x14\n\x0c\x66ull_refresh\x18\x04 \x01(\x08\x12\x0e\n\x06\x66orget\x18\x05 \x03(\t2\x90\x01\n\rBronzeService\x12@\n\x06Ingest\x12\x1b.flowforge.v1.IngestRequest\x1a\x19.flowforge.v1.LayerResult\x12=\n\x05Watch\x12\x1a.flowforge.v1.WatchRequest\x1a\x16.flowforge.v1.Progress0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CSVOPTIONS']._serialized_end=205
   _globals['_INGESTREQUEST']._serialized_start=208
   _globals['_INGESTREQUEST']._serialized_end=351
-  _globals['_BRONZESERVICE']._serialized_start=353
-  _globals['_BRONZESERVICE']._serialized_end=434
+  _globals['_BRONZESERVICE']._serialized_start=354
+  _globals['_BRONZESERVICE']._serialized_end=498
 # @@protoc_insertion_point(module_scope)

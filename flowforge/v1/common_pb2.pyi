@@ -233,3 +233,43 @@ class LayerResult(_message.Message):
     refresh_reason: str
     input_from_version: int
     def __init__(self, layer: _Optional[str] = ..., job: _Optional[_Union[JobRef, _Mapping]] = ..., run_id: _Optional[str] = ..., manifest_key: _Optional[str] = ..., output_prefix: _Optional[str] = ..., data_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., rows_rejected: _Optional[int] = ..., schema: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., reject_objects: _Optional[_Iterable[_Union[DataObject, _Mapping]]] = ..., reused: _Optional[bool] = ..., total_rows: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[FileReport, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ..., duplicates: _Optional[_Iterable[_Union[DuplicateCount, _Mapping]]] = ..., quality: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., drift: _Optional[_Union[SchemaDrift, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., input_run_id: _Optional[str] = ..., table: _Optional[str] = ..., table_version: _Optional[int] = ..., input_version: _Optional[int] = ..., side_table: _Optional[str] = ..., side_version: _Optional[int] = ..., refresh: _Optional[str] = ..., refresh_reason: _Optional[str] = ..., input_from_version: _Optional[int] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("job", "run_id")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    job: JobRef
+    run_id: str
+    def __init__(self, job: _Optional[_Union[JobRef, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("run_id", "layer", "job", "phase", "bytes_read", "bytes_total", "rows", "rows_total", "files_done", "files_total", "models_done", "models_total", "done", "failed")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FILES_DONE_FIELD_NUMBER: _ClassVar[int]
+    FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MODELS_DONE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    layer: str
+    job: JobRef
+    phase: str
+    bytes_read: int
+    bytes_total: int
+    rows: int
+    rows_total: int
+    files_done: int
+    files_total: int
+    models_done: int
+    models_total: int
+    done: bool
+    failed: bool
+    def __init__(self, run_id: _Optional[str] = ..., layer: _Optional[str] = ..., job: _Optional[_Union[JobRef, _Mapping]] = ..., phase: _Optional[str] = ..., bytes_read: _Optional[int] = ..., bytes_total: _Optional[int] = ..., rows: _Optional[int] = ..., rows_total: _Optional[int] = ..., files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., models_done: _Optional[int] = ..., models_total: _Optional[int] = ..., done: _Optional[bool] = ..., failed: _Optional[bool] = ...) -> None: ...

@@ -45,6 +45,11 @@ class GoldServiceStub:
                 request_serializer=flowforge_dot_v1_dot_gold__pb2.BuildWorkflowRequest.SerializeToString,
                 response_deserializer=flowforge_dot_v1_dot_common__pb2.LayerResult.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/flowforge.v1.GoldService/Watch',
+                request_serializer=flowforge_dot_v1_dot_common__pb2.WatchRequest.SerializeToString,
+                response_deserializer=flowforge_dot_v1_dot_common__pb2.Progress.FromString,
+                _registered_method=True)
 
 
 class GoldServiceServicer:
@@ -64,6 +69,14 @@ class GoldServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Streams the progress of one run (a few messages a second at most) until it ends;
+        NOT_FOUND when no such run starts within a few seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GoldServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +89,11 @@ def add_GoldServiceServicer_to_server(servicer, server):
                     servicer.BuildWorkflow,
                     request_deserializer=flowforge_dot_v1_dot_gold__pb2.BuildWorkflowRequest.FromString,
                     response_serializer=flowforge_dot_v1_dot_common__pb2.LayerResult.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=flowforge_dot_v1_dot_common__pb2.WatchRequest.FromString,
+                    response_serializer=flowforge_dot_v1_dot_common__pb2.Progress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +150,33 @@ class GoldService:
             '/flowforge.v1.GoldService/BuildWorkflow',
             flowforge_dot_v1_dot_gold__pb2.BuildWorkflowRequest.SerializeToString,
             flowforge_dot_v1_dot_common__pb2.LayerResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/flowforge.v1.GoldService/Watch',
+            flowforge_dot_v1_dot_common__pb2.WatchRequest.SerializeToString,
+            flowforge_dot_v1_dot_common__pb2.Progress.FromString,
             options,
             channel_credentials,
             insecure,

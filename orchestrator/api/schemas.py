@@ -50,6 +50,29 @@ class Progress(BaseModel):
     eta_seconds: float | None = Field(default=None, description="Estimated seconds left")
     updated_at: datetime | None = Field(default=None, description="When it was reported")
 
+    @classmethod
+    def of(cls, report: dict[str, Any], started_at: datetime | None) -> Progress:
+        """A step's recorded report, with the fraction done (rows of a known total, else
+        models, else bytes, else files) and the time left at the rate so far."""
+        known = {k: v for k, v in report.items() if k in cls.model_fields and v is not None}
+        progress = cls.model_validate(known | {"phase": report.get("phase") or "working"})
+        fraction = None
+        for done, total in (
+            ("rows", "rows_total"),
+            ("models_done", "models_total"),
+            ("bytes_read", "bytes_total"),
+            ("files_done", "files_total"),
+        ):
+            if isinstance(report.get(total), int) and report[total] > 0:
+                fraction = min(1.0, max(0.0, (report.get(done) or 0) / report[total]))
+                break
+        progress.fraction = None if fraction is None else round(fraction, 4)
+        if fraction and fraction < 1 and started_at and progress.updated_at:
+            elapsed = (progress.updated_at - started_at).total_seconds()
+            if elapsed > 0:
+                progress.eta_seconds = round(elapsed * (1 - fraction) / fraction, 1)
+        return progress
+
 
 class Step(BaseModel):
     layer: str
@@ -81,8 +104,9 @@ class Step(BaseModel):
         if step.started_at and step.finished_at:
             duration = round((step.finished_at - step.started_at).total_seconds(), 3)
         tables = [StepTable.model_validate(t, from_attributes=True) for t in step.tables]
-        fields = _fields(step, cls, skip={"tables"})
-        return cls(duration_seconds=duration, tables=tables, **fields)
+        fields = _fields(step, cls, skip={"tables", "progress"})
+        progress = Progress.of(step.progress, step.started_at) if step.progress else None
+        return cls(duration_seconds=duration, tables=tables, progress=progress, **fields)
 
 
 class Execution(BaseModel):

@@ -142,6 +142,8 @@ class StepRow(Base):
     warnings: Mapped[list[Any] | None] = mapped_column(JSON)
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # The layer's last progress report while it ran (kept once it ended), see record_progress.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     execution: Mapped[ExecutionRow] = relationship(back_populates="steps")
     # Loaded with the step (one query per batch of steps): every reader of a step shows them.

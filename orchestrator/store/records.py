@@ -52,6 +52,8 @@ class StepRecord:
     quality: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     tables: list[TableVersion] = field(default_factory=list)
+    # The layer's last progress report (phase, counts, started_at/updated_at), or None.
+    progress: dict[str, Any] | None = None
 
     def table(self, role: str, model: str | None = None) -> TableVersion | None:
         """The step's table in `role` (a gold model's by name), when it recorded one."""
@@ -77,6 +79,7 @@ class StepRecord:
             quality=dict(row.quality or {}),
             error=row.error,
             tables=[TableVersion.of(t) for t in row.tables],
+            progress=dict(row.progress) if row.progress else None,
         )
 
 

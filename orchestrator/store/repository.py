@@ -360,6 +360,24 @@ class Store(TriggerRecords, NoticeRecords, WorkflowRunRecords):
             step.attempts += 1
 
     @reconnecting
+    def record_progress(self, execution_id: str, layer: str, progress: dict[str, Any]) -> bool:
+        """Keeps the layer's latest progress report (its phase and counts) on a RUNNING
+        step, stamped with the time; False when the step is no longer running (the report
+        came late: the step keeps the last one it had)."""
+        with self._session() as session:
+            done = session.execute(
+                update(StepRow)
+                .where(
+                    StepRow.execution_id == execution_id,
+                    StepRow.layer == layer,
+                    StepRow.status == StepStatus.RUNNING.value,
+                )
+                .values(progress={**progress, "updated_at": utcnow().isoformat()})
+                .execution_options(synchronize_session=False)
+            )
+            return cast(CursorResult[Any], done).rowcount > 0
+
+    @reconnecting
     def finish_step(
         self,
         execution_id: str,

@@ -17,6 +17,7 @@ from flowforge.bronze_columns import AUDIT_STATS
 from flowforge.errors import InvalidArgument, NotFound
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.parts import PartWriter
+from flowforge.progress import Reporter, ignore
 from flowforge.reports import DataObject, FileReport, LayerReport
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
@@ -44,6 +45,32 @@ class IngestPlan:
     forget: tuple[str, ...] = ()  # landing file names whose rows go
 
 
+class ReadProgress:
+    """The bytes and rows read so far across the run's landing files, told to `progress`."""
+
+    def __init__(self, progress: Reporter, bytes_total: int, files_total: int) -> None:
+        self._progress = progress
+        self._done_bytes = self.rows = self.files_done = 0
+        progress(
+            "reading", bytes_read=0, bytes_total=bytes_total, files_done=0, files_total=files_total
+        )
+
+    def read(self, file_bytes: int, rows: int) -> None:
+        """About `file_bytes` of the current file parsed so far; `rows` more rows."""
+        self.rows += rows
+        self._progress(bytes_read=self._done_bytes + file_bytes, rows=self.rows)
+
+    def restart(self, rows_dropped: int) -> None:
+        """The current file is read again from its start."""
+        self.rows -= rows_dropped
+        self._progress(bytes_read=self._done_bytes, rows=self.rows)
+
+    def file_done(self, size: int) -> None:
+        self._done_bytes += size
+        self.files_done += 1
+        self._progress(bytes_read=self._done_bytes, files_done=self.files_done, rows=self.rows)
+
+
 @dataclass
 class FileOutcome:
     report: FileReport
@@ -52,8 +79,13 @@ class FileOutcome:
 
 
 def ingest(
-    store: ObjectStore, settings: Settings, plan: IngestPlan, deadline: Deadline
+    store: ObjectStore,
+    settings: Settings,
+    plan: IngestPlan,
+    deadline: Deadline,
+    progress: Reporter = ignore,
 ) -> LayerReport:
+    """`progress` hears the bytes and rows read per block, then writing and committing."""
     started = time.monotonic()
     rows_ref = TableRef.bronze(plan.job)
     tables.require_conditional_writes(store)  # probed once per process, with boto's errors
@@ -71,6 +103,8 @@ def ingest(
     rejects = RejectWriter(store, t.rejects_ref)
     outcomes: list[FileOutcome] = []
     ingested_at = datetime.now(UTC)
+    to_read = [i for i in landing if not (i.etag and committed.get(i.key) == i.etag)]
+    reading = ReadProgress(progress, sum(i.size for i in to_read), len(to_read))
     try:
         for info in landing:
             deadline.check(f"ingesting {info.key}")
@@ -81,9 +115,11 @@ def ingest(
                 ingested_at, info.key, info.etag, plan.run_id, plan.job.workflow_id, plan.job.job_id
             )
             outcomes.append(
-                ingest_file(store, settings, plan, info, writer, rejects, audit, deadline)
+                ingest_file(store, settings, plan, info, writer, rejects, audit, deadline, reading)
             )
+            reading.file_done(info.size)
         outcomes += [forgotten_outcome(key, t) for key in forgotten]
+        progress("writing")
         run = run_files(plan, outcomes, writer.close(), rejects.close())
         report = describe(plan, outcomes, run, ignored)
         report.seconds = time.monotonic() - started
@@ -91,6 +127,7 @@ def ingest(
     except BaseException:
         discard(store, [*writer.abandon(), *rejects.abandon()])
         raise
+    progress("committing")
     return publish(store, settings, t, run, report)
 
 
@@ -210,6 +247,7 @@ def ingest_file(
     rejects: RejectWriter,
     audit: Audit,
     deadline: Deadline,
+    reading: ReadProgress | None = None,
 ) -> FileOutcome:
     report = FileReport(key=info.key, etag=info.etag, size_bytes=info.size)
     sample = store.get_bytes(info.key, (0, SAMPLE_BYTES - 1)) if info.size else b""
@@ -246,6 +284,7 @@ def ingest_file(
         plan.options.null_markers,
         max_field_bytes=settings.bronze_max_field_mb << 20,
     )
+    parsed = 0  # CSV bytes of this file parsed so far, about (progress only)
     # Closed on the way out, whatever the way: that closes the stream being read.
     with contextlib.closing(batches):
         for batch in batches:
@@ -254,7 +293,9 @@ def ingest_file(
                 log.info("compatibility mode", extra={"key": info.key, "why": batch.reason[:200]})
                 writer.discard_source(info.key)
                 rejects.discard_source()
-                report.rows = 0
+                if reading is not None:
+                    reading.restart(report.rows)
+                report.rows = parsed = 0
                 outcome.warnings.append(
                     f"{info.key}: read with the compatibility parser ({batch.reason[:160]})"
                 )
@@ -263,6 +304,9 @@ def ingest_file(
             if batch.frame.height:
                 report.rows += batch.frame.height
                 writer.add(batch.frame, batch.raw_bytes)
+            if reading is not None:
+                parsed += batch.csv_bytes
+                reading.read(min(parsed, info.size), batch.frame.height)
     outcome.rejected_by_kind = rejects.finish_source()
     report.rows_rejected = sum(outcome.rejected_by_kind.values())
     report.status = "INGESTED"

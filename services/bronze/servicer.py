@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 
 from flowforge.errors import InvalidArgument
 from flowforge.ids import run_id_or_new
 from flowforge.layout import JobKey
+from flowforge.progress import ProgressBoard
 from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
@@ -14,6 +17,7 @@ from flowforge.v1 import bronze_pb2, bronze_pb2_grpc, common_pb2
 from flowforge.wire import log_fields, to_proto
 from services.bronze.ingest import IngestPlan, ingest
 from services.bronze.options import CsvOptions
+from services.watch import watch
 
 MAX_FORGET = 1000
 
@@ -52,9 +56,17 @@ class BronzeServicer(bronze_pb2_grpc.BronzeServiceServicer):
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self._settings = settings
         self._store = store
+        self.progress = ProgressBoard("bronze")
 
     @rpc(log_fields)
     def Ingest(  # noqa: N802 (gRPC method name)
         self, request: bronze_pb2.IngestRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
-        return to_proto(ingest(self._store, self._settings, plan_from_proto(request), deadline))
+        plan = plan_from_proto(request)
+        with self.progress.run(plan.job.workflow_id, plan.job.job_id, plan.run_id) as report:
+            return to_proto(ingest(self._store, self._settings, plan, deadline, report))
+
+    def Watch(  # noqa: N802 (gRPC method name)
+        self, request: common_pb2.WatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[common_pb2.Progress]:
+        return watch(self.progress, request, context)

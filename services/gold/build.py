@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flowforge import tables
 from flowforge.layout import JobKey
+from flowforge.progress import Reporter, ignore
 from flowforge.reports import Column, DataObject, LayerReport, ModelOutput
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
@@ -52,8 +54,14 @@ class BuildPlan:
 
 
 def build(
-    settings: Settings, store: ObjectStore, sandbox: Sandbox, plan: BuildPlan, deadline: Deadline
+    settings: Settings,
+    store: ObjectStore,
+    sandbox: Sandbox,
+    plan: BuildPlan,
+    deadline: Deadline,
+    progress: Reporter = ignore,
 ) -> LayerReport:
+    """`progress` hears each model start (model k of n) and end, then committing."""
     started = time.monotonic()
     refs = {name: TableRef.gold_model(plan.job, name) for name in plan.model_names()}
     previous = committed_report(settings, list(refs.values()), plan.run_id)
@@ -81,7 +89,7 @@ def build(
         profile_key=parts[PROFILE_MODEL].key if plan.profile else None,
     )
     try:
-        runs = sandbox.run(job, deadline)
+        runs = sandbox.run(job, deadline, model_progress(progress, len(refs)))
         deadline.check("committing")  # a caller that gave up must not see a late commit
     except BaseException:
         # Nothing of a failed build stays behind; the committed tables were never touched.
@@ -89,6 +97,7 @@ def build(
             discard(store, [p.key for p in parts.values()])
         raise
 
+    progress("committing")
     ordered = [parts[run.name] for run in runs]
 
     def report(staged: list[Staged], versions: list[int]) -> LayerReport:
@@ -118,6 +127,19 @@ def build(
         )
 
     return commit_build(settings, store, plan.run_id, ordered, report, deadline, plan.preview_rows)
+
+
+def model_progress(progress: Reporter, total: int) -> Callable[[str | None, int], None]:
+    """The sandbox's model callback, told to `progress` as model k of n."""
+    progress(f"model 1 of {total}", models_done=0, models_total=total)
+
+    def on_model(name: str | None, built: int) -> None:
+        if name is None:
+            progress(models_done=built)
+        else:
+            progress(f"model {built + 1} of {total} ({name})", models_done=built)
+
+    return on_model
 
 
 def commit_inputs(silver: TableInput, dimensions: list[TableInput], sql: str) -> dict[str, object]:

@@ -19,7 +19,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,14 +94,21 @@ class Sandbox:
         self._closed = False
         self._refill()
 
-    def run(self, job: BuildJob, deadline: Deadline) -> list[ModelRun]:
+    def run(
+        self,
+        job: BuildJob,
+        deadline: Deadline,
+        on_model: Callable[[str | None, int], None] | None = None,
+    ) -> list[ModelRun]:
+        """Runs the build in its own process; `on_model(name, built)` hears each model
+        start (its name) and end (None), with how many were built so far."""
         with self._slot(deadline):
             self.spill_base.mkdir(parents=True, exist_ok=True)
             spill = Path(tempfile.mkdtemp(prefix="build-", dir=self.spill_base))
             process = self._take()
             try:
                 process.send(self._payload(job, spill))
-                return self._supervise(process, spill, deadline)
+                return self._supervise(process, spill, deadline, on_model or _ignore)
             finally:
                 process.stop()
                 shutil.rmtree(spill, ignore_errors=True)
@@ -163,7 +170,13 @@ class Sandbox:
             "preview_rows": job.preview_rows,
         }
 
-    def _supervise(self, process: BuildProcess, spill: Path, deadline: Deadline) -> list[ModelRun]:
+    def _supervise(
+        self,
+        process: BuildProcess,
+        spill: Path,
+        deadline: Deadline,
+        on_model: Callable[[str | None, int], None],
+    ) -> list[ModelRun]:
         settings = self._settings
         timeout = settings.gold_model_timeout_seconds
         log.info("gold build started", extra={"pid": process.pid, "spill": str(spill)})
@@ -178,11 +191,13 @@ class Sandbox:
                 if kind == "step":
                     what, started = f"model {event['model']!r}", time.monotonic()
                     process.peaks.reset()
+                    on_model(str(event["model"]), len(runs))
                     log.info(
                         "gold model started", extra={"model": event["model"], "pid": process.pid}
                     )
                 elif kind == "built":
                     runs.append(model_run(event["run"] | {"seconds": time.monotonic() - started}))
+                    on_model(None, len(runs))
                     log.info("gold model built", extra=self._figures(runs[-1], process, started))
                 elif kind == "done":
                     return runs
@@ -260,3 +275,7 @@ def model_run(data: dict[str, Any]) -> ModelRun:
         warnings=[str(w) for w in data.get("warnings", [])],
         seconds=float(data.get("seconds", 0.0)),
     )
+
+
+def _ignore(name: str | None, built: int) -> None:
+    """The model callback of a build nobody watches."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from flowforge.ids import run_id_or_new, validate_id
 from flowforge.layout import JobKey
+from flowforge.progress import ProgressBoard
 from flowforge.runtime import Deadline, rpc
 from flowforge.settings import Settings
 from flowforge.specs.gold import parse_gold_spec, parse_workflow_gold_spec
@@ -17,6 +19,7 @@ from flowforge.wire import log_fields, to_proto
 from services.gold.build import BuildPlan, build
 from services.gold.sandbox import Sandbox
 from services.gold.workflow import WorkflowPlan, build_workflow
+from services.watch import watch
 
 
 def plan_from_proto(request: gold_pb2.BuildRequest) -> BuildPlan:
@@ -65,6 +68,7 @@ class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
         self._sandbox = Sandbox(settings)
         self._settings = settings
         self._store = store
+        self.progress = ProgressBoard("gold")
 
     def close(self) -> None:
         """Stops the warm build process; the server calls it when it stops."""
@@ -75,7 +79,16 @@ class GoldServicer(gold_pb2_grpc.GoldServiceServicer):
         self, request: gold_pb2.BuildRequest, context: grpc.ServicerContext, deadline: Deadline
     ) -> common_pb2.LayerResult:
         plan = plan_from_proto(request)
-        return to_proto(build(self._settings, self._store, self._sandbox, plan, deadline))
+        with self.progress.run(plan.job.workflow_id, plan.job.job_id, plan.run_id) as report:
+            return to_proto(
+                build(self._settings, self._store, self._sandbox, plan, deadline, report)
+            )
+
+    def Watch(  # noqa: N802 (gRPC method name)
+        self, request: common_pb2.WatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[common_pb2.Progress]:
+        """The progress of a Build run (BuildWorkflow does not report any)."""
+        return watch(self.progress, request, context)
 
     @rpc(workflow_log_fields)
     def BuildWorkflow(  # noqa: N802 (gRPC method name)

@@ -25,6 +25,7 @@ import polars as pl
 
 from flowforge import casting
 from flowforge.errors import FailedPrecondition
+from flowforge.progress import Reporter, ignore
 from flowforge.reports import DuplicateCount
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
@@ -92,7 +93,9 @@ class Refinery:
         deadline: Deadline,
         quarantine: Staging,
         silver: Staging | None,
+        progress: Reporter = ignore,
     ) -> None:
+        self.progress = progress
         self.settings, self.plan, self.batch, self.sources = settings, plan, batch, sources
         self.work, self.deadline, self.quarantine, self.silver = work, deadline, quarantine, silver
         self.spec = plan.spec
@@ -119,7 +122,10 @@ class Refinery:
         if previous is not None:
             self.check_drift(*previous)
         self.deadline.check("casting bronze rows")
+        size = self.batch.size_bytes
+        self.progress("checking", bytes_read=0, bytes_total=size, rows=0)
         buckets = self.first_pass(source, columns)
+        self.progress(bytes_read=size, rows=0, rows_total=self.out.kept_before_dedupe)
         self.deadline.check("removing duplicates")
         self.second_pass(buckets, columns)
         self.out.rows_rejected = sum(f.rows for f in self.quarantine.files)
@@ -293,12 +299,15 @@ class Refinery:
         ties = 0
         kept_files: list[Path] = []
         parts = len(buckets)  # value-count partitions per unique rule (spilled, see below)
+        deduplicated = 0
         for index in range(len(buckets)):
             self.deadline.check("removing duplicates")
+            self.progress(f"deduplicating (bucket {index + 1} of {parts})")
             bucket = buckets.pop(0)  # no reference left: the rows go once deduplicated
             with polars_errors("removing duplicates"):
                 rows = bucket if isinstance(bucket, pl.DataFrame) else pl.read_parquet(bucket)
                 found = transform.dedupe(rows, records, dedupe.sequence_by, dedupe.tie_breaker)
+            deduplicated += rows.height
             del rows
             if isinstance(bucket, Path):
                 bucket.unlink()
@@ -318,6 +327,7 @@ class Refinery:
                 kept.write_parquet(kept_files[-1], compression="lz4")
             else:
                 self.write_silver(kept)
+            self.progress(rows=deduplicated)
         self.note_ties(ties)
         if self.silver is None:
             return
@@ -393,6 +403,7 @@ class Refinery:
         self.out.quality += counted
         self.out.warnings += report.warn_messages(counted)
         dropping = [u for u in uniques if u.action == "drop"]
+        self.progress("writing")
         for path in kept_files:
             self.deadline.check("checking unique rules")
             kept = (

@@ -24,6 +24,7 @@ from deltalake import DeltaTable
 from flowforge import tables
 from flowforge.errors import Conflict, FailedPrecondition
 from flowforge.layout import JobKey
+from flowforge.progress import Reporter, ignore
 from flowforge.reports import Column, LayerReport
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
@@ -49,8 +50,13 @@ class RefinePlan:
 
 
 def refine(
-    store: ObjectStore, settings: Settings, plan: RefinePlan, deadline: Deadline
+    store: ObjectStore,
+    settings: Settings,
+    plan: RefinePlan,
+    deadline: Deadline,
+    progress: Reporter = ignore,
 ) -> LayerReport:
+    """`progress` hears the checking pass, each deduplication bucket, writing, committing."""
     refs = Tables.of(plan.job)
     silver = tables.load(settings, refs.silver)
     found = tables.find_commit(silver, plan.run_id, settings)
@@ -74,6 +80,7 @@ def refine(
     )
     deadline.check("starting")
     run = Run(store, settings, plan, refs, silver, bronze, sources, previous, deadline)
+    run.progress = progress
     if not plan.spec.columns:  # names silver chose itself
         run.warnings = name_warnings
     with Workspace(settings) as work:
@@ -104,6 +111,7 @@ class Run:
         self.silver, self.bronze, self.sources = silver, bronze, sources
         self.previous, self.deadline = previous, deadline
         self.started = time.monotonic()
+        self.progress: Reporter = ignore
         self.warnings: list[str] = []  # the run's own, ahead of the passes'
         # Read with boto, not DeltaTable.history (which holds the GIL while the store answers).
         self.bronze_run = tables.commit_at(store, refs.bronze, bronze.version()).run_id
@@ -123,7 +131,15 @@ class Run:
         quarantine = Staging(self.store, self.settings, self.refs.quarantine)
         try:
             out = Refinery(
-                self.settings, self.plan, batch, self.sources, work, self.deadline, quarantine, None
+                self.settings,
+                self.plan,
+                batch,
+                self.sources,
+                work,
+                self.deadline,
+                quarantine,
+                None,
+                self.progress,
             ).run(columns, self.schema_before(), self.previous.inputs.get("inference"))
             merger = Merger(
                 self.settings,
@@ -163,6 +179,7 @@ class Run:
                 self.deadline,
                 quarantine,
                 staged,
+                self.progress,
             ).run(columns, self.schema_before(), None)
             result = self.describe(choice, out, quarantine, staged, batch.version)
             result.total_rows = out.rows_out
@@ -188,6 +205,7 @@ class Run:
     def committed(self, result: LayerReport, commit: Callable[[], None]) -> LayerReport:
         """Commits silver, then the quarantine; a Conflict is this run's own commit made by
         a racing attempt (replayed) or another run's (ABORTED)."""
+        self.progress("committing")
         try:
             commit()
         except Conflict:

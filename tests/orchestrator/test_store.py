@@ -162,3 +162,24 @@ def test_bad_requests_are_refused(any_store: Store, workflow: Workflow) -> None:
         any_store.create_execution(workflow.id, "customers", LAYERS, execution_id="../x")
     with pytest.raises(NotFound):
         any_store.get_execution("nope")
+
+
+def test_a_running_step_keeps_its_last_progress_report(
+    any_store: Store, workflow: Workflow
+) -> None:
+    execution = any_store.create_execution(workflow.id, "customers", ["bronze", "silver"])
+    report = {"phase": "reading", "bytes_read": 10, "bytes_total": 100, "rows": 3}
+    assert not any_store.record_progress(execution.id, "bronze", report)  # not running yet
+    any_store.start_execution(execution.id)
+    any_store.start_step(execution.id, "bronze", execution.id)
+    assert any_store.record_progress(execution.id, "bronze", report)
+    assert any_store.record_progress(execution.id, "bronze", report | {"bytes_read": 50})
+    step = any_store.get_execution(execution.id).steps[0]
+    assert step.progress is not None
+    assert step.progress["bytes_read"] == 50 and step.progress["phase"] == "reading"
+    assert "updated_at" in step.progress
+    any_store.finish_execution(execution.id, ExecutionStatus.CANCELLED, error="cancelled")
+    assert not any_store.record_progress(execution.id, "bronze", report | {"bytes_read": 90})
+    ended = any_store.get_execution(execution.id).steps
+    assert ended[0].status == StepStatus.FAILED and ended[0].progress == step.progress
+    assert ended[1].progress is None

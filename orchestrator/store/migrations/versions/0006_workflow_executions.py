@@ -1,7 +1,7 @@
 """Workflow runs: one workflow execution over its jobs' executions and its own models.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005_progress
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005_progress"
 branch_labels = None
 depends_on = None
 
