@@ -85,7 +85,10 @@ def test_files_uploaded_within_the_debounce_start_one_execution(
     dues = [upload(api, workflow_id, name, data)["trigger_due_at"] for name, data, _ in files]
     assert dues == sorted(dues) and all(dues)
     shown = job(api, workflow_id)["trigger"]
-    assert shown["pending"] is True and shown["files"] == 3 and shown["due_at"] == dues[-1]
+    assert shown["pending"] is True and shown["files"] == 3
+    # The last upload set it; the landing scan (every second here) may have met a file
+    # between its upload and its record as seen, and moved it on by the same quiet time.
+    assert datetime.fromisoformat(shown["due_at"]) >= datetime.fromisoformat(dues[-1])
 
     first = eventually(lambda: executions(api, workflow_id) or None, 60, "an execution")
     execution = wait_until_ended(api, first[0]["id"])
