@@ -236,6 +236,9 @@ def test_a_workflow_is_deleted_with_its_data(
     assert next(stack.object_store.list(landing), None) is not None
     page.goto(f"{api.url}/#/jobs")
     section = page.locator(f'section.workflow[data-workflow="{workflow.id}"]')
+    # A job with no schedule and no trigger says nothing about them.
+    expect(section.locator('article.job[data-job="customers"] .status')).to_have_text("Never run.")
+    assert section.locator('article.job[data-job="customers"] .automation').inner_text() == ""
     delete = section.get_by_role("button", name=f"Delete workflow {workflow.id}")
     delete.click()
     dialog = confirm_dialog(page, f"Delete workflow {workflow.id}?")

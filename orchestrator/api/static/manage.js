@@ -127,10 +127,10 @@ export class AutomationView {
     if (seen === this.seen) return;
     this.seen = seen;
     const focused = this.node.contains(document.activeElement);
-    this.node.replaceChildren(
-      job.schedule ? scheduleView(this.workflowId, this.jobId, job.schedule, (schedule) => this.changed({ ...job, schedule })) : null,
-      job.trigger ? triggerView(job.trigger) : null,
-    );
+    const parts = [];
+    if (job.schedule) parts.push(scheduleView(this.workflowId, this.jobId, job.schedule, (schedule) => this.changed({ ...job, schedule })));
+    if (job.trigger) parts.push(triggerView(job.trigger));
+    this.node.replaceChildren(...parts);
     if (focused) this.node.querySelector("button.schedule-toggle")?.focus();
   }
 
