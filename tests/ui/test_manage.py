@@ -77,7 +77,8 @@ def next_six_in_berlin(now: datetime) -> datetime:
     """The oracle for cron "0 6 * * *" in Europe/Berlin: the next 06:00 there after now."""
     local = now.astimezone(BERLIN)
     today = datetime.combine(local.date(), time(6), BERLIN)
-    return today if today > local else datetime.combine(local.date() + timedelta(days=1), time(6), BERLIN)
+    tomorrow = datetime.combine(local.date() + timedelta(days=1), time(6), BERLIN)
+    return today if today > local else tomorrow
 
 
 def confirm_dialog(page: Page, title: str) -> Locator:
@@ -128,7 +129,7 @@ def test_a_schedule_shows_its_next_run_and_pauses_in_prefect(
     assert automation.locator(".schedule time").count() == 0
     paused = job_of(api, workflow_id)["schedule"]
     assert paused["paused"] is True and paused["next_run_at"] is None and paused["registered"]
-    page.screenshot(path=OUTPUT / "ui-schedule-paused.png", full_page=True)
+    row.screenshot(path=OUTPUT / "ui-schedule-paused.png")
 
     # Resume on the job's page: the next run is back.
     page.goto(f"{api.url}/#/jobs/{workflow_id}/customers")
@@ -218,9 +219,7 @@ def test_a_dimension_a_workflow_lists_is_kept(
 
     # One no workflow lists goes, from the page and the API.
     page.get_by_role("button", name=f"Delete dimension {unused}").click()
-    confirm_dialog(page, f"Delete dimension {unused}?").get_by_role(
-        "button", name="Delete"
-    ).click()
+    confirm_dialog(page, f"Delete dimension {unused}?").get_by_role("button", name="Delete").click()
     expect(page.locator(f'table.dimensions tr[data-dimension="{unused}"]')).to_have_count(0)
     assert unused not in {d["name"] for d in api.client.get("/api/dimensions").json()}
     page.set_viewport_size({"width": 390, "height": 844})
