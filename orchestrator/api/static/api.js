@@ -94,6 +94,16 @@ export const api = {
       form,
     });
   },
+  job: (workflowId, jobId) => request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}`),
+  // {cron, timezone, paused, next_run_at, registered, error}: the job's schedule after it.
+  pauseSchedule: (workflowId, jobId, paused) =>
+    request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}/schedule/${paused ? "pause" : "resume"}`, { method: "POST" }),
+  landingFiles: (workflowId, jobId) => request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}/files`),
+  deleteLandingFile: (workflowId, jobId, name) =>
+    request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}/files/${enc(name)}`, { method: "DELETE" }),
+  deleteWorkflow: (workflowId, data) => request(`/api/workflows/${enc(workflowId)}`, { method: "DELETE", query: { data } }),
+  dimensions: () => request("/api/dimensions"),
+  deleteDimension: (name) => request(`/api/dimensions/${enc(name)}`, { method: "DELETE" }),
   logs: (id, offset, limit) =>
     request(`/api/executions/${enc(id)}/logs`, { query: { offset, limit } }),
   // {items: [{name, key, rows, columns, preview: [row, ...]}], current}: the job's committed

@@ -1,8 +1,9 @@
 // FlowForge web UI: hash routing (#/jobs, #/jobs/{workflow}/{job}, #/executions/{id},
-// #/workflow-executions/{id}), the
+// #/workflow-executions/{id}, #/dimensions), the
 // token field, live updates.
 
 import { getToken, setToken, subscribe } from "./api.js";
+import { DimensionsPage } from "./dimensions.js";
 import { ExecutionPage } from "./execution.js";
 import { JobPage } from "./jobpage.js";
 import { JobsPage } from "./jobs.js";
@@ -30,6 +31,7 @@ function route() {
     const [workflowId, jobId] = rest.map(decodeURIComponent);
     return { title: `Job ${workflowId}/${jobId}`, make: () => new JobPage(root, workflowId, jobId) };
   }
+  if (name === "dimensions") return { title: "Dimensions", make: () => new DimensionsPage(root) };
   return { title: "Jobs", make: () => new JobsPage(root) };
 }
 

@@ -1,10 +1,12 @@
 // A job's page (#/jobs/{workflow}/{job}): its last executions as charts (duration per layer,
 // rows in and out, reject and quarantine rates, schema drift marked), a quality scorecard
-// (each silver rule's failure rate across those runs, the worst first) and the list.
+// (each silver rule's failure rate across those runs, the worst first) and the list; above
+// them its schedule (Pause/Resume) and upload trigger, and its landing files (Delete).
 
 import { api, itemsOf } from "./api.js";
 import { barChart, lineChart, sparkline } from "./charts.js";
 import { LAYERS, alertBox, badge, count, el, isActive, seconds, stepsByLayer, when } from "./dom.js";
+import { AutomationView, LandingFilesView } from "./manage.js";
 
 const RUNS = 50; // the last executions drawn
 
@@ -71,14 +73,39 @@ export class JobPage {
     this.head = el("div", { class: "page-head" }, el("h2", {}, "Job ", el("code", { text: `${workflowId}/${jobId}` })));
     this.error = el("div", { "aria-live": "polite" });
     this.body = el("div", { class: "job-history" }, el("p", { class: "muted", text: "Loading…" }));
-    root.replaceChildren(el("p", {}, el("a", { href: "#/jobs", text: "← all jobs" })), this.head, this.error, this.body);
+    this.automation = new AutomationView(workflowId, jobId);
+    this.automationEmpty = el("p", { class: "muted" });
+    this.landing = new LandingFilesView(workflowId, jobId);
+    const manage = el(
+      "div",
+      { class: "job-manage" },
+      section("Automation", null, this.automation.node, this.automationEmpty),
+      section("Landing files", "What the next bronze run reads.", this.landing.node),
+    );
+    root.replaceChildren(el("p", {}, el("a", { href: "#/jobs", text: "← all jobs" })), this.head, this.error, manage, this.body);
   }
 
   get anyActive() {
-    return this.executions.some(isActive);
+    return this.executions.some(isActive) || this.automation.pending;
   }
 
   async refresh() {
+    await Promise.all([this.refreshHistory(), this.refreshJob(), this.landing.refresh()]);
+  }
+
+  async refreshJob() {
+    let job;
+    try {
+      job = await api.job(this.workflowId, this.jobId);
+    } catch (err) {
+      this.automationEmpty.replaceChildren(alertBox(err.message));
+      return;
+    }
+    this.automation.update(job);
+    this.automationEmpty.textContent = job.schedule || job.trigger ? "" : "No schedule and no upload trigger: it runs when started (Run, the API or the CLI).";
+  }
+
+  async refreshHistory() {
     let page;
     try {
       page = await api.executions({ workflow_id: this.workflowId, job_id: this.jobId, limit: RUNS });

@@ -1,8 +1,11 @@
 // The jobs page: every job of every workflow, its latest execution as bronze -> silver ->
-// gold, a Run button and a CSV upload per job; rows update in place so controls keep state.
+// gold, its schedule (Pause/Resume) and upload trigger, a Run button and a CSV upload per
+// job, Run workflow and Delete workflow per workflow; rows update in place so controls keep
+// state.
 
 import { api } from "./api.js";
 import { LAYERS, alertBox, badge, count, el, isActive, seconds, stepsByLayer } from "./dom.js";
+import { AutomationView, confirmDelete } from "./manage.js";
 import { progressView } from "./progress.js";
 
 const keyOf = (workflowId, jobId) => `${workflowId}/${jobId}`;
@@ -52,8 +55,9 @@ function executionLine(execution) {
   );
 }
 
-// "Run workflow" (every job, then the workflow's own models) and a link to its latest run.
-function workflowRunControls(workflowId) {
+// "Run workflow" (every job, then the workflow's own models) and a link to its latest run;
+// "Delete workflow" (asking first, its data too when ticked); onDeleted() after a delete.
+function workflowRunControls(workflowId, onDeleted) {
   const latest = el("span", { class: "workflow-latest" });
   const message = el("span", { "aria-live": "polite" });
   const button = el("button", {
@@ -79,7 +83,29 @@ function workflowRunControls(workflowId) {
     },
     () => {},
   );
-  return el("div", { class: "workflow-actions" }, button, latest, message);
+  const remove = el("button", {
+    type: "button",
+    class: "danger delete-workflow",
+    text: "Delete workflow",
+    "aria-label": `Delete workflow ${workflowId}`,
+    onclick: async () => {
+      const answer = await confirmDelete({
+        title: `Delete workflow ${workflowId}?`,
+        consequence: "Its jobs, their executions and schedules are deleted; a running execution refuses it. Unless ticked below, its landing files and tables stay in S3.",
+        option: "Also delete its data: landing files and every bronze, silver and gold table",
+      });
+      if (!answer) return;
+      remove.disabled = true;
+      try {
+        await api.deleteWorkflow(workflowId, answer.checked);
+        onDeleted(workflowId);
+      } catch (err) {
+        message.replaceChildren(alertBox(err.message));
+        remove.disabled = false;
+      }
+    },
+  });
+  return el("div", { class: "workflow-actions" }, button, remove, latest, message);
 }
 
 class JobRow {
@@ -91,6 +117,7 @@ class JobRow {
     this.status = el("div", { class: "status" });
     this.title = el("p", { class: "job-title muted" });
     this.message = el("div", { class: "message", "aria-live": "polite" });
+    this.automation = new AutomationView(workflowId, jobId, onChanged);
     this.fromLayer = el(
       "select",
       { id: `from-${id}`, name: "from_layer" },
@@ -109,6 +136,7 @@ class JobRow {
         el("h3", {}, el("a", { href: jobHref(workflowId, jobId), text: jobId, title: `History of ${jobId}: charts of its last runs` })),
         this.title,
         this.status,
+        this.automation.node,
       ),
       el("div", { class: "job-steps" }),
       el(
@@ -134,6 +162,7 @@ class JobRow {
     if (job.name && job.name !== this.jobId) this.title.textContent = job.name;
     this.node.querySelector(".job-steps").replaceChildren(stepsView(execution));
     this.status.replaceChildren(executionLine(execution));
+    if ("schedule" in job) this.automation.update(job);
     this.runButton.disabled = isActive(execution);
     this.runButton.title = isActive(execution) ? "A run of this job is in progress" : "";
   }
@@ -172,6 +201,7 @@ class JobRow {
       const result = await api.upload(this.workflowId, this.jobId, files);
       this.say(el("p", { class: "ok", text: `Uploaded ${result.files.map((f) => f.name).join(", ")}.` }));
       this.files.value = "";
+      this.onChanged(); // an upload trigger is pending now
     } catch (err) {
       this.say(alertBox(err.message));
     } finally {
@@ -186,16 +216,18 @@ export class JobsPage {
     this.rows = new Map();
     this.sections = new Map();
     this.error = el("div", { "aria-live": "polite" });
+    this.notice = el("div", { "aria-live": "polite" });
     this.list = el("div", { class: "workflows" });
     root.replaceChildren(
       el("div", { class: "page-head" }, el("h2", { text: "Jobs" }), el("p", { class: "muted", text: "Latest execution of every job, live." })),
       this.error,
+      this.notice,
       this.list,
     );
   }
 
   get anyActive() {
-    return [...this.rows.values()].some((row) => isActive(row.execution));
+    return [...this.rows.values()].some((row) => isActive(row.execution) || row.automation.pending);
   }
 
   async refresh() {
@@ -207,7 +239,19 @@ export class JobsPage {
       this.error.replaceChildren(alertBox(err.message));
       return;
     }
-    if (!jobs.length && !this.rows.size) {
+    // Workflows and jobs deleted meanwhile (here, by the CLI or the API) leave the page.
+    const present = new Set(jobs.map((job) => keyOf(job.workflow_id, job.job_id)));
+    for (const [key, row] of this.rows) {
+      if (!present.has(key)) {
+        row.node.remove();
+        this.rows.delete(key);
+      }
+    }
+    const workflows = new Set(jobs.map((job) => job.workflow_id));
+    for (const workflowId of [...this.sections.keys()]) {
+      if (!workflows.has(workflowId)) this.dropWorkflow(workflowId);
+    }
+    if (!jobs.length) {
       this.list.replaceChildren(el("p", { class: "muted", text: "No workflows yet: apply one (flowforge seed, or flowforge workflows apply FILE)." }));
       return;
     }
@@ -220,10 +264,10 @@ export class JobsPage {
         const section = el(
           "section",
           { class: "workflow", "data-workflow": workflowId, "aria-label": `workflow ${workflowId}` },
-          el("div", { class: "workflow-head" }, el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId })), workflowRunControls(workflowId)),
+          el("div", { class: "workflow-head" }, el("h2", { class: "workflow-title" }, "Workflow ", el("code", { text: workflowId })), workflowRunControls(workflowId, (id) => this.deleted(id))),
           body,
         );
-        if (!this.rows.size) this.list.replaceChildren();
+        if (!this.sections.size) this.list.replaceChildren();
         this.list.append(section);
         this.sections.set(workflowId, body);
       }
@@ -234,5 +278,19 @@ export class JobsPage {
       }
       this.rows.get(key).update(job);
     }
+  }
+
+  dropWorkflow(workflowId) {
+    this.sections.get(workflowId)?.closest("section").remove();
+    this.sections.delete(workflowId);
+    for (const [key, row] of this.rows) {
+      if (row.workflowId === workflowId) this.rows.delete(key);
+    }
+  }
+
+  deleted(workflowId) {
+    this.dropWorkflow(workflowId);
+    this.notice.replaceChildren(el("p", { class: "ok", text: `Deleted workflow ${workflowId}.` }));
+    this.refresh();
   }
 }
