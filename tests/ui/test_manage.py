@@ -255,3 +255,31 @@ def test_a_workflow_is_deleted_with_its_data(
     assert api.client.get(f"/api/workflows/{workflow.id}").status_code == 404
     assert next(stack.object_store.list(landing), None) is None
     assert_fits(page)
+
+
+def test_a_workflow_schedule_shows_beside_its_title_and_pauses(
+    api: Api, sample_workflow: Workflow, page: Page
+) -> None:
+    document = yaml.safe_load(sample_yaml(sample_workflow))
+    document["id"] = workflow_id = f"ui-{uuid.uuid4().hex[:8]}"
+    document["schedule"] = {"cron": "0 6 * * *", "timezone": "Europe/Berlin"}
+    applied = api.client.post(
+        "/api/workflows",
+        content=yaml.safe_dump(document),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert applied.status_code == 200, applied.text
+    expected = next_six_in_berlin(datetime.now(UTC))
+
+    page.goto(f"{api.url}/#/jobs")
+    section = page.locator(f'section.workflow[data-workflow="{workflow_id}"]')
+    shown = section.locator(".workflow-schedule .schedule")
+    expect(shown).to_contain_text("Workflow schedule 0 6 * * *")
+    expect(shown.locator("time")).to_have_text(expected.strftime("%Y-%m-%d 06:00"))
+    section.get_by_role("button", name=f"Pause the schedule of workflow {workflow_id}").click()
+    expect(shown).to_have_attribute("data-paused", "true")
+    detail = api.client.get(f"/api/workflows/{workflow_id}").json()
+    assert detail["schedule"]["paused"] is True
+    section.get_by_role("button", name=f"Resume the schedule of workflow {workflow_id}").click()
+    expect(shown).to_have_attribute("data-paused", "false")
+    assert api.client.get(f"/api/workflows/{workflow_id}").json()["schedule"]["paused"] is False

@@ -96,6 +96,9 @@ export const api = {
   },
   job: (workflowId, jobId) => request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}`),
   // {cron, timezone, paused, next_run_at, registered, error}: the job's schedule after it.
+  workflow: (workflowId) => request(`/api/workflows/${enc(workflowId)}`),
+  pauseWorkflowSchedule: (workflowId, paused) =>
+    request(`/api/workflows/${enc(workflowId)}/schedule/${paused ? "pause" : "resume"}`, { method: "POST" }),
   pauseSchedule: (workflowId, jobId, paused) =>
     request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}/schedule/${paused ? "pause" : "resume"}`, { method: "POST" }),
   landingFiles: (workflowId, jobId) => request(`/api/workflows/${enc(workflowId)}/jobs/${enc(jobId)}/files`),

@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { LAYERS, alertBox, badge, count, el, isActive, seconds, stepsByLayer } from "./dom.js";
-import { AutomationView, confirmDelete } from "./manage.js";
+import { AutomationView, confirmDelete, scheduleView } from "./manage.js";
 import { progressView } from "./progress.js";
 
 const keyOf = (workflowId, jobId) => `${workflowId}/${jobId}`;
@@ -105,7 +105,15 @@ function workflowRunControls(workflowId, onDeleted) {
       }
     },
   });
-  return el("div", { class: "workflow-actions" }, button, remove, latest, message);
+  const schedule = el("div", { class: "workflow-schedule" });
+  const drawSchedule = (shown) => schedule.replaceChildren(scheduleView(workflowId, null, shown, drawSchedule));
+  api.workflow(workflowId).then(
+    (detail) => {
+      if (detail.schedule) drawSchedule(detail.schedule);
+    },
+    () => {},
+  );
+  return el("div", { class: "workflow-actions" }, button, remove, latest, message, schedule);
 }
 
 class JobRow {

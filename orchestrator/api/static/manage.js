@@ -59,8 +59,10 @@ const clock = (value) => {
 };
 
 // The schedule in words (cron, zone, next run or paused, whether Prefect has it) and a
-// Pause/Resume button. onChange(schedule) gets the API's answer.
+// Pause/Resume button. onChange(schedule) gets the API's answer. jobId null: the
+// workflow's own schedule (whole workflow runs).
 export function scheduleView(workflowId, jobId, schedule, onChange) {
+  const owner = jobId === null ? `workflow ${workflowId}` : jobId;
   const message = el("span", { class: "schedule-message", "aria-live": "polite" });
   const state = schedule.paused
     ? el("strong", { class: "schedule-state paused", text: "paused" })
@@ -71,11 +73,12 @@ export function scheduleView(workflowId, jobId, schedule, onChange) {
     type: "button",
     class: "schedule-toggle",
     text: schedule.paused ? "Resume" : "Pause",
-    "aria-label": `${schedule.paused ? "Resume" : "Pause"} the schedule of ${jobId}`,
+    "aria-label": `${schedule.paused ? "Resume" : "Pause"} the schedule of ${owner}`,
     onclick: async () => {
       button.disabled = true;
       try {
-        onChange(await api.pauseSchedule(workflowId, jobId, !schedule.paused));
+        const paused = !schedule.paused;
+        onChange(await (jobId === null ? api.pauseWorkflowSchedule(workflowId, paused) : api.pauseSchedule(workflowId, jobId, paused)));
       } catch (err) {
         message.replaceChildren(alertBox(err.message));
         button.disabled = false;
@@ -88,7 +91,7 @@ export function scheduleView(workflowId, jobId, schedule, onChange) {
   return el(
     "div",
     { class: "schedule", "data-paused": String(schedule.paused) },
-    el("p", {}, el("span", { class: "label", text: "Schedule " }), el("code", { text: schedule.cron }), " · ", state, ...notes, " ", button),
+    el("p", {}, el("span", { class: "label", text: jobId === null ? "Workflow schedule " : "Schedule " }), el("code", { text: schedule.cron }), " · ", state, ...notes, " ", button),
     message,
   );
 }
