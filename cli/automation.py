@@ -88,49 +88,55 @@ def upload(
 
 @schedules_app.command("list")
 def schedules_list() -> None:
-    """Every job's schedule: cron, time zone, paused, next run."""
-    from orchestrator.schedules import next_run
+    """Every schedule (a workflow's own, each job's): cron, time zone, paused, next run."""
+    from orchestrator.schedules import WORKFLOW_SCHEDULE, next_run
 
     _, store = _opened()
     states = store.schedule_states()
     for summary in store.list_workflows():
-        for job in store.get_workflow(summary.id).jobs:
-            if job.schedule is None:
-                continue
-            state = states.get((summary.id, job.id))
+        workflow = store.get_workflow(summary.id)
+        scheduled = [(WORKFLOW_SCHEDULE, workflow.schedule)] if workflow.schedule else []
+        scheduled += [(job.id, job.schedule) for job in workflow.jobs if job.schedule]
+        for job_id, schedule in scheduled:
+            state = states.get((summary.id, job_id))
             paused = bool(state and state.paused)
-            upcoming = "paused" if paused else f"next {next_run(job.schedule):%Y-%m-%d %H:%M}Z"
+            upcoming = "paused" if paused else f"next {next_run(schedule):%Y-%m-%d %H:%M}Z"
             note = f"\t{state.error}" if state and state.error else ""
-            print(f"{summary.id}/{job.id}\t{job.schedule.cron}\t{job.schedule.timezone}\t"
-                  f"{upcoming}{note}")  # fmt: skip
+            name = summary.id if job_id == WORKFLOW_SCHEDULE else f"{summary.id}/{job_id}"
+            print(f"{name}\t{schedule.cron}\t{schedule.timezone}\t{upcoming}{note}")
 
 
-def _pause(workflow: str, job: str, paused: bool) -> None:
-    from orchestrator.schedules import set_paused
+def _pause(workflow: str, job: str | None, paused: bool) -> None:
+    from orchestrator.schedules import WORKFLOW_SCHEDULE, set_paused
 
     settings, store = _opened()
     try:
-        state = set_paused(settings, store, workflow, job, paused)
+        state = set_paused(settings, store, workflow, job or WORKFLOW_SCHEDULE, paused)
     except FlowForgeError as exc:
         raise _fail(exc) from None
-    print(f"{workflow}/{job}: schedule {'paused' if state.paused else 'active'}")
+    name = f"{workflow}/{job}" if job else f"workflow {workflow}"
+    print(f"{name}: schedule {'paused' if state.paused else 'active'}")
 
 
 @schedules_app.command("pause")
 def schedules_pause(
     workflow: Annotated[str, typer.Option("--workflow", "-w")],
-    job: Annotated[str, typer.Option("--job", "-j")],
+    job: Annotated[
+        str | None, typer.Option("--job", "-j", help="Without it: the workflow's own schedule.")
+    ] = None,
 ) -> None:
-    """Pause a job's schedule (in Prefect too)."""
+    """Pause a job's (or the workflow's own) schedule, in Prefect too."""
     _pause(workflow, job, True)
 
 
 @schedules_app.command("resume")
 def schedules_resume(
     workflow: Annotated[str, typer.Option("--workflow", "-w")],
-    job: Annotated[str, typer.Option("--job", "-j")],
+    job: Annotated[
+        str | None, typer.Option("--job", "-j", help="Without it: the workflow's own schedule.")
+    ] = None,
 ) -> None:
-    """Resume a job's schedule."""
+    """Resume a job's (or the workflow's own) schedule."""
     _pause(workflow, job, False)
 
 

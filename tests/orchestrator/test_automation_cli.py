@@ -35,7 +35,13 @@ def test_upload_starts_the_debounce_and_maintain_reports_retention(
         else j
         for j in sample_workflow.jobs
     ]
-    workflow = sample_workflow.model_copy(update={"id": f"cl-{uuid.uuid4().hex[:8]}", "jobs": jobs})
+    workflow = sample_workflow.model_copy(
+        update={
+            "id": f"cl-{uuid.uuid4().hex[:8]}",
+            "jobs": jobs,
+            "schedule": Schedule(cron="0 7 * * *", timezone="UTC"),  # whole workflow runs
+        }
+    )
     stack.store.save_workflow(workflow)
     uploaded = runner.invoke(
         app, ["upload", "-w", workflow.id, "-j", "customers", str(CUSTOMERS)], env=env
@@ -52,6 +58,8 @@ def test_upload_starts_the_debounce_and_maintain_reports_retention(
     listed = runner.invoke(app, ["schedules", "list"], env=env)
     assert listed.exit_code == 0, listed.output
     assert f"{workflow.id}/customers\t15 6 * * 1-5\tEurope/Berlin\tnext " in listed.output
+    own = f"{workflow.id}\t0 7 * * *\tUTC\tnext "  # the workflow's own schedule
+    assert any(line.startswith(own) for line in listed.output.splitlines()), listed.output
 
     missing = tmp_path / "missing.csv"
     refused = runner.invoke(
