@@ -59,7 +59,7 @@ def env_for(settings: Settings, code: Path = ROOT) -> dict[str, str]:
         "FLOWFORGE_S3_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else "",
         "FLOWFORGE_S3_BUCKET": settings.s3_bucket,
         "FLOWFORGE_S3_READ_TIMEOUT_SECONDS": "600",
-        "FLOWFORGE_LOG_LEVEL": "WARNING",
+        "FLOWFORGE_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "WARNING"),
         # Child processes run this checkout's code (or `code`'s), not the one the venv was
         # installed from.
         "PYTHONPATH": os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p),
