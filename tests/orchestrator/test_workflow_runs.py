@@ -13,10 +13,10 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flowforge import tables
-from flowforge.errors import Conflict, InvalidArgument
+from flowforge.errors import Conflict, FailedPrecondition, InvalidArgument
 from flowforge.tables import TableRef
 from orchestrator.store import WorkflowExecutionRecord
-from orchestrator.trigger import trigger_workflow_execution
+from orchestrator.trigger import cancel_workflow_execution, trigger_workflow_execution
 from orchestrator.workflow_flow import workflow_run
 from orchestrator.workflows import Workflow
 from tests.orchestrator.conftest import Stack
@@ -161,3 +161,30 @@ def test_one_workflow_run_at_a_time_and_jobs_reuse_the_others_silver(
         ["products"],
     )
     assert [e.cause for e in scheduled.executions] == ["schedule"]
+
+
+def test_cancelling_a_workflow_run_cancels_its_jobs(
+    stack: Stack, sample_workflow: Workflow
+) -> None:
+    workflow = stack.add_workflow(sample_workflow)
+    runner = stack.runner()
+    run = trigger_workflow_execution(stack.settings, workflow.id, store=stack.store, runner=runner)
+    cancelled = cancel_workflow_execution(stack.settings, run.id, stack.store)
+    assert cancelled.status == "CANCELLED"
+    assert {e.status for e in cancelled.executions} == {"CANCELLED"}
+    runner.join()
+    ended = stack.store.get_workflow_execution(run.id)
+    assert ended.status == "CANCELLED" and ended.error == "cancelled on request"
+    assert {e.status for e in ended.executions} == {"CANCELLED"}
+    with pytest.raises(FailedPrecondition, match="ended CANCELLED"):
+        cancel_workflow_execution(stack.settings, run.id, stack.store)
+    # The workflow is free again. A run of one job whose models read jobs never committed
+    # fails at the models, naming the silver that is missing.
+    again = trigger_workflow_execution(
+        stack.settings, workflow.id, ["products"], store=stack.store, runner=runner
+    )
+    ended = wait_for_workflow(stack, again.id)
+    runner.join()
+    assert ended.status == "FAILED" and ended.executions[0].status == "COMPLETED"
+    assert ended.error is not None and ended.error.startswith("workflow gold: silver of job")
+    assert "has not been committed" in ended.error
