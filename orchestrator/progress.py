@@ -22,6 +22,7 @@ from flowforge.v1 import common_pb2
 from flowforge.wire import progress_from_proto
 
 log = logging.getLogger(__name__)
+FINAL_REPORT_SECONDS = 1.0
 JOIN_SECONDS = 5.0
 
 Record = Callable[[dict[str, Any]], Any]
@@ -95,6 +96,9 @@ def watching(
     try:
         yield
     finally:
+        # The service sends its last report (committing, then done) as the call returns:
+        # let the stream deliver it before cancelling, for a moment at most.
+        thread.join(FINAL_REPORT_SECONDS)
         with lock:
             state["stopped"] = True
             if state["call"] is not None:
