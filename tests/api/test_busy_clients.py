@@ -8,6 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -15,9 +16,13 @@ import pytest
 
 from flowforge.settings import Settings
 from flowforge.storage import ObjectStore
+from orchestrator.api.app import create_app
+from orchestrator.api.context import ApiContext
+from orchestrator.store import Store
+from orchestrator.store.database import open_engine
 from orchestrator.workflows import parse_workflow
 from tests.api import rawhttp
-from tests.api.conftest import api_alone
+from tests.api.conftest import ApiServer
 from tests.api.test_errors import error_of
 
 UPLOADS = 2
@@ -26,19 +31,29 @@ STREAMS = 3
 BOUNDARY = "flowforge-test-boundary"
 
 
+@dataclass
+class Busy:
+    url: str
+    workflow: str
+    context: ApiContext  # the API's own: its upload places, to wait on (never asserted)
+
+
 @pytest.fixture
-def url_and_workflow(
-    settings: Settings, store: ObjectStore, tmp_path: Path
-) -> Iterator[tuple[str, str]]:
+def busy(settings: Settings, store: ObjectStore, tmp_path: Path) -> Iterator[Busy]:
     changes = {
         "api_max_concurrent_uploads": UPLOADS,
         "api_max_event_streams_per_client": STREAMS_PER_CLIENT,
         "api_max_event_streams": STREAMS,
     }
     workflow = f"busy-{uuid.uuid4().hex[:8]}"
-    with api_alone(settings, store, tmp_path, **changes) as (url, database):
-        database.save_workflow(parse_workflow(f"id: {workflow}\njobs:\n  - id: job\n"))
-        yield url, workflow
+    database = Store(open_engine(f"sqlite:///{tmp_path / 'flowforge.db'}"))
+    app = create_app(settings.model_copy(update=changes), store=database, objects=store)
+    try:
+        with ApiServer(app) as url:
+            database.save_workflow(parse_workflow(f"id: {workflow}\njobs:\n  - id: job\n"))
+            yield Busy(url, workflow, app.state.context)
+    finally:
+        database.close()
     store.delete_prefix(f"landing/{workflow}/")
 
 
@@ -55,12 +70,10 @@ def wait_until(condition: object, what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_uploads_past_the_cap_are_503_with_retry_after(
-    url_and_workflow: tuple[str, str], store: ObjectStore
-) -> None:
+def test_uploads_past_the_cap_are_503_with_retry_after(busy: Busy, store: ObjectStore) -> None:
     """Two uploads stalled half-way hold both places: a third upload (and a dimension) is
     503 naming the setting, /healthz still answers; once one ends, uploads go through."""
-    url, workflow = url_and_workflow
+    url, workflow = busy.url, busy.workflow
     path = f"/api/workflows/{workflow}/jobs/job/files"
     headers = {
         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
@@ -83,6 +96,9 @@ def test_uploads_past_the_cap_are_503_with_retry_after(
             held.enter_context(rawhttp.connect(url, "POST", path, headers, stalled(f"s{i}.csv")))
             for i in range(UPLOADS)
         ]
+        # Both in before the first probe: a probe holds a place for a moment too, and a
+        # stalled upload arriving in that moment would be the one refused.
+        wait_until(lambda: busy.context.uploads.held() == UPLOADS, "holding both uploads")
         wait_until(lambda: probe().status_code == 503, "refusing a third upload")
         refused = probe()
         assert "FLOWFORGE_API_MAX_CONCURRENT_UPLOADS" in error_of(refused, 503)
@@ -115,11 +131,11 @@ def one_more(client: httpx.Client, **params: object) -> httpx.Response:
         return response
 
 
-def test_event_streams_past_the_caps_are_429_then_503(url_and_workflow: tuple[str, str]) -> None:
+def test_event_streams_past_the_caps_are_429_then_503(busy: Busy) -> None:
     """One client (127.0.0.1) may hold two streams: its third is 429. A second client
     (127.0.0.2) takes the last of the three places: its second is 503. A stream closed
     gives its place back."""
-    url, _ = url_and_workflow
+    url = busy.url
     second_address = httpx.HTTPTransport(local_address="127.0.0.2")
     with (
         httpx.Client(base_url=url, timeout=30) as first,
