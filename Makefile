@@ -39,8 +39,9 @@ lint: $(STAMP) $(NODE_STAMP) ## ruff, ruff format --check, mypy, import contract
 	node_modules/.bin/buf lint
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-docs: $(STAMP) ## Regenerate docs/reference from the code, then build the site into build/site
+docs: $(STAMP) ## Regenerate docs/reference and .env.example from the code, then build the site into build/site
 	$(BIN)/python -m cli.reference
+	$(BIN)/python -m flowforge.envfile
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 protos: $(STAMP) ## Regenerate flowforge/v1 from protos/
