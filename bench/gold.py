@@ -66,6 +66,15 @@ def prepare(settings: Settings, store: ObjectStore, csv_path: Path) -> tuple[lis
     return [o.key for o in silver.data_objects], silver.rows_out
 
 
+def countries_keys(settings: Settings, store: ObjectStore) -> list[str]:
+    """The sample's countries dimension, committed: the object keys of its files."""
+    dim = upload_dimension_file(store, "countries", ROOT / "examples/dimensions/countries.csv")
+    ref = TableRef.dimension("countries")
+    table = tables.require(settings, ref, "countries", dim.version)
+    bucket = f"s3://{settings.s3_bucket}/"
+    return [uri.removeprefix(bucket) for uri in tables.version_files(table, ref)]
+
+
 def bare_duckdb(
     settings: Settings, silver: list[str], countries: list[str], models: dict[str, str], out: str
 ) -> dict[str, int]:
@@ -175,17 +184,7 @@ def main() -> None:
                 f"input: {csv_path.stat().st_size / 1e6:.0f} MB of CSV -> {rows:,} rows, "
                 f"{len(silver)} silver parts, {total / 1e6:.0f} MB of Parquet\n"
             )
-            dim = upload_dimension_file(
-                store, "countries", ROOT / "examples/dimensions/countries.csv"
-            )
-            table = tables.require(
-                settings, TableRef.dimension("countries"), "countries", dim.version
-            )
-            bucket = f"s3://{settings.s3_bucket}/"
-            countries = [
-                uri.removeprefix(bucket)
-                for uri in tables.version_files(table, TableRef.dimension("countries"))
-            ]
+            countries = countries_keys(settings, store)
             service = ServiceProcess("gold", settings, Path(tmp))
             address = service.address
             ratio, mismatches = compare(

@@ -21,7 +21,6 @@ bare DuckDB (aim: <= 1.2), and exits non-zero when a model's rows differ between
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -29,16 +28,13 @@ from pathlib import Path
 import grpc
 
 from bench.common import ServiceProcess, generated_csv, httpfs_connection, start_s3, timed
-from bench.gold import SERVICE, read_parquet
-from flowforge import tables
-from flowforge.dimensions import upload_dimension_file
+from bench.gold import SERVICE, compare, countries_keys, read_parquet
 from flowforge.layout import JobKey, landing_prefix
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.specs.gold import GOLD_SCHEMA, SILVER_SCHEMA, parse_workflow_gold_spec
 from flowforge.specs.silver import parse_spec
 from flowforge.storage import ObjectStore, s3_url
-from flowforge.tables import TableRef
 from flowforge.v1 import gold_pb2, gold_pb2_grpc
 from orchestrator.workflows import Workflow, load_workflow_file
 from services.bronze.ingest import IngestPlan, ingest
@@ -137,39 +133,16 @@ def main() -> None:
             store = ObjectStore(settings)
             print("bronze and silver on the CSVs:")
             silver = timed("  prepared", lambda: prepare(settings, store, workflow, csvs))[1]
-            dim = upload_dimension_file(
-                store, "countries", ROOT / "examples/dimensions/countries.csv"
-            )
-            table = tables.require(
-                settings, TableRef.dimension("countries"), "countries", dim.version
-            )
-            bucket = f"s3://{settings.s3_bucket}/"
-            countries = [
-                uri.removeprefix(bucket)
-                for uri in tables.version_files(table, TableRef.dimension("countries"))
-            ]
+            countries = countries_keys(settings, store)
             service = ServiceProcess("gold", settings, Path(tmp))
             address = service.address
-            service_times, bare_times, mismatches = [], [], []
-            for i in range(args.repeat):
-                seconds, expected = timed(
-                    f"bare DuckDB, run {i + 1}",
-                    lambda: bare_duckdb(settings, workflow, silver, countries, f"bare/{i}/"),  # noqa: B023
-                )
-                bare_times.append(seconds)
-                seconds, got = timed(
-                    f"BuildWorkflow, run {i + 1}",
-                    lambda: service_build(address, workflow, f"workflow-{i}"),  # noqa: B023
-                )
-                service_times.append(seconds)
-                if got != expected:
-                    mismatches.append(f"run {i + 1}: {got} from the service, {expected} bare")
-                    print(f"  WARNING: {mismatches[-1]}", flush=True)
-            s, b = statistics.median(service_times), statistics.median(bare_times)
-            print(
-                f"\nmedian: BuildWorkflow {s:.2f} s, bare DuckDB {b:.2f} s; "
-                f"ratio {s / b:.2f} (aim <= 1.2)"
+            ratio, mismatches = compare(
+                "the sample workflow's models",
+                args.repeat,
+                lambda i: service_build(address, workflow, f"workflow-{i}"),
+                lambda i: bare_duckdb(settings, workflow, silver, countries, f"bare/{i}/"),
             )
+            print(f"BuildWorkflow / bare DuckDB: {ratio:.2f} (aim <= 1.2)")
             print(f"gold service peak RSS: {service.peak_rss / 1e6:.0f} MB")
         finally:
             if service is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -18,6 +20,8 @@ from orchestrator.store import (
     TableRole,
     WorkflowExecutionRecord,
 )
+
+Followed = TypeVar("Followed", ExecutionRecord, WorkflowExecutionRecord)
 
 STATUS_STYLES = {
     "PENDING": "dim",
@@ -36,6 +40,13 @@ def _status(text: str) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
+def _took(record: StepRecord | ExecutionRecord, digits: int) -> str:
+    """Seconds from start to end, as text ("" until it has both)."""
+    if not (record.started_at and record.finished_at):
+        return ""
+    return f"{(record.finished_at - record.started_at).total_seconds():.{digits}f}"
+
+
 def _count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -49,9 +60,7 @@ def steps_table(execution: ExecutionRecord) -> Table:
     for column in ("layer", "status", "rows in", "rows out", "rejected", "tries", "seconds"):
         table.add_column(column, justify="right" if column not in ("layer", "status") else "left")
     for step in execution.steps:
-        seconds = ""
-        if step.started_at and step.finished_at:
-            seconds = f"{(step.finished_at - step.started_at).total_seconds():.2f}"
+        seconds = _took(step, 2)
         table.add_row(
             step.layer,
             _status(step.status),
@@ -174,16 +183,27 @@ def follow(
         return execution
     bars = LayerBars()
 
-    def view() -> RenderableType:
+    def view(execution: ExecutionRecord) -> RenderableType:
         bars.update(execution)
         return Group(steps_table(execution), bars.renderable())
 
-    with Live(view(), console=console, refresh_per_second=8, transient=True) as live:
-        while execution.active:
+    return _live(console, lambda: store.get_execution(execution_id), execution, view, poll)
+
+
+def _live(
+    console: Console,
+    read: Callable[[], Followed],
+    record: Followed,
+    view: Callable[[Followed], RenderableType],
+    poll: float,
+) -> Followed:
+    """Draws `view` of the record, read again every `poll` seconds, until it has ended."""
+    with Live(view(record), console=console, refresh_per_second=8, transient=True) as live:
+        while record.active:
             time.sleep(poll)
-            execution = store.get_execution(execution_id)
-            live.update(view())
-    return execution
+            record = read()
+            live.update(view(record))
+    return record
 
 
 def report(console: Console, execution: ExecutionRecord, previews: bool = True) -> None:
@@ -267,9 +287,7 @@ def _cell(value: object, width: int = 32) -> str:
 
 def execution_row(e: ExecutionRecord) -> tuple[str, ...]:
     """One execution as `flowforge executions list` shows it."""
-    seconds = ""
-    if e.started_at and e.finished_at:
-        seconds = f"{(e.finished_at - e.started_at).total_seconds():.1f}"
+    seconds = _took(e, 1)
     return (
         e.id,
         f"{e.workflow_id}/{e.job_id}",
@@ -291,9 +309,7 @@ def workflow_table(run: WorkflowExecutionRecord) -> Table:
         table.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
     for execution in run.executions:
         for step in execution.steps:
-            seconds = ""
-            if step.started_at and step.finished_at:
-                seconds = f"{(step.finished_at - step.started_at).total_seconds():.2f}"
+            seconds = _took(step, 2)
             table.add_row(
                 f"{execution.job_id} · {step.layer}",
                 _status(step.status),
@@ -336,7 +352,7 @@ def follow_workflow(
             run = store.get_workflow_execution(run_id)
     bars: dict[str, LayerBars] = {}
 
-    def view() -> RenderableType:
+    def view(run: WorkflowExecutionRecord) -> RenderableType:
         shown: list[RenderableType] = [workflow_table(run)]
         for execution in run.executions:
             if execution.status == "RUNNING":
@@ -345,12 +361,7 @@ def follow_workflow(
                 shown += [f"[bold]{execution.job_id}[/]", job_bars.renderable()]
         return Group(*shown)
 
-    with Live(view(), console=console, refresh_per_second=8, transient=True) as live:
-        while run.active:
-            time.sleep(poll)
-            run = store.get_workflow_execution(run_id)
-            live.update(view())
-    return run
+    return _live(console, lambda: store.get_workflow_execution(run_id), run, view, poll)
 
 
 def workflow_report(console: Console, run: WorkflowExecutionRecord, previews: bool = True) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -64,14 +65,11 @@ def trigger_execution(
     if runner is not None:
         runner.submit(medallion, **parameters)
         return execution
-    try:
-        flow_run_id = _start_deployment(settings.deployment_name, parameters)
-    except Exception as exc:
-        error = f"could not start deployment {settings.deployment_name!r}: {exc}"
+
+    def failed(error: str) -> None:
         store.finish_execution(execution.id, ExecutionStatus.FAILED, error=error)
-        if isinstance(exc, FlowForgeError):
-            raise
-        raise Unavailable(error) from None
+
+    flow_run_id = _start_deployment(settings.deployment_name, parameters, failed)
     store.attach_flow_run(execution.id, flow_run_id)
     return store.get_execution(execution.id)
 
@@ -102,17 +100,13 @@ def trigger_workflow_execution(
     if runner is not None:
         runner.submit(workflow_run, **parameters)
         return run
-    name = settings.workflow_deployment_name
-    try:
-        flow_run_id = _start_deployment(name, parameters)
-    except Exception as exc:
-        error = f"could not start deployment {name!r}: {exc}"
+
+    def failed(error: str) -> None:
         store.finish_workflow_execution(run.id, ExecutionStatus.FAILED, error=error)
         for child in run.executions:
             store.finish_execution(child.id, ExecutionStatus.FAILED, error=error)
-        if isinstance(exc, FlowForgeError):
-            raise
-        raise Unavailable(error) from None
+
+    flow_run_id = _start_deployment(settings.workflow_deployment_name, parameters, failed)
     store.attach_workflow_flow_run(run.id, flow_run_id)
     return store.get_workflow_execution(run.id)
 
@@ -134,23 +128,28 @@ def cancel_workflow_execution(
         if child.active:
             with contextlib.suppress(FailedPrecondition):  # it ended meanwhile
                 cancel_execution(settings, child.id, store)
-    if run.flow_run_id and prefect_api_configured():
-        try:
-            _cancel_flow_run(run.flow_run_id)
-        except Exception as exc:
-            log.warning("could not cancel the Prefect flow run", extra={"error": str(exc)})
+    _cancel_flow_run(run.flow_run_id)
     return store.get_workflow_execution(run_id)
 
 
-def _start_deployment(name: str, parameters: dict[str, Any]) -> str:
+def _start_deployment(name: str, parameters: dict[str, Any], failed: Callable[[str], None]) -> str:
+    """A flow run of the deployment; its id. When Prefect cannot start it, `failed` records
+    why on what was triggered, then NotFound (no such deployment) or Unavailable."""
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
     try:
         flow_run = run_deployment(name, parameters=parameters, timeout=0)
-    except ObjectNotFound:
-        raise NotFound(f"Prefect has no deployment {name!r}: is `flowforge up` or a worker "
-                       "serving it?") from None  # fmt: skip
+    except Exception as exc:
+        cause: Exception = exc
+        if isinstance(exc, ObjectNotFound):
+            cause = NotFound(f"Prefect has no deployment {name!r}: is `flowforge up` or a "
+                             "worker serving it?")  # fmt: skip
+        error = f"could not start deployment {name!r}: {cause}"
+        failed(error)
+        if isinstance(cause, FlowForgeError):
+            raise cause from None
+        raise Unavailable(error) from None
     return str(flow_run.id)  # type: ignore[union-attr]
 
 
@@ -168,17 +167,20 @@ def cancel_execution(settings: Settings, execution_id: str, store: Store) -> Exe
             f"execution {execution_id!r} is not running: it ended {ended.status}"
         )
     execution = store.get_execution(execution_id)
-    if execution.flow_run_id and prefect_api_configured():
-        try:
-            _cancel_flow_run(execution.flow_run_id)
-        except Exception as exc:  # cancelled all the same: the flow checks before each layer
-            log.warning("could not cancel the Prefect flow run", extra={"error": str(exc)})
+    _cancel_flow_run(execution.flow_run_id)
     return execution
 
 
-def _cancel_flow_run(flow_run_id: str) -> None:
+def _cancel_flow_run(flow_run_id: str | None) -> None:
+    """Cancels the Prefect flow run, when there is one and Prefect to ask. A failure is
+    only logged: the store has decided, and the flow checks it before each step."""
+    if not flow_run_id or not prefect_api_configured():
+        return
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(UUID(flow_run_id), Cancelling(), force=True)
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(flow_run_id), Cancelling(), force=True)
+    except Exception as exc:
+        log.warning("could not cancel the Prefect flow run", extra={"error": str(exc)})

@@ -84,12 +84,13 @@ def workflow_run(
                 get_run_logger().info("%s; this scheduled run is skipped", exc.message)
                 return {"status": "SKIPPED", "reason": exc.message}
         run_id = workflow_execution_id
-        before = store.get_workflow_execution(run_id)
-        if not before.active:  # cancelled before its flow run started: nothing to do
-            get_run_logger().info("workflow execution %s already ended %s", run_id, before.status)
-            return {"workflow_execution_id": run_id, "status": before.status}
         try:
             store.start_workflow_execution(run_id, flow_run_id=current_flow_run.id)
+        except Conflict as exc:  # cancelled before its flow run started: nothing to do
+            get_run_logger().info("%s", exc.message)
+            ended = store.get_workflow_execution(run_id).status
+            return {"workflow_execution_id": run_id, "status": ended}
+        try:
             every = context.settings.execution_heartbeat_seconds
             with beating(store, run_id, every, workflow=True):
                 return run_workflow(context.settings, store, run_id)

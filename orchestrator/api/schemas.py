@@ -100,9 +100,7 @@ class Step(BaseModel):
 
     @classmethod
     def of(cls, step: StepRecord) -> Step:
-        duration = None
-        if step.started_at and step.finished_at:
-            duration = round((step.finished_at - step.started_at).total_seconds(), 3)
+        duration = _seconds(step.started_at, step.finished_at)
         tables = [StepTable.model_validate(t, from_attributes=True) for t in step.tables]
         fields = _fields(step, cls, skip={"tables", "progress"})
         progress = Progress.of(step.progress, step.started_at) if step.progress else None
@@ -132,11 +130,16 @@ class Execution(BaseModel):
 
     @classmethod
     def of(cls, execution: ExecutionRecord) -> Execution:
-        duration = None
-        if execution.started_at and execution.finished_at:
-            duration = round((execution.finished_at - execution.started_at).total_seconds(), 3)
+        duration = _seconds(execution.started_at, execution.finished_at)
         fields = _fields(execution, cls, skip={"steps"})
         return cls(duration_seconds=duration, steps=[Step.of(s) for s in execution.steps], **fields)
+
+
+def _seconds(started: datetime | None, finished: datetime | None) -> float | None:
+    """How long something took that has started and finished (None otherwise)."""
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds(), 3)
 
 
 def _fields(record: object, model: type[BaseModel], skip: set[str] = frozenset()) -> dict:  # type: ignore[type-arg, assignment]
@@ -502,9 +505,7 @@ class WorkflowExecution(BaseModel):
     def of(
         cls, run: WorkflowExecutionRecord, graph: list[GraphModel] | None = None
     ) -> WorkflowExecution:
-        duration = None
-        if run.started_at and run.finished_at:
-            duration = round((run.finished_at - run.started_at).total_seconds(), 3)
+        duration = _seconds(run.started_at, run.finished_at)
         fields = _fields(run, cls, skip={"executions", "models"})
         return cls(
             duration_seconds=duration,

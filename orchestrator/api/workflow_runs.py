@@ -3,6 +3,7 @@ one with its jobs' executions and its models' lineage, cancel, preview a model."
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
@@ -11,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from flowforge.errors import NotFound
 from flowforge.specs.gold import parse_workflow_gold_spec
 from flowforge.tables import TableRef
+from flowforge.v1 import gold_pb2
 from orchestrator.api.context import ApiContext, Context, ExecutionId, WorkflowId, ids
 from orchestrator.api.outputs import Rows, Target, preview
 from orchestrator.api.schemas import (
@@ -84,11 +86,19 @@ def graph_of(ctx: ApiContext, workflow_id: str) -> list[GraphModel]:
     spec = workflow.workflow_gold_spec()
     if spec is None:
         return []
-    gold = parse_workflow_gold_spec(spec, workflow.id, [j.id for j in workflow.jobs])
-    return [
+    jobs = tuple(j.id for j in workflow.jobs)
+    return list(_graph(workflow.id, jobs, spec.SerializeToString(deterministic=True)))
+
+
+@functools.lru_cache(maxsize=64)
+def _graph(workflow_id: str, jobs: tuple[str, ...], spec: bytes) -> tuple[GraphModel, ...]:
+    """Parsed once per workflow definition: a run's page asks again every few seconds."""
+    message = gold_pb2.WorkflowGoldSpec.FromString(spec)
+    gold = parse_workflow_gold_spec(message, workflow_id, list(jobs))
+    return tuple(
         GraphModel(name=m.name, jobs=m.jobs, models=m.models, dimensions=m.dimensions)
         for m in gold.models
-    ]
+    )
 
 
 @router.post("/api/workflow-executions/{execution_id}/cancel", response_model=WorkflowExecution)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from flowforge.errors import Conflict, InvalidArgument, NotFound
 from flowforge.ids import new_run_id
+from flowforge.tables import TableRef
 from orchestrator.store.database import reconnecting
 from orchestrator.store.models import (
     ACTIVE,
@@ -123,12 +124,12 @@ class WorkflowRunRecords:
                     WorkflowExecutionRow.status.in_(_ACTIVE),
                 )
             )
-            return self._record(session, row) if row is not None else None
+            return self._records(session, [row])[0] if row is not None else None
 
     @reconnecting
     def get_workflow_execution(self, run_id: str) -> WorkflowExecutionRecord:
         with self._session() as session:
-            return self._record(session, self._workflow_row(session, run_id))
+            return self._records(session, [self._workflow_row(session, run_id)])[0]
 
     @reconnecting
     def list_workflow_executions(
@@ -142,8 +143,7 @@ class WorkflowRunRecords:
             WorkflowExecutionRow.created_at.desc(), WorkflowExecutionRow.id.desc()
         )
         with self._session() as session:
-            rows = list(session.scalars(query.limit(limit).offset(offset)))
-            return [self._record(session, r) for r in rows]
+            return self._records(session, list(session.scalars(query.limit(limit).offset(offset))))
 
     @reconnecting
     def start_workflow_execution(self, run_id: str, flow_run_id: str | None = None) -> None:
@@ -182,7 +182,7 @@ class WorkflowRunRecords:
                     )
                 )
             )
-            return [self._record(session, r) for r in rows]
+            return self._records(session, rows)
 
     @reconnecting
     def record_workflow_models(
@@ -197,8 +197,9 @@ class WorkflowRunRecords:
     def finish_workflow_execution(
         self, run_id: str, status: ExecutionStatus, error: str | None = None
     ) -> bool:
-        """Ends a workflow execution unless it already ended (the first ending wins);
-        its jobs' executions that are still PENDING end with it (a cancel, a crash)."""
+        """Ends a workflow execution unless it already ended (the first ending wins, e.g. a
+        cancel that raced the flow's own end); False when it had already ended. Its jobs'
+        executions are ended by the caller (each has its own flow run to stop)."""
         with self._session() as session:
             decided = session.execute(
                 update(WorkflowExecutionRow)
@@ -211,12 +212,15 @@ class WorkflowRunRecords:
 
     @reconnecting
     def recorded_workflow_versions(self, table: str) -> set[int]:
-        """Every version of a workflow model's `table` a workflow execution committed."""
-        workflow_id = table.split("/")[1] if table.count("/") >= 3 else ""
+        """Every version of a workflow model's `table` a workflow execution committed
+        (none for any other table)."""
+        ref = TableRef(table)
+        if ref.kind != "workflow model":
+            return set()
         with self._session() as session:
             found = session.scalars(
                 select(WorkflowExecutionRow.models).where(
-                    WorkflowExecutionRow.workflow_id == workflow_id
+                    WorkflowExecutionRow.workflow_id == ref.workflow_id
                 )
             )
             return {
@@ -234,10 +238,17 @@ class WorkflowRunRecords:
         return row
 
     @staticmethod
-    def _record(session: Session, row: WorkflowExecutionRow) -> WorkflowExecutionRecord:
-        children = session.scalars(
-            select(ExecutionRow)
-            .where(ExecutionRow.workflow_execution_id == row.id)
-            .options(selectinload(ExecutionRow.steps))
-        )
-        return WorkflowExecutionRecord.of(row, [ExecutionRecord.of(c) for c in children])
+    def _records(
+        session: Session, rows: list[WorkflowExecutionRow]
+    ) -> list[WorkflowExecutionRecord]:
+        """The rows with their jobs' executions, read in one query for all of them."""
+        children: dict[str, list[ExecutionRecord]] = {row.id: [] for row in rows}
+        if children:
+            found = session.scalars(
+                select(ExecutionRow)
+                .where(ExecutionRow.workflow_execution_id.in_(list(children)))
+                .options(selectinload(ExecutionRow.steps))
+            )
+            for child in found:
+                children[str(child.workflow_execution_id)].append(ExecutionRecord.of(child))
+        return [WorkflowExecutionRecord.of(row, children[row.id]) for row in rows]

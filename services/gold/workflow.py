@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from flowforge import tables
 from flowforge.errors import InvalidArgument
 from flowforge.layout import JobKey
-from flowforge.reports import Column, DataObject, InputVersion, LayerReport, ModelOutput
+from flowforge.reports import DataObject, InputVersion, LayerReport, ModelOutput
 from flowforge.runtime import Deadline
 from flowforge.settings import Settings
 from flowforge.specs.gold import GOLD_SCHEMA, SILVER_SCHEMA, WorkflowGold, WorkflowModel
 from flowforge.storage import ObjectStore
 from flowforge.tables import TableRef
+from services.gold.build import model_output
 from services.gold.commit import (
-    Part,
     Staged,
     commit_build,
     commit_key,
@@ -38,7 +38,6 @@ from services.gold.commit import (
     new_part,
     replay,
 )
-from services.gold.engine import ModelRun, bounded_rows
 from services.gold.guard import check_model_sql
 from services.gold.inputs import TableInput, resolve
 from services.gold.sandbox import BuildJob, Sandbox
@@ -149,10 +148,10 @@ def build_workflow(
                 outputs.append(skipped_output(model, skipped[model.name]))
                 continue
             lineage[model.name] = inputs_of(model, silver, dimensions, lineage, version, plan)
-            outputs.append(
-                built_output(runs[model.name], parts[model.name], version[model.name], model)
-            )
-            outputs[-1].inputs = lineage[model.name]
+            output = model_output(runs[model.name], parts[model.name], version[model.name], [])
+            output.status, output.depends_on = BUILT, model.models
+            output.inputs = lineage[model.name]
+            outputs.append(output)
         first = next(m for m in outputs if m.status == BUILT)
         built = [m for m in outputs if m.status == BUILT]
         return report.model_copy(
@@ -220,22 +219,6 @@ def inputs_of(
     for item in found:
         unique.setdefault((item.table, item.version), item)
     return list(unique.values())
-
-
-def built_output(run: ModelRun, part: Part, version: int, model: WorkflowModel) -> ModelOutput:
-    return ModelOutput(
-        name=run.name,
-        key=run.key,
-        rows=run.rows,
-        size_bytes=run.size_bytes,
-        columns=[Column(name=n, type=t) for n, t in run.columns],
-        preview_json="[" + ",".join(bounded_rows(run.preview_rows)) + "]",
-        table=part.ref.path,
-        version=version,
-        status=BUILT,
-        depends_on=model.models,
-        seconds=round(run.seconds, 3),
-    )
 
 
 def skipped_output(model: WorkflowModel, reason: str) -> ModelOutput:
