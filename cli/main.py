@@ -348,11 +348,20 @@ def run(
 
     Triggers the Prefect deployment when PREFECT_API_URL is set, else runs in this process."""
     if job is None:
-        if files or forget or from_layer != "bronze":
-            raise _fail(
-                FlowForgeError("FILES, --forget and --from-layer need --job: they are one job's")
-            )
-        _run_workflow(workflow, [j for j in (jobs or "").split(",") if j], full_refresh)
+        from flowforge.ids import validate_id
+
+        chosen = [j.strip() for j in (jobs or "").split(",") if j.strip()]
+        try:  # refused before anything is contacted or written
+            if files or forget or from_layer != "bronze":
+                raise FlowForgeError(
+                    "FILES, --forget and --from-layer need --job: they are one job's"
+                )
+            validate_id(workflow, "workflow_id")
+            for i, name in enumerate(chosen):
+                validate_id(name, f"jobs[{i}]")
+        except FlowForgeError as exc:
+            raise _fail(exc) from None
+        _run_workflow(workflow, chosen, full_refresh)
         return
     if jobs is not None:
         raise _fail(FlowForgeError("--jobs is for a whole workflow run: leave out --job"))

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from flowforge.errors import Conflict, InvalidArgument, NotFound
-from flowforge.ids import new_run_id
+from flowforge.ids import new_run_id, validate_id
 from flowforge.tables import TableRef
 from orchestrator.store.database import reconnecting
 from orchestrator.store.models import (
@@ -57,7 +57,9 @@ class WorkflowRunRecords:
         workflow's jobs when empty). Conflict when the workflow or one of the jobs runs."""
         with self._session() as session:
             workflow = session.get(
-                WorkflowRow, workflow_id, options=[selectinload(WorkflowRow.jobs)]
+                WorkflowRow,
+                validate_id(workflow_id, "workflow_id"),
+                options=[selectinload(WorkflowRow.jobs)],
             )
             if workflow is None:
                 raise NotFound(f"workflow {workflow_id!r} does not exist")

@@ -87,5 +87,10 @@ def test_run_a_whole_workflow_over_http(api: Api, sample_workflow: Workflow) -> 
     assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
     unknown = api.client.post(f"/api/workflows/{workflow.id}/executions", json={"jobs": ["x"]})
     assert unknown.status_code == 400 and "'x'" in unknown.json()["error"]["message"]
+    bad = api.client.post(f"/api/workflows/{workflow.id}/executions", json={"jobs": ["../x"]})
+    assert bad.status_code == 400 and "jobs[0] '../x' is not a valid ID" in bad.text
+    absent = api.client.get("/api/workflow-executions/20260101T000000Z-00000000")
+    assert absent.status_code == 404 and "does not exist" in absent.json()["error"]["message"]
     ended = api.client.post(f"/api/workflow-executions/{run_id}/cancel")
     assert ended.status_code == 409 and "COMPLETED" in ended.json()["error"]["message"]
+    assert api.client.get(f"/api/workflow-executions/{run_id}").status_code == 200  # serving

@@ -366,6 +366,14 @@ def test_run_refuses_bad_ids_before_touching_anything(tmp_path: Path) -> None:
     assert bad.output.startswith("error: job.workflow_id '../etc' is not a valid ID")
     layer = runner.invoke(app, ["run", "-w", "w", "-j", "j", "--from-layer", "platinum"], env=env)
     assert layer.exit_code == 1 and "from_layer 'platinum' is not one of" in layer.output
+    # A whole workflow run (no --job): its ids, and options that are one job's.
+    whole = runner.invoke(app, ["run", "-w", "w", "--jobs", "orders,../x"], env=env)
+    assert whole.exit_code == 1
+    assert whole.output.startswith("error: jobs[1] '../x' is not a valid ID")
+    files = runner.invoke(app, ["run", "-w", "w", str(tmp_path / "a.csv")], env=env)
+    assert files.exit_code == 1 and "FILES, --forget and --from-layer need --job" in files.output
+    both = runner.invoke(app, ["run", "-w", "w", "-j", "j", "--jobs", "a"], env=env)
+    assert both.exit_code == 1 and "--jobs is for a whole workflow run" in both.output
     assert not (tmp_path / "state").exists()  # no store was opened
 
 
